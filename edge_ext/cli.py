@@ -1,0 +1,126 @@
+"""The `edge-ext` command."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from edge_ext.config import ConfigInvalid, load_config
+
+
+def _load(path: str):
+    try:
+        return load_config(path)
+    except ConfigInvalid as exc:
+        print(f"edge-ext: invalid config {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args) -> int:
+    config = _load(args.file)
+    print(f"{args.file}: OK ({len(config.providers)} providers, {config.processor.worker_count()} workers)")
+    return 0
+
+
+def cmd_envoy_config(args) -> int:
+    from edge_ext.envoy_config.render import render_yaml
+
+    text = render_yaml(_load(args.file))
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _run_edge(args, *, with_envoy: bool) -> int:
+    from edge_ext import edge
+    from edge_ext.logs import setup_logging
+
+    setup_logging()
+    runtime = edge.runtime_dir()
+    metrics_dir = runtime / "metrics"
+    metrics_dir.mkdir()
+    try:
+        config = _load(args.config or str(edge.DEFAULT_CONFIG))
+        if args.workers:
+            config = config.model_copy(update={"processor": config.processor.model_copy(update={"workers": args.workers})})
+        if with_envoy and not args.config:
+            plan = edge.demo_plan(config, runtime)
+        else:
+            mocks = edge.loopback_mocks(config) if getattr(args, "with_mock", False) else ()
+            plan = edge.Plan(config, edge.write_config(config, runtime), mocks, None)
+        if plan.banner:
+            print(plan.banner, flush=True)
+        edge.start_metrics_server(plan.config, metrics_dir)
+        sup = edge.build(plan, runtime, with_envoy=with_envoy, metrics_dir=metrics_dir)
+        c = plan.config
+
+        def announce() -> None:
+            what = f"http://{c.listen.host}:{c.listen.port}" if with_envoy else c.processor.address
+            metrics = f"http://{c.metrics.host}:{c.metrics.port}/metrics" if c.metrics.enabled else "off"
+            print(f"edge-ext: serving on {what} with {c.processor.worker_count()} workers; metrics {metrics}", flush=True)
+
+        return sup.run(ready_hook=announce)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def cmd_up(args) -> int:
+    return _run_edge(args, with_envoy=True)
+
+
+def cmd_serve(args) -> int:
+    if not args.config:
+        print("edge-ext serve: --config is required", file=sys.stderr)
+        return 2
+    return _run_edge(args, with_envoy=False)
+
+
+def cmd_mock_provider(args) -> int:
+    from edge_ext.mock.server import main as mock_main
+
+    return mock_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-ext", description="LLM gateway policy engine for Envoy")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a config file and print every problem")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("envoy-config", help="render the Envoy bootstrap for a config")
+    p.add_argument("file")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_envoy_config)
+
+    for name, func, text in (
+        ("up", cmd_up, "run Envoy and the processor workers in the foreground"),
+        ("serve", cmd_serve, "run only the processor workers (Envoy runs elsewhere)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", help="config file (up: default is the bundled demo config)")
+        p.add_argument("--workers", type=int, help="override processor.workers")
+        if name == "up":
+            p.add_argument("--with-mock", action="store_true", help="start mock providers on loopback base_urls")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("mock-provider", help="run the bundled mock OpenAI/Anthropic server", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_mock_provider)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The configuration schema: frozen pydantic models, unknown keys rejected.
+
+Every key is documented in docs/configuration.md; defaults are chosen so that the minimal
+config in the README works as is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 10000
+
+
+ProviderKind = Literal["openai", "openai_compatible", "anthropic", "azure_openai"]
+
+
+class Provider(Strict):
+    name: Annotated[str, Field(pattern=_NAME)]
+    kind: ProviderKind
+    base_url: str
+    # Keys come from the environment or a file, never from the config text.
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    models: tuple[str, ...] = ()
+    # Public model name -> model name the provider knows it by.
+    model_map: dict[str, str] = Field(default_factory=dict)
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _key_source(self) -> "Provider":
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("set api_key_env or api_key_file, not both")
+        if not self.models and not self.model_map:
+            raise ValueError("list at least one model under models or model_map")
+        return self
+
+    @property
+    def url(self):
+        return urlsplit(self.base_url)
+
+    @property
+    def tls(self) -> bool:
+        return self.url.scheme == "https"
+
+    @property
+    def host(self) -> str:
+        return self.url.hostname or ""
+
+    @property
+    def port(self) -> int:
+        return self.url.port or (443 if self.tls else 80)
+
+    @property
+    def path_prefix(self) -> str:
+        return self.url.path.rstrip("/")
+
+    @property
+    def cluster(self) -> str:
+        return f"provider_{self.name}"
+
+    def public_models(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.models, *self.model_map)))
+
+    def upstream_model(self, public: str) -> str:
+        return self.model_map.get(public, public)
+
+    def read_key(self) -> str | None:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        if self.api_key_file:
+            try:
+                with open(self.api_key_file, encoding="utf-8") as fh:
+                    return fh.read().strip() or None
+            except OSError:
+                return None
+        return None
+
+
+class Processor(Strict):
+    # "auto" = one worker per core.
+    workers: int | Literal["auto"] = "auto"
+    # unix:DIR puts worker N on DIR/worker-N.sock; HOST:PORT puts worker N on PORT+N.
+    address: str = "unix:/tmp/edge-ext"
+    # Envoy's per-message deadline; kept above a cold Redis round trip on a busy box.
+    message_timeout_ms: Annotated[int, Field(ge=10, le=60000)] = 500
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
+    # Fail closed: without the processor no provider is chosen and no credential is swapped.
+    status_on_error: Annotated[int, Field(ge=400, le=599)] = 503
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value.startswith("unix:"):
+            if not value[5:].startswith("/"):
+                raise ValueError("unix: address needs an absolute directory, e.g. unix:/run/edge-ext")
+            return value
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}", value):
+            raise ValueError("must be unix:/DIR or HOST:PORT")
+        return value
+
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else max(1, int(self.workers))
+
+    @property
+    def is_unix(self) -> bool:
+        return self.address.startswith("unix:")
+
+    def worker_address(self, index: int) -> str:
+        """gRPC bind/target string of worker ``index``."""
+        if self.is_unix:
+            return f"unix:{self.address[5:].rstrip('/')}/worker-{index}.sock"
+        host, _, port = self.address.rpartition(":")
+        return f"{host}:{int(port) + index}"
+
+
+class Metrics(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9464
+
+
+class EnvoyAdmin(Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9901
+
+
+class EnvoySettings(Strict):
+    admin: EnvoyAdmin = EnvoyAdmin()
+    access_log: bool = True
+    concurrency: Annotated[int, Field(ge=0, le=256)] = 0
+
+
+class Config(Strict):
+    listen: Listen = Listen()
+    providers: tuple[Provider, ...]
+    processor: Processor = Processor()
+    metrics: Metrics = Metrics()
+    envoy: EnvoySettings = EnvoySettings()
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Config":
+        names = [p.name for p in self.providers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"provider names must be unique: {sorted(dup)}")
+        if not self.providers:
+            raise ValueError("configure at least one provider")
+        return self

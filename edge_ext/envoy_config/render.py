@@ -1,0 +1,161 @@
+"""Render Envoy's bootstrap from the edge-ext config: the template plus generated clusters."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+from edge_ext.config.models import Config, Provider
+
+TEMPLATE = Path(__file__).with_name("template.yaml")
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+PROCESSOR_CLUSTER = "edge_ext_processor"
+
+# Access log fields: ids, routing and timing only. Never headers or bodies (keys, prompts).
+ACCESS_LOG_FORMAT = {
+    "time": "%START_TIME%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "status": "%RESPONSE_CODE%",
+    "details": "%RESPONSE_CODE_DETAILS%",
+    "flags": "%RESPONSE_FLAGS%",
+    "provider": "%DYNAMIC_METADATA(edge_ext:provider)%",
+    "model": "%DYNAMIC_METADATA(edge_ext:model)%",
+    "upstream": "%UPSTREAM_HOST%",
+    "bytes_in": "%BYTES_RECEIVED%",
+    "bytes_out": "%BYTES_SENT%",
+    "duration_ms": "%DURATION%",
+    "upstream_ms": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+}
+
+
+def _error_mapper(filter_: dict[str, Any], error_type: str) -> dict[str, Any]:
+    # Envoy's own local replies (413, processor down, no upstream) get an OpenAI-style body.
+    # Replies the processor sends carry edge_ext.reply metadata and keep their own body.
+    not_ours = {
+        "metadata_filter": {
+            "matcher": {"filter": "edge_ext", "path": [{"key": "reply"}], "value": {"string_match": {"exact": "-"}}},
+            "match_if_key_not_found": True,
+        }
+    }
+    return {
+        "filter": {"and_filter": {"filters": [filter_, not_ours]}},
+        "body_format_override": {
+            "json_format": {
+                "error": {
+                    "message": "%LOCAL_REPLY_BODY%",
+                    "type": error_type,
+                    "param": None,
+                    "code": "%RESPONSE_CODE_DETAILS%",
+                }
+            }
+        },
+    }
+
+
+def _status(op: str, value: int) -> dict[str, Any]:
+    return {"status_code_filter": {"comparison": {"op": op, "value": {"default_value": value, "runtime_key": f"edge_ext.local_reply.{op}.{value}"}}}}
+
+
+def _endpoint_address(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def provider_cluster(p: Provider) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": p.cluster,
+        "type": "STATIC" if _is_ip(p.host) else "LOGICAL_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": f"{p.connect_timeout_s}s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": {
+            "cluster_name": p.cluster,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        # hostname feeds auto_host_rewrite: the provider sees its own Host.
+                        {"endpoint": {"address": _endpoint_address(p.host, p.port), "hostname": p.url.netloc}}
+                    ]
+                }
+            ],
+        },
+    }
+    if p.tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": p.host,
+                "common_tls_context": {
+                    "validation_context": {
+                        "trusted_ca": {"filename": CA_BUNDLE},
+                        "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": p.host}}],
+                    }
+                },
+            },
+        }
+    return cluster
+
+
+def processor_endpoints(config: Config) -> list[dict[str, Any]]:
+    endpoints = []
+    for index in range(config.processor.worker_count()):
+        address = config.processor.worker_address(index)
+        if address.startswith("unix:"):
+            endpoints.append({"endpoint": {"address": {"pipe": {"path": address[5:]}}}})
+        else:
+            host, _, port = address.rpartition(":")
+            endpoints.append({"endpoint": {"address": _endpoint_address(host.strip("[]"), int(port))}})
+    return endpoints
+
+
+def render(config: Config) -> dict[str, Any]:
+    values = {
+        "admin_host": config.envoy.admin.host,
+        "admin_port": config.envoy.admin.port,
+        "listen_host": config.listen.host,
+        "listen_port": config.listen.port,
+        "buffer_limit": config.processor.max_body_bytes + 64 * 1024,
+        "status_on_error": config.processor.status_on_error,
+        "message_timeout": f"{config.processor.message_timeout_ms / 1000}s",
+        "route_timeout": f"{max(p.timeout_s for p in config.providers)}s",
+    }
+    bootstrap = yaml.safe_load(Template(TEMPLATE.read_text()).substitute(values))
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["local_reply_config"]["mappers"] = [
+        _error_mapper(_status("EQ", 413), "invalid_request_error"),
+        _error_mapper(_status("EQ", 429), "rate_limit_error"),
+        _error_mapper(_status("GE", 400), "api_error"),
+    ]
+    if config.envoy.access_log:
+        hcm["access_log"] = [
+            {
+                "name": "envoy.access_loggers.stdout",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
+                    "log_format": {"json_format": ACCESS_LOG_FORMAT},
+                },
+            }
+        ]
+    clusters = bootstrap["static_resources"]["clusters"]
+    clusters[0]["load_assignment"]["endpoints"][0]["lb_endpoints"] = processor_endpoints(config)
+    clusters.extend(provider_cluster(p) for p in config.providers)
+    return bootstrap
+
+
+def render_yaml(config: Config) -> str:
+    header = "# Rendered by `edge-ext envoy-config`; edit the edge-ext config, not this file.\n"
+    return header + yaml.safe_dump(render(config), sort_keys=False, default_flow_style=False, width=120)

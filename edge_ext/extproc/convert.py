@@ -1,0 +1,85 @@
+"""Decisions -> ProcessingResponse protos, and proto header maps -> plain dicts."""
+
+from __future__ import annotations
+
+from google.protobuf import struct_pb2
+
+from edge_ext.extproc.pb import ext_proc_pb2 as pb
+from edge_ext.policy.decisions import Continue, Respond, ResponseMode
+
+_OVERWRITE = pb.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_MODE = {
+    ResponseMode.NONE: pb.ProcessingMode.NONE,
+    ResponseMode.BUFFERED: pb.ProcessingMode.BUFFERED,
+    ResponseMode.STREAMED: pb.ProcessingMode.STREAMED,
+}
+METADATA_NAMESPACE = "edge_ext"
+
+
+def header_dict(header_map: pb.HeaderMap) -> dict[str, str]:
+    # Envoy 1.40 sends values in raw_value (bytes) and leaves value empty.
+    return {h.key: (h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value) for h in header_map.headers}
+
+
+def _mutation(set_headers, remove_headers) -> pb.HeaderMutation:
+    mutation = pb.HeaderMutation(remove_headers=remove_headers)
+    for key, value in set_headers:
+        # Only raw_value: setting value and raw_value together makes Envoy answer 500.
+        mutation.set_headers.add(header=pb.HeaderValue(key=key, raw_value=value.encode()), append_action=_OVERWRITE)
+    return mutation
+
+
+def _metadata(values: dict[str, str]) -> struct_pb2.Struct:
+    md = struct_pb2.Struct()
+    md.get_or_create_struct(METADATA_NAMESPACE).update(values)
+    return md
+
+
+def common_response(decision: Continue) -> pb.CommonResponse:
+    common = pb.CommonResponse()
+    set_headers = decision.set_headers
+    if decision.body is not None:
+        # With request headers SEND and the body BUFFERED, content-length is ours to fix.
+        set_headers = (*set_headers, ("content-length", str(len(decision.body))))
+        common.body_mutation.body = decision.body
+    if set_headers or decision.remove_headers:
+        common.header_mutation.CopyFrom(_mutation(set_headers, decision.remove_headers))
+    # Envoy ignores clear_route_cache unless the same reply mutates a header.
+    common.clear_route_cache = decision.clear_route_cache and bool(set_headers or decision.remove_headers)
+    return common
+
+
+def continue_response(phase: str, decision: Continue) -> pb.ProcessingResponse:
+    """``phase`` is the ProcessingResponse oneof field name, e.g. 'request_body'."""
+    response = pb.ProcessingResponse()
+    if decision == _EMPTY:
+        getattr(response, phase).SetInParent()
+        return response
+    getattr(response, phase).response.CopyFrom(common_response(decision))
+    if decision.metadata:
+        response.dynamic_metadata.CopyFrom(_metadata(decision.metadata))
+    if decision.response_mode is not None:
+        response.mode_override.response_body_mode = _MODE[decision.response_mode]
+    return response
+
+
+def immediate_response(decision: Respond) -> pb.ProcessingResponse:
+    response = pb.ProcessingResponse()
+    ir = response.immediate_response
+    ir.status.code = decision.status
+    ir.body = decision.body
+    ir.details = decision.details
+    if decision.headers:
+        ir.headers.CopyFrom(_mutation(decision.headers, ()))
+    # Marks the local reply as ours, so Envoy's local_reply_config leaves its body alone.
+    response.dynamic_metadata.CopyFrom(_metadata({"reply": "edge_ext"}))
+    return response
+
+
+_EMPTY = Continue()
+
+
+def to_response(phase: str, decision: Continue | Respond) -> pb.ProcessingResponse:
+    if isinstance(decision, Respond):
+        return immediate_response(decision)
+    return continue_response(phase, decision)

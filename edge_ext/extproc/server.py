@@ -1,0 +1,71 @@
+"""Build and run one processor worker: ext_proc, gRPC health and admin on one grpc.aio server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from edge_ext.admin.pb import admin_pb2_grpc
+from edge_ext.admin.service import AdminService
+from edge_ext.config.models import Config
+from edge_ext.extproc.pb import service_pb2_grpc
+from edge_ext.extproc.servicer import ExternalProcessor
+from edge_ext.wiring import build_worker
+
+log = logging.getLogger("edge_ext.worker")
+
+EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+
+
+def grpc_options(config: Config) -> list[tuple[str, int]]:
+    # gRPC Python refuses messages over 4 MiB by default; a BUFFERED body arrives whole.
+    limit = config.processor.max_body_bytes + 1024 * 1024
+    return [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        # Envoy keeps one long-lived HTTP/2 connection per worker; many streams share it.
+        ("grpc.max_concurrent_streams", 10000),
+    ]
+
+
+async def build_server(config: Config, index: int, address: str) -> tuple[grpc.aio.Server, health.HealthServicer]:
+    deps = build_worker(config)
+    server = grpc.aio.server(options=grpc_options(config))
+    service_pb2_grpc.add_ExternalProcessorServicer_to_server(
+        ExternalProcessor(deps.policy, deps.metrics, deps.clock), server
+    )
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if address.startswith("unix:"):
+        sock = Path(address[5:])
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        sock.unlink(missing_ok=True)
+    if server.add_insecure_port(address) == 0 and not address.startswith("unix:"):
+        raise OSError(f"cannot listen on {address}")
+    await server.start()
+    for name in ("", EXT_PROC_SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, health_servicer
+
+
+async def serve_worker(config: Config, index: int, grace_s: float = 5.0) -> None:
+    address = config.processor.worker_address(index)
+    server, health_servicer = await build_server(config, index, address)
+    log.info("worker %d (pid %d) listening on %s", index, os.getpid(), address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Drain: report NOT_SERVING so Envoy's health check moves new streams away, then let
+    # open streams finish within the grace period.
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace_s)
+    log.info("worker %d stopped", index)

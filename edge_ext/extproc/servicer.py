@@ -1,0 +1,61 @@
+"""The thin gRPC side: one ext_proc stream in, policy decisions out as ProcessingResponses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+
+from edge_ext.extproc.convert import header_dict, to_response
+from edge_ext.extproc.pb import ext_proc_pb2 as pb
+from edge_ext.extproc.pb import service_pb2_grpc
+from edge_ext.metrics import WorkerMetrics
+from edge_ext.policy.engine import Policy
+
+log = logging.getLogger("edge_ext.extproc")
+
+
+def _status_of(headers: dict[str, str]) -> int:
+    try:
+        return int(headers.get(":status", "0"))
+    except ValueError:
+        return 0
+
+
+class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
+    def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float]):
+        self._policy = policy
+        self._metrics = metrics
+        self._clock = clock
+
+    async def Process(
+        self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ProcessingResponse]:
+        policy, metrics, clock = self._policy, self._metrics, self._clock
+        st = policy.new_stream()
+        metrics.streams.inc()
+        async for request in request_iterator:
+            started = clock()
+            phase = request.WhichOneof("request")
+            if phase == "request_headers":
+                msg = request.request_headers
+                decision = policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
+            elif phase == "request_body":
+                decision = policy.on_request_body(st, request.request_body.body)
+            elif phase == "response_headers":
+                headers = header_dict(request.response_headers.headers)
+                decision = policy.on_response_headers(st, _status_of(headers), headers)
+            elif phase == "response_body":
+                msg = request.response_body
+                decision = policy.on_response_body(st, msg.body, msg.end_of_stream)
+            else:
+                # Trailers are never requested by our filter config; answer so Envoy is not stuck.
+                yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
+                continue
+            response = to_response(phase, decision)
+            metrics.observe_phase(phase, clock() - started)
+            yield response
+            if response.HasField("immediate_response"):
+                break
+        metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()

@@ -1,0 +1,39 @@
+"""Prometheus metrics of one worker process.
+
+Workers write to prometheus-client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR, set by
+the supervisor before any worker imports prometheus_client); the supervisor serves the sum of
+all workers on one endpoint, so a scrape sees the instance, not a random worker.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# Processor time per ext_proc message is tens of microseconds; buckets start well below 1 ms.
+_PHASE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        kw = {"registry": registry} if registry is not None else {}
+        self.streams = Counter("edge_ext_streams", "ext_proc streams opened by Envoy", **kw)
+        self.requests = Counter(
+            "edge_ext_requests",
+            "HTTP requests seen by the processor, by outcome (routed or an error code) and provider",
+            ["outcome", "provider"],
+            **kw,
+        )
+        self.phase_seconds = Histogram(
+            "edge_ext_processing_seconds",
+            "Processor time spent on one ext_proc message, by phase",
+            ["phase"],
+            buckets=_PHASE_BUCKETS,
+            **kw,
+        )
+        self._phase_children = {}
+
+    def observe_phase(self, phase: str, seconds: float) -> None:
+        child = self._phase_children.get(phase)
+        if child is None:
+            child = self._phase_children[phase] = self.phase_seconds.labels(phase=phase)
+        child.observe(seconds)

@@ -1,0 +1,44 @@
+"""What the policy tells the servicer to do with one ext_proc message. Plain data, no protos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class ResponseMode(Enum):
+    """How much of the response the processor still wants to see (sent as a mode override)."""
+
+    NONE = "none"  # nothing: Envoy streams the answer straight through
+    BUFFERED = "buffered"  # the whole body in one message
+    STREAMED = "streamed"  # every chunk as it arrives (SSE)
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    set_headers: Headers = ()
+    remove_headers: tuple[str, ...] = ()
+    # A replacement body; the servicer fixes content-length to match.
+    body: bytes | None = None
+    # Re-pick the route after set_headers changed the cluster header.
+    clear_route_cache: bool = False
+    # Written to Envoy's dynamic metadata (namespace edge_ext) for headers and access logs.
+    metadata: dict[str, str] = field(default_factory=dict)
+    response_mode: ResponseMode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Answer the client now; the upstream is never called."""
+
+    status: int
+    body: bytes
+    headers: Headers = ()
+    # Ends up in Envoy's %RESPONSE_CODE_DETAILS%; no spaces.
+    details: str = "edge_ext"
+
+
+CONTINUE = Continue()
+Decision = Continue | Respond

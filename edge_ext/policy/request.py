@@ -1,0 +1,32 @@
+"""Parse and sanity-check a chat request body before anything else looks at it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge_ext.errors import InvalidJSON, InvalidRequest
+from edge_ext.providers.base import ChatRequest
+
+
+def parse_chat(raw: bytes) -> ChatRequest:
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object")
+    try:
+        body: Any = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise InvalidJSON("the request body is not valid UTF-8") from exc
+    except ValueError as exc:
+        raise InvalidJSON(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    return ChatRequest(body=body, raw=raw, model=model, stream=stream)
