@@ -33,6 +33,7 @@ METADATA_NAMESPACE = "edge_ext"
 
 _PATHS = {
     "/v1/chat/completions": (Endpoint.CHAT, "POST"),
+    "/health": (Endpoint.HEALTH, None),
     "/health/ready": (Endpoint.HEALTH, None),
 }
 
@@ -79,6 +80,7 @@ class Policy:
         if endpoint is Endpoint.OTHER:
             raise UnsupportedPath(f"Unknown request URL: {st.method} {st.path}")
         if endpoint is Endpoint.HEALTH:
+            st.outcome = "health"
             return CONTINUE
         if method and st.method != method:
             raise MethodNotAllowed(f"{st.method} is not allowed on {st.path}; use {method}")

@@ -1,0 +1,85 @@
+import textwrap
+
+import pytest
+
+from edge_ext.config import ConfigInvalid, parse_config
+
+MINIMAL = """\
+listen: {host: 127.0.0.1, port: 10000}
+providers:
+  - name: openai-main
+    kind: openai
+    base_url: http://127.0.0.1:18080     # https://api.openai.com in real use
+    api_key_env: OPENAI_API_KEY
+    models: [gpt-4o-mini]
+"""
+
+
+def test_minimal_config_from_the_issue_works_as_is():
+    config = parse_config(MINIMAL)
+    provider = config.providers[0]
+    assert (config.listen.host, config.listen.port) == ("127.0.0.1", 10000)
+    assert provider.cluster == "provider_openai-main"
+    assert (provider.host, provider.port, provider.tls) == ("127.0.0.1", 18080, False)
+    assert config.processor.worker_count() >= 1
+    assert config.metrics.port == 9464
+
+
+def test_config_is_frozen():
+    config = parse_config(MINIMAL)
+    with pytest.raises(Exception):
+        config.listen.port = 1  # type: ignore[misc]
+
+
+BAD = [
+    pytest.param(MINIMAL + "colour: blue\n", "colour", 8, "unknown key", id="unknown-top-level-key"),
+    pytest.param(MINIMAL.replace("    models:", "    modles:"), "providers.0.modles", 7, "unknown key", id="typo-in-provider-key"),
+    pytest.param(MINIMAL.replace("kind: openai", "kind: gemini"), "providers.0.kind", 4, "Input should be", id="unknown-provider-kind"),
+    pytest.param(MINIMAL.replace("http://127.0.0.1:18080", "ftp://x"), "providers.0.base_url", 5, "http", id="non-http-base-url"),
+    pytest.param(MINIMAL.replace("port: 10000", "port: 70000"), "listen.port", 1, "less than or equal", id="port-out-of-range"),
+    pytest.param(MINIMAL.replace("name: openai-main", "name: Open AI"), "providers.0.name", 3, "pattern", id="provider-name-not-dns-safe"),
+    pytest.param(MINIMAL + "processor: {address: 'nowhere'}\n", "processor.address", 8, "unix:/DIR or HOST:PORT", id="bad-processor-address"),
+]
+
+
+@pytest.mark.parametrize("text, path, line, message", BAD)
+def test_bad_config_names_the_key_and_line(text, path, line, message):
+    with pytest.raises(ConfigInvalid) as info:
+        parse_config(text, "edge.yaml")
+    problems = info.value.problems
+    assert any(p.path == path and p.line == line and message in p.message for p in problems), problems
+
+
+def test_yaml_syntax_error_reports_line():
+    with pytest.raises(ConfigInvalid) as info:
+        parse_config("listen: {host: [\n", "edge.yaml")
+    assert info.value.problems[0].line is not None
+
+
+def test_duplicate_provider_names_rejected():
+    text = MINIMAL + textwrap.indent(MINIMAL.split("providers:\n", 1)[1], "")
+    with pytest.raises(ConfigInvalid, match="unique"):
+        parse_config(text)
+
+
+@pytest.mark.parametrize(
+    "address, index, expected",
+    [
+        ("unix:/run/edge-ext", 2, "unix:/run/edge-ext/worker-2.sock"),
+        ("127.0.0.1:50051", 0, "127.0.0.1:50051"),
+        ("127.0.0.1:50051", 3, "127.0.0.1:50054"),
+    ],
+    ids=["unix-socket-per-worker", "tcp-first-worker", "tcp-port-per-worker"],
+)
+def test_worker_addresses(address, index, expected):
+    config = parse_config(MINIMAL + f"processor: {{address: '{address}'}}\n")
+    assert config.processor.worker_address(index) == expected
+
+
+def test_provider_key_from_env_and_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    assert parse_config(MINIMAL).providers[0].read_key() == "sk-env"
+    key = tmp_path / "key"
+    key.write_text("sk-file\n")
+    config = parse_config(MINIMAL.replace("api_key_env: OPENAI_API_KEY", f"api_key_file: {key}"))
+    assert config.providers[0].read_key() == "sk-file"
