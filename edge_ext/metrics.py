@@ -15,7 +15,9 @@ _PHASE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 
 class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
-        kw = {"registry": registry} if registry is not None else {}
+        # A private registry: in multiprocess mode values go to the shared directory whatever
+        # the registry, and tests can build many workers in one process.
+        kw = {"registry": registry if registry is not None else CollectorRegistry()}
         self.streams = Counter("edge_ext_streams", "ext_proc streams opened by Envoy", **kw)
         self.requests = Counter(
             "edge_ext_requests",

@@ -1,0 +1,97 @@
+"""In-process gRPC: a real grpc.aio worker server, scripted ProcessingRequest sequences."""
+
+import json
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edge_ext.admin.pb import admin_pb2, admin_pb2_grpc
+from edge_ext.config import parse_config
+from edge_ext.extproc.pb import ext_proc_pb2 as pb
+from edge_ext.extproc.pb import service_pb2_grpc
+from edge_ext.extproc.server import build_server
+
+
+@pytest.fixture
+async def worker(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-provider")
+    config = parse_config(f"""
+processor: {{address: "unix:{tmp_path}", workers: 1, max_body_bytes: 4096}}
+providers:
+  - name: openai-main
+    kind: openai
+    base_url: http://127.0.0.1:18080
+    api_key_env: TEST_PROVIDER_KEY
+    models: [gpt-4o-mini]
+""")
+    address = config.processor.worker_address(0)
+    server, _ = await build_server(config, 0, address)
+    channel = grpc.aio.insecure_channel(address)
+    yield channel
+    await channel.close()
+    await server.stop(0)
+
+
+def headers_msg(path="/v1/chat/completions", method="POST", end_of_stream=False, **extra):
+    hm = pb.HeaderMap()
+    for key, value in {":method": method, ":path": path, "authorization": "Bearer client", **extra}.items():
+        hm.headers.add(key=key, raw_value=value.encode())
+    return pb.ProcessingRequest(request_headers=pb.HttpHeaders(headers=hm, end_of_stream=end_of_stream))
+
+
+def body_msg(body: bytes):
+    return pb.ProcessingRequest(request_body=pb.HttpBody(body=body, end_of_stream=True))
+
+
+async def exchange(channel, *messages):
+    stub = service_pb2_grpc.ExternalProcessorStub(channel)
+    call = stub.Process(iter(messages))
+    return [response async for response in call]
+
+
+async def test_routed_chat_request_takes_two_messages(worker):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    first, second = await exchange(worker, headers_msg(), body_msg(body))
+    assert first.WhichOneof("response") == "request_headers"
+    common = second.request_body.response
+    mutated = {o.header.key: o.header.raw_value.decode() for o in common.header_mutation.set_headers}
+    assert mutated["x-edge-cluster"] == "provider_openai-main"
+    assert mutated["authorization"] == "Bearer sk-provider"
+    assert common.clear_route_cache
+    assert second.dynamic_metadata["edge_ext"]["provider"] == "openai-main"
+
+
+@pytest.mark.parametrize(
+    "messages, status, code",
+    [
+        pytest.param([headers_msg(path="/nope")], 404, "unknown_url", id="unknown-path-answered-at-headers"),
+        pytest.param([headers_msg(), body_msg(b"{")], 400, "invalid_json", id="malformed-json"),
+        pytest.param(
+            [headers_msg(), body_msg(b'{"model":"x","messages":[{"role":"user","content":"a"}]}')],
+            404, "model_not_found", id="unknown-model",
+        ),
+        pytest.param([headers_msg(**{"content-length": "99999"})], 413, "request_too_large", id="declared-body-too-large"),
+    ],
+)
+async def test_errors_end_the_stream_with_an_immediate_response(worker, messages, status, code):
+    responses = await exchange(worker, *messages)
+    final = responses[-1].immediate_response
+    assert final.status.code == status
+    assert json.loads(final.body)["error"]["code"] == code
+    assert len(responses) == len(messages)
+
+
+async def test_health_service_reports_serving(worker):
+    stub = health_pb2_grpc.HealthStub(worker)
+    for service in ("", "envoy.service.ext_proc.v3.ExternalProcessor"):
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_admin_status_lists_providers(worker):
+    await exchange(worker, headers_msg(method="GET", path="/health/ready", end_of_stream=True))
+    reply = await admin_pb2_grpc.AdminStub(worker).GetStatus(admin_pb2.GetStatusRequest())
+    assert [p.name for p in reply.providers] == ["openai-main"]
+    assert reply.providers[0].circuit_state == "closed"
+    assert reply.streams_total >= 1
