@@ -1,0 +1,152 @@
+"""Helpers shared by the e2e tests and the benchmark: free ports, real processes, readiness."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 10):
+    """(status, headers, body) of one request; errors are answers too."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def wait_until(check, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not reached in {timeout}s (last error: {last})")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+    return proc.returncode
+
+
+@dataclass
+class MockProvider:
+    name: str
+    port: int
+    proc: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def requests(self) -> list[dict]:
+        return json.loads(http("GET", f"{self.url}/_mock/requests")[2])
+
+    def clear(self) -> None:
+        http("DELETE", f"{self.url}/_mock/requests")
+        http("DELETE", f"{self.url}/_mock/faults")
+
+    def faults(self, **spec) -> None:
+        status, _, body = http("POST", f"{self.url}/_mock/faults", json.dumps(spec).encode(), {"content-type": "application/json"})
+        assert status < 300, body
+
+
+def start_mock(name: str, *args: str) -> MockProvider:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge_ext.mock", "--port", str(port), "--name", name, *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mock = MockProvider(name, port, proc)
+    wait_until(lambda: http("GET", f"{mock.url}/_mock/health", timeout=1)[0] == 200, what=f"mock {name} up")
+    return mock
+
+
+@dataclass
+class Edge:
+    config_path: Path
+    port: int
+    admin_port: int
+    metrics_port: int
+    proc: subprocess.Popen
+    log_path: Path
+    socket_dir: Path
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def envoy_stat(self, name: str) -> int:
+        body = http("GET", f"{self.admin}/stats?filter=^{name}$&format=json")[2]
+        stats = json.loads(body).get("stats", [])
+        return int(stats[0]["value"]) if stats else 0
+
+
+def edge_config(tmp: Path, providers: list[dict], **sections) -> dict:
+    port, admin, metrics = free_port(), free_port(), free_port()
+    socket_dir = tmp / "sockets"
+    config = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "providers": providers,
+        "processor": {"address": f"unix:{socket_dir}", "workers": 2, **sections.pop("processor", {})},
+        "metrics": {"host": "127.0.0.1", "port": metrics},
+        "envoy": {"admin": {"host": "127.0.0.1", "port": admin}},
+        **sections,
+    }
+    return config
+
+
+def start_edge(tmp: Path, config: dict, env: dict | None = None, wait_ready: bool = True) -> Edge:
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "edge.yaml"
+    path.write_text(yaml.safe_dump(config))
+    log_path = tmp / "edge.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "edge_ext.cli", "up", "--config", str(path)],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    edge = Edge(path, config["listen"]["port"], config["envoy"]["admin"]["port"], config["metrics"]["port"], proc,
+                log_path, Path(config["processor"]["address"][5:]))
+    if wait_ready:
+        try:
+            wait_until(lambda: http("GET", f"{edge.url}/health/ready", timeout=1)[0] == 200, timeout=30, what="edge ready")
+        except TimeoutError:
+            stop(proc)
+            raise AssertionError("edge did not become ready:\n" + edge.log()) from None
+    return edge
