@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The one test command: builds .venv with edge-ext and its test extras if needed, then runs
+# the whole suite (unit, in-process gRPC, real Envoy e2e). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.edge-ext-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[test]'
+  touch "$stamp"
+fi
+
+set +e
+.venv/bin/python -m pytest "$@"
+code=$?
+set -e
+# pytest's 5 means "no tests collected": a run that tested nothing is a failure.
+if [ "$code" -eq 5 ]; then
+  echo "no tests were collected" >&2
+  exit 1
+fi
+exit "$code"
