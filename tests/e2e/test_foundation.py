@@ -9,6 +9,8 @@ import pytest
 
 from edge_ext.config import parse_config
 from edge_ext.envoy_config.render import render_yaml
+from edge_ext.extproc.pb import ext_proc_pb2 as pb
+from edge_ext.extproc.pb import service_pb2_grpc
 from tests.e2e.conftest import CLIENT_KEY, PROVIDER_KEY
 from tests.support import edge_config, http, stop, wait_until
 
@@ -167,3 +169,55 @@ def test_processor_down_fails_closed_with_json_503(tmp_path):
         assert http("GET", f"{url}/health/ready")[0] == 503
     finally:
         stop(envoy)
+
+
+class _SlowProcessor:
+    """A processor that never answers in time, to see what Envoy does at message_timeout."""
+
+    async def Process(self, request_iterator, context):
+        import asyncio
+
+        async for _ in request_iterator:
+            await asyncio.sleep(2)
+            yield pb.ProcessingResponse()
+
+
+async def test_processor_slower_than_message_timeout_gives_504_json(tmp_path):
+    import asyncio
+
+    import grpc
+
+    config = parse_config(json.dumps(edge_config(tmp_path, [
+        {"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9", "models": ["m"]}],
+        processor={"workers": 1, "message_timeout_ms": 100})))
+    server = grpc.aio.server()
+    service_pb2_grpc.add_ExternalProcessorServicer_to_server(_SlowProcessor(), server)
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    from grpc_health.v1 import health_pb2
+
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    await health_servicer.set("envoy.service.ext_proc.v3.ExternalProcessor", health_pb2.HealthCheckResponse.SERVING)
+    address = config.processor.worker_address(0)
+    os.makedirs(address[5:].rsplit("/", 1)[0], exist_ok=True)
+    server.add_insecure_port(address)
+    await server.start()
+    bootstrap = tmp_path / "envoy.yaml"
+    bootstrap.write_text(render_yaml(config))
+    from edge_ext.edge import envoy_binary
+
+    envoy = subprocess.Popen([envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "-l", "error"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{config.listen.port}"
+    try:
+        # Ready is itself a processor round trip: past the timeout once the worker is healthy.
+        await asyncio.to_thread(wait_until, lambda: http("GET", f"{url}/health/ready", timeout=1)[0] == 504)
+        status, hdrs, payload = await asyncio.to_thread(
+            http, "POST", f"{url}/v1/chat/completions", json.dumps(CHAT).encode(), {"content-type": "application/json"})
+        assert status == 504, payload
+        assert hdrs["content-type"] == "application/json"
+        assert json.loads(payload)["error"]["code"] == "ext_proc_error_per-message_timeout_exceeded"
+    finally:
+        stop(envoy)
+        await server.stop(0)
