@@ -162,7 +162,7 @@ async def test_openai_raw_sse_framing_without_usage(http):
         pytest.param({"max_tokens": 3}, "Mock reply to:", "length", 3, id="max_tokens-truncates-words"),
         pytest.param({"max_completion_tokens": 5}, "Mock reply to: Tell me", "length", 5,
                      id="max_completion_tokens-truncates-words"),
-        pytest.param({"stop": ["deterministic"]}, "Mock reply to: Tell me a story. This is a", "stop", 9,
+        pytest.param({"stop": ["deterministic"]}, "Mock reply to: Tell me a story. This is a", "stop", 10,
                      id="stop-sequence-cuts-before-match"),
         pytest.param({"stop": "story", "max_tokens": 100}, "Mock reply to: Tell me a", "stop", 6,
                      id="stop-string-within-budget"),
@@ -290,19 +290,30 @@ async def test_openai_injected_errors_map_to_sdk_exceptions(oai, headers, exc_ty
     assert set(err.response.json()["error"]) == {"message", "type", "param", "code"}
 
 
-@pytest.mark.parametrize(
-    ("api_key", "code"),
-    [pytest.param("sk-wrong-key-000000", "invalid_api_key", id="wrong-key"),
-     pytest.param("", None, id="empty-key")],
-)
-async def test_openai_bad_key_is_401(mock, api_key, code):
-    async with openai.AsyncOpenAI(base_url=mock.url + "/v1", api_key=api_key or "x", max_retries=0,
-                                  default_headers={"Authorization": ""} if not api_key else None) as client:
+async def test_openai_wrong_key_raises_authentication_error(mock):
+    async with openai.AsyncOpenAI(base_url=mock.url + "/v1", api_key="sk-wrong-key-000000", max_retries=0) as client:
         with pytest.raises(openai.AuthenticationError) as info:
             await client.chat.completions.create(model="gpt-4o", messages=user("hi"))
     assert info.value.status_code == 401
-    assert info.value.body["code"] == code
-    assert info.value.body["type"] == "invalid_request_error"
+    assert (info.value.body["type"], info.value.body["code"]) == ("invalid_request_error", "invalid_api_key")
+    assert "sk-wrong-key-000000" not in info.value.body["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        pytest.param({}, None, id="missing-authorization"),
+        pytest.param({"Authorization": f"Basic {OPENAI_KEY}"}, None, id="non-bearer-scheme"),
+        pytest.param({"Authorization": "Bearer sk-other-key-1234"}, "invalid_api_key", id="wrong-bearer"),
+        pytest.param({"api-key": OPENAI_KEY}, None, id="azure-header-on-openai-route"),
+    ],
+)
+async def test_openai_auth_rejections(http, headers, code):
+    async with http.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": user("hi")},
+                         headers=headers) as r:
+        assert r.status == 401
+        error = (await r.json())["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)
 
 
 @pytest.mark.parametrize(
@@ -370,13 +381,13 @@ async def test_azure_wrong_key_and_missing_api_version(mock, http):
 
 async def test_anthropic_json_message_shape_and_usage(claude):
     raw = await claude.messages.with_raw_response.create(
-        model="claude-sonnet-4-5", max_tokens=256, system="Be brief.", messages=user("Hello Claude")
+        model="claude-sonnet-4-6", max_tokens=256, system="Be brief.", messages=user("Hello Claude")
     )
-    message = raw.parse()
+    message = await raw.parse()
     assert raw.headers["request-id"].startswith("req_")
     assert raw.headers["x-mock-provider"] == "primary"
     assert message.id.startswith("msg_") and message.type == "message" and message.role == "assistant"
-    assert message.model == "claude-sonnet-4-5"
+    assert message.model == "claude-sonnet-4-6"
     assert [b.type for b in message.content] == ["text"]
     assert message.content[0].text == f"Mock reply to: Hello Claude. {TAIL}"
     assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
@@ -388,7 +399,7 @@ async def test_anthropic_json_message_shape_and_usage(claude):
 async def test_anthropic_stream_event_sequence(claude):
     events = []
     stream = await claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=256, messages=user("Stream it"), stream=True
+        model="claude-sonnet-4-6", max_tokens=256, messages=user("Stream it"), stream=True
     )
     async for event in stream:
         events.append(event)
@@ -431,7 +442,7 @@ async def test_anthropic_raw_sse_framing_includes_ping(http):
     ],
 )
 async def test_anthropic_stop_reasons(claude, kwargs, text, stop_reason, stop_sequence, output_tokens):
-    message = await claude.messages.create(model="claude-sonnet-4-5", messages=user("Tell me a story"), **kwargs)
+    message = await claude.messages.create(model="claude-sonnet-4-6", messages=user("Tell me a story"), **kwargs)
     assert message.content[0].text == text
     assert (message.stop_reason, message.stop_sequence) == (stop_reason, stop_sequence)
     assert message.usage.output_tokens == output_tokens
@@ -450,7 +461,7 @@ async def test_anthropic_stop_reasons(claude, kwargs, text, stop_reason, stop_se
 async def test_anthropic_tool_use(claude, tool_choice, text, expected_tool):
     extra = {} if tool_choice is None else {"tool_choice": tool_choice}
     message = await claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=256, messages=user(text), tools=CLAUDE_TOOLS, **extra
+        model="claude-sonnet-4-6", max_tokens=256, messages=user(text), tools=CLAUDE_TOOLS, **extra
     )
     if expected_tool is None:
         assert message.stop_reason == "end_turn" and message.content[0].type == "text"
@@ -464,7 +475,7 @@ async def test_anthropic_tool_use(claude, tool_choice, text, expected_tool):
 async def test_anthropic_streamed_tool_use_and_result_round_trip(claude):
     text = "use tool for the weather"
     async with claude.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=256, messages=user(text), tools=CLAUDE_TOOLS
+        model="claude-sonnet-4-6", max_tokens=256, messages=user(text), tools=CLAUDE_TOOLS
     ) as stream:
         final = await stream.get_final_message()
     (block,) = final.content
@@ -477,7 +488,7 @@ async def test_anthropic_streamed_tool_use_and_result_round_trip(claude):
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "Rainy, 12C"}]},
     ]
     answer = await claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=256, messages=follow_up, tools=CLAUDE_TOOLS
+        model="claude-sonnet-4-6", max_tokens=256, messages=follow_up, tools=CLAUDE_TOOLS
     )
     assert answer.content[0].text == f"Mock reply using tool result: Rainy, 12C. {TAIL}"
 
@@ -488,19 +499,19 @@ async def test_anthropic_image_and_cache_knobs(claude):
         {"type": "text", "text": "What is this"},
     ]
     message = await claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": content}],
+        model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": content}],
         extra_headers={"x-mock-cached-tokens": "40", "x-mock-cache-creation-tokens": "20",
                        "x-mock-reasoning-tokens": "5"},
     )
     # Whole prompt: 3 + 4 + 85 (image) + 3 words = 95, of which 40 read and 20 written to the cache.
     usage = message.usage
     assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (35, 40, 20)
-    assert usage.output_tokens == 11 + 5
+    assert usage.output_tokens == 12 + 5
     assert usage.output_tokens_details.thinking_tokens == 5
 
 
 async def test_anthropic_count_tokens(claude):
-    result = await claude.messages.count_tokens(model="claude-sonnet-4-5", messages=user("one two three"))
+    result = await claude.messages.count_tokens(model="claude-sonnet-4-6", messages=user("one two three"))
     assert result.input_tokens == 3 + 4 + 3
 
 
@@ -518,7 +529,7 @@ async def test_anthropic_count_tokens(claude):
 )
 async def test_anthropic_injected_errors_map_to_sdk_exceptions(claude, status, exc_type, error_type):
     with pytest.raises(exc_type) as info:
-        await claude.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=user("hi"),
+        await claude.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=user("hi"),
                                      extra_headers={"x-mock-status": str(status)})
     err = info.value
     assert err.status_code == status
@@ -529,14 +540,14 @@ async def test_anthropic_injected_errors_map_to_sdk_exceptions(claude, status, e
 
 
 async def test_anthropic_auth_accepts_x_api_key_and_bearer_but_not_wrong_key(mock, http):
-    body = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": user("hi")}
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": user("hi")}
     version = {"anthropic-version": "2023-06-01"}
     for auth in ({"x-api-key": ANTHROPIC_KEY}, {"Authorization": f"Bearer {ANTHROPIC_KEY}"}):
         async with http.post("/v1/messages", json=body, headers={**version, **auth}) as r:
             assert r.status == 200, auth
     async with anthropic.AsyncAnthropic(base_url=mock.url, api_key="sk-ant-wrong", max_retries=0) as client:
         with pytest.raises(anthropic.AuthenticationError) as info:
-            await client.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=user("hi"))
+            await client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=user("hi"))
     assert info.value.body["error"] == {"type": "authentication_error", "message": "invalid x-api-key"}
 
 
@@ -580,7 +591,7 @@ async def test_mid_stream_drop_raises_in_both_sdks(oai, claude):
     assert 0 < len(received) < 12
 
     stream = await claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=100, messages=user("hi"), stream=True,
+        model="claude-sonnet-4-6", max_tokens=100, messages=user("hi"), stream=True,
         extra_headers={"x-mock-drop": "mid-stream", "x-mock-drop-after": "5"},
     )
     events = []
@@ -600,12 +611,12 @@ async def test_connection_drops_on_json_requests(oai, mock, headers):
     with pytest.raises(openai.APIConnectionError):
         await oai.chat.completions.create(model="gpt-4o", messages=user("hi"), extra_headers=headers)
     (entry,) = mock.state.recorder.list()
-    assert entry["outcome"] == f"dropped-{headers['x-mock-drop']}".replace("mid-stream", "mid-stream")
+    assert entry["outcome"] == f"dropped-{headers['x-mock-drop']}"
 
 
 async def test_in_stream_error_events(oai, claude):
     stream = await claude.messages.create(
-        model="claude-sonnet-4-5", max_tokens=100, messages=user("hi"), stream=True,
+        model="claude-sonnet-4-6", max_tokens=100, messages=user("hi"), stream=True,
         extra_headers={"x-mock-stream-error": "529"},
     )
     with pytest.raises(anthropic.APIStatusError) as info:
@@ -658,12 +669,12 @@ async def test_scripted_faults_respect_path_and_until_cleared(oai, claude, http)
         assert r.status == 200
     for _ in range(3):
         with pytest.raises(anthropic.RateLimitError) as info:
-            await claude.messages.create(model="claude-sonnet-4-5", max_tokens=5, messages=user("hi"))
+            await claude.messages.create(model="claude-sonnet-4-6", max_tokens=5, messages=user("hi"))
         assert info.value.response.headers["retry-after"] == "3"
     await oai.chat.completions.create(model="gpt-4o", messages=user("hi"))  # other path unaffected
     async with http.delete("/_mock/faults") as r:
         assert (await r.json())["cleared"] == 1
-    await claude.messages.create(model="claude-sonnet-4-5", max_tokens=5, messages=user("hi"))
+    await claude.messages.create(model="claude-sonnet-4-6", max_tokens=5, messages=user("hi"))
 
 
 async def test_sdk_retries_through_scripted_rate_limits(mock, http):
@@ -754,5 +765,34 @@ async def test_any_key_accepted_when_no_key_configured():
                 anthropic.AsyncAnthropic(base_url=handle.url, api_key="anything", max_retries=0) as ac:
             raw = await oc.chat.completions.with_raw_response.create(model="gpt-4o", messages=user("hi"))
             assert raw.headers["x-mock-provider"] == "open"
-            message = await ac.messages.create(model="claude-sonnet-4-5", max_tokens=5, messages=user("hi"))
+            message = await ac.messages.create(model="claude-sonnet-4-6", max_tokens=5, messages=user("hi"))
             assert message.stop_reason == "max_tokens"
+
+
+async def test_anthropic_models_list_shares_path_with_openai(claude, oai):
+    page = await claude.models.list()
+    assert {m.id for m in page.data} >= {"claude-sonnet-4-6", "claude-haiku-4-5"}
+    assert all(m.type == "model" for m in page.data)
+    # Without anthropic-version the same path answers in OpenAI's list shape.
+    openai_models = (await oai.models.list()).data
+    assert {m.object for m in openai_models} == {"model"} and "gpt-4o" in {m.id for m in openai_models}
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "check"),
+    [
+        pytest.param("/v1/chat/completions", {}, lambda b: b["error"]["type"] == "invalid_request_error",
+                     id="openai-shape"),
+        pytest.param("/v1/messages", {"anthropic-version": "2023-06-01"},
+                     lambda b: b["error"]["type"] == "request_too_large", id="anthropic-shape"),
+    ],
+)
+async def test_oversized_body_is_413_in_api_shape(path, headers, check):
+    async with await start_mock(MockSettings(port=0, max_body_bytes=2048)) as handle:
+        async with aiohttp.ClientSession(base_url=handle.url) as session:
+            body = json.dumps({"model": "m", "max_tokens": 5, "messages": user("x" * 4096)})
+            async with session.post(path, data=body, headers=headers) as r:
+                assert r.status == 413
+                assert check(await r.json())
+            stats = handle.state.recorder.stats()
+    assert stats["statuses"] == {"413": 1}

@@ -1,0 +1,104 @@
+"""The ``/_mock/*`` control API used by tests (never recorded, never faulted).
+
+* ``GET /_mock/health``             -> ``{"status": "ok", "name": ...}``
+* ``GET /_mock/requests``           -> list of recorded requests, oldest first
+  (optional ``?path=/v1/messages`` filter and ``?limit=N`` for the last N)
+* ``DELETE /_mock/requests``        -> clear records and counters
+* ``GET /_mock/stats``              -> totals per path and per status
+* ``POST /_mock/faults``            -> queue one fault object or a list of them
+* ``GET /_mock/faults``             -> pending scripted faults
+* ``DELETE /_mock/faults``          -> clear scripted faults
+* ``POST /_mock/reset``             -> clear records, counters and faults
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from . import wire
+from .faults import FaultError
+from .pipeline import STATE_KEY
+
+
+def _ok(body: Any, status: int = 200) -> web.Response:
+    return wire.json_response(status, body, {})
+
+
+def _bad(message: str) -> web.Response:
+    return wire.json_response(400, {"error": message}, {})
+
+
+async def health(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _ok({"status": "ok", "name": state.settings.name})
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    limit_raw = request.query.get("limit")
+    limit = None
+    if limit_raw is not None:
+        try:
+            limit = int(limit_raw)
+        except ValueError:
+            return _bad("limit must be an integer")
+        if limit < 0:
+            return _bad("limit must be >= 0")
+    return _ok(state.recorder.list(path=request.query.get("path"), limit=limit))
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _ok({"cleared": state.recorder.clear()})
+
+
+async def stats(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _ok({
+        "name": state.settings.name,
+        **state.recorder.stats(),
+        "faults_pending": len(state.faults),
+    })
+
+
+async def add_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        payload = json.loads(await request.text())
+    except ValueError:
+        return _bad("body must be JSON: a fault object or a list of them")
+    try:
+        added = state.faults.add(payload)
+    except FaultError as exc:
+        return _bad(str(exc))
+    return _ok({"queued": [f.to_dict() for f in added], "pending": len(state.faults)})
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _ok(state.faults.snapshot())
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _ok({"cleared": state.faults.clear()})
+
+
+async def reset(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return _ok({"requests_cleared": state.recorder.clear(), "faults_cleared": state.faults.clear()})
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/_mock/health", health)
+    router.add_get("/_mock/requests", list_requests)
+    router.add_delete("/_mock/requests", clear_requests)
+    router.add_get("/_mock/stats", stats)
+    router.add_post("/_mock/faults", add_faults)
+    router.add_get("/_mock/faults", list_faults)
+    router.add_delete("/_mock/faults", clear_faults)
+    router.add_post("/_mock/reset", reset)

@@ -1,0 +1,206 @@
+"""aiohttp application, in-process runner and CLI of the mock provider.
+
+One process serves OpenAI, Azure OpenAI and Anthropic routes side by side;
+``x-mock-provider: <name>`` on every response tells tests which of several
+mock instances answered (e.g. after edge-ext routed or failed over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from . import anthropic_api, control, openai_api
+from .errors import ANTHROPIC, AZURE, OPENAI
+from .faults import FaultQueue
+from .pipeline import STATE_KEY, Exchange, MockState, begin
+from .recording import Recorder
+from .settings import DEFAULT_HOST, DEFAULT_PORT, MockSettings
+
+PROVIDER_HEADER = "x-mock-provider"
+# Handlers in flight get this long (twice: to finish, then to unwind after
+# cancellation) when the mock stops; tests should not wait out aiohttp's 60 s
+# default on a deliberately slow stream.
+SHUTDOWN_TIMEOUT_S = 0.25
+
+
+def _is_anthropic(request: web.Request) -> bool:
+    headers = request.headers
+    return "anthropic-version" in headers or "x-api-key" in headers
+
+
+async def models(request: web.Request) -> web.StreamResponse:
+    # Both APIs list models at GET /v1/models; Anthropic clients always send
+    # anthropic-version, which tells the two apart.
+    if _is_anthropic(request):
+        return await anthropic_api.list_models(request)
+    return await openai_api.list_models(request)
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    if request.path.startswith("/_mock/"):
+        return web.json_response({"error": f"unknown control endpoint {request.method} {request.path}"},
+                                 status=404)
+    if request.path.startswith("/openai/"):
+        dialect = AZURE
+    elif _is_anthropic(request):
+        dialect = ANTHROPIC
+    else:
+        dialect = OPENAI
+    ex = await begin(request, dialect)
+    if not isinstance(ex, Exchange):
+        return ex
+    if dialect is ANTHROPIC:
+        return ex.error(404, "Not found")
+    if dialect is AZURE:
+        return ex.error(404, "Resource not found", code="404")
+    return ex.error(404, f"Invalid URL ({request.method} {request.path})", code=None)
+
+
+async def _stamp_identity(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[PROVIDER_HEADER] = request.app[STATE_KEY].settings.name
+
+
+def build_app(settings: MockSettings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[STATE_KEY] = MockState(
+        settings=settings,
+        recorder=Recorder(settings.max_recorded),
+        faults=FaultQueue(),
+        fingerprint="fp_" + hashlib.sha256(settings.name.encode()).hexdigest()[:10],
+    )
+    app.on_response_prepare.append(_stamp_identity)
+    router = app.router
+    router.add_post("/v1/chat/completions", openai_api.chat_completions)
+    router.add_get("/v1/models", models)
+    router.add_get("/v1/models/{model}", openai_api.get_model)
+    router.add_post("/openai/deployments/{deployment}/chat/completions", openai_api.azure_chat_completions)
+    router.add_post("/openai/v1/chat/completions", openai_api.azure_chat_completions)
+    router.add_post("/v1/messages", anthropic_api.messages)
+    router.add_post("/v1/messages/count_tokens", anthropic_api.count_tokens)
+    control.add_routes(app)
+    # Registered last: aiohttp falls through to it for unknown paths and for
+    # known paths hit with the wrong method, answering in the API's shape.
+    router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+@dataclass
+class MockHandle:
+    """A running in-process mock; ``port`` is the bound port (useful with 0)."""
+
+    settings: MockSettings
+    app: web.Application
+    runner: web.AppRunner
+    host: str
+    port: int
+    _stopped: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def state(self) -> MockState:
+        return self.app[STATE_KEY]
+
+    async def stop(self) -> None:
+        """Stop listening; streams still running get SHUTDOWN_TIMEOUT_S. Idempotent."""
+        if not self._stopped:
+            self._stopped = True
+            await self.runner.cleanup()
+
+    async def __aenter__(self) -> "MockHandle":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def start_mock(settings: MockSettings | None = None) -> MockHandle:
+    """Start serving on ``settings.host:settings.port`` (port 0 = any free)."""
+    settings = settings if settings is not None else MockSettings(port=0)
+    app = build_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    port = runner.addresses[0][1]
+    return MockHandle(settings=settings, app=app, runner=runner, host=settings.host, port=port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-ext-mock", description="Mock OpenAI/Azure/Anthropic provider for tests.")
+    p.add_argument("--host", default=DEFAULT_HOST)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--name", default=None, help="value of the x-mock-provider header (default: mock)")
+    p.add_argument("--latency-ms", type=int, default=None, help="delay before every API response head")
+    p.add_argument("--openai-key", default=None, help="expected OpenAI Bearer key (default: accept any)")
+    p.add_argument("--anthropic-key", default=None, help="expected Anthropic key (default: accept any)")
+    p.add_argument("--azure-key", default=None, help="expected Azure api-key (default: accept any)")
+    p.add_argument("--max-recorded", type=int, default=None, help="recorded requests kept (ring buffer)")
+    return p
+
+
+async def _serve(settings: MockSettings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (ValueError, RuntimeError, NotImplementedError):
+            # Not the main thread (e.g. main() embedded in a test thread):
+            # the embedding code stops the process instead.
+            pass
+    try:
+        handle = await start_mock(settings)
+    except OSError as exc:
+        print(f"edge-ext mock provider: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"edge-ext mock provider '{settings.name}' listening on {handle.url} "
+        "(OpenAI /v1/chat/completions, Anthropic /v1/messages)",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await handle.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = MockSettings.from_env(
+            host=args.host,
+            port=args.port,
+            name=args.name,
+            latency_ms=args.latency_ms,
+            openai_key=args.openai_key,
+            anthropic_key=args.anthropic_key,
+            azure_key=args.azure_key,
+            max_recorded=args.max_recorded,
+        )
+    except ValueError as exc:
+        print(f"edge-ext mock provider: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve(settings))

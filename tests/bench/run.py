@@ -1,0 +1,162 @@
+"""Benchmark: bare Envoy vs Envoy + edge-ext on the same fast upstream, in one run.
+
+    python -m tests.bench.run [--duration 10] [--connections 16]
+
+The upstream is an Envoy answering a canned chat.completion with a direct_response, so neither
+side is limited by the upstream. "bare" is edge-ext's own rendered bootstrap with the ext_proc
+filter removed and the route pinned to the provider cluster: the ratio isolates what edge-ext
+costs. wrk drives load (Debian package `wrk`). Every run is bounded by --duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from edge_ext.config import parse_config
+from edge_ext.edge import envoy_binary
+from edge_ext.envoy_config.render import render
+from tests.support import edge_config, free_port, http, start_edge, stop, wait_until
+
+COMPLETION = {
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, how can I help?"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
+}
+REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are terse."},
+                                                {"role": "user", "content": "Say hello to the benchmark."}]}
+
+
+def upstream_bootstrap(port: int, admin: int) -> dict:
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "static_resources": {"listeners": [{
+            "name": "upstream", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "upstream",
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                "route_config": {"virtual_hosts": [{"name": "u", "domains": ["*"], "routes": [{
+                    "match": {"prefix": "/"},
+                    "direct_response": {"status": 200, "body": {"inline_string": json.dumps(COMPLETION)}},
+                    "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
+                }]}]},
+            }}]}],
+        }]},
+    }
+
+
+def bare_bootstrap(edge_bootstrap: dict, port: int, admin: int, cluster: str) -> dict:
+    bare = copy.deepcopy(edge_bootstrap)
+    bare["admin"]["address"]["socket_address"]["port_value"] = admin
+    listener = bare["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.ext_proc"]
+    hcm["access_log"] = []
+    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
+        if "route" in route:
+            route["route"].pop("cluster_header")
+            route["route"]["cluster"] = cluster
+    bare["static_resources"]["clusters"] = [c for c in bare["static_resources"]["clusters"] if c["name"] != "edge_ext_processor"]
+    return bare
+
+
+def start_envoy(bootstrap: dict, tmp: Path, name: str) -> subprocess.Popen:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(bootstrap))
+    return subprocess.Popen([envoy_binary(), "-c", str(path), "--disable-hot-restart", "-l", "error"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wrk(url: str, connections: int, duration: int, tmp: Path) -> dict:
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(REQUEST))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        'wrk.headers["Authorization"] = "Bearer sk-bench-client"\n'
+    )
+    threads = min(2, connections)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": int(non2xx.group(1)) if non2xx else 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (bounded)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
+    parser.add_argument("--workers", type=int, default=0, help="processor workers (0 = one per core)")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    procs = []
+    try:
+        up_port, bare_port = free_port(), free_port()
+        procs.append(start_envoy(upstream_bootstrap(up_port, free_port()), tmp, "upstream"))
+        provider = {"name": "bench", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}",
+                    "api_key_env": "BENCH_PROVIDER_KEY", "models": ["gpt-4o-mini"]}
+        config = edge_config(tmp, [provider], processor={"workers": args.workers or "auto"}, envoy={"access_log": False})
+        config["envoy"]["admin"] = {"host": "127.0.0.1", "port": free_port()}
+        config["envoy"]["access_log"] = False
+        edge = start_edge(tmp / "edge", config, env={"BENCH_PROVIDER_KEY": "sk-bench-provider"})
+        procs.append(edge.proc)
+        bare = bare_bootstrap(render(parse_config(json.dumps(config))), bare_port, free_port(), "provider_bench")
+        procs.append(start_envoy(bare, tmp, "bare"))
+        bare_url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
+        edge_url = f"{edge.url}/v1/chat/completions"
+        wait_until(lambda: http("GET", f"http://127.0.0.1:{bare_port}/health/live", timeout=1)[0] == 200, what="bare envoy")
+        for url in (bare_url, edge_url):  # warm-up, and a sanity check that both answer 200
+            status, _, body = http("POST", url, json.dumps(REQUEST).encode(), {"content-type": "application/json"})
+            assert status == 200, (url, status, body)
+            wrk(url, args.connections, 2, tmp)
+
+        results: dict[str, list[dict]] = {}
+        for _ in range(args.rounds):
+            for name, url, conns in (("bare", bare_url, args.connections), ("edge-ext miss", edge_url, args.connections),
+                                     ("bare 1conn", bare_url, 1), ("edge-ext miss 1conn", edge_url, 1)):
+                results.setdefault(name, []).append(wrk(url, conns, args.duration, tmp))
+        report(results, args)
+    finally:
+        for proc in procs:
+            stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def report(results: dict[str, list[dict]], args) -> None:
+    med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "errors")} for name, runs in results.items()}
+    print(f"\nedge-ext benchmark: {args.rounds} rounds x {args.duration}s, wrk -c{args.connections}; medians")
+    print(f"{'case':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'ratio':>8}")
+    for name, m in med.items():
+        base = med["bare 1conn" if "1conn" in name else "bare"]
+        print(f"{name:<22}{m['rps']:>10.0f}{m['p50_ms']:>10.2f}{m['p99_ms']:>10.2f}{m['errors']:>9.0f}{m['rps'] / base['rps']:>8.2f}")
+    added = med["edge-ext miss 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]
+    print(f"p50 added by edge-ext at 1 connection: {added:.2f} ms")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
