@@ -2,6 +2,8 @@
 
     python -m tests.bench.run [--duration 10] [--connections 16]
 
+The "floor processor" (tests/bench/floor.py) answers with constant replies behind the same
+bootstrap: it is what grpc.aio and the two ext_proc round trips cost before any policy.
 The upstream is an Envoy answering a canned chat.completion with a direct_response, so neither
 side is limited by the upstream. "bare" is edge-ext's own rendered bootstrap with the ext_proc
 filter removed and the route pinned to the provider cluster: the ratio isolates what edge-ext
@@ -74,6 +76,17 @@ def bare_bootstrap(edge_bootstrap: dict, port: int, admin: int, cluster: str) ->
     return bare
 
 
+def floor_bootstrap(edge_bootstrap: dict, port: int, admin: int, sock: Path) -> dict:
+    floor = copy.deepcopy(edge_bootstrap)
+    floor["admin"]["address"]["socket_address"]["port_value"] = admin
+    listener = floor["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = port
+    listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"] = []
+    processor = floor["static_resources"]["clusters"][0]
+    processor["load_assignment"]["endpoints"][0]["lb_endpoints"] = [{"endpoint": {"address": {"pipe": {"path": str(sock)}}}}]
+    return floor
+
+
 def start_envoy(bootstrap: dict, tmp: Path, name: str) -> subprocess.Popen:
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(bootstrap))
@@ -124,20 +137,27 @@ def main(argv: list[str] | None = None) -> int:
         config["envoy"]["access_log"] = False
         edge = start_edge(tmp / "edge", config, env={"BENCH_PROVIDER_KEY": "sk-bench-provider"})
         procs.append(edge.proc)
-        bare = bare_bootstrap(render(parse_config(json.dumps(config))), bare_port, free_port(), "provider_bench")
+        edge_bootstrap = render(parse_config(json.dumps(config)))
+        bare = bare_bootstrap(edge_bootstrap, bare_port, free_port(), "provider_bench")
         procs.append(start_envoy(bare, tmp, "bare"))
+        floor_port, floor_sock = free_port(), tmp / "floor.sock"
+        procs.append(subprocess.Popen([sys.executable, "-m", "tests.bench.floor", f"unix:{floor_sock}", "provider_bench"]))
+        procs.append(start_envoy(floor_bootstrap(edge_bootstrap, floor_port, free_port(), floor_sock), tmp, "floor"))
         bare_url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
+        floor_url = f"http://127.0.0.1:{floor_port}/v1/chat/completions"
         edge_url = f"{edge.url}/v1/chat/completions"
         wait_until(lambda: http("GET", f"http://127.0.0.1:{bare_port}/health/live", timeout=1)[0] == 200, what="bare envoy")
-        for url in (bare_url, edge_url):  # warm-up, and a sanity check that both answer 200
+        wait_until(lambda: http("GET", f"http://127.0.0.1:{floor_port}/health/ready", timeout=1)[0] == 200, what="floor processor")
+        for url in (bare_url, floor_url, edge_url):  # warm-up, and a sanity check that all answer 200
             status, _, body = http("POST", url, json.dumps(REQUEST).encode(), {"content-type": "application/json"})
             assert status == 200, (url, status, body)
             wrk(url, args.connections, 2, tmp)
 
         results: dict[str, list[dict]] = {}
         for _ in range(args.rounds):
-            for name, url, conns in (("bare", bare_url, args.connections), ("edge-ext miss", edge_url, args.connections),
-                                     ("bare 1conn", bare_url, 1), ("edge-ext miss 1conn", edge_url, 1)):
+            for name, url, conns in (("bare", bare_url, args.connections), ("floor processor", floor_url, args.connections),
+                                     ("edge-ext miss", edge_url, args.connections), ("bare 1conn", bare_url, 1),
+                                     ("floor 1conn", floor_url, 1), ("edge-ext miss 1conn", edge_url, 1)):
                 results.setdefault(name, []).append(wrk(url, conns, args.duration, tmp))
         report(results, args)
     finally:

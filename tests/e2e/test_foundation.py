@@ -12,7 +12,7 @@ from edge_ext.envoy_config.render import render_yaml
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from tests.e2e.conftest import CLIENT_KEY, PROVIDER_KEY
-from tests.support import edge_config, http, stop, wait_until
+from tests.support import edge_config, http, start_edge, stop, wait_until
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
@@ -221,3 +221,27 @@ async def test_processor_slower_than_message_timeout_gives_504_json(tmp_path):
     finally:
         stop(envoy)
         await server.stop(0)
+
+
+def test_sigterm_lets_an_in_flight_request_finish_then_exits_cleanly(tmp_path, mock):
+    import threading
+
+    config = edge_config(tmp_path, [{"name": "p", "kind": "openai", "base_url": mock.url, "models": ["gpt-4o-mini"],
+                                     "api_key_env": "E2E_OPENAI_KEY"}], processor={"workers": 1})
+    edge = start_edge(tmp_path, config, env={"E2E_OPENAI_KEY": PROVIDER_KEY})
+    result = {}
+
+    def slow_request():
+        result["status"], _, result["body"] = http(
+            "POST", f"{edge.url}/v1/chat/completions", json.dumps(CHAT).encode(),
+            {"content-type": "application/json", "x-mock-latency-ms": "1500"}, timeout=20)
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    wait_until(lambda: len(mock.requests()) == 1, what="request in flight at the provider")
+    edge.proc.send_signal(signal.SIGTERM)
+    thread.join(timeout=20)
+    assert result["status"] == 200, result
+    assert json.loads(result["body"])["choices"][0]["message"]["content"]
+    assert edge.proc.wait(timeout=20) == 0
+    assert "stopped" in edge.log()
