@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from edge_ext.clock import Clock, monotonic
@@ -33,5 +34,6 @@ def provider_keys(config: Config) -> dict[str, str | None]:
 
 def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetrics | None = None) -> WorkerDeps:
     metrics = metrics or WorkerMetrics()
-    policy = Policy(config, clock, provider_keys(config))
+    # Wall time only stamps API bodies (created); every duration uses the monotonic clock.
+    policy = Policy(config, clock, provider_keys(config), wall=time.time)
     return WorkerDeps(config, clock, metrics, policy)

@@ -1,21 +1,33 @@
-"""The OpenAI API shape as clients speak it: error bodies and request basics."""
+"""The OpenAI API shape as clients speak it: request basics, error bodies, model lists."""
 
 from __future__ import annotations
 
 import json
 
+from edge_ext.apis.json_body import json_object, non_empty_messages, required_model, stream_flag
 from edge_ext.errors import EdgeError
-from edge_ext.policy.decisions import Respond
-
-JSON = (("content-type", "application/json"),)
+from edge_ext.providers.base import ChatRequest
 
 
-def error_body(err: EdgeError) -> bytes:
-    return json.dumps(
-        {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}},
-        separators=(",", ":"),
-    ).encode()
+class OpenAIClientAPI:
+    name = "openai"
+
+    def parse(self, raw: bytes) -> ChatRequest:
+        body = json_object(raw)
+        model = required_model(body)
+        stream = stream_flag(body)
+        non_empty_messages(body)
+        return ChatRequest(body=body, raw=raw, model=model, stream=stream, api=self.name)
+
+    def error_body(self, err: EdgeError) -> bytes:
+        return json.dumps(
+            {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}},
+            separators=(",", ":"),
+        ).encode()
+
+    def models_body(self, models: tuple[str, ...], created: int) -> bytes:
+        data = [{"id": m, "object": "model", "created": created, "owned_by": "edge-ext"} for m in models]
+        return json.dumps({"object": "list", "data": data}, separators=(",", ":")).encode()
 
 
-def error_response(err: EdgeError) -> Respond:
-    return Respond(err.status, error_body(err), JSON + err.headers, f"edge_ext_{err.code}")
+OPENAI = OpenAIClientAPI()

@@ -39,6 +39,12 @@ class Provider(Strict):
     # Public model name -> model name the provider knows it by.
     model_map: dict[str, str] = Field(default_factory=dict)
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    # azure_openai: the api-version query parameter.
+    api_version: str | None = None
+    # anthropic: sent unless the client pins its own.
+    anthropic_version: str = "2023-06-01"
+    # Anthropic requires max_tokens; used when an OpenAI-shaped request omits it.
+    default_max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
     connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
 
     @field_validator("base_url")
@@ -57,6 +63,8 @@ class Provider(Strict):
             raise ValueError("set api_key_env or api_key_file, not both")
         if not self.models and not self.model_map:
             raise ValueError("list at least one model under models or model_map")
+        if self.kind == "azure_openai" and not self.api_version:
+            raise ValueError("azure_openai needs api_version (e.g. 2024-10-21)")
         return self
 
     @property

@@ -34,28 +34,52 @@ ACCESS_LOG_FORMAT = {
 }
 
 
-def _error_mapper(filter_: dict[str, Any], error_type: str) -> dict[str, Any]:
-    # Envoy's own local replies (413, processor down, no upstream) get an OpenAI-style body.
-    # Replies the processor sends carry edge_ext.reply metadata and keep their own body.
-    not_ours = {
+# Envoy's own local replies (413, processor down, no upstream) get an error body in the caller's
+# API shape. Replies the processor sends carry edge_ext.reply metadata and keep their own body.
+def _metadata_is(key: str, value: str, if_absent: bool) -> dict[str, Any]:
+    return {
         "metadata_filter": {
-            "matcher": {"filter": "edge_ext", "path": [{"key": "reply"}], "value": {"string_match": {"exact": "-"}}},
-            "match_if_key_not_found": True,
+            "matcher": {"filter": "edge_ext", "path": [{"key": key}], "value": {"string_match": {"exact": value}}},
+            "match_if_key_not_found": if_absent,
         }
     }
-    return {
-        "filter": {"and_filter": {"filters": [filter_, not_ours]}},
-        "body_format_override": {
-            "json_format": {
-                "error": {
-                    "message": "%LOCAL_REPLY_BODY%",
-                    "type": error_type,
-                    "param": None,
-                    "code": "%RESPONSE_CODE_DETAILS%",
-                }
-            }
-        },
+
+
+_NOT_OURS = _metadata_is("reply", "-", if_absent=True)
+# The processor names the client's API in metadata at the request headers (it may rewrite :path
+# later); without the processor the path is still the client's own.
+_ANTHROPIC_CLIENT = {
+    "or_filter": {
+        "filters": [
+            _metadata_is("api", "anthropic", if_absent=False),
+            {"and_filter": {"filters": [
+                _metadata_is("api", "-", if_absent=True),
+                {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/v1/messages"}}}},
+            ]}},
+        ]
     }
+}
+# OpenAI error type -> Anthropic's, for the statuses Envoy itself answers with.
+_ANTHROPIC_TYPES = {"invalid_request_error": "request_too_large", "rate_limit_error": "rate_limit_error", "api_error": "api_error"}
+
+
+def _error_mapper(filters: list[dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
+    return {"filter": {"and_filter": {"filters": [*filters, _NOT_OURS]}}, "body_format_override": {"json_format": body}}
+
+
+def _openai_body(error_type: str) -> dict[str, Any]:
+    return {"error": {"message": "%LOCAL_REPLY_BODY%", "type": error_type, "param": None, "code": "%RESPONSE_CODE_DETAILS%"}}
+
+
+def _anthropic_body(error_type: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": _ANTHROPIC_TYPES[error_type], "message": "%LOCAL_REPLY_BODY% (%RESPONSE_CODE_DETAILS%)"}}
+
+
+def local_reply_mappers() -> list[dict[str, Any]]:
+    statuses = [(_status("EQ", 413), "invalid_request_error"), (_status("EQ", 429), "rate_limit_error"), (_status("GE", 400), "api_error")]
+    anthropic = [_error_mapper([_ANTHROPIC_CLIENT, f], _anthropic_body(t)) for f, t in statuses]
+    openai = [_error_mapper([f], _openai_body(t)) for f, t in statuses]
+    return anthropic + openai
 
 
 def _status(op: str, value: int) -> dict[str, Any]:
@@ -135,11 +159,7 @@ def render(config: Config) -> dict[str, Any]:
     }
     bootstrap = yaml.safe_load(Template(TEMPLATE.read_text()).substitute(values))
     hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["local_reply_config"]["mappers"] = [
-        _error_mapper(_status("EQ", 413), "invalid_request_error"),
-        _error_mapper(_status("EQ", 429), "rate_limit_error"),
-        _error_mapper(_status("GE", 400), "api_error"),
-    ]
+    hcm["local_reply_config"]["mappers"] = local_reply_mappers()
     if config.envoy.access_log:
         hcm["access_log"] = [
             {

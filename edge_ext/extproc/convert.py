@@ -5,7 +5,7 @@ from __future__ import annotations
 from google.protobuf import struct_pb2
 
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
-from edge_ext.policy.decisions import Continue, Respond, ResponseMode
+from edge_ext.policy.decisions import Continue, Mode, Respond, ResponseMode
 
 _OVERWRITE = pb.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _MODE = {
@@ -39,8 +39,6 @@ def common_response(decision: Continue) -> pb.CommonResponse:
     common = pb.CommonResponse()
     set_headers = decision.set_headers
     if decision.body is not None:
-        # With request headers SEND and the body BUFFERED, content-length is ours to fix.
-        set_headers = (*set_headers, ("content-length", str(len(decision.body))))
         common.body_mutation.body = decision.body
     if set_headers or decision.remove_headers:
         common.header_mutation.CopyFrom(_mutation(set_headers, decision.remove_headers))
@@ -58,9 +56,22 @@ def continue_response(phase: str, decision: Continue) -> pb.ProcessingResponse:
     getattr(response, phase).response.CopyFrom(common_response(decision))
     if decision.metadata:
         response.dynamic_metadata.CopyFrom(_metadata(decision.metadata))
-    if decision.response_mode is not None:
-        response.mode_override.response_body_mode = _MODE[decision.response_mode]
+    if decision.mode is not None:
+        response.mode_override.CopyFrom(_mode(decision.mode))
     return response
+
+
+def _mode(mode: Mode) -> pb.ProcessingMode:
+    # An override replaces the whole mode, request side included: restate it, or Envoy stops
+    # sending the request body.
+    return pb.ProcessingMode(
+        request_header_mode=pb.ProcessingMode.SEND,
+        request_body_mode=pb.ProcessingMode.BUFFERED,
+        response_header_mode=pb.ProcessingMode.SEND if mode.response_headers else pb.ProcessingMode.SKIP,
+        response_body_mode=_MODE[mode.response_body],
+        request_trailer_mode=pb.ProcessingMode.SKIP,
+        response_trailer_mode=pb.ProcessingMode.SKIP,
+    )
 
 
 def immediate_response(decision: Respond) -> pb.ProcessingResponse:

@@ -17,16 +17,24 @@ class ResponseMode(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Mode:
+    """A processing-mode override. Envoy honours it only in a reply to a headers message."""
+
+    response_headers: bool = False
+    response_body: ResponseMode = ResponseMode.NONE
+
+
+@dataclass(frozen=True, slots=True)
 class Continue:
     set_headers: Headers = ()
     remove_headers: tuple[str, ...] = ()
-    # A replacement body; the servicer fixes content-length to match.
+    # A replacement body. Where Envoy leaves content-length to us, the policy sets it.
     body: bytes | None = None
     # Re-pick the route after set_headers changed the cluster header.
     clear_route_cache: bool = False
     # Written to Envoy's dynamic metadata (namespace edge_ext) for headers and access logs.
     metadata: dict[str, str] = field(default_factory=dict)
-    response_mode: ResponseMode | None = None
+    mode: Mode | None = None
 
 
 @dataclass(frozen=True, slots=True)

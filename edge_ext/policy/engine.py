@@ -1,63 +1,49 @@
 """The policy: decides, for each ext_proc message of one request, what Envoy should do.
 
-Pure: no gRPC, no protos, time from an injected clock. The servicer in edge_ext.extproc turns
+Pure: no gRPC, no protos, time from injected clocks. The servicer in edge_ext.extproc turns
 its decisions into ProcessingResponses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from edge_ext.apis import openai as openai_api
-from edge_ext.config.models import Config, Provider
-from edge_ext.errors import (
-    BodyTooLarge,
-    EdgeError,
-    InvalidRequest,
-    MethodNotAllowed,
-    ModelNotFound,
-    ProviderKeyMissing,
-    UnsupportedPath,
-)
-from edge_ext.policy.decisions import CONTINUE, Continue, Decision, ResponseMode
-from edge_ext.policy.request import parse_chat
+from edge_ext.apis.anthropic import ANTHROPIC
+from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
+from edge_ext.apis.openai import OPENAI
+from edge_ext.config.models import Config
+from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, UnsupportedPath
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond, ResponseMode
+from edge_ext.policy.exchange import upstream_body
+from edge_ext.policy.response import codec_for
+from edge_ext.routing.router import Router
 from edge_ext.policy.state import Endpoint, StreamState
-from edge_ext.providers.base import CLIENT_CREDENTIAL_HEADERS
 from edge_ext.providers.registry import adapter_for
-from edge_ext.routing.table import ModelTable
 
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
 CLUSTER_HEADER = "x-edge-cluster"
-METADATA_NAMESPACE = "edge_ext"
 
-_PATHS = {
-    "/v1/chat/completions": (Endpoint.CHAT, "POST"),
-    "/health": (Endpoint.HEALTH, None),
-    "/health/ready": (Endpoint.HEALTH, None),
+_PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
+    "/v1/chat/completions": (Endpoint.CHAT, "POST", OPENAI),
+    "/v1/messages": (Endpoint.CHAT, "POST", ANTHROPIC),
+    "/v1/models": (Endpoint.MODELS, "GET", None),
+    "/health": (Endpoint.HEALTH, None, None),
+    "/health/ready": (Endpoint.HEALTH, None, None),
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderRuntime:
-    """A configured provider with what it needs at request time."""
-
-    config: Provider
-    api_key: str | None
-
-    @property
-    def needs_key(self) -> bool:
-        return bool(self.config.api_key_env or self.config.api_key_file)
+# Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
+# asks for the response headers: the status decides how much of the body the codec needs, and
+# Envoy takes a mode override only in a headers reply.
+_WATCH_RESPONSE = {api.name: Continue(metadata={"api": api.name}, mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC)}
 
 
 class Policy:
-    def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None]):
-        self._config = config
+    def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None],
+                 wall: Callable[[], float] | None = None):
         self._clock = clock
-        self._models = ModelTable(config)
-        self._providers = {p.name: ProviderRuntime(p, keys.get(p.name)) for p in config.providers}
-        for p in config.providers:
-            adapter_for(p.kind)  # fail fast on a kind without an adapter
+        self._wall = wall or clock
+        self._router = Router(config, keys)
         self._max_body = config.processor.max_body_bytes
 
     def new_stream(self) -> StreamState:
@@ -69,27 +55,27 @@ class Policy:
         st.path = headers.get(":path", "").split("?", 1)[0]
         st.request_id = headers.get("x-request-id", "")
         st.headers = headers
+        endpoint, method, api = _PATHS.get(st.path, (Endpoint.OTHER, None, None))
+        st.endpoint, st.api = endpoint, api or (ANTHROPIC if "anthropic-version" in headers else OPENAI)
         try:
-            return self._check_headers(st, headers, end_of_stream)
+            if endpoint is Endpoint.OTHER:
+                raise UnsupportedPath(f"Unknown request URL: {st.method} {st.path}")
+            if method and st.method != method:
+                raise MethodNotAllowed(f"{st.method} is not allowed on {st.path}; use {method}")
+            if endpoint is Endpoint.HEALTH:
+                st.outcome = "health"
+                return CONTINUE
+            if endpoint is Endpoint.MODELS:
+                st.outcome = "models"
+                return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self._max_body:
+                raise BodyTooLarge(f"the request body is {length} bytes; the limit is {self._max_body}")
+            if end_of_stream:
+                raise InvalidRequest("the request has no body; send a JSON object")
         except EdgeError as err:
             return self._fail(st, err)
-
-    def _check_headers(self, st: StreamState, headers: dict[str, str], end_of_stream: bool) -> Decision:
-        endpoint, method = _PATHS.get(st.path, (Endpoint.OTHER, None))
-        st.endpoint = endpoint
-        if endpoint is Endpoint.OTHER:
-            raise UnsupportedPath(f"Unknown request URL: {st.method} {st.path}")
-        if endpoint is Endpoint.HEALTH:
-            st.outcome = "health"
-            return CONTINUE
-        if method and st.method != method:
-            raise MethodNotAllowed(f"{st.method} is not allowed on {st.path}; use {method}")
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._max_body:
-            raise BodyTooLarge(f"the request body is {length} bytes; the limit is {self._max_body}")
-        if end_of_stream:
-            raise InvalidRequest("the request has no body; send a JSON object")
-        return CONTINUE
+        return _WATCH_RESPONSE[st.api.name]
 
     # -- request body ---------------------------------------------------------------------
     def on_request_body(self, st: StreamState, body: bytes) -> Decision:
@@ -100,43 +86,54 @@ class Policy:
         except EdgeError as err:
             return self._fail(st, err)
 
-    def _route_chat(self, st: StreamState, body: bytes) -> Decision:
-        request = parse_chat(body)
+    def _route_chat(self, st: StreamState, raw: bytes) -> Decision:
+        request = st.api.parse(raw)
         st.model, st.stream = request.model, request.stream
-        targets = self._models.targets(request.model)
-        if not targets:
-            raise ModelNotFound(
-                f"The model '{request.model}' does not exist or is not served here",
-                param="model",
-            )
-        runtime = self._providers[targets[0].provider.name]
-        if runtime.needs_key and not runtime.api_key:
-            raise ProviderKeyMissing(f"provider '{runtime.config.name}' has no API key configured")
-        upstream = adapter_for(runtime.config.kind).chat_request(runtime.config, runtime.api_key or "", request)
-        st.provider = runtime.config.name
-        st.outcome = "routed"
+        target = self._router.pick(request.model)
+        provider = target.provider
+        adapter = adapter_for(provider.kind)
+        upstream = adapter.upstream(provider, target.api_key, target.upstream_model, st.headers)
+        body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)
+        st.provider, st.outcome = provider.name, "routed"
+        st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
+        set_headers = [(CLUSTER_HEADER, provider.cluster), (":path", upstream.path), *upstream.set_headers]
+        if body.body is not None:
+            # With request headers SEND and the body BUFFERED, content-length is ours to fix.
+            set_headers.append(("content-length", str(len(body.body))))
         return Continue(
-            set_headers=(
-                (CLUSTER_HEADER, runtime.config.cluster),
-                (":path", upstream.path),
-                *upstream.set_headers,
-            ),
-            remove_headers=tuple(h for h in CLIENT_CREDENTIAL_HEADERS if h not in dict(upstream.set_headers)),
-            body=upstream.body,
+            set_headers=tuple(set_headers),
+            remove_headers=upstream.remove_headers,
+            body=body.body,
             clear_route_cache=True,
             metadata={"provider": st.provider, "model": st.model},
-            response_mode=ResponseMode.NONE,
         )
 
     # -- response -------------------------------------------------------------------------
     def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str]) -> Decision:
         st.response_status = status
-        return CONTINUE
+        mode = st.codec.mode(status) if st.codec else ResponseMode.NONE
+        if mode is ResponseMode.NONE:
+            return CONTINUE
+        remove = ()
+        if mode is ResponseMode.STREAMED:
+            # Translated events change length; headers leave before the first chunk is seen.
+            remove = ("content-length",)
+        return Continue(remove_headers=remove, mode=Mode(response_headers=True, response_body=mode))
 
     def on_response_body(self, st: StreamState, chunk: bytes, end_of_stream: bool) -> Decision:
         st.response_bytes += len(chunk)
-        return CONTINUE
+        out = st.codec.transform(st.response_status, chunk, end_of_stream) if st.codec else None
+        if out is None:
+            return CONTINUE
+        if st.codec.mode(st.response_status) is ResponseMode.BUFFERED:
+            # Headers were sent to us and are held until this reply: length (and status) are ours.
+            set_headers = [("content-length", str(len(out)))]
+            override = getattr(st.codec, "status_override", None)
+            if override:
+                set_headers.append((":status", str(override)))
+            return Continue(set_headers=tuple(set_headers), body=out)
+        return Continue(body=out)
 
     def _fail(self, st: StreamState, err: EdgeError) -> Decision:
         st.outcome = err.code
-        return openai_api.error_response(err)
+        return error_response(st.api, err)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge_ext.apis.base import ClientAPI
+    from edge_ext.policy.response import ResponseCodec
 
 
 class Endpoint(Enum):
-    CHAT = "chat"  # POST /v1/chat/completions (OpenAI shape)
+    CHAT = "chat"  # POST /v1/chat/completions (OpenAI) or /v1/messages (Anthropic)
+    MODELS = "models"  # GET /v1/models, answered by the processor
     HEALTH = "health"  # /health/ready: answered by Envoy once the processor has seen it
     OTHER = "other"
 
@@ -19,11 +25,14 @@ class StreamState:
     method: str = ""
     path: str = ""
     endpoint: Endpoint = Endpoint.OTHER
+    # The API shape the client speaks; errors are answered in it.
+    api: ClientAPI | Any = None
     # Request headers the policy reads later (lower-case names).
     headers: dict[str, str] = field(default_factory=dict)
     model: str = ""
     provider: str = ""
     stream: bool = False
+    codec: ResponseCodec | None = None
     response_status: int = 0
     response_bytes: int = 0
     outcome: str = ""

@@ -1,7 +1,8 @@
-"""The provider interface: turn a routed client request into what one upstream API expects.
+"""The provider interface: where and how one upstream API is called.
 
-Adapters know nothing of Envoy or gRPC. Adding a provider kind is one module here and one line
-in ``registry.py``.
+Adapters know nothing of Envoy or gRPC, nor of translation: they name the API they speak
+(``wire_api``) and build the path and credentials. Adding a provider kind is one module here and
+one line in ``registry.py``.
 """
 
 from __future__ import annotations
@@ -19,23 +20,30 @@ CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """A parsed chat request in the OpenAI shape."""
+    """A parsed, validated request in the shape of the client's API (``api``)."""
 
     body: dict[str, Any]
     raw: bytes
     model: str
     stream: bool
+    api: str = "openai"
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     path: str
     set_headers: Headers
-    # None: forward the client's body untouched.
-    body: bytes | None = None
+    remove_headers: tuple[str, ...] = ()
 
 
 class ProviderAdapter(Protocol):
     kind: str
+    wire_api: str  # the client API shape this provider speaks: "openai" | "anthropic"
 
-    def chat_request(self, provider: Provider, api_key: str, request: ChatRequest) -> UpstreamRequest: ...
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest: ...
+
+
+def credentials(set_headers: Headers, extra_remove: tuple[str, ...] = ()) -> tuple[Headers, tuple[str, ...]]:
+    """The provider's credential headers, and every client credential header they do not replace."""
+    replaced = {k for k, _ in set_headers}
+    return set_headers, tuple(h for h in (*CLIENT_CREDENTIAL_HEADERS, *extra_remove) if h not in replaced)

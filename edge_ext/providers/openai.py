@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import ChatRequest, UpstreamRequest
+from edge_ext.providers.base import UpstreamRequest, credentials
+
+# Headers only Anthropic understands; an OpenAI upstream has no use for them.
+_ANTHROPIC_ONLY = ("anthropic-version", "anthropic-beta")
 
 
 class OpenAIAdapter:
     kind = "openai"
+    wire_api = "openai"
 
-    def chat_request(self, provider: Provider, api_key: str, request: ChatRequest) -> UpstreamRequest:
-        upstream_model = provider.upstream_model(request.model)
-        body = None
-        if upstream_model != request.model:
-            patched = dict(request.body, model=upstream_model)
-            body = json.dumps(patched, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        return UpstreamRequest(f"{provider.path_prefix}/v1/chat/completions", headers, body)
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+        auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        set_headers, remove = credentials(auth, _ANTHROPIC_ONLY)
+        return UpstreamRequest(f"{provider.path_prefix}/v1/chat/completions", set_headers, remove)
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge_ext.providers.anthropic import AnthropicAdapter
+from edge_ext.providers.azure import AzureOpenAIAdapter
 from edge_ext.providers.base import ProviderAdapter
 from edge_ext.providers.openai import OpenAIAdapter, OpenAICompatibleAdapter
 
@@ -10,12 +12,11 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     for adapter in (
         OpenAIAdapter(),
         OpenAICompatibleAdapter(),
+        AzureOpenAIAdapter(),
+        AnthropicAdapter(),
     )
 }
 
 
 def adapter_for(kind: str) -> ProviderAdapter:
-    try:
-        return ADAPTERS[kind]
-    except KeyError:
-        raise NotImplementedError(f"provider kind {kind!r} has no adapter yet") from None
+    return ADAPTERS[kind]

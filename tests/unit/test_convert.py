@@ -2,7 +2,7 @@ import json
 
 from edge_ext.extproc.convert import header_dict, to_response
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
-from edge_ext.policy.decisions import Continue, Respond, ResponseMode
+from edge_ext.policy.decisions import Continue, Mode, Respond, ResponseMode
 
 
 def test_header_dict_reads_raw_value_as_envoy_sends_it():
@@ -32,18 +32,25 @@ def test_clear_route_cache_is_dropped_without_a_header_mutation():
     assert not response.request_body.response.clear_route_cache
 
 
-def test_body_replacement_sets_content_length():
-    response = to_response("request_body", Continue(body=b"12345"))
-    common = response.request_body.response
+def test_body_replacement_without_header_mutation():
+    response = to_response("response_body", Continue(body=b"12345"))
+    common = response.response_body.response
     assert common.body_mutation.body == b"12345"
-    values = {o.header.key: o.header.raw_value for o in common.header_mutation.set_headers}
-    assert values["content-length"] == b"5"
+    # In STREAMED responses headers are gone already: no header mutation may ride along.
+    assert not common.HasField("header_mutation")
 
 
-def test_metadata_and_mode_override():
-    response = to_response("request_headers", Continue(set_headers=(("a", "b"),), metadata={"provider": "p"}, response_mode=ResponseMode.STREAMED))
+def test_metadata_and_mode_override_restates_the_request_side():
+    decision = Continue(set_headers=(("a", "b"),), metadata={"provider": "p"},
+                        mode=Mode(response_headers=True, response_body=ResponseMode.STREAMED))
+    response = to_response("request_headers", decision)
     assert response.dynamic_metadata["edge_ext"]["provider"] == "p"
-    assert response.mode_override.response_body_mode == pb.ProcessingMode.STREAMED
+    mode = response.mode_override
+    assert mode.response_body_mode == pb.ProcessingMode.STREAMED
+    assert mode.response_header_mode == pb.ProcessingMode.SEND
+    # Envoy replaces the whole mode: without these the request body would no longer be sent.
+    assert mode.request_header_mode == pb.ProcessingMode.SEND
+    assert mode.request_body_mode == pb.ProcessingMode.BUFFERED
 
 
 def test_immediate_response_is_marked_as_ours():

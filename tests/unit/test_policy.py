@@ -4,7 +4,7 @@ import pytest
 
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
-from edge_ext.policy.decisions import Continue, Respond, ResponseMode
+from edge_ext.policy.decisions import Continue, Mode, Respond, ResponseMode
 from edge_ext.policy.engine import CLUSTER_HEADER, Policy
 
 CONFIG = """\
@@ -70,9 +70,12 @@ def test_health_paths_continue(policy, path):
     assert policy.on_request_headers(st, headers(method="GET", path=path), True) == Continue()
 
 
-def test_chat_headers_continue_and_wait_for_body(policy):
+def test_chat_headers_continue_ask_for_response_headers_and_name_the_api(policy):
     st = policy.new_stream()
-    assert policy.on_request_headers(st, headers(content_length="100"), False) == Continue()
+    decision = policy.on_request_headers(st, headers(content_length="100"), False)
+    assert isinstance(decision, Continue) and not decision.set_headers
+    assert decision.mode == Mode(response_headers=True, response_body=ResponseMode.NONE)
+    assert decision.metadata == {"api": "openai"}
     assert st.request_id == "rid-1"
 
 
@@ -106,11 +109,11 @@ def test_routed_request_sets_cluster_path_and_provider_credentials(policy):
     assert set_headers[":path"] == "/v1/chat/completions"
     assert set_headers["authorization"] == "Bearer sk-provider"
     # The client's key is replaced, and other credential styles are stripped.
-    assert set(decision.remove_headers) == {"x-api-key", "api-key"}
+    assert set(decision.remove_headers) == {"x-api-key", "api-key", "anthropic-version", "anthropic-beta"}
     assert decision.clear_route_cache
     assert decision.body is None  # forwarded untouched
     assert decision.metadata["provider"] == "openai-main"
-    assert decision.response_mode is ResponseMode.NONE
+    assert decision.mode is None
     assert (st.provider, st.model, st.outcome) == ("openai-main", "gpt-4o-mini", "routed")
 
 
@@ -123,6 +126,7 @@ def test_model_map_rewrites_body_and_path_prefix_and_keyless_provider_strips_cli
     assert "authorization" not in set_headers
     assert "authorization" in decision.remove_headers
     assert json.loads(decision.body) == {"model": "llama-3.1-8b", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    assert set_headers["content-length"] == str(len(decision.body))
 
 
 def test_unknown_extra_fields_pass_through(policy):
@@ -130,3 +134,65 @@ def test_unknown_extra_fields_pass_through(policy):
     policy.on_request_headers(st, headers(), False)
     decision = policy.on_request_body(st, chat(some_new_field={"x": 1}))
     assert isinstance(decision, Continue) and decision.body is None
+
+
+ANTHROPIC_CONFIG = """\
+providers:
+  - name: claude
+    kind: anthropic
+    base_url: http://127.0.0.1:18081
+    models: [claude-x]
+"""
+
+
+def translated_stream(body: dict):
+    policy = Policy(parse_config(ANTHROPIC_CONFIG), FakeClock(), {"claude": None}, wall=lambda: 1700000000)
+    st = policy.new_stream()
+    policy.on_request_headers(st, headers(), False)
+    decision = policy.on_request_body(st, chat(model="claude-x", **body))
+    assert isinstance(decision, Continue)
+    return policy, st, decision
+
+
+def test_openai_request_for_anthropic_provider_is_translated_with_default_max_tokens():
+    _, _, decision = translated_stream({})
+    sent = json.loads(decision.body)
+    assert sent["max_tokens"] == 4096 and sent["model"] == "claude-x"
+    assert dict(decision.set_headers)[":path"] == "/v1/messages"
+    assert dict(decision.set_headers)["content-length"] == str(len(decision.body))
+
+
+@pytest.mark.parametrize(
+    "status, stream, mode",
+    [(200, False, ResponseMode.BUFFERED), (200, True, ResponseMode.STREAMED), (429, True, ResponseMode.BUFFERED)],
+    ids=["json-answer-buffered", "stream-streamed", "stream-request-error-buffered"],
+)
+def test_response_mode_follows_status_and_stream(status, stream, mode):
+    policy, st, _ = translated_stream({"stream": stream})
+    decision = policy.on_response_headers(st, status, {})
+    assert decision.mode.response_body is mode
+
+
+def test_untranslatable_answer_becomes_502_in_the_callers_shape(policy):
+    # An Anthropic client served by OpenAI, whose tool call arguments are not JSON.
+    st = policy.new_stream()
+    policy.on_request_headers(st, headers(path="/v1/messages", **{"anthropic-version": "2023-06-01"}), False)
+    policy.on_request_body(st, chat(max_tokens=10))
+    policy.on_response_headers(st, 200, {})
+    bad = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+           "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
+                        "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}}],
+           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    decision = policy.on_response_body(st, json.dumps(bad).encode(), True)
+    assert dict(decision.set_headers)[":status"] == "502"
+    assert json.loads(decision.body)["type"] == "error"
+
+
+def test_cut_stream_ends_with_an_error_event():
+    policy, st, _ = translated_stream({"stream": True})
+    policy.on_response_headers(st, 200, {})
+    start = b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
+    first = policy.on_response_body(st, start + b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,", False)
+    assert first.body.startswith(b"data: ")
+    last = policy.on_response_body(st, b"", True)
+    assert b'"error"' in last.body and b"[DONE]" not in last.body

@@ -1,4 +1,4 @@
-"""Parse and sanity-check a chat request body before anything else looks at it."""
+"""Decode a request body into a JSON object, with errors that name the problem."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 from edge_ext.errors import InvalidJSON, InvalidRequest
-from edge_ext.providers.base import ChatRequest
 
 
-def parse_chat(raw: bytes) -> ChatRequest:
+def json_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("the request body is empty; send a JSON object")
     try:
@@ -20,13 +19,24 @@ def parse_chat(raw: bytes) -> ChatRequest:
         raise InvalidJSON(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    return body
+
+
+def required_model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string", param="model")
+    return model
+
+
+def stream_flag(body: dict[str, Any]) -> bool:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
+    return stream
+
+
+def non_empty_messages(body: dict[str, Any]) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
-    return ChatRequest(body=body, raw=raw, model=model, stream=stream)

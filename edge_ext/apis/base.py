@@ -1,0 +1,25 @@
+"""What a client API shape must provide: parse its requests, render its errors and model lists."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edge_ext.errors import EdgeError
+from edge_ext.policy.decisions import Respond
+from edge_ext.providers.base import ChatRequest
+
+JSON_HEADERS = (("content-type", "application/json"),)
+
+
+class ClientAPI(Protocol):
+    name: str  # "openai" | "anthropic": also the wire API name of provider adapters
+
+    def parse(self, raw: bytes) -> ChatRequest: ...
+
+    def error_body(self, err: EdgeError) -> bytes: ...
+
+    def models_body(self, models: tuple[str, ...], created: int) -> bytes: ...
+
+
+def error_response(api: ClientAPI, err: EdgeError) -> Respond:
+    return Respond(err.status, api.error_body(err), JSON_HEADERS + err.headers, f"edge_ext_{err.code}")

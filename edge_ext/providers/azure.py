@@ -1,0 +1,23 @@
+"""Azure OpenAI: the deployment is in the path, the API version in the query, the key in api-key."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from edge_ext.config.models import Provider
+from edge_ext.providers.base import UpstreamRequest, credentials
+
+
+class AzureOpenAIAdapter:
+    kind = "azure_openai"
+    wire_api = "openai"
+
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+        # The upstream model name is the deployment name (model_map maps public names onto it).
+        path = (
+            f"{provider.path_prefix}/openai/deployments/{quote(upstream_model, safe='')}/chat/completions"
+            f"?api-version={quote(provider.api_version or '', safe='')}"
+        )
+        auth = (("api-key", api_key),) if api_key else ()
+        set_headers, remove = credentials(auth, ("anthropic-version", "anthropic-beta"))
+        return UpstreamRequest(path, set_headers, remove)

@@ -1,0 +1,205 @@
+"""Token usage of one exchange, read from either API's JSON body or stream.
+
+Semantics of :class:`Usage` (the same whichever API reported it), chosen so
+that cost is a plain weighted sum with no double counting::
+
+    cost = input_tokens * price_in
+         + cached_input_tokens * price_cache_read
+         + cache_write_tokens * price_cache_write
+         + output_tokens * price_out
+
+* ``input_tokens``: prompt tokens neither read from nor written to the cache.
+* ``cached_input_tokens``: prompt tokens read from the cache.
+* ``cache_write_tokens``: prompt tokens written to the cache.
+* ``output_tokens``: every generated token, reasoning/thinking included
+  (both providers bill reasoning as output).
+* ``reasoning_tokens``: the part of ``output_tokens`` spent on reasoning, for
+  observability only; it is already inside ``output_tokens``.
+
+OpenAI's ``prompt_tokens`` *includes* its cached (and, where reported,
+cache-write) tokens, so those are subtracted; Anthropic's ``input_tokens``
+already excludes cache reads and writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .sse import Event
+
+__all__ = ["Usage", "from_openai", "from_anthropic", "StreamUsage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """The whole prompt, however it was served (OpenAI's prompt_tokens)."""
+        return self.input_tokens + self.cached_input_tokens + self.cache_write_tokens
+
+    @property
+    def total(self) -> int:
+        # reasoning_tokens is a subset of output_tokens, so it is not added.
+        return self.prompt_tokens + self.output_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+
+def _count(value: Any) -> int:
+    # Providers send null for "not applicable"; anything that is not a
+    # non-negative integer is treated as absent rather than trusted.
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return 0
+
+
+def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
+    details = usage.get(key)
+    return details if isinstance(details, dict) else {}
+
+
+def _openai_usage(usage: dict[str, Any]) -> Usage:
+    prompt = _count(usage.get("prompt_tokens"))
+    prompt_details = _details(usage, "prompt_tokens_details")
+    cached = min(_count(prompt_details.get("cached_tokens")), prompt)
+    written = min(_count(prompt_details.get("cache_write_tokens")), prompt - cached)
+    output = _count(usage.get("completion_tokens"))
+    reasoning = min(_count(_details(usage, "completion_tokens_details").get("reasoning_tokens")), output)
+    return Usage(
+        input_tokens=prompt - cached - written,
+        output_tokens=output,
+        cached_input_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=reasoning,
+    )
+
+
+def _anthropic_usage(usage: dict[str, Any]) -> Usage:
+    output = _count(usage.get("output_tokens"))
+    return Usage(
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=output,
+        cached_input_tokens=_count(usage.get("cache_read_input_tokens")),
+        cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
+        reasoning_tokens=min(_count(_details(usage, "output_tokens_details").get("thinking_tokens")), output),
+    )
+
+
+def from_openai(body: dict[str, Any]) -> Usage | None:
+    """Usage of a chat.completion body (or of one stream chunk), or None."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return _openai_usage(usage) if isinstance(usage, dict) else None
+
+
+def from_anthropic(body: dict[str, Any]) -> Usage | None:
+    """Usage of a Messages API message body, or None (e.g. an error body)."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return _anthropic_usage(usage) if isinstance(usage, dict) else None
+
+
+class StreamUsage:
+    """Usage of a stream, fed every parsed event in order.
+
+    OpenAI reports usage once, in the final chunk with ``choices: []`` (only
+    when ``stream_options.include_usage`` was set); every other chunk carries
+    ``usage: null``. Some compatible servers repeat running totals on every
+    chunk, so the last usage object seen wins; nothing is ever summed.
+
+    Anthropic splits usage: ``message_start`` has the input and cache figures
+    and a provisional output count; ``message_delta`` has the cumulative
+    output count, and newer API versions also put cumulative input and cache
+    totals there. Cumulative figures replace earlier ones, never add to them.
+    """
+
+    __slots__ = ("api", "_fields", "_seen")
+
+    def __init__(self, api: Literal["openai", "anthropic"]) -> None:
+        if api not in ("openai", "anthropic"):
+            raise ValueError(f"unknown API {api!r}: expected 'openai' or 'anthropic'")
+        self.api = api
+        self._fields: dict[str, int] = {}
+        self._seen = False
+
+    @property
+    def usage(self) -> Usage | None:
+        return Usage(**self._fields) if self._seen else None
+
+    def observe(self, event: Event) -> None:
+        data = event.data
+        # Cheap pre-filter: most events of a long stream are deltas with no
+        # usage at all, and parsing their JSON a second time is wasted work.
+        if "usage" not in data:
+            return
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return
+        if isinstance(payload, dict):
+            self.observe_payload(payload)
+
+    def observe_payload(self, payload: dict[str, Any]) -> None:
+        """Same as :meth:`observe` for a caller that already parsed the JSON."""
+        if self.api == "openai":
+            usage = payload.get("usage")
+            if isinstance(usage, dict):
+                self._replace(_openai_usage(usage))
+            return
+        kind = payload.get("type")
+        if kind == "message_start":
+            message = payload.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+            if isinstance(usage, dict):
+                self._replace(_anthropic_usage(usage))
+        elif kind == "message_delta":
+            usage = payload.get("usage")
+            if isinstance(usage, dict):
+                self._merge_anthropic_delta(usage)
+
+    def _replace(self, usage: Usage) -> None:
+        self._seen = True
+        self._fields = {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cached_input_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+        }
+
+    def _merge_anthropic_delta(self, usage: dict[str, Any]) -> None:
+        self._seen = True
+        fields = self._fields
+        # Absent or null means "unchanged since message_start"; a present
+        # figure is the cumulative total and replaces the earlier one.
+        for source, target in (
+            ("output_tokens", "output_tokens"),
+            ("input_tokens", "input_tokens"),
+            ("cache_read_input_tokens", "cached_input_tokens"),
+            ("cache_creation_input_tokens", "cache_write_tokens"),
+        ):
+            if usage.get(source) is not None:
+                fields[target] = _count(usage.get(source))
+            else:
+                fields.setdefault(target, 0)
+        thinking = _details(usage, "output_tokens_details").get("thinking_tokens")
+        if thinking is not None:
+            fields["reasoning_tokens"] = _count(thinking)
+        else:
+            fields.setdefault("reasoning_tokens", 0)
+        fields["reasoning_tokens"] = min(fields["reasoning_tokens"], fields["output_tokens"])
