@@ -23,6 +23,13 @@ def _status_of(headers: dict[str, str]) -> int:
         return 0
 
 
+def _from_upstream(request: pb.ProcessingRequest) -> bool:
+    attrs = request.attributes.get("envoy.filters.http.ext_proc")
+    if attrs is None or "response.code_details" not in attrs.fields:
+        return True
+    return attrs.fields["response.code_details"].string_value == "via_upstream"
+
+
 class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
     def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float]):
         self._policy = policy
@@ -45,7 +52,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 decision = policy.on_request_body(st, request.request_body.body)
             elif phase == "response_headers":
                 headers = header_dict(request.response_headers.headers)
-                decision = policy.on_response_headers(st, _status_of(headers), headers)
+                decision = policy.on_response_headers(st, _status_of(headers), headers, _from_upstream(request))
             elif phase == "response_body":
                 msg = request.response_body
                 decision = policy.on_response_body(st, msg.body, msg.end_of_stream)

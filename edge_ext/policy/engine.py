@@ -109,8 +109,12 @@ class Policy:
         )
 
     # -- response -------------------------------------------------------------------------
-    def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str]) -> Decision:
+    def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str], from_upstream: bool = True) -> Decision:
         st.response_status = status
+        if not from_upstream:
+            # Envoy's own local reply (upstream unreachable, reset, timeout): already rendered in
+            # the caller's shape by local_reply_config; nothing to translate.
+            st.codec = None
         mode = st.codec.mode(status) if st.codec else ResponseMode.NONE
         if mode is ResponseMode.NONE:
             return CONTINUE
