@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from google.protobuf import struct_pb2
 
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
@@ -29,9 +31,9 @@ def _mutation(set_headers, remove_headers) -> pb.HeaderMutation:
     return mutation
 
 
-def _metadata(values: dict[str, str]) -> struct_pb2.Struct:
+def _metadata(values) -> struct_pb2.Struct:
     md = struct_pb2.Struct()
-    md.get_or_create_struct(METADATA_NAMESPACE).update(values)
+    md.get_or_create_struct(METADATA_NAMESPACE).update(dict(values))
     return md
 
 
@@ -83,14 +85,26 @@ def immediate_response(decision: Respond) -> pb.ProcessingResponse:
     if decision.headers:
         ir.headers.CopyFrom(_mutation(decision.headers, ()))
     # Marks the local reply as ours, so Envoy's local_reply_config leaves its body alone.
-    response.dynamic_metadata.CopyFrom(_metadata({"reply": "edge_ext"}))
+    response.dynamic_metadata.CopyFrom(_metadata((("reply", "edge_ext"),)))
     return response
 
 
 _EMPTY = Continue()
 
 
-def to_response(phase: str, decision: Continue | Respond) -> pb.ProcessingResponse:
+def _convert(phase: str, decision: Continue | Respond) -> pb.ProcessingResponse:
     if isinstance(decision, Respond):
         return immediate_response(decision)
     return continue_response(phase, decision)
+
+
+# Most decisions repeat: every request routed to one provider gets the same headers, every
+# request-headers reply is one of two constants. Building a reply costs more than hashing the
+# decision, and gRPC only reads the message it is given, so a reply is built once and reused.
+_cached = lru_cache(maxsize=4096)(_convert)
+
+
+def to_response(phase: str, decision: Continue | Respond) -> pb.ProcessingResponse:
+    if decision.body is not None and len(decision.body) > 256:
+        return _convert(phase, decision)  # large bodies are one-off: not worth a cache slot
+    return _cached(phase, decision)

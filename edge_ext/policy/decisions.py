@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 Headers = tuple[tuple[str, str], ...]
@@ -33,7 +33,8 @@ class Continue:
     # Re-pick the route after set_headers changed the cluster header.
     clear_route_cache: bool = False
     # Written to Envoy's dynamic metadata (namespace edge_ext) for headers and access logs.
-    metadata: dict[str, str] = field(default_factory=dict)
+    # Pairs, not a dict: decisions are hashable, so the servicer can reuse converted replies.
+    metadata: Headers = ()
     mode: Mode | None = None
 
 

@@ -35,7 +35,7 @@ _PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
 # Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
 # asks for the response headers: the status decides how much of the body the codec needs, and
 # Envoy takes a mode override only in a headers reply.
-_WATCH_RESPONSE = {api.name: Continue(metadata={"api": api.name}, mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC)}
+_WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC)}
 
 
 class Policy:
@@ -105,7 +105,7 @@ class Policy:
             remove_headers=upstream.remove_headers,
             body=body.body,
             clear_route_cache=True,
-            metadata={"provider": st.provider, "model": st.model},
+            metadata=(("provider", st.provider), ("model", st.model)),
         )
 
     # -- response -------------------------------------------------------------------------

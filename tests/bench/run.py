@@ -36,6 +36,13 @@ COMPLETION = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, how can I help?"}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
 }
+SSE = "".join(
+    "data: " + json.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}) + "\n\n"
+    for delta, finish, extra in [({"role": "assistant", "content": ""}, None, {}), ({"content": "Hello"}, None, {}),
+                                 ({"content": " there"}, None, {}), ({}, "stop", {})]
+) + "data: " + json.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                           "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}) + "\n\ndata: [DONE]\n\n"
 REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are terse."},
                                                 {"role": "user", "content": "Say hello to the benchmark."}]}
 
@@ -51,6 +58,10 @@ def upstream_bootstrap(port: int, admin: int) -> dict:
                 "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
                 "route_config": {"virtual_hosts": [{"name": "u", "domains": ["*"], "routes": [{
+                    "match": {"prefix": "/sse/"},
+                    "direct_response": {"status": 200, "body": {"inline_string": SSE}},
+                    "response_headers_to_add": [{"header": {"key": "content-type", "value": "text/event-stream"}}],
+                }, {
                     "match": {"prefix": "/"},
                     "direct_response": {"status": 200, "body": {"inline_string": json.dumps(COMPLETION)}},
                     "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
@@ -94,11 +105,12 @@ def start_envoy(bootstrap: dict, tmp: Path, name: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wrk(url: str, connections: int, duration: int, tmp: Path) -> dict:
-    script = tmp / "post.lua"
+def wrk(url: str, connections: int, duration: int, tmp: Path, stream: bool = False) -> dict:
+    script = tmp / f"post-{int(stream)}.lua"
+    body = {**REQUEST, "model": "gpt-stream", "stream": True} if stream else REQUEST
     script.write_text(
         'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(json.dumps(REQUEST))}\n"
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
         'wrk.headers["Authorization"] = "Bearer sk-bench-client"\n'
     )
@@ -132,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(start_envoy(upstream_bootstrap(up_port, free_port()), tmp, "upstream"))
         provider = {"name": "bench", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}",
                     "api_key_env": "BENCH_PROVIDER_KEY", "models": ["gpt-4o-mini"]}
-        config = edge_config(tmp, [provider], processor={"workers": args.workers or "auto"}, envoy={"access_log": False})
+        streamer = {**provider, "name": "bench-sse", "base_url": f"http://127.0.0.1:{up_port}/sse", "models": ["gpt-stream"]}
+        config = edge_config(tmp, [provider, streamer], processor={"workers": args.workers or "auto"}, envoy={"access_log": False})
         config["envoy"]["admin"] = {"host": "127.0.0.1", "port": free_port()}
         config["envoy"]["access_log"] = False
         edge = start_edge(tmp / "edge", config, env={"BENCH_PROVIDER_KEY": "sk-bench-provider"})
@@ -144,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         procs.append(subprocess.Popen([sys.executable, "-m", "tests.bench.floor", f"unix:{floor_sock}", "provider_bench"]))
         procs.append(start_envoy(floor_bootstrap(edge_bootstrap, floor_port, free_port(), floor_sock), tmp, "floor"))
         bare_url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
+        bare_sse_url = f"http://127.0.0.1:{bare_port}/sse/v1/chat/completions"
         floor_url = f"http://127.0.0.1:{floor_port}/v1/chat/completions"
         edge_url = f"{edge.url}/v1/chat/completions"
         wait_until(lambda: http("GET", f"http://127.0.0.1:{bare_port}/health/live", timeout=1)[0] == 200, what="bare envoy")
@@ -154,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             wrk(url, args.connections, 2, tmp)
 
         results: dict[str, list[dict]] = {}
+        cases = (("bare", bare_url, args.connections, False), ("floor processor", floor_url, args.connections, False),
+                 ("edge-ext miss", edge_url, args.connections, False), ("bare stream", bare_sse_url, args.connections, True),
+                 ("edge-ext stream", edge_url, args.connections, True), ("bare 1conn", bare_url, 1, False),
+                 ("floor 1conn", floor_url, 1, False), ("edge-ext miss 1conn", edge_url, 1, False))
         for _ in range(args.rounds):
-            for name, url, conns in (("bare", bare_url, args.connections), ("floor processor", floor_url, args.connections),
-                                     ("edge-ext miss", edge_url, args.connections), ("bare 1conn", bare_url, 1),
-                                     ("floor 1conn", floor_url, 1), ("edge-ext miss 1conn", edge_url, 1)):
-                results.setdefault(name, []).append(wrk(url, conns, args.duration, tmp))
+            for name, url, conns, stream in cases:
+                results.setdefault(name, []).append(wrk(url, conns, args.duration, tmp, stream))
         report(results, args)
     finally:
         for proc in procs:
@@ -172,7 +188,7 @@ def report(results: dict[str, list[dict]], args) -> None:
     print(f"\nedge-ext benchmark: {args.rounds} rounds x {args.duration}s, wrk -c{args.connections}; medians")
     print(f"{'case':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'ratio':>8}")
     for name, m in med.items():
-        base = med["bare 1conn" if "1conn" in name else "bare"]
+        base = med["bare 1conn" if "1conn" in name else "bare stream" if "stream" in name else "bare"]
         print(f"{name:<22}{m['rps']:>10.0f}{m['p50_ms']:>10.2f}{m['p99_ms']:>10.2f}{m['errors']:>9.0f}{m['rps'] / base['rps']:>8.2f}")
     added = med["edge-ext miss 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]
     print(f"p50 added by edge-ext at 1 connection: {added:.2f} ms")

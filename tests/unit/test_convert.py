@@ -41,7 +41,7 @@ def test_body_replacement_without_header_mutation():
 
 
 def test_metadata_and_mode_override_restates_the_request_side():
-    decision = Continue(set_headers=(("a", "b"),), metadata={"provider": "p"},
+    decision = Continue(set_headers=(("a", "b"),), metadata=(("provider", "p"),),
                         mode=Mode(response_headers=True, response_body=ResponseMode.STREAMED))
     response = to_response("request_headers", decision)
     assert response.dynamic_metadata["edge_ext"]["provider"] == "p"
@@ -61,3 +61,11 @@ def test_immediate_response_is_marked_as_ours():
     assert ir.headers.set_headers[0].header.raw_value == b"application/json"
     # local_reply_config leaves replies carrying this metadata alone.
     assert response.dynamic_metadata["edge_ext"]["reply"] == "edge_ext"
+
+
+def test_equal_decisions_reuse_one_reply_and_large_bodies_are_not_cached():
+    routed = Continue(set_headers=(("x-edge-cluster", "c"),), clear_route_cache=True, metadata=(("provider", "p"),))
+    assert to_response("request_body", routed) is to_response("request_body", Continue(**{
+        "set_headers": (("x-edge-cluster", "c"),), "clear_route_cache": True, "metadata": (("provider", "p"),)}))
+    big = Continue(body=b"x" * 1000)
+    assert to_response("response_body", big) is not to_response("response_body", big)

@@ -75,7 +75,7 @@ def test_chat_headers_continue_ask_for_response_headers_and_name_the_api(policy)
     decision = policy.on_request_headers(st, headers(content_length="100"), False)
     assert isinstance(decision, Continue) and not decision.set_headers
     assert decision.mode == Mode(response_headers=True, response_body=ResponseMode.NONE)
-    assert decision.metadata == {"api": "openai"}
+    assert dict(decision.metadata) == {"api": "openai"}
     assert st.request_id == "rid-1"
 
 
@@ -112,7 +112,7 @@ def test_routed_request_sets_cluster_path_and_provider_credentials(policy):
     assert set(decision.remove_headers) == {"x-api-key", "api-key", "anthropic-version", "anthropic-beta"}
     assert decision.clear_route_cache
     assert decision.body is None  # forwarded untouched
-    assert decision.metadata["provider"] == "openai-main"
+    assert dict(decision.metadata)["provider"] == "openai-main"
     assert decision.mode is None
     assert (st.provider, st.model, st.outcome) == ("openai-main", "gpt-4o-mini", "routed")
 
