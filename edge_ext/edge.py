@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -57,6 +58,19 @@ def loopback_mocks(config: Config) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(seen))
 
 
+def accepts(address: str) -> bool:
+    """Whether a worker's gRPC address takes connections yet."""
+    family = socket.AF_UNIX if address.startswith("unix:") else socket.AF_INET
+    target = address[5:] if family == socket.AF_UNIX else (address.rpartition(":")[0].strip("[]"), int(address.rpartition(":")[2]))
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(0.2)
+            s.connect(target)
+        return True
+    except OSError:
+        return False
+
+
 def write_config(config: Config, runtime: Path) -> Path:
     path = runtime / "effective-config.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
@@ -84,7 +98,9 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
     from prometheus_client import multiprocess
 
     for index in range(config.processor.worker_count()):
-        child = Child(f"worker-{index}", python_argv("edge_ext.worker", "--config", str(plan.config_path), "--index", str(index)), env)
+        address = config.processor.worker_address(index)
+        child = Child(f"worker-{index}", python_argv("edge_ext.worker", "--config", str(plan.config_path), "--index", str(index)),
+                      env, ready=lambda address=address: accepts(address))
         child.on_exit.append(multiprocess.mark_process_dead)
         sup.add(child)
     if with_envoy:
@@ -93,7 +109,9 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
         argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--drain-time-s", "5", "--log-level", "warn"]
         if config.envoy.concurrency:
             argv += ["--concurrency", str(config.envoy.concurrency)]
-        sup.add(Child("envoy", argv, env, critical=True))
+        # After the workers listen: Envoy's first health check then passes, so it never starts
+        # in panic routing (which would send streams to workers that are not there).
+        sup.add(Child("envoy", argv, env, critical=True, after_ready=True))
         sup.envoy_admin = f"http://{config.envoy.admin.host}:{config.envoy.admin.port}"
     return sup
 

@@ -32,7 +32,21 @@ class WorkerMetrics:
             buckets=_PHASE_BUCKETS,
             **kw,
         )
+        self.cache_lookups = Counter(
+            "edge_ext_cache_lookups", "Cache lookups by result (hit-l1, hit-l2, miss)", ["result"], **kw)
+        self.cache_stored_bytes = Counter("edge_ext_cache_stored_bytes", "Bytes of answers written to the cache", **kw)
+        self.cache_stores = Counter("edge_ext_cache_stores", "Answers written to the cache", **kw)
+        self.cache_evictions = Counter("edge_ext_cache_l1_evictions", "L1 entries evicted to stay within bounds", **kw)
+        self.cache_l2_errors = Counter("edge_ext_cache_l2_errors", "L2 store failures treated as misses", ["store"], **kw)
         self._phase_children = {}
+
+    def on_cache(self, result: str, stored_bytes: int) -> None:
+        if result == "stored":
+            if stored_bytes:
+                self.cache_stores.inc()
+                self.cache_stored_bytes.inc(stored_bytes)
+        else:
+            self.cache_lookups.labels(result=result).inc()
 
     def observe_phase(self, phase: str, seconds: float) -> None:
         child = self._phase_children.get(phase)

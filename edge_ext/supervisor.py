@@ -16,11 +16,13 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("edge_ext.supervisor")
 
 POLL_S = 0.2
+READY_TIMEOUT_S = 15.0
 MAX_BACKOFF_S = 30.0
 
 
@@ -30,6 +32,9 @@ class Child:
     argv: list[str]
     env: dict[str, str]
     critical: bool = False  # its death stops the edge
+    # Started only once every earlier child's ready() is true (bounded by READY_TIMEOUT_S).
+    after_ready: bool = False
+    ready: Callable[[], bool] = lambda: True
     proc: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -61,14 +66,26 @@ class Supervisor:
     def run(self, ready_hook=None) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        started: list[Child] = []
         for child in self.children:
+            if child.after_ready:
+                self._wait_ready(started)
             child.start()
+            started.append(child)
         if ready_hook:
             ready_hook()
         while not self._stop.wait(POLL_S):
             self._watch()
         self.shutdown()
         return self.exit_code
+
+    def _wait_ready(self, children: list[Child]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if all(c.ready() for c in children):
+                return
+            time.sleep(0.02)
+        log.warning("not every process was ready after %.0fs; starting the rest anyway", READY_TIMEOUT_S)
 
     def _watch(self) -> None:
         now = time.monotonic()

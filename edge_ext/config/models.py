@@ -146,6 +146,34 @@ class Processor(Strict):
         return f"{host}:{int(port) + index}"
 
 
+class Cache(Strict):
+    enabled: bool = True
+    # temperature_zero: requests with temperature 0 (or opted in by header); always; opt_in.
+    policy: Literal["temperature_zero", "always", "opt_in"] = "temperature_zero"
+    opt_in_header: str = "x-edge-cache-enable"
+    # Entries are private to the caller's key (or tenant) unless this names a shared space.
+    shared_namespace: str | None = None
+    cache_multiple_choices: bool = False
+    l1_max_entries: Annotated[int, Field(ge=0)] = 10_000
+    l1_max_bytes: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024
+    l1_ttl_s: Annotated[float, Field(ge=0)] = 300.0
+    l2_ttl_s: Annotated[float, Field(ge=0)] = 3600.0
+    max_ttl_s: Annotated[float, Field(ge=0)] = 86400.0
+    # redis://host:port/db: the L2 tier shared by replicas. Without it, the workers of one
+    # instance share a local disk cache in local_dir.
+    redis_url: str | None = None
+    redis_read_budget_ms: Annotated[int, Field(ge=1, le=5000)] = 50
+    local_dir: str | None = None
+    local_size_limit_bytes: Annotated[int, Field(ge=1024 * 1024)] = 1024 * 1024 * 1024
+
+    def local_directory(self, processor: "Processor") -> str:
+        if self.local_dir:
+            return self.local_dir
+        if processor.is_unix:
+            return processor.address[5:].rstrip("/") + "/cache"
+        return f"/tmp/edge-ext-cache-{processor.address.rpartition(':')[2]}"
+
+
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -169,6 +197,7 @@ class Config(Strict):
     processor: Processor = Processor()
     metrics: Metrics = Metrics()
     envoy: EnvoySettings = EnvoySettings()
+    cache: Cache = Cache()
 
     @model_validator(mode="after")
     def _unique(self) -> "Config":

@@ -85,7 +85,7 @@ def immediate_response(decision: Respond) -> pb.ProcessingResponse:
     if decision.headers:
         ir.headers.CopyFrom(_mutation(decision.headers, ()))
     # Marks the local reply as ours, so Envoy's local_reply_config leaves its body alone.
-    response.dynamic_metadata.CopyFrom(_metadata((("reply", "edge_ext"),)))
+    response.dynamic_metadata.CopyFrom(_metadata((("reply", "edge_ext"), *decision.metadata)))
     return response
 
 

@@ -49,7 +49,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 msg = request.request_headers
                 decision = policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
             elif phase == "request_body":
-                decision = policy.on_request_body(st, request.request_body.body)
+                decision = await policy.on_request_body(st, request.request_body.body)
             elif phase == "response_headers":
                 headers = header_dict(request.response_headers.headers)
                 decision = policy.on_response_headers(st, _status_of(headers), headers, _from_upstream(request))

@@ -47,6 +47,7 @@ class Respond:
     headers: Headers = ()
     # Ends up in Envoy's %RESPONSE_CODE_DETAILS%; no spaces.
     details: str = "edge_ext"
+    metadata: Headers = ()
 
 
 CONTINUE = Continue()

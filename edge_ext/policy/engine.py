@@ -13,6 +13,8 @@ from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
 from edge_ext.apis.openai import OPENAI
 from edge_ext.config.models import Config
 from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, UnsupportedPath
+from edge_ext.cache.tiered import TieredCache
+from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond, ResponseMode
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.response import codec_for
@@ -40,9 +42,12 @@ _WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(r
 
 class Policy:
     def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None],
-                 wall: Callable[[], float] | None = None):
+                 wall: Callable[[], float] | None = None, cache: TieredCache | None = None,
+                 on_cache: Callable[[str, int], None] = lambda status, stored: None):
         self._clock = clock
         self._wall = wall or clock
+        self._cache = CacheStep(config.cache, cache, self._wall)
+        self._on_cache = on_cache
         self._router = Router(config, keys)
         self._max_body = config.processor.max_body_bytes
 
@@ -78,17 +83,37 @@ class Policy:
         return _WATCH_RESPONSE[st.api.name]
 
     # -- request body ---------------------------------------------------------------------
-    def on_request_body(self, st: StreamState, body: bytes) -> Decision:
+    async def on_request_body(self, st: StreamState, body: bytes) -> Decision:
         try:
             if len(body) > self._max_body:
                 raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
-            return self._route_chat(st, body)
+            request = st.api.parse(body)
+            st.model, st.stream = request.model, request.stream
+            hit = await self._lookup(st, request)
+            return hit or self._route_chat(st, request)
         except EdgeError as err:
             return self._fail(st, err)
 
-    def _route_chat(self, st: StreamState, raw: bytes) -> Decision:
-        request = st.api.parse(raw)
-        st.model, st.stream = request.model, request.stream
+    async def _lookup(self, st: StreamState, request) -> Respond | None:
+        directive = self._cache.directive(st.headers, request)
+        st.cache_status, st.cache_ttl = directive.status, directive.ttl
+        if directive.store or directive.lookup:
+            st.cache_key = self._cache.key(st.headers, request)
+        if not directive.lookup:
+            return None
+        entry, tier = await self._cache.lookup(st.cache_key)
+        self._on_cache(tier, 0)
+        if entry is None:
+            st.recorder = Recorder(request.api, request.stream)
+            return None
+        st.cache_status, st.provider, st.outcome = tier, entry.provider, "cache_hit"
+        hit = self._cache.hit_response(entry, tier, request)
+        return Respond(hit.status, hit.body, hit.headers, hit.details,
+                       metadata=(("provider", entry.provider), ("model", st.model), ("cache", tier)))
+
+    def _route_chat(self, st: StreamState, request) -> Decision:
+        if st.cache_key and st.recorder is None and st.cache_status == "bypass":
+            st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
         target = self._router.pick(request.model)
         provider = target.provider
         adapter = adapter_for(provider.kind)
@@ -96,6 +121,7 @@ class Policy:
         body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)
         st.provider, st.outcome = provider.name, "routed"
         st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
+        st.same_api = request.api == adapter.wire_api
         set_headers = [(CLUSTER_HEADER, provider.cluster), (":path", upstream.path), *upstream.set_headers]
         if body.body is not None:
             # With request headers SEND and the body BUFFERED, content-length is ours to fix.
@@ -105,7 +131,7 @@ class Policy:
             remove_headers=upstream.remove_headers,
             body=body.body,
             clear_route_cache=True,
-            metadata=(("provider", st.provider), ("model", st.model)),
+            metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off")),
         )
 
     # -- response -------------------------------------------------------------------------
@@ -115,7 +141,11 @@ class Policy:
             # Envoy's own local reply (upstream unreachable, reset, timeout): already rendered in
             # the caller's shape by local_reply_config; nothing to translate.
             st.codec = None
+        if status != 200 or not from_upstream:
+            st.recorder = None  # only complete successes are stored
         mode = st.codec.mode(status) if st.codec else ResponseMode.NONE
+        if st.recorder is not None and mode is ResponseMode.NONE:
+            mode = ResponseMode.STREAMED if st.stream else ResponseMode.BUFFERED
         if mode is ResponseMode.NONE:
             return CONTINUE
         remove = ()
@@ -127,6 +157,14 @@ class Policy:
     def on_response_body(self, st: StreamState, chunk: bytes, end_of_stream: bool) -> Decision:
         st.response_bytes += len(chunk)
         out = st.codec.transform(st.response_status, chunk, end_of_stream) if st.codec else None
+        if st.recorder is not None:
+            # Same API: record what the provider sent (with the usage we asked for on the
+            # client's behalf); translated: record what the client gets, in its shape.
+            st.recorder.feed(chunk if out is None or st.same_api else out)
+            if end_of_stream:
+                stored = self._cache.store(st.cache_key, st.recorder, st.provider, st.cache_ttl)
+                self._on_cache("stored", stored)
+                st.recorder = None
         if out is None:
             return CONTINUE
         if st.codec.mode(st.response_status) is ResponseMode.BUFFERED:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge_ext.apis.base import ClientAPI
+    from edge_ext.policy.caching import Recorder
     from edge_ext.policy.response import ResponseCodec
 
 
@@ -33,6 +34,11 @@ class StreamState:
     provider: str = ""
     stream: bool = False
     codec: ResponseCodec | None = None
+    same_api: bool = True
+    cache_status: str = ""
+    cache_key: str = ""
+    cache_ttl: float | None = None
+    recorder: Recorder | None = None
     response_status: int = 0
     response_bytes: int = 0
     outcome: str = ""

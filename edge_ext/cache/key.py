@@ -1,0 +1,74 @@
+"""Cache keys and what makes a request cacheable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Fields that change how an answer is delivered or attributed, not what it says: a streaming
+# and a non-streaming request with the same content share one entry.
+_DELIVERY_ONLY = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier"})
+_CREDENTIALS = ("authorization", "x-api-key", "api-key")
+
+
+def cache_key(namespace: str, api: str, body: dict[str, Any]) -> str:
+    canonical = {k: v for k, v in body.items() if k not in _DELIVERY_ONLY}
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(f"{namespace}\0{api}\0{text}".encode()).hexdigest()
+    return f"{namespace}:{digest}"
+
+
+def namespace_for(headers: dict[str, str], shared: str | None) -> str:
+    """Entries are private to the caller's credential unless the config names a shared space."""
+    if shared:
+        return f"shared-{shared}"
+    for name in _CREDENTIALS:
+        value = headers.get(name)
+        if value:
+            return "k-" + hashlib.sha256(value.encode()).hexdigest()[:24]
+    return "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class Directive:
+    lookup: bool
+    store: bool
+    status: str  # x-edge-cache value when nothing is found: miss | bypass | off
+    ttl: float | None = None
+
+
+OFF = Directive(False, False, "off")
+BYPASS = Directive(False, False, "bypass")
+
+
+def directive(headers: dict[str, str], body: dict[str, Any], *, default: str, opt_in_header: str,
+              allow_multiple_choices: bool, max_ttl: float) -> Directive:
+    control = headers.get("cache-control", "").lower()
+    if "no-store" in control:
+        return BYPASS
+    opted_in = headers.get(opt_in_header, "").lower() in ("1", "true", "on", "yes")
+    if default == "always":
+        wanted = True
+    elif default == "temperature_zero":
+        temperature = body.get("temperature")
+        wanted = opted_in or (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 0)
+    else:
+        wanted = opted_in
+    n = body.get("n", 1)
+    if not wanted or (n != 1 and not allow_multiple_choices):
+        return BYPASS
+    ttl = None
+    raw_ttl = headers.get("x-edge-cache-ttl")
+    if raw_ttl is not None:
+        try:
+            ttl = min(max(0.0, float(raw_ttl)), max_ttl)
+        except ValueError:
+            ttl = None
+        if ttl == 0:
+            return Directive(False, False, "bypass")
+    if "no-cache" in control:
+        # Skip the lookup but refresh the entry with the new answer.
+        return Directive(False, True, "bypass", ttl)
+    return Directive(True, True, "miss", ttl)

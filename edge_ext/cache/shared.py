@@ -1,0 +1,117 @@
+"""L2 stores shared by every worker of an instance: Redis when configured, else a local disk cache.
+
+Both speak bytes (``Entry.encode``). Reads have a time budget; failures of any kind are a miss
+counted by the caller's hook, never an error for the request. Writes run in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+log = logging.getLogger("edge_ext.cache")
+
+
+class SharedStore(Protocol):
+    name: str
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None: ...
+
+
+class StoreError(Exception):
+    """An L2 store failed; the request carries on as a miss."""
+
+
+class DiskStore:
+    """diskcache: SQLite + files, safe across processes, with its own LRU size limit.
+
+    A read is a local SQLite lookup of tens of microseconds: done inline. Writes touch the disk
+    and go to a thread.
+    """
+
+    name = "disk"
+
+    def __init__(self, directory: str, size_limit: int):
+        import diskcache
+
+        self._cache = diskcache.Cache(directory, size_limit=size_limit, eviction_policy="least-recently-used")
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return self._cache.get(key)
+        except Exception as exc:  # sqlite3 errors surface as several types
+            raise StoreError(f"disk cache read failed: {exc}") from exc
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        try:
+            await asyncio.to_thread(self._cache.set, key, value, expire=ttl)
+        except Exception as exc:
+            raise StoreError(f"disk cache write failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+class RedisStore:
+    """Redis through aiocache; redis-py reconnects by itself once Redis is back."""
+
+    name = "redis"
+
+    def __init__(self, url: str, read_budget_s: float, write_timeout_s: float = 1.0, namespace: str = "edge-ext:cache:"):
+        from aiocache import RedisCache
+        from aiocache.serializers import BaseSerializer
+
+        class BytesSerializer(BaseSerializer):
+            # aiocache decodes values as UTF-8 unless the serializer says otherwise; entries are
+            # binary (zlib), so no encoding at all.
+            DEFAULT_ENCODING = None
+
+            def dumps(self, value: bytes) -> bytes:
+                return value
+
+            def loads(self, value: bytes | None) -> bytes | None:
+                return value
+
+        parts = urlsplit(url)
+        self._cache = RedisCache(
+            endpoint=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            db=int(parts.path.lstrip("/") or 0),
+            password=parts.password,
+            serializer=BytesSerializer(),
+            namespace=namespace,
+            timeout=read_budget_s,
+            create_connection_timeout=read_budget_s,
+        )
+        self._write_timeout = write_timeout_s
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return await self._cache.get(key)
+        except Exception as exc:  # timeouts, connection refused, protocol errors
+            raise StoreError(f"redis read failed: {type(exc).__name__}: {exc}") from exc
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        try:
+            await self._cache.set(key, value, ttl=max(1, int(ttl)), timeout=self._write_timeout)
+        except Exception as exc:
+            raise StoreError(f"redis write failed: {type(exc).__name__}: {exc}") from exc
+
+
+def guarded(on_error: Callable[[str], None]):
+    """Log an L2 failure once per kind of error in a row, and count every one."""
+    last = {"msg": ""}
+
+    def report(store: str, exc: Exception) -> None:
+        on_error(store)
+        msg = str(exc)
+        if msg != last["msg"]:
+            log.warning("%s; treating as a miss", msg)
+            last["msg"] = msg
+
+    return report

@@ -1,0 +1,54 @@
+"""L1 in process, then the shared L2. Writes to L2 never delay the response."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from edge_ext.cache.entry import Entry
+from edge_ext.cache.memory import MemoryCache
+from edge_ext.cache.shared import SharedStore, StoreError, guarded
+
+
+class TieredCache:
+    def __init__(self, l1: MemoryCache, l2: SharedStore | None, l1_ttl: float, l2_ttl: float,
+                 on_l2_error: Callable[[str], None] = lambda store: None):
+        self.l1, self.l2 = l1, l2
+        self.l1_ttl, self.l2_ttl = l1_ttl, l2_ttl
+        self._report = guarded(on_l2_error)
+        self._writes: set[asyncio.Task] = set()
+
+    async def get(self, key: str) -> tuple[Entry | None, str]:
+        entry = self.l1.get(key)
+        if entry is not None:
+            return entry, "hit-l1"
+        if self.l2 is None:
+            return None, "miss"
+        try:
+            data = await self.l2.get(key)
+        except StoreError as exc:
+            self._report(self.l2.name, exc)
+            return None, "miss"
+        entry = Entry.decode(data) if data else None
+        if entry is None:
+            return None, "miss"
+        self.l1.set(key, entry, self.l1_ttl)
+        return entry, "hit-l2"
+
+    def put(self, key: str, entry: Entry, ttl: float | None = None) -> None:
+        self.l1.set(key, entry, min(ttl, self.l1_ttl) if ttl is not None else self.l1_ttl)
+        if self.l2 is not None:
+            task = asyncio.get_running_loop().create_task(self._write(key, entry.encode(), ttl or self.l2_ttl))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _write(self, key: str, data: bytes, ttl: float) -> None:
+        try:
+            await self.l2.set(key, data, ttl)
+        except StoreError as exc:
+            self._report(self.l2.name, exc)
+
+    async def drain(self) -> None:
+        """Wait for background writes (tests, shutdown)."""
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)

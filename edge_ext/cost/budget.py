@@ -1,0 +1,228 @@
+"""Spend budgets per API key or tenant, and tokens-per-minute limits: the pure part.
+
+A budget is a USD limit over a period. Spend is kept in a :class:`BudgetLedger` under
+``(scope_id, period_key)``; the period key changes at each UTC day or month boundary, so a new
+period starts from zero without anything being reset (old keys can simply expire in Redis).
+Key-scoped budgets are identified by a key id or hash chosen by the caller, never the key itself:
+the id appears in ledger keys and in the messages clients see.
+
+The check is made before a request with what has been spent so far, and the request's cost is
+added after its response. A request is refused once spend has *reached* the limit, so the last
+admitted request may overshoot it by its own cost (the cost of an LLM call is only known after
+it); a limit of 0 refuses everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "BudgetLedger",
+    "BudgetSpec",
+    "BudgetVerdict",
+    "MemoryLedger",
+    "Period",
+    "Scope",
+    "TokenRate",
+    "check",
+    "format_usd",
+    "period_key",
+    "resets_at",
+]
+
+Scope = Literal["key", "tenant"]
+Period = Literal["daily", "monthly", "total"]
+_SCOPES = ("key", "tenant")
+_PERIODS = ("daily", "monthly", "total")
+
+
+def _to_decimal(value: object, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, float, str)):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    # repr() of a float is its shortest round-tripping decimal: 10.1 stays 10.1.
+    result = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not result.is_finite() or result < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    scope: Scope
+    id: str
+    period: Period
+    limit_usd: Decimal
+    tokens_per_minute: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope not in _SCOPES:
+            raise ValueError(f"scope must be one of {_SCOPES}, got {self.scope!r}")
+        if self.period not in _PERIODS:
+            raise ValueError(f"period must be one of {_PERIODS}, got {self.period!r}")
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError("id must be a non-empty string")
+        object.__setattr__(self, "limit_usd", _to_decimal(self.limit_usd, "limit_usd"))
+        tpm = self.tokens_per_minute
+        if tpm is not None and (isinstance(tpm, bool) or not isinstance(tpm, int) or tpm <= 0):
+            raise ValueError(f"tokens_per_minute must be a positive integer or None, got {tpm!r}")
+
+    @property
+    def scope_id(self) -> str:
+        """The ledger key of this budget's subject, e.g. ``tenant:acme``."""
+        return f"{self.scope}:{self.id}"
+
+    def describe(self) -> str:
+        return f"{self.period} budget of {self.scope} {self.id!r}"
+
+
+def _utc(now_epoch: float) -> datetime:
+    return datetime.fromtimestamp(now_epoch, tz=UTC)
+
+
+def period_key(period: Period, now_epoch: float) -> str:
+    """The counter key of the period containing ``now_epoch``: ``2026-11-27``, ``2026-11``, ``total``."""
+    if period == "total":
+        return "total"
+    if period == "daily":
+        return _utc(now_epoch).strftime("%Y-%m-%d")
+    if period == "monthly":
+        return _utc(now_epoch).strftime("%Y-%m")
+    raise ValueError(f"period must be one of {_PERIODS}, got {period!r}")
+
+
+def resets_at(period: Period, now_epoch: float) -> float | None:
+    """Epoch seconds at which the period containing ``now_epoch`` ends (None for ``total``)."""
+    if period == "total":
+        return None
+    day = _utc(now_epoch).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "daily":
+        return day.timestamp() + 86400
+    if period == "monthly":
+        first = day.replace(day=1)
+        nxt = first.replace(year=first.year + 1, month=1) if first.month == 12 else first.replace(month=first.month + 1)
+        return nxt.timestamp()
+    raise ValueError(f"period must be one of {_PERIODS}, got {period!r}")
+
+
+@runtime_checkable
+class BudgetLedger(Protocol):
+    """Where spend is kept (in memory for tests, Redis in production)."""
+
+    async def spent(self, scope_id: str, period_key: str) -> Decimal: ...
+
+    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
+        """Add ``usd`` and return the new total of that period."""
+        ...
+
+
+class MemoryLedger:
+    """A process-local ledger: for tests and single-process use (not shared across workers)."""
+
+    def __init__(self) -> None:
+        self._totals: dict[tuple[str, str], Decimal] = {}
+
+    async def spent(self, scope_id: str, period_key: str) -> Decimal:
+        return self._totals.get((scope_id, period_key), Decimal(0))
+
+    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
+        amount = _to_decimal(usd, "usd")
+        total = self._totals.get((scope_id, period_key), Decimal(0)) + amount
+        self._totals[(scope_id, period_key)] = total
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetVerdict:
+    allowed: bool
+    remaining: Decimal
+    message: str
+
+
+def format_usd(amount: Decimal) -> str:
+    """``$10.00``, ``$0.000123``: cents always, more digits only when they carry something."""
+    cents = amount.quantize(Decimal("0.01"))
+    if cents == amount or abs(amount) >= 1:
+        return f"${cents:,.2f}"
+    fine = amount.quantize(Decimal("0.000001")).normalize()
+    return f"${fine:f}" if abs(fine) > 0 else f"${cents:,.2f}"
+
+
+def check(spec: BudgetSpec, spent: Decimal, *, now_epoch: float | None = None) -> BudgetVerdict:
+    """Whether ``spec`` admits another request after ``spent``; with ``now_epoch`` the message
+    also says when the period resets."""
+    spent = _to_decimal(spent, "spent")
+    remaining = max(spec.limit_usd - spent, Decimal(0))
+    summary = f"{format_usd(spent)} of {format_usd(spec.limit_usd)} spent"
+    reset = resets_at(spec.period, now_epoch) if now_epoch is not None else None
+    if spent < spec.limit_usd:
+        return BudgetVerdict(True, remaining, f"{spec.describe()}: {summary}, {format_usd(remaining)} left")
+    message = f"{spec.describe()} exhausted: {summary}"
+    if reset is not None:
+        message += f"; it resets at {_utc(reset).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    elif spec.period == "total":
+        message += "; it does not reset"
+    return BudgetVerdict(False, remaining, message)
+
+
+class TokenRate:
+    """A tokens-per-minute limit as a continuously refilled token bucket (GCRA-equivalent).
+
+    The bucket holds up to ``limit_per_minute`` tokens and refills at ``limit_per_minute / 60``
+    per second, so an idle client may spend a whole minute's allowance at once, and sustained
+    use is held to the limit. The price of allowing that burst: any 60 s window admits at most
+    twice the limit (a full bucket plus one minute of refill). A sliding-window log would be
+    exact but keeps one timestamp per request; this keeps two floats.
+
+    Time is passed in (seconds, any monotonic origin); a clock that steps back is treated as
+    no time passing. A request larger than the whole bucket can never be admitted:
+    :meth:`retry_after` returns None for it, so the caller can refuse it outright.
+    """
+
+    __slots__ = ("limit", "_rate", "_level", "_last")
+
+    def __init__(self, limit_per_minute: int) -> None:
+        if isinstance(limit_per_minute, bool) or not isinstance(limit_per_minute, int) or limit_per_minute <= 0:
+            raise ValueError(f"limit_per_minute must be a positive integer, got {limit_per_minute!r}")
+        self.limit = limit_per_minute
+        self._rate = limit_per_minute / 60.0
+        self._level = float(limit_per_minute)
+        self._last: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._last is not None and now > self._last:
+            self._level = min(float(self.limit), self._level + (now - self._last) * self._rate)
+        if self._last is None or now > self._last:
+            self._last = now
+
+    def available(self, now: float) -> float:
+        """Tokens that could be taken at ``now`` (negative after an over-charge)."""
+        self._refill(now)
+        return self._level
+
+    def try_take(self, n: int, now: float) -> bool:
+        """Take ``n`` tokens if the bucket holds them; taking nothing is always allowed."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        self._refill(now)
+        if n <= self._level:
+            self._level -= n
+            return True
+        return False
+
+    def charge(self, n: int, now: float) -> None:
+        """Take ``n`` tokens unconditionally, e.g. output tokens counted after the response;
+        the bucket may go negative, delaying later requests until it refills."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        self._refill(now)
+        self._level -= n
+
+    def retry_after(self, n: int, now: float) -> float | None:
+        """Seconds until ``n`` tokens can be taken (0 if now), or None if they never can."""
+        if n > self.limit:
+            return None
+        self._refill(now)
+        return max(0.0, (n - self._level) / self._rate)

@@ -1,0 +1,173 @@
+"""What an exchange costs, and a cheap guess of a request's prompt size before it is sent.
+
+Cost follows the :class:`~edge_ext.usage.Usage` semantics (no token is counted twice)::
+
+    usd = (input * price.input + cached_input * price.cached_input
+           + cache_write * price.cache_write + output * price.output) / 1_000_000
+
+Reasoning tokens are already inside ``output_tokens`` and are not added again.
+
+Rounding: the sum is exact (integer tokens times decimal prices, computed with 60 significant
+digits), then divided by one million (exact in decimal) and quantized once to 1e-9 USD with
+ROUND_HALF_EVEN. A nano-dollar is far below any price step, and rounding once per exchange
+with banker's rounding keeps sums of many exchanges unbiased.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import Any
+
+from edge_ext.cost.pricing import Price, PriceTable
+from edge_ext.usage import Usage
+
+__all__ = [
+    "ATTACHMENT_TOKENS",
+    "CostResult",
+    "QUANTUM",
+    "cost",
+    "cost_of",
+    "estimate_input_tokens",
+    "requested_output_tokens",
+]
+
+QUANTUM = Decimal("0.000000001")
+_PER_MILLION = Decimal(1_000_000)
+_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class CostResult:
+    """The cost of one exchange; ``usd`` is None exactly when the model has no price."""
+
+    usd: Decimal | None
+    priced: bool
+
+    def __post_init__(self) -> None:
+        if self.priced != (self.usd is not None):
+            raise ValueError("a priced result needs usd, an unpriced one must not have it")
+
+    @classmethod
+    def unpriced(cls) -> "CostResult":
+        return cls(None, False)
+
+
+def cost(usage: Usage, price: Price) -> Decimal:
+    """USD cost of ``usage`` at ``price``, quantized to 1e-9 (see the module docstring)."""
+    parts = (
+        (usage.input_tokens, price.input),
+        (usage.cached_input_tokens, price.cached_input),
+        (usage.cache_write_tokens, price.cache_write),
+        (usage.output_tokens, price.output),
+    )
+    total = Decimal(0)
+    for tokens, per_million in parts:
+        if tokens < 0:
+            # Usage parsers never produce this; a negative count would be a refund in disguise.
+            raise ValueError(f"token counts must be >= 0, got {usage!r}")
+        total = _CONTEXT.add(total, _CONTEXT.multiply(Decimal(tokens), per_million))
+    return _CONTEXT.divide(total, _PER_MILLION).quantize(QUANTUM, context=_CONTEXT)
+
+
+def cost_of(usage: Usage, model: str, table: PriceTable) -> CostResult:
+    """The cost of ``usage`` for ``model``; unpriced models give ``CostResult(None, False)``."""
+    price = table.price(model)
+    if price is None:
+        return CostResult.unpriced()
+    return CostResult(cost(usage, price), True)
+
+
+# --- estimating a request's prompt tokens ------------------------------------------------------
+#
+# Rules (a heuristic for routing and TPM pre-checks; the provider's usage report is the truth):
+# * text: ceil(characters / 4), OpenAI's rule of thumb for English; code and non-Latin scripts
+#   run denser, so this under-counts them by up to ~2x;
+# * each message: +4 for its role and separators, +3 once for the reply priming (OpenAI's
+#   cookbook accounting; Anthropic's framing is similar);
+# * each image, audio or file part: a flat ATTACHMENT_TOKENS, between OpenAI's 765 for a
+#   1024x1024 high-detail image and Anthropic's ~1,600 for a 1.15 MP image. Their base64 payload
+#   is never counted as text: a 1 MB image would otherwise count as 350K tokens;
+# * tool and response-format schemas: their compact JSON text, as providers render them into the
+#   prompt;
+# * token-id prompts (lists of integers): one token each.
+
+ATTACHMENT_TOKENS = 1000
+_PER_MESSAGE = 4
+_REPLY_PRIMING = 3
+_TEXT_FIELDS = ("messages", "system", "prompt", "input", "instructions")
+_SCHEMA_FIELDS = ("tools", "functions", "response_format")
+_ATTACHMENT_TYPES = frozenset(
+    {"image_url", "image", "input_image", "input_audio", "audio", "file", "input_file", "document"}
+)
+# Structure and opaque ids a provider does not render as prompt text.
+_SKIP_KEYS = frozenset(
+    {"type", "role", "id", "tool_call_id", "tool_use_id", "cache_control", "detail", "media_type",
+     "format", "index", "signature", "status"}
+)
+_INLINE_DATA_MIN = 256
+
+
+def _text_units(value: Any) -> tuple[int, int, int]:
+    """(characters, integer tokens, attachments) in ``value``, walked without recursion."""
+    chars = ints = attachments = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item.startswith("data:") and len(item) >= _INLINE_DATA_MIN:
+                attachments += 1
+            else:
+                chars += len(item)
+        elif isinstance(item, dict):
+            if item.get("type") in _ATTACHMENT_TYPES:
+                attachments += 1
+                continue
+            for key, child in item.items():
+                if key not in _SKIP_KEYS and isinstance(child, (str, dict, list)):
+                    stack.append(child)
+        elif isinstance(item, list):
+            for child in item:
+                if isinstance(child, int) and not isinstance(child, bool):
+                    ints += 1
+                else:
+                    stack.append(child)
+    return chars, ints, attachments
+
+
+def _schema_chars(value: Any) -> int:
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    except (TypeError, ValueError):
+        return 0
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """A cheap estimate of the prompt tokens of an OpenAI- or Anthropic-shaped request body."""
+    if not isinstance(body, dict):
+        return 0
+    chars = ints = attachments = 0
+    for field in _TEXT_FIELDS:
+        if field in body:
+            c, i, a = _text_units(body[field])
+            chars, ints, attachments = chars + c, ints + i, attachments + a
+    for field in _SCHEMA_FIELDS:
+        if body.get(field):
+            chars += _schema_chars(body[field])
+    messages = body.get("messages")
+    framing = _PER_MESSAGE * len(messages) + _REPLY_PRIMING if isinstance(messages, list) and messages else 0
+    return -(-chars // 4) + ints + framing + attachments * ATTACHMENT_TOKENS
+
+
+def requested_output_tokens(body: dict[str, Any]) -> int | None:
+    """The output cap the request asks for (OpenAI or Anthropic spelling), or None."""
+    if not isinstance(body, dict):
+        return None
+    # max_completion_tokens supersedes max_tokens in OpenAI's API; max_output_tokens is the
+    # Responses API's name; Anthropic requires max_tokens.
+    for key in ("max_completion_tokens", "max_output_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

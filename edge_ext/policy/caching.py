@@ -1,0 +1,88 @@
+"""The cache step of the policy: look up before routing, record the answer on the way back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from edge_ext.cache.entry import Entry
+from edge_ext.cache.key import OFF, Directive, cache_key, directive, namespace_for
+from edge_ext.cache.tiered import TieredCache
+from edge_ext.config.models import Cache as CacheConfig
+from edge_ext.policy.decisions import Respond
+from edge_ext.providers.base import ChatRequest
+from edge_ext.sse import SSEParser
+
+
+class Recorder:
+    """Collects the client-facing answer; yields an Entry only for a complete success."""
+
+    def __init__(self, api: str, stream: bool):
+        self.api, self.stream = api, stream
+        self._body = bytearray()
+        if stream:
+            from edge_ext.translate.accumulate import AnthropicAccumulator, OpenAIAccumulator
+
+            self._parser = SSEParser()
+            self._acc = OpenAIAccumulator() if api == "openai" else AnthropicAccumulator()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.stream:
+            for event in self._parser.feed(chunk):
+                self._acc.feed(event)
+        else:
+            self._body += chunk
+
+    def result(self) -> bytes | None:
+        if self.stream:
+            done = self._acc.result() if self._acc.complete and not self._parser.pending else None
+            return json.dumps(done, separators=(",", ":"), ensure_ascii=False).encode() if done else None
+        try:
+            body = json.loads(self._body)
+        except ValueError:
+            return None
+        # An error object is not an answer, whatever the status said.
+        if not isinstance(body, dict) or "error" in body:
+            return None
+        return bytes(self._body)
+
+
+class CacheStep:
+    def __init__(self, config: CacheConfig, cache: TieredCache | None, wall: Callable[[], float]):
+        self._config, self._cache, self._wall = config, cache, wall
+
+    def directive(self, headers: dict[str, str], request: ChatRequest) -> Directive:
+        if self._cache is None or not self._config.enabled:
+            return OFF
+        c = self._config
+        return directive(headers, request.body, default=c.policy, opt_in_header=c.opt_in_header,
+                         allow_multiple_choices=c.cache_multiple_choices, max_ttl=c.max_ttl_s)
+
+    def key(self, headers: dict[str, str], request: ChatRequest) -> str:
+        return cache_key(namespace_for(headers, self._config.shared_namespace), request.api, request.body)
+
+    async def lookup(self, key: str) -> tuple[Entry | None, str]:
+        return await self._cache.get(key)
+
+    def hit_response(self, entry: Entry, tier: str, request: ChatRequest) -> Respond:
+        if request.stream:
+            from edge_ext.translate.replay import replay_anthropic, replay_openai
+
+            answer = json.loads(entry.body)
+            if request.api == "openai":
+                options = request.body.get("stream_options")
+                usage = isinstance(options, dict) and bool(options.get("include_usage"))
+                body, ctype = replay_openai(answer, include_usage=usage), "text/event-stream"
+            else:
+                body, ctype = replay_anthropic(answer), "text/event-stream"
+        else:
+            body, ctype = entry.body, "application/json"
+        headers = (("content-type", ctype), ("x-edge-cache", tier), ("age", str(entry.age(self._wall()))))
+        return Respond(200, body, headers, f"edge_ext_cache_{tier.replace('-', '_')}")
+
+    def store(self, key: str, recorder: Recorder, provider: str, ttl: float | None) -> int:
+        body = recorder.result()
+        if body is None:
+            return 0
+        self._cache.put(key, Entry(body, self._wall(), recorder.api, provider), ttl)
+        return len(body)
