@@ -83,9 +83,21 @@ Validator = Callable[[re.Match[str], str], Span | None]
 class _Detector:
     kind: str
     regex: re.Pattern[str]
-    group: str | int = 0
     validate: Validator | None = None
-    needs: Callable[[str, bool], bool] | None = None  # (text, has_digit) -> worth running
+    # The detector runs only if one of these literals occurs in the text (in its lowercased
+    # form when ``folded``): most text has no "@", "bearer" or "sk-", and `in` is far cheaper
+    # than a regex scan.
+    needs: tuple[str, ...] = ()
+    folded: bool = False
+    # Where the regex is run: the whole text, or only the islands found by _numeric_islands
+    # or _colon_islands (see there).
+    islands: str = "all"
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    # ASCII: \d is [0-9] and \w is [A-Za-z0-9_]. Unicode digits (Arabic-Indic, fullwidth) are
+    # not what card, phone or IP formats are written in, and the validators do ASCII arithmetic.
+    return re.compile(pattern, re.ASCII)
 
 
 # --- validators ----------------------------------------------------------------------------------
@@ -101,15 +113,21 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _group_prefixes(raw: str):
+    """``raw``, then its prefixes ending before each separator, longest first: a run of digit
+    groups may carry unrelated groups after the number (an expiry month, a year)."""
+    yield raw
+    for i in range(len(raw) - 1, 0, -1):
+        if raw[i] in " .-":
+            yield raw[:i]
+
+
 def _card(m: re.Match[str], text: str) -> Span | None:
-    raw = m.group()
-    # Try the whole run first, then drop trailing groups: "4111 1111 1111 1111 12" is a card
-    # followed by a month.
-    cuts = [len(raw)] + [i for i in range(len(raw) - 1, 0, -1) if raw[i] in " -"]
-    for cut in cuts:
-        digits = raw[:cut].replace(" ", "").replace("-", "")
+    start = m.start("body")
+    for prefix in _group_prefixes(m.group("body")):
+        digits = prefix.replace(" ", "").replace("-", "")
         if 13 <= len(digits) <= 19 and _luhn(digits):
-            return m.start(), m.start() + cut
+            return start, start + len(prefix)
     return None
 
 
@@ -179,25 +197,30 @@ def _ipv6(m: re.Match[str], text: str) -> Span | None:
     return m.span()
 
 
-_SEPARATORS = re.compile(r"[ .\-]")
-_DOUBLE_SEPARATOR = re.compile(r"[ .\-]{2}")
-_DATE_LIKE = re.compile(r"\(?\d{1,2}([ .\-])\d{1,2}\1(?:19|20)\d\d\b")
+_SEPARATORS = _re(r"[ .\-]")
+_DOUBLE_SEPARATOR = _re(r"[ .\-]{2}")
+_DATE_LIKE = _re(r"\(?\d{1,2}([ .\-])\d{1,2}\1(?:19|20)\d\d\b")
 
 
 def _digit_count(value: str) -> int:
     return sum(1 for ch in value if "0" <= ch <= "9")
 
 
-def _phone_intl(m: re.Match[str], text: str) -> Span | None:
-    value = m.group()
+def _phone_intl_number(value: str) -> bool:
     if not 9 <= _digit_count(value) <= 15 or _DOUBLE_SEPARATOR.search(value):
-        return None
+        return False
     # "00" dialling without any grouping is indistinguishable from a zero-padded id.
     if value.startswith("00") and not _SEPARATORS.search(value) and "(" not in value:
-        return None
-    if value.count("(") != value.count(")") or value.count("(") > 1:
-        return None
-    return m.span()
+        return False
+    return value.count("(") == value.count(")") <= 1 and value[-1].isdigit()
+
+
+def _phone_intl(m: re.Match[str], text: str) -> Span | None:
+    start = m.start("body")
+    for prefix in _group_prefixes(m.group("body")):
+        if _phone_intl_number(prefix):
+            return start, start + len(prefix)
+    return None
 
 
 def _phone_national(m: re.Match[str], text: str) -> Span | None:
@@ -212,7 +235,7 @@ def _phone_national(m: re.Match[str], text: str) -> Span | None:
 
 # --- patterns ------------------------------------------------------------------------------------
 
-_KNOWN_KEY = re.compile(
+_KNOWN_KEY = _re(
     r"(?<![A-Za-z0-9_\-])(?:"
     r"sk-[A-Za-z0-9_\-]{20,}"  # OpenAI sk-, sk-proj-, sk-svcacct-; Anthropic sk-ant-api03-
     r"|(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"  # AWS access key ids (long-lived, STS)
@@ -222,9 +245,9 @@ _KNOWN_KEY = re.compile(
     r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"  # JWT: header.payload.sig
     r")"
 )
-_KEY_PREFIXES = ("sk-", "AKIA", "ASIA", "gh", "github_pat_", "AIza", "xox", "eyJ")
+_KEY_PREFIXES = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AIza", "xox", "eyJ")
 
-_ASSIGNMENT = re.compile(
+_ASSIGNMENT = _re(
     r"(?<![A-Za-z0-9_\-])"
     r"(?P<name>(?:[A-Za-z0-9]+[_\-]){0,4}"
     r"(?i:api[_\-]?key|(?:access|secret|private)[_\-]?key(?:[_\-]?id)?|client[_\-]?secret"
@@ -233,58 +256,56 @@ _ASSIGNMENT = re.compile(
     r"(?P<value>[A-Za-z0-9_\-+/=.~%]{6,})"
 )
 
-_BEARER = re.compile(r"(?<![A-Za-z0-9_\-])(?i:bearer)[ \t]{1,8}(?P<value>[A-Za-z0-9\-._~+/]+=*)")
+_BEARER = _re(r"(?<![A-Za-z0-9_\-])(?i:bearer)[ \t]{1,8}(?P<value>[A-Za-z0-9\-._~+/]+=*)")
 
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,63}")
+_EMAIL = _re(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,63}")
 
 # The body is read in a lookahead so that a run that turns out longer than its country's IBAN
 # (running into the next word, or into another IBAN) does not swallow what follows.
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?=(?P<body>(?: ?[A-Z0-9]){11,30}))")
+# (Starting with a consumed [A-Z] rather than the lookbehind lets the engine skip ahead fast.)
+_IBAN = _re(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?=(?P<body>(?: ?[A-Z0-9]){11,30}))")
 
-_CARD = re.compile(r"(?<!\d)(?<!\d[ \-])[2-6]\d(?:[ \-]?\d){11,17}(?!\d)")
+# Candidates that must be validated and may be trimmed (cards, international phones) are read in
+# a lookahead, so a rejected or trimmed candidate does not swallow the number that follows it.
+_CARD = _re(r"(?<!\d)(?=(?P<body>[2-6]\d(?:[ \-]?\d){11,17})(?!\d))")
 
-_SSN = re.compile(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}([ \-])(?!00)\d{2}\1(?!0000)\d{4}(?![\d\-]|\.\d)")
+_SSN = _re(r"(?<![\d\-])(?!000|666|9\d\d)\d{3}([ \-])(?!00)\d{2}\1(?!0000)\d{4}(?![\d\-]|\.\d)")
 
-_IPV6 = re.compile(
+_IPV6 = _re(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
     r"(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?"
     r"(?![\w:]|\.\d)"
 )
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\d|\.\d)")
+_IPV4 = _re(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\d|\.\d)")
 
 # "+" or the "00" international call prefix, then the country code.
-_PHONE_INTL = re.compile(r"(?<![\w+])(?:\+|00)[1-9][\d ().\-]{6,22}\d(?!\d)")
-_PHONE_NANP = re.compile(
+_PHONE_INTL = _re(r"(?<![\w+])(?=(?P<body>(?:\+|00)[1-9][\d ().\-]{6,22}\d)(?!\d))")
+_PHONE_NANP = _re(
     r"(?<![\w+.\-])(?<!\d )(?:1[ .\-])?(?:\([2-9]\d{2}\)[ .\-]?|[2-9]\d{2}[ .\-])[2-9]\d{2}[ .\-]\d{4}"
     r"(?!\w|[ .\-]\d)"
 )
-_PHONE_NATIONAL = re.compile(
+_PHONE_NATIONAL = _re(
     r"(?<![\w+.\-/])(?<!\d )(?:\(0[1-9]\d{0,3}\)|0[1-9]\d{0,3})(?:[ .\-]\d{2,8}){1,4}(?!\w|[ .\-/]\d)"
 )
 
 
-def _digits(text: str, has_digit: bool) -> bool:
-    return has_digit
-
-
 # Priority order: an earlier detector wins an overlap.
 _DETECTORS: tuple[_Detector, ...] = (
-    _Detector("API_KEY", _KNOWN_KEY, needs=lambda t, d: any(p in t for p in _KEY_PREFIXES)),
-    _Detector("API_KEY", _ASSIGNMENT, validate=_assignment, needs=lambda t, d: ":" in t or "=" in t),
-    _Detector("BEARER", _BEARER, validate=_bearer, needs=lambda t, d: "earer" in t or "EARER" in t),
-    _Detector("EMAIL", _EMAIL, needs=lambda t, d: "@" in t),
-    _Detector("IBAN", _IBAN, validate=_iban, needs=_digits),
-    _Detector("CARD", _CARD, validate=_card, needs=_digits),
-    _Detector("SSN", _SSN, needs=_digits),
-    _Detector("IP", _IPV6, validate=_ipv6, needs=lambda t, d: ":" in t),
-    _Detector("IP", _IPV4, needs=_digits),
-    _Detector("PHONE", _PHONE_INTL, validate=_phone_intl, needs=lambda t, d: d and "+" in t),
-    _Detector("PHONE", _PHONE_NANP, needs=_digits),
-    _Detector("PHONE", _PHONE_NATIONAL, validate=_phone_national, needs=_digits),
+    _Detector("API_KEY", _KNOWN_KEY, needs=_KEY_PREFIXES),
+    _Detector("API_KEY", _ASSIGNMENT, _assignment, needs=("key", "token", "secret", "passw", "pwd"), folded=True),
+    _Detector("BEARER", _BEARER, _bearer, needs=("bearer",), folded=True),
+    _Detector("EMAIL", _EMAIL, needs=("@",)),
+    _Detector("IBAN", _IBAN, _iban),
+    _Detector("CARD", _CARD, _card, islands="numeric"),
+    _Detector("SSN", _SSN, islands="numeric"),
+    _Detector("IP", _IPV6, _ipv6, islands="colon"),
+    _Detector("IP", _IPV4, islands="numeric"),
+    _Detector("PHONE", _PHONE_INTL, _phone_intl, islands="numeric"),
+    _Detector("PHONE", _PHONE_NANP, islands="numeric"),
+    _Detector("PHONE", _PHONE_NATIONAL, _phone_national, islands="numeric"),
 )
-_ANY_DIGIT = re.compile(r"\d")
 
 
 # --- scanning ------------------------------------------------------------------------------------
@@ -322,22 +343,66 @@ def _check_kinds(kinds: Collection[str] | None) -> frozenset[str] | None:
     return chosen
 
 
-def scan(text: str, *, kinds: Collection[str] | None = None) -> list[Finding]:
-    """Non-overlapping findings in ``text``, sorted by position."""
-    if not isinstance(text, str):
-        raise TypeError(f"expected str, got {type(text).__name__}")
-    chosen = _check_kinds(kinds)
-    has_digit = _ANY_DIGIT.search(text) is not None
+# Islands. A regex that cannot skip ahead to a literal costs ~15-40 us per KB of prose, and
+# most of the patterns are such. The numeric and IPv6 patterns consume only characters of a
+# small class, so they are run only inside maximal runs of that class ("islands") found by one
+# fast scan, with ``endpos`` one past the island so that their trailing lookaheads see the same
+# character as in the full text (lookbehinds see before ``pos`` anyway). A test checks that this
+# finds exactly what scanning the whole text finds.
+# Every character the numeric patterns consume. A leading character class (not an optional
+# prefix) lets the engine skip ahead fast; islands without a digit are dropped after.
+_NUMERIC_ISLAND = _re(r"[0-9(+][0-9 ().+\-]*")
+_NUMERIC_MIN = 7  # the shortest numeric finding, an IPv4 address like 1.1.1.1
+_COLON_ISLAND = _re(r":[0-9A-Fa-f:.]*")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _numeric_islands(text: str) -> list[tuple[int, int]]:
+    return [
+        m.span()
+        for m in _NUMERIC_ISLAND.finditer(text)
+        if m.end() - m.start() >= _NUMERIC_MIN and _has_digit(m.group())
+    ]
+
+
+def _colon_islands(text: str) -> list[tuple[int, int]]:
+    islands = []
+    for m in _COLON_ISLAND.finditer(text):
+        if m.group().count(":") < 2:
+            continue
+        start = m.start()
+        # An address's first group (up to 4 hex digits) precedes the first colon.
+        while start > 0 and m.start() - start < 4 and text[start - 1] in _HEX:
+            start -= 1
+        islands.append((start, m.end()))
+    return islands
+
+
+def _scan(text: str, chosen: frozenset[str] | None, use_islands: bool) -> list[Finding]:
+    folded: str | None = None
+    island_cache: dict[str, list[tuple[int, int]]] = {}
     spans = _Spans()
     for det in _DETECTORS:
         if chosen is not None and det.kind not in chosen:
             continue
-        if det.needs is not None and not det.needs(text, has_digit):
-            continue
-        for m in det.regex.finditer(text):
-            span = det.validate(m, text) if det.validate else m.span(det.group)
-            if span is not None:
-                spans.add(det.kind, *span)
+        if det.needs:
+            if det.folded and folded is None:
+                folded = text.lower()
+            haystack = folded if det.folded else text
+            if not any(literal in haystack for literal in det.needs):
+                continue
+        if det.islands == "all" or not use_islands:
+            regions = [(0, len(text))]
+        else:
+            if det.islands not in island_cache:
+                finder = _numeric_islands if det.islands == "numeric" else _colon_islands
+                island_cache[det.islands] = finder(text)
+            regions = [(start, min(end + 1, len(text))) for start, end in island_cache[det.islands]]
+        for start, end in regions:
+            for m in det.regex.finditer(text, start, end):
+                span = det.validate(m, text) if det.validate else m.span()
+                if span is not None:
+                    spans.add(det.kind, *span)
     # A value reported once is removed wherever it recurs, e.g. a key first seen as
     # `api_key=XYZ` and later quoted bare.
     secrets = {
@@ -351,6 +416,13 @@ def scan(text: str, *, kinds: Collection[str] | None = None) -> list[Finding]:
             spans.add(kind, at, at + len(value))
             at = text.find(value, at + 1)
     return spans.findings
+
+
+def scan(text: str, *, kinds: Collection[str] | None = None) -> list[Finding]:
+    """Non-overlapping findings in ``text``, sorted by position."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected str, got {type(text).__name__}")
+    return _scan(text, _check_kinds(kinds), use_islands=True)
 
 
 def _ordered_kinds(findings: list[Finding]) -> list[str]:

@@ -154,6 +154,9 @@ class Cache(Strict):
     # Entries are private to the caller's key (or tenant) unless this names a shared space.
     shared_namespace: str | None = None
     cache_multiple_choices: bool = False
+    # How long identical concurrent misses wait for the first one's answer (Envoy's
+    # max_message_timeout, 30 s, bounds it).
+    single_flight_wait_s: Annotated[float, Field(ge=0, le=29)] = 25.0
     l1_max_entries: Annotated[int, Field(ge=0)] = 10_000
     l1_max_bytes: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024
     l1_ttl_s: Annotated[float, Field(ge=0)] = 300.0

@@ -104,6 +104,12 @@ def _convert(phase: str, decision: Continue | Respond) -> pb.ProcessingResponse:
 _cached = lru_cache(maxsize=4096)(_convert)
 
 
+def extend_timeout(seconds: float) -> pb.ProcessingResponse:
+    response = pb.ProcessingResponse()
+    response.override_message_timeout.FromMilliseconds(int(seconds * 1000))
+    return response
+
+
 def to_response(phase: str, decision: Continue | Respond) -> pb.ProcessingResponse:
     if decision.body is not None and len(decision.body) > 256:
         return _convert(phase, decision)  # large bodies are one-off: not worth a cache slot

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from edge_ext.extproc.convert import header_dict, to_response
+from edge_ext.extproc.convert import extend_timeout, header_dict, to_response
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.metrics import WorkerMetrics
+from edge_ext.policy.decisions import Defer
 from edge_ext.policy.engine import Policy
 
 log = logging.getLogger("edge_ext.extproc")
@@ -42,27 +43,36 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         policy, metrics, clock = self._policy, self._metrics, self._clock
         st = policy.new_stream()
         metrics.streams.inc()
-        async for request in request_iterator:
-            started = clock()
-            phase = request.WhichOneof("request")
-            if phase == "request_headers":
-                msg = request.request_headers
-                decision = policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
-            elif phase == "request_body":
-                decision = await policy.on_request_body(st, request.request_body.body)
-            elif phase == "response_headers":
-                headers = header_dict(request.response_headers.headers)
-                decision = policy.on_response_headers(st, _status_of(headers), headers, _from_upstream(request))
-            elif phase == "response_body":
-                msg = request.response_body
-                decision = policy.on_response_body(st, msg.body, msg.end_of_stream)
-            else:
-                # Trailers are never requested by our filter config; answer so Envoy is not stuck.
-                yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
-                continue
-            response = to_response(phase, decision)
-            metrics.observe_phase(phase, clock() - started)
-            yield response
-            if response.HasField("immediate_response"):
-                break
-        metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
+        try:
+            async for request in request_iterator:
+                started = clock()
+                phase = request.WhichOneof("request")
+                if phase == "request_headers":
+                    msg = request.request_headers
+                    decision = policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
+                elif phase == "request_body":
+                    decision = await policy.on_request_body(st, request.request_body.body)
+                    if isinstance(decision, Defer):
+                        # Envoy would fail the request at message_timeout while we wait.
+                        yield extend_timeout(decision.extend_s)
+                        decision = await decision.then
+                        started = clock()
+                elif phase == "response_headers":
+                    headers = header_dict(request.response_headers.headers)
+                    decision = policy.on_response_headers(st, _status_of(headers), headers, _from_upstream(request))
+                elif phase == "response_body":
+                    msg = request.response_body
+                    decision = policy.on_response_body(st, msg.body, msg.end_of_stream)
+                else:
+                    # Trailers are never requested by our filter config; answer so Envoy is not stuck.
+                    yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
+                    continue
+                response = to_response(phase, decision)
+                metrics.observe_phase(phase, clock() - started)
+                yield response
+                if response.HasField("immediate_response"):
+                    break
+        finally:
+            # Every stream ends here, answered, failed or cancelled by Envoy.
+            policy.on_stream_end(st)
+            metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()

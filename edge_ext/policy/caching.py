@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from edge_ext.cache.entry import Entry
 from edge_ext.cache.key import OFF, Directive, cache_key, directive, namespace_for
+from edge_ext.cache.singleflight import SingleFlight
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Cache as CacheConfig
 from edge_ext.policy.decisions import Respond
@@ -50,6 +51,7 @@ class Recorder:
 class CacheStep:
     def __init__(self, config: CacheConfig, cache: TieredCache | None, wall: Callable[[], float]):
         self._config, self._cache, self._wall = config, cache, wall
+        self.flights = SingleFlight(config.single_flight_wait_s)
 
     def directive(self, headers: dict[str, str], request: ChatRequest) -> Directive:
         if self._cache is None or not self._config.enabled:
@@ -80,9 +82,10 @@ class CacheStep:
         headers = (("content-type", ctype), ("x-edge-cache", tier), ("age", str(entry.age(self._wall()))))
         return Respond(200, body, headers, f"edge_ext_cache_{tier.replace('-', '_')}")
 
-    def store(self, key: str, recorder: Recorder, provider: str, ttl: float | None) -> int:
+    def store(self, key: str, recorder: Recorder, provider: str, ttl: float | None) -> Entry | None:
         body = recorder.result()
         if body is None:
-            return 0
-        self._cache.put(key, Entry(body, self._wall(), recorder.api, provider), ttl)
-        return len(body)
+            return None
+        entry = Entry(body, self._wall(), recorder.api, provider)
+        self._cache.put(key, entry, ttl)
+        return entry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -50,5 +51,16 @@ class Respond:
     metadata: Headers = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """The decision needs waiting (another request is fetching the same answer).
+
+    The servicer first extends Envoy's per-message deadline by ``extend_s``, then awaits ``then``.
+    """
+
+    extend_s: float
+    then: Awaitable[Continue | Respond]
+
+
 CONTINUE = Continue()
-Decision = Continue | Respond
+Decision = Continue | Respond | Defer

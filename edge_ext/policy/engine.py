@@ -15,7 +15,7 @@ from edge_ext.config.models import Config
 from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, UnsupportedPath
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.policy.caching import CacheStep, Recorder
-from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond, ResponseMode
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.response import codec_for
 from edge_ext.routing.router import Router
@@ -102,14 +102,40 @@ class Policy:
         if not directive.lookup:
             return None
         entry, tier = await self._cache.lookup(st.cache_key)
-        self._on_cache(tier, 0)
-        if entry is None:
-            st.recorder = Recorder(request.api, request.stream)
-            return None
+        if entry is not None:
+            self._on_cache(tier, 0)
+            return self._hit(st, request, entry, tier)
+        if not self._cache.flights.lead(st.cache_key):
+            return Defer(self._cache.flights.max_wait + 1, self._follow(st, request))
+        self._on_cache("miss", 0)
+        st.leading = True
+        st.recorder = Recorder(request.api, request.stream)
+        return None
+
+    async def _follow(self, st: StreamState, request) -> Decision:
+        entry = await self._cache.flights.follow(st.cache_key)
+        if entry is not None:
+            self._on_cache("hit-l1", 0)
+            return self._hit(st, request, entry, "hit-l1")
+        # The leader's answer was not stored: this request asks the provider itself.
+        self._on_cache("miss", 0)
+        st.recorder = Recorder(request.api, request.stream)
+        try:
+            return self._route_chat(st, request)
+        except EdgeError as err:
+            return self._fail(st, err)
+
+    def _hit(self, st: StreamState, request, entry, tier: str) -> Respond:
         st.cache_status, st.provider, st.outcome = tier, entry.provider, "cache_hit"
         hit = self._cache.hit_response(entry, tier, request)
         return Respond(hit.status, hit.body, hit.headers, hit.details,
                        metadata=(("provider", entry.provider), ("model", st.model), ("cache", tier)))
+
+    def on_stream_end(self, st: StreamState) -> None:
+        """Every stream ends here, answered or not: a leader that stored nothing frees its followers."""
+        if st.leading:
+            st.leading = False
+            self._cache.flights.finish(st.cache_key, None)
 
     def _route_chat(self, st: StreamState, request) -> Decision:
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
@@ -162,9 +188,12 @@ class Policy:
             # client's behalf); translated: record what the client gets, in its shape.
             st.recorder.feed(chunk if out is None or st.same_api else out)
             if end_of_stream:
-                stored = self._cache.store(st.cache_key, st.recorder, st.provider, st.cache_ttl)
-                self._on_cache("stored", stored)
+                entry = self._cache.store(st.cache_key, st.recorder, st.provider, st.cache_ttl)
+                self._on_cache("stored", len(entry.body) if entry else 0)
                 st.recorder = None
+                if st.leading:
+                    st.leading = False
+                    self._cache.flights.finish(st.cache_key, entry)
         if out is None:
             return CONTINUE
         if st.codec.mode(st.response_status) is ResponseMode.BUFFERED:

@@ -39,6 +39,7 @@ class StreamState:
     cache_key: str = ""
     cache_ttl: float | None = None
     recorder: Recorder | None = None
+    leading: bool = False  # first in flight for cache_key: must resolve the followers
     response_status: int = 0
     response_bytes: int = 0
     outcome: str = ""

@@ -8,7 +8,7 @@ One hash per provider, ``{prefix}:breaker:{provider}``:
 | ``open_until`` | wall-clock epoch seconds; peers stay away until then |
 | ``failures`` | failures counted across replicas since the last success or opening (HINCRBY) |
 | ``updated_at``, ``updated_by`` | when and by which replica the state last changed |
-| ``forced`` | 1 when an admin set the state; peers adopt it once |
+| ``forced``, ``force_seq`` | 1 when an admin set the state; a counter bumped by every admin change, so each is adopted once |
 
 Scripts, not MULTI: the threshold check has to see the increment's result, and a script is one
 round trip with no retry loop. Each script touches only KEYS[1], so Redis Cluster is fine.
@@ -31,9 +31,9 @@ MAX_HOLD = 10 * 365 * 86400.0
 COUNT_FAILURE = """
 local n = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local state = redis.call('HGET', KEYS[1], 'state')
-local until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0
 local opened = 0
-if n >= tonumber(ARGV[1]) and not (state == 'open' and until > tonumber(ARGV[2])) then
+if n >= tonumber(ARGV[1]) and not (state == 'open' and deadline > tonumber(ARGV[2])) then
   redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', ARGV[3], 'failures', 0,
              'updated_at', ARGV[2], 'updated_by', ARGV[4], 'forced', 0)
   opened = 1
@@ -44,8 +44,8 @@ return opened
 
 # ARGV = open_until, now, replica, ttl. Only ever lengthens an opening.
 OPEN_SCRIPT = """
-local until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0
-if redis.call('HGET', KEYS[1], 'state') ~= 'open' or until < tonumber(ARGV[1]) then
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0
+if redis.call('HGET', KEYS[1], 'state') ~= 'open' or deadline < tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', ARGV[1], 'failures', 0,
              'updated_at', ARGV[2], 'updated_by', ARGV[3], 'forced', 0)
 end
@@ -55,8 +55,8 @@ return 1
 
 # ARGV = now, replica, ttl. A peer's opening that still runs wins over our probes' verdict.
 CLOSE_SCRIPT = """
-local until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0
-if until <= tonumber(ARGV[1]) then
+local deadline = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') or 0
+if deadline <= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'state', 'closed', 'open_until', 0, 'failures', 0,
              'updated_at', ARGV[1], 'updated_by', ARGV[2], 'forced', 0)
 end
@@ -73,6 +73,7 @@ class RemoteRecord:
     updated_at: float = 0.0
     updated_by: str = ""
     forced: bool = False
+    force_seq: int = 0
 
 
 def _text(value: Any) -> str:
@@ -89,6 +90,7 @@ def parse_remote(row: dict[Any, Any]) -> RemoteRecord:
             return 0.0
 
     return RemoteRecord(fields.get("state", ""), number("open_until"), int(number("failures")),
-                        number("updated_at"), fields.get("updated_by", ""), fields.get("forced") == "1")
+                        number("updated_at"), fields.get("updated_by", ""), fields.get("forced") == "1",
+                        int(number("force_seq")))
 
 

@@ -51,7 +51,7 @@ class RedisBreakerStore:
         self.healthy = False  # the last round trip succeeded
         self._watched: set[str] = set()
         self._remote: dict[str, RemoteRecord] = {}
-        self._forced_seen: dict[str, float] = {}
+        self._force_seen: dict[str, int] = {}  # last force_seq adopted per provider
         # Oldest updates are dropped first when Redis is away long enough to fill this.
         self._pending: deque[tuple[Any, ...]] = deque(maxlen=max_pending)
         self._wake = asyncio.Event()
@@ -179,8 +179,10 @@ class RedisBreakerStore:
             return
         now, ttl, me = self.now(), self.key_ttl_seconds, self.replica_id
         pipe = self.redis.pipeline(transaction=False)
+        main: list[int] = []  # index of each op's own reply among the pipeline's replies
         for op, provider, *args in ops:
             key = self.key(provider)
+            main.append(len(pipe))
             if op == "fail":
                 until = min(args[0], now + MAX_HOLD)
                 pipe.eval(COUNT_FAILURE, 1, key, self.settings.failure_threshold, f"{now:.6f}", f"{until:.6f}", me, ttl)
@@ -190,18 +192,19 @@ class RedisBreakerStore:
                 pipe.eval(CLOSE_SCRIPT, 1, key, f"{now:.6f}", me, ttl)
             elif op == "reset":
                 pipe.hset(key, "failures", 0)
+                pipe.expire(key, ttl)
             else:  # force: an admin's word replaces whatever is there
                 state, until = args
                 until = min(until, now + MAX_HOLD) if state == _OPEN.value else 0.0
                 pipe.hset(key, mapping={"state": state, "open_until": f"{until:.6f}", "failures": 0,
                                         "updated_at": f"{now:.6f}", "updated_by": me, "forced": 1})
-            if op in ("reset", "force"):
+                pipe.hincrby(key, "force_seq", 1)
                 pipe.expire(key, ttl)
         replies = await pipe.execute()
         # A failure count that crossed the threshold opened the provider for everyone: here too.
-        for op, reply in zip(ops, _per_op(ops, replies)):
-            if op[0] == "fail" and reply == 1:
-                self.local.apply(op[1], BreakerEvent.peer_open(op[2]))
+        for (op, provider, *args), index in zip(ops, main):
+            if op == "fail" and replies[index] == 1:
+                self.local.apply(provider, BreakerEvent.peer_open(args[0]))
 
     async def _refresh(self) -> None:
         providers = sorted(self._watched)
@@ -220,22 +223,17 @@ class RedisBreakerStore:
 
     def _merge(self, provider: str, remote: RemoteRecord, now: float) -> None:
         local = self.local.record(provider)
-        if remote.forced and remote.updated_by != self.replica_id and remote.updated_at > self._forced_seen.get(provider, 0.0):
-            self._forced_seen[provider] = remote.updated_at
-            hold = max(remote.open_until - now, 0.0) if remote.state == _OPEN.value else None
-            self.local.apply(provider, BreakerEvent.forced(BreakerState(remote.state), hold))
+        if not remote.state:
+            # Redis lost the record (restart, eviction): its force counter starts over, and an
+            # opening that still runs here has to be published again.
+            self._force_seen.pop(provider, None)
+            if local.state is _OPEN and local.open_until > now:
+                self._queue("open", provider, local.open_until)
+        elif remote.forced and remote.force_seq > self._force_seen.get(provider, 0):
+            self._force_seen[provider] = remote.force_seq
+            if remote.updated_by != self.replica_id:
+                hold = max(remote.open_until - now, 0.0) if remote.state == _OPEN.value else None
+                self.local.apply(provider, BreakerEvent.forced(BreakerState(remote.state), hold))
         elif remote.state == _OPEN.value and remote.open_until > now:
             if local.state is not _OPEN or remote.open_until > local.open_until:
                 self.local.apply(provider, BreakerEvent.peer_open(remote.open_until))
-        elif not remote.state and local.state is _OPEN and local.open_until > now:
-            # Redis lost the record (restart, eviction) while the provider is still open here.
-            self._queue("open", provider, local.open_until)
-
-
-def _per_op(ops: list[tuple[Any, ...]], replies: list[Any]) -> list[Any]:
-    """The reply of each op's main command (reset and force add an EXPIRE after theirs)."""
-    out, index = [], 0
-    for op in ops:
-        out.append(replies[index])
-        index += 2 if op[0] in ("reset", "force") else 1
-    return out

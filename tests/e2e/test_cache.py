@@ -195,3 +195,19 @@ def test_a_stored_stream_keeps_its_usage_for_json_hits(edge, mock):
     list(client(edge).chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0, stream=True))
     wait_until(lambda: ask(edge, messages=messages).headers["x-edge-cache"].startswith("hit"))
     assert ask(edge, messages=messages).parse().usage.total_tokens > 0
+
+
+def test_identical_concurrent_misses_make_one_provider_call(tmp_path, mock):
+    from concurrent.futures import ThreadPoolExecutor
+
+    edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": 1}))
+    try:
+        messages = [{"role": "user", "content": "thundering herd"}]
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: ask(edge, messages=messages, extra_headers={"x-mock-latency-ms": "800"}), range(6)))
+        statuses = sorted(a.headers["x-edge-cache"] for a in answers)
+        assert statuses.count("miss") == 1 and all(s.startswith("hit") for s in statuses if s != "miss"), statuses
+        assert len({a.parse().choices[0].message.content for a in answers}) == 1
+        assert calls(mock) == 1
+    finally:
+        assert stop(edge.proc) == 0, edge.log()

@@ -1,0 +1,210 @@
+"""What every deployment target shares: names, the in-cluster config, and YAML output.
+
+The manifests of every target are rendered from one edge-ext config, so the processor's
+address and ports, the provider clusters and the cluster header cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from edge_ext.config.models import Config, Provider
+from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, render
+
+K8S_VERSION = "1.30"
+ISTIO_VERSIONS = "1.22-1.24"
+IMAGE_NAME = "ghcr.io/edge-ext/edge-ext"
+IMAGE_TAG = "0.1.0"
+IMAGE = f"{IMAGE_NAME}:{IMAGE_TAG}"
+REDIS_IMAGE_NAME = "redis"
+# 7.2 is the last Redis line under the BSD licence; any Redis-protocol server (Valkey) works.
+REDIS_IMAGE_TAG = "7.2-alpine"
+NAMESPACE = "edge-ext"
+
+PROCESSOR = "edge-ext-processor"
+REDIS = "edge-ext-redis"
+ENVOY = "edge-ext-envoy"
+CONFIG_MAP = "edge-ext-config"
+KEYS_SECRET = "edge-ext-provider-keys"
+# Pods carrying this label may open ext_proc streams to the processor (NetworkPolicy), and in
+# Istio's sidecar mode the same label selects the workloads that get the filter.
+CLIENT_LABEL = "edge-ext.io/processor-client"
+CONFIG_HASH = "edge-ext.io/config-sha256"
+CONFIG_PATH = "/etc/edge-ext/config.yaml"
+EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+DEFAULT_PORT = 50051
+# Service ports (one per worker) are fixed at render time, and os.cpu_count() in a pod is the
+# node's core count, not the CPU limit: "auto" is pinned to this.
+DEFAULT_WORKERS = 2
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class DeployError(ValueError):
+    """The config cannot be deployed to the chosen target as it stands."""
+
+
+def labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "edge-ext", "app.kubernetes.io/component": component}
+
+
+def meta(name: str, component: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "labels": labels(component), **extra}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The config as it must be inside a cluster, plus what was changed to get there."""
+
+    config: Config
+    text: str  # the processor ConfigMap's config.yaml
+    changes: tuple[str, ...]
+    namespace: str
+
+    @property
+    def workers(self) -> int:
+        return self.config.processor.worker_count()
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(self.config.processor.worker_address(i).rpartition(":")[2]) for i in range(self.workers)]
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.config.metrics.port if self.config.metrics.enabled else None
+
+    @property
+    def redis_url(self) -> str | None:
+        return getattr(getattr(self.config, "cache", None), "redis_url", None)
+
+    @property
+    def in_cluster_redis(self) -> bool:
+        return self.redis_url == IN_CLUSTER_REDIS
+
+    def text_hash(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+IN_CLUSTER_REDIS = f"redis://{REDIS}:6379/0"
+
+
+def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> Deployment:
+    """Adapt the config to a pod: TCP workers on all interfaces, metrics reachable, shared Redis.
+
+    A config that already has all of it goes into the ConfigMap as its own text (comments kept);
+    otherwise the ConfigMap holds the adapted config with a header naming every change.
+    """
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    changes: list[str] = []
+    proc = config.processor
+    port = DEFAULT_PORT if proc.is_unix else int(proc.address.rpartition(":")[2])
+    address = f"0.0.0.0:{port}"
+    if proc.address != address:
+        data.setdefault("processor", {})["address"] = address
+        changes.append(f"processor.address {proc.address} -> {address} (the edge reaches workers over TCP)")
+    if proc.workers == "auto":
+        data.setdefault("processor", {})["workers"] = DEFAULT_WORKERS
+        changes.append(f"processor.workers auto -> {DEFAULT_WORKERS} (one Service port per worker, fixed at render time)")
+    if config.metrics.enabled and config.metrics.host != "0.0.0.0":
+        data.setdefault("metrics", {})["host"] = "0.0.0.0"
+        changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
+    if config.listen.host != "0.0.0.0":
+        data.setdefault("listen", {})["host"] = "0.0.0.0"
+        changes.append(f"listen.host {config.listen.host} -> 0.0.0.0 (the Envoy edge serves the pod IP)")
+    cache = getattr(config, "cache", None)
+    if cache is not None and "redis_url" in type(cache).model_fields and not cache.redis_url:
+        data.setdefault("cache", {})["redis_url"] = IN_CLUSTER_REDIS
+        changes.append(f"cache.redis_url -> {IN_CLUSTER_REDIS} (replicas share one L2 tier)")
+    adapted = Config.model_validate(data)
+    if not changes:
+        return Deployment(adapted, config_text, (), namespace)
+    header = "".join(
+        ["# edge-ext config adapted for Kubernetes by `edge-ext render`. Changed from your config:\n"]
+        + [f"#   {change}\n" for change in changes]
+        + ["# Put these values in your config to have it shipped verbatim, comments included.\n"]
+    )
+    text = header + yaml.safe_dump(adapted.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+    return Deployment(adapted, text, tuple(changes), namespace)
+
+
+def is_loopback(p: Provider) -> bool:
+    return p.host in LOOPBACK
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def ext_proc_filter(config: Config) -> dict[str, Any]:
+    """The ext_proc HTTP filter of the standalone bootstrap, copied so callers may edit it."""
+    hcm = render(config)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return copy.deepcopy(next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.ext_proc"))
+
+
+def dns_processor_cluster(config: Config, host: str) -> dict[str, Any]:
+    """The bootstrap's processor cluster, resolving a headless Service: one endpoint per worker port.
+
+    STRICT_DNS on a headless Service yields one host per ready pod and port, so Envoy balances,
+    health-checks and ejects every worker of every replica itself (a ClusterIP would pin each
+    HTTP/2 connection to one pod chosen by kube-proxy).
+    """
+    bootstrap = render(config)
+    cluster = copy.deepcopy(next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == PROCESSOR_CLUSTER))
+    cluster["type"] = "STRICT_DNS"
+    cluster["dns_lookup_family"] = "V4_PREFERRED"
+    # Scale-outs show up within one refresh; kube-dns answers with a 5 s TTL for headless names.
+    cluster["dns_refresh_rate"] = "5s"
+    cluster["respect_dns_ttl"] = True
+    ports = [int(config.processor.worker_address(i).rpartition(":")[2]) for i in range(config.processor.worker_count())]
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
+        {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}} for port in ports
+    ]
+    return cluster
+
+
+class _Dumper(yaml.SafeDumper):
+    # Envoy configs share sub-dicts (local reply filters); anchors would be legal YAML but hard
+    # to read and handled unevenly by Kubernetes tooling.
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+
+
+def comment(text: str) -> str:
+    return "".join(f"# {line}".rstrip() + "\n" for line in text.strip().splitlines())
+
+
+def documents(header: str, docs: list[tuple[str, dict[str, Any]]]) -> str:
+    """A multi-document YAML file: a header, then each object after its own `why` comment."""
+    parts = [comment(header)]
+    for why, obj in docs:
+        parts.append("---\n" + (comment(why) if why else "") + dump(obj))
+    return "".join(parts)
+
+
+def kustomization(why: str, **fields: Any) -> str:
+    body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", **fields}
+    return comment(why) + dump(body)
+
+
+RENDERED = "Rendered by `edge-ext render` from the edge-ext config; edit the config and re-render, not this file."
