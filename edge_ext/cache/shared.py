@@ -22,6 +22,15 @@ class SharedStore(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
+    async def lock(self, key: str, ttl: float) -> bool:
+        """Atomically claim ``key`` for ``ttl`` seconds; False when someone else holds it."""
+        ...
+
+    async def unlock(self, key: str) -> None: ...
+
+
+_LOCK = "lock:"
+
 
 class StoreError(Exception):
     """An L2 store failed; the request carries on as a miss."""
@@ -52,6 +61,19 @@ class DiskStore:
             await asyncio.to_thread(self._cache.set, key, value, expire=ttl)
         except Exception as exc:
             raise StoreError(f"disk cache write failed: {exc}") from exc
+
+    async def lock(self, key: str, ttl: float) -> bool:
+        try:
+            # diskcache.add is atomic across processes (one SQLite transaction).
+            return await asyncio.to_thread(self._cache.add, _LOCK + key, b"1", expire=ttl)
+        except Exception as exc:
+            raise StoreError(f"disk cache lock failed: {exc}") from exc
+
+    async def unlock(self, key: str) -> None:
+        try:
+            await asyncio.to_thread(self._cache.delete, _LOCK + key)
+        except Exception as exc:
+            raise StoreError(f"disk cache unlock failed: {exc}") from exc
 
     def close(self) -> None:
         self._cache.close()
@@ -101,6 +123,22 @@ class RedisStore:
             await self._cache.set(key, value, ttl=max(1, int(ttl)), timeout=self._write_timeout)
         except Exception as exc:
             raise StoreError(f"redis write failed: {type(exc).__name__}: {exc}") from exc
+
+    async def lock(self, key: str, ttl: float) -> bool:
+        try:
+            # aiocache's add is SET NX: one replica wins.
+            await self._cache.add(_LOCK + key, b"1", ttl=max(1, int(ttl)))
+            return True
+        except ValueError:
+            return False
+        except Exception as exc:
+            raise StoreError(f"redis lock failed: {type(exc).__name__}: {exc}") from exc
+
+    async def unlock(self, key: str) -> None:
+        try:
+            await self._cache.delete(_LOCK + key, timeout=self._write_timeout)
+        except Exception as exc:
+            raise StoreError(f"redis unlock failed: {type(exc).__name__}: {exc}") from exc
 
 
 def guarded(on_error: Callable[[str], None]):

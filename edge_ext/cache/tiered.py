@@ -35,12 +35,49 @@ class TieredCache:
         self.l1.set(key, entry, self.l1_ttl)
         return entry, "hit-l2"
 
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Become the one caller (across workers and replicas) that fetches ``key``.
+
+        Without an L2, or when it fails, every caller fetches: a lock must never cost an answer.
+        """
+        if self.l2 is None:
+            return True
+        try:
+            return await self.l2.lock(key, ttl)
+        except StoreError as exc:
+            self._report(self.l2.name, exc)
+            return True
+
+    def release(self, key: str) -> None:
+        if self.l2 is not None:
+            self._background(self._unlock(key))
+
+    async def _unlock(self, key: str) -> None:
+        try:
+            await self.l2.unlock(key)
+        except StoreError as exc:
+            self._report(self.l2.name, exc)
+
+    async def wait_for(self, key: str, max_wait: float, poll_s: float = 0.05) -> Entry | None:
+        """Poll L2 for the entry another worker or replica is fetching."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while loop.time() < deadline:
+            await asyncio.sleep(poll_s)
+            entry, tier = await self.get(key)
+            if entry is not None:
+                return entry
+        return None
+
+    def _background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
     def put(self, key: str, entry: Entry, ttl: float | None = None) -> None:
         self.l1.set(key, entry, min(ttl, self.l1_ttl) if ttl is not None else self.l1_ttl)
         if self.l2 is not None:
-            task = asyncio.get_running_loop().create_task(self._write(key, entry.encode(), ttl or self.l2_ttl))
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
+            self._background(self._write(key, entry.encode(), ttl or self.l2_ttl))
 
     async def _write(self, key: str, data: bytes, ttl: float) -> None:
         try:

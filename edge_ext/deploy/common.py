@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import ipaddress
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,9 +114,6 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
     if config.metrics.enabled and config.metrics.host != "0.0.0.0":
         data.setdefault("metrics", {})["host"] = "0.0.0.0"
         changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
-    if config.listen.host != "0.0.0.0":
-        data.setdefault("listen", {})["host"] = "0.0.0.0"
-        changes.append(f"listen.host {config.listen.host} -> 0.0.0.0 (the Envoy edge serves the pod IP)")
     cache = getattr(config, "cache", None)
     if cache is not None and "redis_url" in type(cache).model_fields and not cache.redis_url:
         data.setdefault("cache", {})["redis_url"] = IN_CLUSTER_REDIS
@@ -191,7 +189,11 @@ def dump(obj: Any) -> str:
 
 
 def comment(text: str) -> str:
-    return "".join(f"# {line}".rstrip() + "\n" for line in text.strip().splitlines())
+    lines = []
+    for line in text.strip().splitlines():
+        indent = line[: len(line) - len(line.lstrip())]
+        lines += textwrap.wrap(line, 100, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False) or [""]
+    return "".join(f"# {line}".rstrip() + "\n" for line in lines)
 
 
 def documents(header: str, docs: list[tuple[str, dict[str, Any]]]) -> str:

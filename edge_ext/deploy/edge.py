@@ -6,7 +6,6 @@ resolves the processor's headless Service instead of local sockets.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from typing import Any
 
@@ -23,11 +22,13 @@ CONCURRENCY = 2  # Envoy's default is the node's core count, whatever the pod's 
 
 
 def edge_bootstrap(dep: Deployment) -> dict[str, Any]:
-    bootstrap = render(dep.config)
+    # The listener serves the pod IP whatever listen.host says (the processor ignores listen).
+    config = dep.config.model_copy(update={"listen": dep.config.listen.model_copy(update={"host": "0.0.0.0"})})
+    bootstrap = render(config)
     clusters = bootstrap["static_resources"]["clusters"]
     index = next(i for i, c in enumerate(clusters) if c["name"] == PROCESSOR_CLUSTER)
     # The short name resolves through the pod's search path: no namespace or cluster domain baked in.
-    clusters[index] = dns_processor_cluster(dep.config, PROCESSOR)
+    clusters[index] = dns_processor_cluster(config, PROCESSOR)
     return bootstrap
 
 
@@ -198,5 +199,3 @@ def overlays(dep: Deployment, mock: bool) -> dict[str, str]:
         files.update({f"overlays/{name}/{path}": text for path, text in rendered.items()})
     return files
 
-
-__all__ = ["edge_bootstrap", "overlays", "copy"]

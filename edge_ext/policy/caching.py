@@ -66,6 +66,15 @@ class CacheStep:
     async def lookup(self, key: str) -> tuple[Entry | None, str]:
         return await self._cache.get(key)
 
+    async def claim(self, key: str) -> bool:
+        return await self._cache.claim(key, self.flights.max_wait)
+
+    def release(self, key: str) -> None:
+        self._cache.release(key)
+
+    async def wait_elsewhere(self, key: str) -> Entry | None:
+        return await self._cache.wait_for(key, self.flights.max_wait)
+
     def hit_response(self, entry: Entry, tier: str, request: ChatRequest) -> Respond:
         if request.stream:
             from edge_ext.translate.replay import replay_anthropic, replay_openai

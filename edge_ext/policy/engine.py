@@ -106,17 +106,22 @@ class Policy:
             self._on_cache(tier, 0)
             return self._hit(st, request, entry, tier)
         if not self._cache.flights.lead(st.cache_key):
-            return Defer(self._cache.flights.max_wait + 1, self._follow(st, request))
-        self._on_cache("miss", 0)
+            return Defer(self._cache.flights.max_wait + 1, self._follow(st, request, self._cache.flights.follow, "hit-l1"))
         st.leading = True
+        # Across workers and replicas: one claim per key in the shared tier.
+        if not await self._cache.claim(st.cache_key):
+            return Defer(self._cache.flights.max_wait + 1, self._follow(st, request, self._cache.wait_elsewhere, "hit-l2"))
+        st.claimed = True
+        self._on_cache("miss", 0)
         st.recorder = Recorder(request.api, request.stream)
         return None
 
-    async def _follow(self, st: StreamState, request) -> Decision:
-        entry = await self._cache.flights.follow(st.cache_key)
+    async def _follow(self, st: StreamState, request, wait, tier: str) -> Decision:
+        entry = await wait(st.cache_key)
         if entry is not None:
-            self._on_cache("hit-l1", 0)
-            return self._hit(st, request, entry, "hit-l1")
+            self._on_cache(tier, 0)
+            self._release(st, entry)
+            return self._hit(st, request, entry, tier)
         # The leader's answer was not stored: this request asks the provider itself.
         self._on_cache("miss", 0)
         st.recorder = Recorder(request.api, request.stream)
@@ -133,9 +138,15 @@ class Policy:
 
     def on_stream_end(self, st: StreamState) -> None:
         """Every stream ends here, answered or not: a leader that stored nothing frees its followers."""
+        self._release(st, None)
+
+    def _release(self, st: StreamState, entry) -> None:
         if st.leading:
             st.leading = False
-            self._cache.flights.finish(st.cache_key, None)
+            self._cache.flights.finish(st.cache_key, entry)
+        if st.claimed:
+            st.claimed = False
+            self._cache.release(st.cache_key)
 
     def _route_chat(self, st: StreamState, request) -> Decision:
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
@@ -191,9 +202,7 @@ class Policy:
                 entry = self._cache.store(st.cache_key, st.recorder, st.provider, st.cache_ttl)
                 self._on_cache("stored", len(entry.body) if entry else 0)
                 st.recorder = None
-                if st.leading:
-                    st.leading = False
-                    self._cache.flights.finish(st.cache_key, entry)
+                self._release(st, entry)
         if out is None:
             return CONTINUE
         if st.codec.mode(st.response_status) is ResponseMode.BUFFERED:

@@ -39,7 +39,8 @@ class StreamState:
     cache_key: str = ""
     cache_ttl: float | None = None
     recorder: Recorder | None = None
-    leading: bool = False  # first in flight for cache_key: must resolve the followers
+    leading: bool = False  # first in flight in this process: must resolve the followers
+    claimed: bool = False  # holds the shared-tier claim on cache_key: must release it
     response_status: int = 0
     response_bytes: int = 0
     outcome: str = ""

@@ -25,6 +25,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from edge_ext.routing.breaker import BreakerEvent, BreakerRecord, BreakerState, EventKind, Step, open_seconds_for
@@ -32,6 +33,7 @@ from edge_ext.routing.redis_layout import CLOSE_SCRIPT, COUNT_FAILURE, MAX_HOLD,
 from edge_ext.routing.shared_state import BreakerStore, MemoryBreakerStore
 
 _OPEN, _CLOSED = BreakerState.OPEN, BreakerState.CLOSED
+_NO_RECORD = RemoteRecord()
 
 
 class RedisBreakerStore:
@@ -91,9 +93,9 @@ class RedisBreakerStore:
         elif kind is EventKind.SUCCESS:
             if before.state is BreakerState.HALF_OPEN and after.state is _CLOSED:
                 self._queue("close", provider)
-            elif after.state is _CLOSED and self._remote.get(provider, RemoteRecord()).failures > 0:
+            elif after.state is _CLOSED and (remote := self._remote.get(provider, _NO_RECORD)).failures > 0:
                 # Once per refresh, not once per success: the snapshot is zeroed until re-read.
-                self._remote[provider] = RemoteRecord(failures=0)
+                self._remote[provider] = replace(remote, failures=0)
                 self._queue("reset", provider)
         elif kind is EventKind.FORCE:
             self._queue("force", provider, after.state.value, after.open_until)

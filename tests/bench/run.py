@@ -105,12 +105,25 @@ def start_envoy(bootstrap: dict, tmp: Path, name: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wrk(url: str, connections: int, duration: int, tmp: Path, stream: bool = False) -> dict:
-    script = tmp / f"post-{int(stream)}.lua"
-    body = {**REQUEST, "model": "gpt-stream", "stream": True} if stream else REQUEST
+BODIES = {
+    "plain": REQUEST,  # not cacheable (no temperature 0): routed, answer passes through
+    "stream": {**REQUEST, "model": "gpt-stream", "stream": True},
+    "hit": {**REQUEST, "temperature": 0},  # the same cacheable body every time
+}
+
+
+def wrk(url: str, connections: int, duration: int, tmp: Path, kind: str = "plain") -> dict:
+    script = tmp / f"post-{kind}.lua"
+    if kind == "unique":
+        # Cacheable and never seen before: a miss whose answer is stored (the full miss path).
+        prefix, suffix = json.dumps({**REQUEST, "temperature": 0}).rsplit('."', 1)
+        lua_body = (f"request = function()\n  counter = (counter or 0) + 1\n"
+                    f"  return wrk.format(nil, nil, nil, {json.dumps(prefix)} .. '. ' .. math.random(1e9) .. counter .. '.\"' .. {json.dumps(suffix)})\nend\n")
+    else:
+        lua_body = f"wrk.body = {json.dumps(json.dumps(BODIES[kind]))}\n"
     script.write_text(
         'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        + lua_body +
         'wrk.headers["Content-Type"] = "application/json"\n'
         'wrk.headers["Authorization"] = "Bearer sk-bench-client"\n'
     )
@@ -168,13 +181,16 @@ def main(argv: list[str] | None = None) -> int:
             wrk(url, args.connections, 2, tmp)
 
         results: dict[str, list[dict]] = {}
-        cases = (("bare", bare_url, args.connections, False), ("floor processor", floor_url, args.connections, False),
-                 ("edge-ext miss", edge_url, args.connections, False), ("bare stream", bare_sse_url, args.connections, True),
-                 ("edge-ext stream", edge_url, args.connections, True), ("bare 1conn", bare_url, 1, False),
-                 ("floor 1conn", floor_url, 1, False), ("edge-ext miss 1conn", edge_url, 1, False))
+        cases = (("bare", bare_url, args.connections, "plain"), ("floor processor", floor_url, args.connections, "plain"),
+                 ("edge-ext pass", edge_url, args.connections, "plain"), ("edge-ext miss+store", edge_url, args.connections, "unique"),
+                 ("edge-ext hit", edge_url, args.connections, "hit"),
+                 ("bare stream", bare_sse_url, args.connections, "stream"), ("edge-ext stream", edge_url, args.connections, "stream"),
+                 ("bare 1conn", bare_url, 1, "plain"), ("floor 1conn", floor_url, 1, "plain"),
+                 ("edge-ext pass 1conn", edge_url, 1, "plain"), ("edge-ext miss+store 1conn", edge_url, 1, "unique"),
+                 ("edge-ext hit 1conn", edge_url, 1, "hit"))
         for _ in range(args.rounds):
-            for name, url, conns, stream in cases:
-                results.setdefault(name, []).append(wrk(url, conns, args.duration, tmp, stream))
+            for name, url, conns, kind in cases:
+                results.setdefault(name, []).append(wrk(url, conns, args.duration, tmp, kind))
         report(results, args)
     finally:
         for proc in procs:
@@ -190,8 +206,9 @@ def report(results: dict[str, list[dict]], args) -> None:
     for name, m in med.items():
         base = med["bare 1conn" if "1conn" in name else "bare stream" if "stream" in name else "bare"]
         print(f"{name:<22}{m['rps']:>10.0f}{m['p50_ms']:>10.2f}{m['p99_ms']:>10.2f}{m['errors']:>9.0f}{m['rps'] / base['rps']:>8.2f}")
-    added = med["edge-ext miss 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]
-    print(f"p50 added by edge-ext at 1 connection: {added:.2f} ms")
+    for case in ("pass", "miss+store", "hit"):
+        added = med[f"edge-ext {case} 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]
+        print(f"p50 added by edge-ext ({case}) at 1 connection: {added:.2f} ms")
 
 
 if __name__ == "__main__":

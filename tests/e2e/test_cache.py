@@ -197,10 +197,18 @@ def test_a_stored_stream_keeps_its_usage_for_json_hits(edge, mock):
     assert ask(edge, messages=messages).parse().usage.total_tokens > 0
 
 
-def test_identical_concurrent_misses_make_one_provider_call(tmp_path, mock):
+@pytest.mark.parametrize("workers, l2", [(1, "disk"), (2, "disk"), (2, "redis")],
+                         ids=["one-worker", "two-workers-shared-disk", "two-workers-redis"])
+def test_identical_concurrent_misses_make_one_provider_call(tmp_path, mock, workers, l2):
     from concurrent.futures import ThreadPoolExecutor
 
-    edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": 1}))
+    redis = None
+    cache = {}
+    if l2 == "redis":
+        redis = RedisServer()
+        redis.start()
+        cache = {"redis_url": redis.url}
+    edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": workers}, cache=cache))
     try:
         messages = [{"role": "user", "content": "thundering herd"}]
         with ThreadPoolExecutor(6) as pool:
@@ -211,3 +219,5 @@ def test_identical_concurrent_misses_make_one_provider_call(tmp_path, mock):
         assert calls(mock) == 1
     finally:
         assert stop(edge.proc) == 0, edge.log()
+        if redis:
+            redis.cleanup()

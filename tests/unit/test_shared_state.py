@@ -1,6 +1,5 @@
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -1,0 +1,404 @@
+"""Deployment artefacts (edge_ext.deploy): committed examples, Kubernetes schemas, Envoy configs.
+
+Kubernetes objects are checked offline with kubernetes-validate against the 1.30 schemas
+(strict: unknown fields fail). Overlays are built by `kustomize_build` below, a deliberately
+small stand-in for `kustomize build`: resources (files and directories), `namespace`, `images`
+and `patches: [{path}]` merged strategically by kind and name; any other kustomization key fails
+the test rather than being ignored. Istio's CRDs have no schema here: their structure is asserted,
+and the Envoy config inside every EnvoyFilter patch is assembled into a bootstrap and checked by
+`envoy --mode validate` (and, in one e2e test, by real traffic).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from edge_ext.config import load_config, parse_config
+from edge_ext.deploy import DeployError, examples, render_target
+from edge_ext.deploy.common import CLIENT_LABEL, EXT_PROC_SERVICE, IMAGE, KEYS_SECRET, PROCESSOR
+from edge_ext.deploy.istio import NEWER_THAN_ISTIO, provider_hosts
+from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, provider_cluster, render_yaml
+from tests.support import free_port, http, start_mock, stop, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S_SCHEMA = "1.30.0"  # kubernetes-validate ships this version's schemas: the exact target
+REGENERATE = "run: .venv/bin/python -m edge_ext.deploy  (then review and commit k8s/ and istio/)"
+# Fields of ExternalProcessor present in Envoy 1.30's API (Istio 1.22's proxy), read from the
+# API as of April 2024. A template field outside this set must be checked against Envoy 1.30 and
+# added here, or listed in edge_ext.deploy.istio.NEWER_THAN_ISTIO so Istio's filter drops it.
+ENVOY_1_30_EXT_PROC = {
+    "allow_mode_override", "disable_clear_route_cache", "disable_immediate_response", "failure_mode_allow", "filter_metadata",
+    "forward_rules", "grpc_service", "max_message_timeout", "message_timeout", "metadata_options", "mutation_rules",
+    "observability_mode", "processing_mode", "request_attributes", "response_attributes", "stat_prefix",
+}
+OVERLAYS = ["k8s/base", "k8s/overlays/standalone", "k8s/overlays/egress-gateway", "k8s/overlays/linkerd", "istio/processor"]
+EXAMPLE = ROOT / "envoy" / "example-config.yaml"
+ISTIO_EXAMPLE = ROOT / "istio" / "example-config.yaml"
+
+
+# --- a minimal kustomize -------------------------------------------------------------------
+MERGE_BY_NAME = {"containers", "initContainers", "volumes", "env", "volumeMounts"}  # Kubernetes' merge keys we patch
+CLUSTER_SCOPED = {"Namespace"}
+
+
+def strategic_merge(target: dict, patch: dict) -> None:
+    """Maps merge key by key; the lists above merge items by name; other lists are replaced, as
+    strategic merge does for lists without a patch merge key."""
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            strategic_merge(target[key], value)
+        elif isinstance(value, list) and key in MERGE_BY_NAME and isinstance(target.get(key), list):
+            existing = {item["name"]: item for item in target[key]}
+            for item in value:
+                strategic_merge(existing[item["name"]], item) if item["name"] in existing else target[key].append(item)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def pod_containers(obj: dict) -> list[dict]:
+    spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+    return spec.get("containers", []) + spec.get("initContainers", [])
+
+
+def kustomize_build(directory: Path) -> list[dict]:
+    k = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    unsupported = set(k) - {"apiVersion", "kind", "namespace", "resources", "patches", "images"}
+    assert not unsupported, f"{directory}: kustomize_build does not implement {sorted(unsupported)}"
+    objects: list[dict] = []
+    for entry in k.get("resources", []):
+        path = directory / entry
+        objects += kustomize_build(path) if path.is_dir() else [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for patch in k.get("patches", []):
+        assert set(patch) == {"path"}, patch
+        doc = yaml.safe_load((directory / patch["path"]).read_text())
+        targets = [o for o in objects if o["kind"] == doc["kind"] and o["metadata"]["name"] == doc["metadata"]["name"]]
+        assert len(targets) == 1, f"{patch['path']} must patch exactly one object, matched {len(targets)}"
+        strategic_merge(targets[0], doc)
+    for obj in objects:
+        if "namespace" in k and obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"]["namespace"] = k["namespace"]
+        for image in k.get("images", []):
+            for c in pod_containers(obj):
+                name, _, tag = c["image"].rpartition(":")
+                if name == image["name"]:
+                    c["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag)}"
+    ids = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
+    assert len(ids) == len(set(ids)), f"duplicate objects in {directory}: {ids}"
+    return objects
+
+
+def find(objects: list[dict], kind: str, name: str) -> dict:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def envoy_validate(tmp_path: Path, bootstrap: dict | str, name: str = "bootstrap.yaml") -> None:
+    path = tmp_path / name
+    path.write_text(bootstrap if isinstance(bootstrap, str) else yaml.safe_dump(bootstrap))
+    envoy = str(Path(sys.executable).parent / "envoy") if (Path(sys.executable).parent / "envoy").exists() else shutil.which("envoy")
+    out = subprocess.run([envoy, "--mode", "validate", "-c", str(path), "--disable-hot-restart", "-l", "error"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --- committed examples ----------------------------------------------------------------------
+def test_committed_examples_are_current():
+    fresh = examples(ROOT)
+    for path, text in fresh.items():
+        assert path.exists() and path.read_text() == text, f"{path.relative_to(ROOT)} is stale; {REGENERATE}"
+    rendered = {p for p in fresh}
+    stale = [p for d in ("k8s", "istio") for p in (ROOT / d).rglob("*.yaml") if p not in rendered and p.name != "example-config.yaml"]
+    assert not stale, f"files no longer rendered: {stale}; {REGENERATE}"
+
+
+# --- Kubernetes ------------------------------------------------------------------------------
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_objects_validate_against_kubernetes_1_30(overlay):
+    objects = kustomize_build(ROOT / overlay)
+    assert objects
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, K8S_SCHEMA, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{overlay}: {obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
+
+
+@pytest.mark.parametrize("path", ["k8s/base/secret.example.yaml", "k8s/overlays/egress-gateway/app-egress-policy.yaml",
+                                  "istio/processor/secret.example.yaml"])
+def test_example_files_outside_kustomizations_validate(path):
+    for obj in docs(ROOT / path):
+        kubernetes_validate.validate(obj, K8S_SCHEMA, strict=True)
+    assert path.rpartition("/")[2] not in (ROOT / path).parent.joinpath("kustomization.yaml").read_text()
+
+
+def test_processor_matches_config():
+    config = load_config(EXAMPLE)
+    objects = kustomize_build(ROOT / "k8s/base")
+    deploy = find(objects, "Deployment", PROCESSOR)
+    pod = deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ports = [p["containerPort"] for p in container["ports"] if p["name"].startswith("grpc-worker-")]
+    assert ports == [50051 + i for i in range(config.processor.worker_count())]
+    assert [p["port"] for p in find(objects, "Service", PROCESSOR)["spec"]["ports"] if p["name"].startswith("grpc")] == ports
+    assert find(objects, "Service", PROCESSOR)["spec"]["clusterIP"] == "None"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": 50051, "service": EXT_PROC_SERVICE}
+    assert container["image"] == IMAGE and deploy["metadata"]["namespace"] == "edge-ext"
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert deploy["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9464"
+    # Keys are references to the Secret, never values.
+    assert container["env"] == [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": "OPENAI_API_KEY", "optional": False}}}]
+    assert not any(o["kind"] == "Secret" for o in objects)
+    served = yaml.safe_load(find(objects, "ConfigMap", "edge-ext-config")["data"]["config.yaml"])
+    assert served["processor"]["address"] == "0.0.0.0:50051" and served["cache"]["redis_url"] == "redis://edge-ext-redis:6379/0"
+    assert {o["kind"] for o in objects} >= {"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Namespace"}
+
+
+def test_network_policy_admits_only_labelled_envoys_and_limits_egress():
+    policy = find(kustomize_build(ROOT / "k8s/base"), "NetworkPolicy", PROCESSOR)["spec"]
+    workers = policy["ingress"][0]
+    assert workers["from"] == [{"namespaceSelector": {}, "podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}}]
+    assert [p["port"] for p in workers["ports"]] == [50051, 50052]
+    egress = [(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]]
+    assert sorted(egress) == [("TCP", 53), ("TCP", 443), ("TCP", 6379), ("UDP", 53)]
+    assert policy["egress"][0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
+
+
+def test_edge_bootstrap_shares_clusters_with_the_config_and_passes_envoy_validate(tmp_path):
+    config = load_config(EXAMPLE)
+    objects = kustomize_build(ROOT / "k8s/overlays/standalone")
+    text = find(objects, "ConfigMap", "edge-ext-envoy")["data"]["envoy.yaml"]
+    # STRICT_DNS names are not resolved in validate mode: the Service name need not exist here.
+    envoy_validate(tmp_path, text)
+    bootstrap = yaml.safe_load(text)
+    clusters = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
+    processor = clusters[PROCESSOR_CLUSTER]
+    assert processor["type"] == "STRICT_DNS"
+    assert [e["endpoint"]["address"]["socket_address"] for e in processor["load_assignment"]["endpoints"][0]["lb_endpoints"]] == [
+        {"address": PROCESSOR, "port_value": 50051}, {"address": PROCESSOR, "port_value": 50052}]
+    for p in config.providers:
+        assert clusters[p.cluster] == provider_cluster(p)
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert any(r.get("route", {}).get("cluster_header") == "x-edge-cluster" for r in hcm["route_config"]["virtual_hosts"][0]["routes"])
+    assert bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] == "0.0.0.0"
+    edge = find(objects, "Deployment", "edge-ext-envoy")["spec"]["template"]
+    assert edge["metadata"]["labels"][CLIENT_LABEL] == "true"
+    # The example's provider is the loopback mock: it runs beside Envoy, as in `edge-ext up --with-mock`.
+    assert [c["args"][:5] for c in edge["spec"]["containers"][1:]] == [["mock-provider", "--host", "127.0.0.1", "--port", "18080"]]
+
+
+def test_overlays_apply_their_patches():
+    linkerd = kustomize_build(ROOT / "k8s/overlays/linkerd")
+    assert find(linkerd, "Deployment", "edge-ext-envoy")["spec"]["template"]["metadata"]["annotations"]["linkerd.io/inject"] == "enabled"
+    assert "linkerd.io/inject" not in find(linkerd, "Deployment", PROCESSOR)["spec"]["template"]["metadata"]["annotations"]
+    assert find(linkerd, "Namespace", "edge-ext")["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
+    gateway = kustomize_build(ROOT / "k8s/overlays/egress-gateway")
+    assert find(gateway, "HorizontalPodAutoscaler", "edge-ext-envoy")["spec"]["minReplicas"] == 3
+    egress = find(gateway, "NetworkPolicy", "edge-ext-envoy")["spec"]["egress"]
+    assert egress[0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "processor"
+
+
+def test_adapted_and_verbatim_config_text():
+    text = ISTIO_EXAMPLE.read_text()
+    files = render_target(parse_config(text), "k8s", text)
+    served = find(docs_of(files["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
+    assert served == text  # already fit for pods: shipped as written, comments included
+    adapted = render_target(load_config(EXAMPLE), "k8s", EXAMPLE.read_text())
+    served = find(docs_of(adapted["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
+    assert served.startswith("# edge-ext config adapted") and "unix:/tmp/edge-ext -> 0.0.0.0:50051" in served
+    assert not any(c["name"].startswith("mock") for c in pod_containers(find(docs_of(adapted["overlays/standalone/envoy.yaml"]), "Deployment", "edge-ext-envoy")))
+
+
+def docs_of(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def test_key_files_external_redis_and_targets():
+    text = """\
+providers:
+  - {name: local, kind: openai_compatible, base_url: https://llm.internal, api_key_file: /run/keys/local, models: [m]}
+processor: {address: "0.0.0.0:6000", workers: 1}
+metrics: {enabled: false}
+cache: {redis_url: "redis://redis.shared:6380/2"}
+"""
+    config = parse_config(text)
+    files = render_target(config, "k8s", text)
+    assert "base/redis.yaml" not in files and "redis.yaml" not in files["base/kustomization.yaml"]
+    processor = find(docs_of(files["base/processor.yaml"]), "Deployment", PROCESSOR)
+    (container,) = processor["spec"]["template"]["spec"]["containers"]
+    assert {"name": "provider-keys", "mountPath": "/run/keys/local", "subPath": "local.key", "readOnly": True} in container["volumeMounts"]
+    assert "env" not in container and [p["containerPort"] for p in container["ports"]] == [6000]
+    policy = find(docs_of(files["base/network-policy.yaml"]), "NetworkPolicy", PROCESSOR)["spec"]
+    assert {"ports": [{"protocol": "TCP", "port": 6380}]} in policy["egress"]
+    assert render_target(config, "envoy", text) == {"envoy.yaml": render_yaml(config)}
+    with pytest.raises(DeployError, match="unknown target"):
+        render_target(config, "nomad", text)
+    with pytest.raises(DeployError, match="hostname"):
+        render_target(load_config(EXAMPLE), "istio", EXAMPLE.read_text())
+
+
+# --- Istio -----------------------------------------------------------------------------------
+REQUIRED = {
+    ("networking.istio.io/v1alpha3", "EnvoyFilter"): {"configPatches", "workloadSelector"},
+    ("networking.istio.io/v1", "ServiceEntry"): {"hosts", "ports", "location", "resolution"},
+    ("networking.istio.io/v1", "DestinationRule"): {"host", "trafficPolicy"},
+    ("networking.istio.io/v1", "VirtualService"): {"hosts", "http"},
+    ("networking.istio.io/v1", "Gateway"): {"selector", "servers"},
+}
+OPERATIONS = {"CLUSTER": "ADD", "HTTP_FILTER": "INSERT_BEFORE", "NETWORK_FILTER": "MERGE", "LISTENER": "MERGE", "VIRTUAL_HOST": "MERGE"}
+
+
+def istio_objects(mode: str) -> list[dict]:
+    objects = kustomize_build(ROOT / "istio" / mode)
+    for obj in objects:
+        assert set(obj) == {"apiVersion", "kind", "metadata", "spec"}, obj
+        assert REQUIRED[(obj["apiVersion"], obj["kind"])] <= set(obj["spec"]), obj["metadata"]["name"]
+        assert obj["metadata"]["namespace"] == "istio-system"
+    return objects
+
+
+@pytest.mark.parametrize("mode", ["sidecar", "egress-gateway"])
+def test_istio_resources_are_consistent_with_the_config(mode):
+    config = load_config(ISTIO_EXAMPLE)
+    objects = istio_objects(mode)
+    hosts = {h.name: h for h in provider_hosts(config).values()}
+    entries = {o["spec"]["hosts"][0]: o["spec"] for o in objects if o["kind"] == "ServiceEntry"}
+    assert set(entries) == set(hosts) == {"api.openai.com", "api.anthropic.com"}
+    for host, spec in entries.items():
+        assert spec["ports"] == [{"number": 80, "name": "http-80", "protocol": "HTTP", "targetPort": 443}]
+        rule = next(o["spec"] for o in objects if o["kind"] == "DestinationRule" and o["spec"]["host"] == host)
+        assert rule["trafficPolicy"]["tls"]["mode"] == "SIMPLE" and rule["trafficPolicy"]["tls"]["sni"] == host
+    (vs,) = [o["spec"] for o in objects if o["kind"] == "VirtualService"]
+    routed = [r for r in vs["http"] if "route" in r and any("headers" in m for m in r.get("match", []))]
+    assert {r["match"][0]["headers"]["x-edge-cluster"]["exact"] for r in routed} == {p.cluster for p in config.providers}
+    for r in routed:
+        dest = r["route"][0]["destination"]
+        assert dest["host"] in entries and dest["port"]["number"] == entries[dest["host"]]["ports"][0]["number"]
+    assert vs["http"][-1]["directResponse"]["status"] == 503  # nothing unrouted leaves the mesh
+    (ef,) = [o for o in objects if o["kind"] == "EnvoyFilter"]
+    context = "GATEWAY" if mode == "egress-gateway" else "SIDECAR_OUTBOUND"
+    for patch in ef["spec"]["configPatches"]:
+        assert patch["match"]["context"] == context and OPERATIONS[patch["applyTo"]] == patch["patch"]["operation"]
+    vhosts = {p["match"]["routeConfiguration"]["vhost"]["name"] for p in ef["spec"]["configPatches"] if p["applyTo"] == "VIRTUAL_HOST"}
+    assert vhosts == {f"{h}:80" for h in hosts}
+    (cluster,) = [p["patch"]["value"] for p in ef["spec"]["configPatches"] if p["applyTo"] == "CLUSTER"]
+    processor_service = find(kustomize_build(ROOT / "istio/processor"), "Service", PROCESSOR)
+    assert [e["endpoint"]["address"]["socket_address"] for e in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]] == [
+        {"address": f"{PROCESSOR}.{processor_service['metadata']['namespace']}.svc", "port_value": p["port"]}
+        for p in processor_service["spec"]["ports"] if p["name"].startswith("grpc")]
+    (ext_proc,) = [p["patch"]["value"] for p in ef["spec"]["configPatches"] if p["applyTo"] == "HTTP_FILTER"]
+    assert ext_proc["disabled"] is True and ext_proc["typed_config"]["failure_mode_allow"] is False
+    fields = set(ext_proc["typed_config"]) - {"@type"}
+    assert fields <= ENVOY_1_30_EXT_PROC, f"not in Envoy 1.30 (Istio 1.22): {fields - ENVOY_1_30_EXT_PROC}"
+    assert not fields & set(NEWER_THAN_ISTIO)
+
+
+def istio_bootstrap(mode: str, processor: tuple[str, list[int]] | None = None, upstream: int | None = None, port: int = 10000) -> dict:
+    """What the EnvoyFilter patches add, assembled into one bootstrap, with the VirtualService
+    translated as istiod would (routes, header matches, authority rewrite, direct response)."""
+    objects = istio_objects(mode)
+    (ef,) = [o for o in objects if o["kind"] == "EnvoyFilter"]
+    (vs,) = [o["spec"] for o in objects if o["kind"] == "VirtualService"]
+    patches = {}
+    for p in ef["spec"]["configPatches"]:
+        patches.setdefault(p["applyTo"], []).append(p)
+    cluster = copy.deepcopy(patches["CLUSTER"][0]["patch"]["value"])
+    if processor:
+        host, ports = processor
+        cluster["type"] = "STATIC"
+        cluster["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
+            {"endpoint": {"address": {"socket_address": {"address": host, "port_value": p}}}} for p in ports]
+    gateway = next((g for g in vs.get("gateways", []) if g != "mesh"), None)
+    routes, upstreams = [], {}
+    for r in vs["http"]:
+        match = (r.get("match") or [{}])[0]
+        if gateway and gateway not in match.get("gateways", [gateway]):
+            continue  # the sidecar half of the egress-gateway VirtualService
+        route = {"name": r["name"], "match": {"prefix": "/", "headers": [
+            {"name": k, "string_match": v} for k, v in match.get("headers", {}).items()]}}
+        headers = r.get("headers", {})
+        route["request_headers_to_remove"] = headers.get("request", {}).get("remove", [])
+        route["response_headers_to_add"] = [{"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+                                            for k, v in headers.get("response", {}).get("set", {}).items()]
+        if "directResponse" in r:
+            route["direct_response"] = {"status": r["directResponse"]["status"], "body": {"inline_string": r["directResponse"]["body"]["string"]}}
+        else:
+            dest = r["route"][0]["destination"]
+            name = f"outbound|{dest['port']['number']}||{dest['host']}"
+            upstreams[name] = upstream or dest["port"]["number"]
+            route["route"] = {"cluster": name, "host_rewrite_literal": r["rewrite"]["authority"], "timeout": r["timeout"]}
+        routes.append(route)
+    vhosts = [{"name": p["match"]["routeConfiguration"]["vhost"]["name"], "domains": [p["match"]["routeConfiguration"]["vhost"]["name"].rpartition(":")[0]],
+               "routes": routes, **p["patch"]["value"]} for p in patches["VIRTUAL_HOST"]]
+    vhosts.append({"name": "elsewhere", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]})
+    hcm = {"@type": patches["NETWORK_FILTER"][0]["patch"]["value"]["typed_config"]["@type"], "stat_prefix": "istio",
+           "http_filters": [patches["HTTP_FILTER"][0]["patch"]["value"],
+                            {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+           "route_config": {"name": "80", "virtual_hosts": vhosts},
+           "local_reply_config": patches["NETWORK_FILTER"][0]["patch"]["value"]["typed_config"]["local_reply_config"]}
+    listener = {"name": "0.0.0.0_80", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
+                **patches["LISTENER"][0]["patch"]["value"]}
+    stubs = [{"name": n, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": n, "endpoints": [
+        {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}}}]}]}} for n, p in upstreams.items()]
+    return {"static_resources": {"listeners": [listener], "clusters": [cluster, *stubs]}}
+
+
+@pytest.mark.parametrize("mode", ["sidecar", "egress-gateway"])
+def test_envoy_filter_patches_pass_envoy_validate(tmp_path, mode):
+    envoy_validate(tmp_path, istio_bootstrap(mode))
+
+
+@pytest.mark.e2e
+def test_istio_routing_follows_the_processor_through_real_envoy(tmp_path):
+    """The sidecar patches and VirtualService, emulated: edge-ext picks the provider, Envoy re-routes on
+    x-edge-cluster to that provider's host; other virtual hosts never reach the processor."""
+    mock = start_mock("istio-mock")
+    worker_port, envoy_port = free_port(), free_port()
+    text = ISTIO_EXAMPLE.read_text().replace('"0.0.0.0:50051"', f'"127.0.0.1:{worker_port}"').replace("workers: 2", "workers: 1")
+    config_path = tmp_path / "edge-ext.yaml"
+    config_path.write_text(text.replace("metrics: {host: 0.0.0.0}", "metrics: {enabled: false}").split("cache:")[0])
+    env = {**os.environ, "OPENAI_API_KEY": "sk-openai-test", "ANTHROPIC_API_KEY": "sk-ant-test"}
+    worker = subprocess.Popen([sys.executable, "-m", "edge_ext.worker", "--config", str(config_path)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (tmp_path / "envoy.yaml").write_text(yaml.safe_dump(istio_bootstrap("sidecar", ("127.0.0.1", [worker_port]), mock.port, envoy_port)))
+    envoy_bin = str(Path(sys.executable).parent / "envoy")
+    envoy = subprocess.Popen([envoy_bin, "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart", "-l", "error", "--base-id", str(envoy_port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{envoy_port}"
+    try:
+        wait_until(lambda: http("GET", f"{url}/anything", headers={"host": "example.org"}, timeout=1)[0] == 200, what="envoy up")
+
+        def chat(model: str):
+            body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+            return http("POST", f"{url}/v1/chat/completions", body, {"host": "api.openai.com", "content-type": "application/json",
+                                                                      "authorization": "Bearer app-key"})
+        wait_until(lambda: chat("gpt-4o-mini")[0] == 200, what="processor serving")
+        mock.clear()
+        status, headers, _ = chat("claude-3-5-haiku-latest")  # addressed to OpenAI, served by Anthropic
+        assert status == 200 and headers.get("x-edge-provider") == "anthropic"
+        (seen,) = mock.requests()
+        assert seen["path"] == "/v1/messages" and seen["headers"]["Host"] == "api.anthropic.com"
+        assert seen["headers"]["x-api-key"] == "sk-ant-test" and "x-edge-cluster" not in {k.lower() for k in seen["headers"]}
+        # Not a provider host: the filter stays off, so the processor never sees it.
+        assert http("POST", f"{url}/v1/chat/completions", b"{}", {"host": "example.org"})[0] == 200
+    finally:
+        stop(envoy)
+        stop(worker)
+        stop(mock.proc)
