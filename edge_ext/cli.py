@@ -37,6 +37,21 @@ def cmd_envoy_config(args) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    from edge_ext.deploy import render_target
+
+    config = _load(args.file)
+    files = render_target(config, args.target, Path(args.file).read_text(), namespace=args.namespace,
+                          mock_loopback=args.with_mock)
+    out = Path(args.output)
+    for relative, text in files.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(f"wrote {len(files)} files for {args.target} into {out}")
+    return 0
+
+
 def _run_edge(args, *, with_envoy: bool) -> int:
     from edge_ext import edge
     from edge_ext.logs import setup_logging
@@ -99,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_envoy_config)
+
+    p = sub.add_parser("render", help="write deployment artefacts (envoy, k8s, istio) from a config")
+    p.add_argument("--target", choices=("envoy", "k8s", "istio"), required=True)
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="directory to write into")
+    p.add_argument("--namespace", default="edge-ext")
+    p.add_argument("--with-mock", action="store_true", help="k8s: run the mock provider beside Envoy for loopback base_urls")
+    p.set_defaults(func=cmd_render)
 
     for name, func, text in (
         ("up", cmd_up, "run Envoy and the processor workers in the foreground"),

@@ -97,6 +97,12 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
         sup.add(Child(f"mock-provider:{port}", python_argv("edge_ext.mock", "--host", host, "--port", str(port), "--name", f"mock-{port}"), env))
     from prometheus_client import multiprocess
 
+    from edge_ext.wiring import STATE_FILES, state_directory
+
+    # A fresh edge starts with closed breakers and no latency history.
+    for name in STATE_FILES:
+        Path(state_directory(config), name).unlink(missing_ok=True)
+
     for index in range(config.processor.worker_count()):
         address = config.processor.worker_address(index)
         child = Child(f"worker-{index}", python_argv("edge_ext.worker", "--config", str(plan.config_path), "--index", str(index)),

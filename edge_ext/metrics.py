@@ -38,6 +38,8 @@ class WorkerMetrics:
         self.cache_stores = Counter("edge_ext_cache_stores", "Answers written to the cache", **kw)
         self.cache_evictions = Counter("edge_ext_cache_l1_evictions", "L1 entries evicted to stay within bounds", **kw)
         self.cache_l2_errors = Counter("edge_ext_cache_l2_errors", "L2 store failures treated as misses", ["store"], **kw)
+        self.breaker_transitions = Counter(
+            "edge_ext_breaker_transitions", "Circuit breaker state changes by provider and new state", ["provider", "to"], **kw)
         self._phase_children = {}
 
     def on_cache(self, result: str, stored_bytes: int) -> None:
@@ -47,6 +49,9 @@ class WorkerMetrics:
                 self.cache_stored_bytes.inc(stored_bytes)
         else:
             self.cache_lookups.labels(result=result).inc()
+
+    def on_breaker_transition(self, provider: str, old, new) -> None:
+        self.breaker_transitions.labels(provider=provider, to=getattr(new, "value", str(new))).inc()
 
     def observe_phase(self, phase: str, seconds: float) -> None:
         child = self._phase_children.get(phase)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -11,8 +12,13 @@ from edge_ext.cache.shared import DiskStore, RedisStore, SharedStore
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.clock import Clock, monotonic
 from edge_ext.config.models import Config
+from edge_ext.cost.pricing import load_pricing
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.engine import Policy
+from edge_ext.routing.breaker import BreakerSettings
+from edge_ext.routing.router import Router
+from edge_ext.routing.shared_latency import SharedLatencyTracker
+from edge_ext.routing.shared_state import LocalBreakerStore
 
 log = logging.getLogger("edge_ext.wiring")
 
@@ -48,10 +54,37 @@ def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics) -> TieredC
     return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, on_l2_error=lambda store: metrics.cache_l2_errors.labels(store=store).inc())
 
 
+def state_directory(config: Config) -> str:
+    """Where the workers of one instance share breaker and latency state."""
+    if config.processor.is_unix:
+        return config.processor.address[5:].rstrip("/")
+    return f"/tmp/edge-ext-state-{config.processor.address.rpartition(':')[2]}"
+
+
+STATE_FILES = ("breakers.bin", "latency.bin")
+
+
+def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMetrics) -> tuple[Router, SharedLatencyTracker]:
+    b = config.routing.breaker
+    settings = BreakerSettings(failure_threshold=b.failure_threshold, open_seconds=b.open_seconds,
+                               success_threshold=b.success_threshold, half_open_probes=b.half_open_probes)
+    directory = state_directory(config)
+    os.makedirs(directory, exist_ok=True)
+    # Breaker deadlines are wall-clock: they are compared across processes.
+    store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,
+                              on_transition=metrics.on_breaker_transition)
+    latency = SharedLatencyTracker(os.path.join(directory, STATE_FILES[1]))
+    prices = load_pricing(overrides=config.pricing)
+    return Router(config, keys, store, latency, prices=prices.price), latency
+
+
 def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetrics | None = None) -> WorkerDeps:
     metrics = metrics or WorkerMetrics()
     cache = build_cache(config, clock, metrics)
+    keys = provider_keys(config)
+    router, latency = build_router(config, keys, metrics)
     # Wall time stamps API bodies (created) and cache entries, which outlive processes; every
     # duration uses the monotonic clock.
-    policy = Policy(config, clock, provider_keys(config), wall=time.time, cache=cache, on_cache=metrics.on_cache)
+    policy = Policy(config, clock, keys, wall=time.time, cache=cache, on_cache=metrics.on_cache,
+                    router=router, latency=latency)
     return WorkerDeps(config, clock, metrics, policy)

@@ -14,12 +14,14 @@ from edge_ext.metrics import WorkerMetrics
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, config: Config, worker_index: int, metrics: WorkerMetrics):
+    def __init__(self, config: Config, worker_index: int, metrics: WorkerMetrics, router=None):
         self._config = config
+        self._router = router
         self._index = worker_index
         self._metrics = metrics
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext) -> pb.GetStatusResponse:
+        states = {name: s.value for name, s in self._router.states().items()} if self._router else {}
         return pb.GetStatusResponse(
             version=__version__,
             worker_index=self._index,
@@ -30,7 +32,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                     name=p.name,
                     kind=p.kind,
                     cluster=p.cluster,
-                    circuit_state="closed",
+                    circuit_state=states.get(p.name, "closed"),
                     models=list(p.public_models()),
                 )
                 for p in self._config.providers

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_ext.cost.pricing import PricingOverrides
+
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
@@ -45,6 +47,9 @@ class Provider(Strict):
     anthropic_version: str = "2023-06-01"
     # Anthropic requires max_tokens; used when an OpenAI-shaped request omits it.
     default_max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    # Routing: share for `weighted`, order for `failover` (lower first).
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    priority: int = 0
     connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
 
     @field_validator("base_url")
@@ -177,6 +182,31 @@ class Cache(Strict):
         return f"/tmp/edge-ext-cache-{processor.address.rpartition(':')[2]}"
 
 
+class Breaker(Strict):
+    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    open_seconds: Annotated[float, Field(gt=0)] = 30.0
+    success_threshold: Annotated[int, Field(ge=1)] = 2
+    half_open_probes: Annotated[int, Field(ge=1)] = 1
+
+
+class Routing(Strict):
+    # round_robin | weighted | failover | least_latency | cost_optimized
+    strategy: str = "failover"
+    # Public model name -> strategy, for groups that route differently from the default.
+    models: dict[str, str] = Field(default_factory=dict)
+    least_latency_epsilon: Annotated[float, Field(ge=0, le=1)] = 0.05
+    breaker: Breaker = Breaker()
+
+    @model_validator(mode="after")
+    def _known(self) -> "Routing":
+        from edge_ext.routing.strategies import REGISTRY
+
+        for where, name in (("strategy", self.strategy), *((f"models.{m}", s) for m, s in self.models.items())):
+            if name not in REGISTRY:
+                raise ValueError(f"{where}: unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        return self
+
+
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -201,6 +231,9 @@ class Config(Strict):
     metrics: Metrics = Metrics()
     envoy: EnvoySettings = EnvoySettings()
     cache: Cache = Cache()
+    routing: Routing = Routing()
+    # Extends or overrides the shipped price table (edge_ext/data/pricing.yaml), per model.
+    pricing: PricingOverrides = PricingOverrides()
 
     @model_validator(mode="after")
     def _unique(self) -> "Config":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from edge_ext.config.models import Config, Provider
 from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, render
@@ -80,12 +81,13 @@ class Deployment:
         return self.config.metrics.port if self.config.metrics.enabled else None
 
     @property
-    def redis_url(self) -> str | None:
-        return getattr(getattr(self.config, "cache", None), "redis_url", None)
+    def redis_urls(self) -> set[str]:
+        """Every `redis_url` of the config's sections (the cache today; any shared state later)."""
+        return {url for _, url in redis_sections(self.config) if url}
 
     @property
     def in_cluster_redis(self) -> bool:
-        return self.redis_url == IN_CLUSTER_REDIS
+        return IN_CLUSTER_REDIS in self.redis_urls
 
     def text_hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
@@ -114,10 +116,10 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
     if config.metrics.enabled and config.metrics.host != "0.0.0.0":
         data.setdefault("metrics", {})["host"] = "0.0.0.0"
         changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
-    cache = getattr(config, "cache", None)
-    if cache is not None and "redis_url" in type(cache).model_fields and not cache.redis_url:
-        data.setdefault("cache", {})["redis_url"] = IN_CLUSTER_REDIS
-        changes.append(f"cache.redis_url -> {IN_CLUSTER_REDIS} (replicas share one L2 tier)")
+    for section, url in redis_sections(config):
+        if not url:
+            data.setdefault(section, {})["redis_url"] = IN_CLUSTER_REDIS
+            changes.append(f"{section}.redis_url -> {IN_CLUSTER_REDIS} (replicas share one Redis)")
     adapted = Config.model_validate(data)
     if not changes:
         return Deployment(adapted, config_text, (), namespace)
@@ -128,6 +130,12 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
     )
     text = header + yaml.safe_dump(adapted.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
     return Deployment(adapted, text, tuple(changes), namespace)
+
+
+def redis_sections(config: Config) -> list[tuple[str, str | None]]:
+    """(section, redis_url) for every top-level section that has a `redis_url` key."""
+    return [(name, getattr(value, "redis_url")) for name, value in config
+            if isinstance(value, BaseModel) and "redis_url" in type(value).model_fields]
 
 
 def is_loopback(p: Provider) -> bool:

@@ -160,6 +160,8 @@ def virtual_service(name: str, config: Config, gateways: list[str] | None, http:
 def provider_entries(config: Config) -> list[tuple[str, dict[str, Any]]]:
     docs = []
     for host in sorted(set(provider_hosts(config).values()), key=lambda h: (h.name, h.mesh_port)):
+        if ".svc." in f"{host.name}.":
+            continue  # a Kubernetes Service: Istio knows it already, and a ServiceEntry would shadow it
         port: dict[str, Any] = {"number": host.mesh_port, "name": f"http-{host.mesh_port}", "protocol": "HTTP"}
         if host.tls:
             port["targetPort"] = host.target_port

@@ -7,9 +7,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edge_ext.deploy.common import (
-    CLIENT_LABEL, CONFIG_HASH, CONFIG_MAP, CONFIG_PATH, EXT_PROC_SERVICE, IMAGE, IMAGE_NAME, IMAGE_TAG, K8S_VERSION,
-    KEYS_SECRET, PROCESSOR, REDIS, REDIS_IMAGE_NAME, REDIS_IMAGE_TAG, RENDERED, Deployment, comment, documents,
-    dump, kustomization, labels, meta,
+    CLIENT_LABEL, CONFIG_HASH, CONFIG_MAP, CONFIG_PATH, EXT_PROC_SERVICE, IMAGE, IMAGE_NAME, IMAGE_TAG, IN_CLUSTER_REDIS,
+    K8S_VERSION, KEYS_SECRET, PROCESSOR, REDIS, REDIS_IMAGE_NAME, REDIS_IMAGE_TAG, RENDERED, Deployment, comment,
+    documents, dump, kustomization, labels, meta,
 )
 
 RUN_AS = 10001  # the image's `edge` user
@@ -49,7 +49,8 @@ def key_files(dep: Deployment) -> list[tuple[str, str]]:
 
 def tmp_limit(dep: Deployment) -> str:
     # /tmp holds the runtime dir and per-worker metric files; without Redis also the disk cache.
-    extra = 0 if dep.redis_url else getattr(getattr(dep.config, "cache", None), "local_size_limit_bytes", 0)
+    cache = getattr(dep.config, "cache", None)
+    extra = 0 if getattr(cache, "redis_url", None) else getattr(cache, "local_size_limit_bytes", 0)
     return f"{256 + extra // (1024 * 1024)}Mi"
 
 
@@ -151,20 +152,21 @@ def network_policies(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, 
     if dep.metrics_port:
         # Metrics carry no keys or prompts; Prometheus may live in any namespace.
         ingress.append({"ports": [{"protocol": "TCP", "port": dep.metrics_port}]})
-    redis_port = (urlsplit(dep.redis_url).port or 6379) if dep.redis_url else None
     egress: list[dict[str, Any]] = []
     if dep.in_cluster_redis:
         egress.append({"to": [{"podSelector": {"matchLabels": labels("redis")}}], "ports": [{"protocol": "TCP", "port": 6379}]})
-    elif redis_port:
-        egress.append({"ports": [{"protocol": "TCP", "port": redis_port}]})
+    external = sorted({urlsplit(url).port or 6379 for url in dep.redis_urls - {IN_CLUSTER_REDIS}})
+    if external:
+        # An existing Redis: its address is not known to the policy, its port is.
+        egress.append({"ports": [{"protocol": "TCP", "port": port} for port in external]})
     # DNS to any address: node-local DNS caches listen outside the kube-dns pods.
     egress.append({"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]})
     # Providers: a NetworkPolicy cannot name hosts, so 443 to any address.
     egress.append({"ports": [{"protocol": "TCP", "port": 443}]})
+    who = (f"Pods labelled {CLIENT_LABEL}=true (apps whose Istio sidecar runs ext_proc) and the istio-egressgateway pods"
+           if istio else f"Only pods labelled {CLIENT_LABEL}=true (the Envoy edge, or any Envoy you label)")
     docs = [(
-        f"Only pods labelled {CLIENT_LABEL}=true (the Envoy edge, "
-        + ("Istio sidecars in sidecar mode, and the istio-egressgateway pods" if istio else "or any Envoy you label")
-        + ") may open\next_proc streams. Kubelet probes come from the node and are not subject to this policy.",
+        f"{who} may open ext_proc streams. Kubelet probes come from the node and are not subject to this policy.",
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(PROCESSOR, "processor"),
          "spec": {"podSelector": {"matchLabels": labels("processor")}, "policyTypes": ["Ingress", "Egress"],
                   "ingress": ingress, "egress": egress}},

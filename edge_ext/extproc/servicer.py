@@ -24,11 +24,12 @@ def _status_of(headers: dict[str, str]) -> int:
         return 0
 
 
-def _from_upstream(request: pb.ProcessingRequest) -> bool:
+def _code_details(request: pb.ProcessingRequest) -> str:
+    """Envoy's %RESPONSE_CODE_DETAILS%: via_upstream for a provider's answer, else why Envoy answered."""
     attrs = request.attributes.get("envoy.filters.http.ext_proc")
     if attrs is None or "response.code_details" not in attrs.fields:
-        return True
-    return attrs.fields["response.code_details"].string_value == "via_upstream"
+        return "via_upstream"
+    return attrs.fields["response.code_details"].string_value
 
 
 class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
@@ -59,7 +60,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                         started = clock()
                 elif phase == "response_headers":
                     headers = header_dict(request.response_headers.headers)
-                    decision = policy.on_response_headers(st, _status_of(headers), headers, _from_upstream(request))
+                    decision = policy.on_response_headers(st, _status_of(headers), headers, _code_details(request))
                 elif phase == "response_body":
                     msg = request.response_body
                     decision = policy.on_response_body(st, msg.body, msg.end_of_stream)

@@ -7,6 +7,7 @@ its decisions into ProcessingResponses.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
@@ -19,6 +20,7 @@ from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode,
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.response import codec_for
 from edge_ext.routing.router import Router
+from edge_ext.routing.shared_state import MemoryBreakerStore
 from edge_ext.policy.state import Endpoint, StreamState
 from edge_ext.providers.registry import adapter_for
 
@@ -43,12 +45,14 @@ _WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(r
 class Policy:
     def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None],
                  wall: Callable[[], float] | None = None, cache: TieredCache | None = None,
-                 on_cache: Callable[[str, int], None] = lambda status, stored: None):
+                 on_cache: Callable[[str, int], None] = lambda status, stored: None,
+                 router: Router | None = None, latency: Any = None):
         self._clock = clock
         self._wall = wall or clock
+        self._latency = latency
         self._cache = CacheStep(config.cache, cache, self._wall)
         self._on_cache = on_cache
-        self._router = Router(config, keys)
+        self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self._max_body = config.processor.max_body_bytes
 
     def new_stream(self) -> StreamState:
@@ -137,8 +141,16 @@ class Policy:
                        metadata=(("provider", entry.provider), ("model", st.model), ("cache", tier)))
 
     def on_stream_end(self, st: StreamState) -> None:
-        """Every stream ends here, answered or not: a leader that stored nothing frees its followers."""
+        """Every stream ends here, answered or not: a leader that stored nothing frees its followers,
+        and a request that never got an answer gives back its breaker probe slot."""
         self._release(st, None)
+        if st.breaker_pending:
+            st.breaker_pending = False
+            self._router.release(st.provider)
+
+    @property
+    def router(self) -> Router:
+        return self._router
 
     def _release(self, st: StreamState, entry) -> None:
         if st.leading:
@@ -151,12 +163,13 @@ class Policy:
     def _route_chat(self, st: StreamState, request) -> Decision:
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
             st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
-        target = self._router.pick(request.model)
+        target = self._router.pick(request.model, request.body)
         provider = target.provider
         adapter = adapter_for(provider.kind)
         upstream = adapter.upstream(provider, target.api_key, target.upstream_model, st.headers)
         body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)
         st.provider, st.outcome = provider.name, "routed"
+        st.routed_at, st.breaker_pending = self._clock(), True
         st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
         st.same_api = request.api == adapter.wire_api
         set_headers = [(CLUSTER_HEADER, provider.cluster), (":path", upstream.path), *upstream.set_headers]
@@ -172,8 +185,14 @@ class Policy:
         )
 
     # -- response -------------------------------------------------------------------------
-    def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str], from_upstream: bool = True) -> Decision:
+    def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str], details: str = "via_upstream") -> Decision:
         st.response_status = status
+        from_upstream = details == "via_upstream"
+        if st.breaker_pending:
+            st.breaker_pending = False
+            self._router.report(st.provider, status, details, headers.get("retry-after"))
+            if from_upstream and self._latency is not None:
+                self._latency.observe(st.provider, self._clock() - st.routed_at)
         if not from_upstream:
             # Envoy's own local reply (upstream unreachable, reset, timeout): already rendered in
             # the caller's shape by local_reply_config; nothing to translate.

@@ -41,6 +41,8 @@ class StreamState:
     recorder: Recorder | None = None
     leading: bool = False  # first in flight in this process: must resolve the followers
     claimed: bool = False  # holds the shared-tier claim on cache_key: must release it
+    routed_at: float = 0.0
+    breaker_pending: bool = False  # the router awaits this request's outcome
     response_status: int = 0
     response_bytes: int = 0
     outcome: str = ""

@@ -1,11 +1,24 @@
-"""Pick the provider for a model. Strategies and breakers plug in here."""
+"""Pick the provider for a model: the group's strategy orders the candidates, breakers filter.
+
+Outcomes come back through ``report`` (status and Envoy's response code details), so a provider
+that fails is skipped by every worker sharing the breaker store.
+"""
 
 from __future__ import annotations
 
+import math
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from edge_ext.config.models import Config, Provider
-from edge_ext.errors import ModelNotFound, ProviderKeyMissing
+from edge_ext.errors import ModelNotFound, ProviderKeyMissing, ProviderUnavailable
+from edge_ext.routing.breaker import BreakerState
+from edge_ext.routing.failures import classify
+from edge_ext.routing.latency import NO_LATENCY, LatencyView
+from edge_ext.routing.shared_state import BreakerStore, StoreBreaker
+from edge_ext.routing.strategies import Candidate, RouteContext, create
 from edge_ext.routing.table import ModelTable
 
 
@@ -17,20 +30,89 @@ class Chosen:
 
 
 class Router:
-    def __init__(self, config: Config, keys: dict[str, str | None]):
+    def __init__(self, config: Config, keys: dict[str, str | None], breakers: BreakerStore,
+                 latency: LatencyView = NO_LATENCY, rng: Any = None, prices: Callable[[str], Any] | None = None):
         self._table = ModelTable(config)
         self._keys = keys
+        self._breakers = {p.name: StoreBreaker(breakers, p.name) for p in config.providers}
+        self._store = breakers
+        self._latency = latency
+        self._rng = rng or random.Random()
+        routing = config.routing
+        options = {"least_latency": {"epsilon": routing.least_latency_epsilon}}
+        self._strategies = {
+            model: create(name, **options.get(name, {}))
+            for model in self._table.models()
+            for name in [routing.models.get(model, routing.strategy)]
+        }
+        self._candidates = {
+            model: tuple(_candidate(t.provider, t.upstream_model, prices) for t in self._table.targets(model))
+            for model in self._table.models()
+        }
+        self._providers = {p.name: p for p in config.providers}
 
     def models(self) -> tuple[str, ...]:
         return self._table.models()
 
-    def pick(self, model: str) -> Chosen:
-        targets = self._table.targets(model)
-        if not targets:
+    def pick(self, model: str, body: dict | None = None) -> Chosen:
+        candidates = self._candidates.get(model)
+        if not candidates:
             raise ModelNotFound(f"The model '{model}' does not exist or is not served here", param="model")
-        target = targets[0]
-        provider = target.provider
-        key = self._keys.get(provider.name)
-        if (provider.api_key_env or provider.api_key_file) and not key:
-            raise ProviderKeyMissing(f"provider '{provider.name}' has no API key configured")
-        return Chosen(provider, target.upstream_model, key or "")
+        keyed = [c for c in candidates if self._has_key(c.provider)]
+        if not keyed:
+            raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")
+        strategy = self._strategies[model]
+        estimate, max_out = 0, None
+        if strategy.name == "cost_optimized" and body is not None:
+            # Only this strategy needs the request's size; the walk is not free.
+            from edge_ext.cost.calc import estimate_input_tokens, requested_output_tokens
+
+            estimate, max_out = estimate_input_tokens(body), requested_output_tokens(body)
+        ctx = RouteContext(estimate, max_out, self._rng, self._latency)
+        for candidate in strategy.order(keyed, ctx):
+            if self._breakers[candidate.provider].allow():
+                return Chosen(self._providers[candidate.provider], candidate.upstream_model, self._keys.get(candidate.provider) or "")
+        retry = min(self._breakers[c.provider].open_until for c in keyed) - self._store.now()
+        raise ProviderUnavailable(
+            f"every provider serving '{model}' is failing; retry later",
+            headers=(("retry-after", str(max(1, math.ceil(retry)))),),
+        )
+
+    def report(self, provider: str, status: int, code_details: str, retry_after: str | None) -> None:
+        breaker = self._breakers.get(provider)
+        if breaker is None:
+            return
+        kind = classify(status, code_details)
+        if kind is None:
+            breaker.on_success()
+        else:
+            breaker.on_failure(kind, _seconds(retry_after))
+
+    def release(self, provider: str) -> None:
+        """The request ended without a verdict (client gone): give back a half-open probe slot."""
+        breaker = self._breakers.get(provider)
+        if breaker is not None:
+            breaker.release()
+
+    def states(self) -> dict[str, BreakerState]:
+        return {name: b.state for name, b in self._breakers.items()}
+
+    def force(self, provider: str, state: BreakerState) -> None:
+        self._breakers[provider].force(state)
+
+    def _has_key(self, name: str) -> bool:
+        p = self._providers[name]
+        return not (p.api_key_env or p.api_key_file) or bool(self._keys.get(name))
+
+
+def _candidate(provider: Provider, upstream_model: str, prices) -> Candidate:
+    price = prices(upstream_model) if prices else None
+    return Candidate(provider.name, upstream_model, provider.weight, provider.priority,
+                     price.input if price else None, price.output if price else None)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

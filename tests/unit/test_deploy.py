@@ -141,7 +141,8 @@ def test_overlay_objects_validate_against_kubernetes_1_30(overlay):
 def test_example_files_outside_kustomizations_validate(path):
     for obj in docs(ROOT / path):
         kubernetes_validate.validate(obj, K8S_SCHEMA, strict=True)
-    assert path.rpartition("/")[2] not in (ROOT / path).parent.joinpath("kustomization.yaml").read_text()
+    kustomization = yaml.safe_load((ROOT / path).parent.joinpath("kustomization.yaml").read_text())
+    assert path.rpartition("/")[2] not in kustomization["resources"]  # examples are never applied
 
 
 def test_processor_matches_config():
@@ -163,7 +164,8 @@ def test_processor_matches_config():
     assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert deploy["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9464"
     # Keys are references to the Secret, never values.
-    assert container["env"] == [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": "OPENAI_API_KEY", "optional": False}}}]
+    ref = {"name": KEYS_SECRET, "key": "OPENAI_API_KEY", "optional": False}
+    assert container["env"] == [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": ref}}]
     assert not any(o["kind"] == "Secret" for o in objects)
     served = yaml.safe_load(find(objects, "ConfigMap", "edge-ext-config")["data"]["config.yaml"])
     assert served["processor"]["address"] == "0.0.0.0:50051" and served["cache"]["redis_url"] == "redis://edge-ext-redis:6379/0"
@@ -222,7 +224,8 @@ def test_adapted_and_verbatim_config_text():
     adapted = render_target(load_config(EXAMPLE), "k8s", EXAMPLE.read_text())
     served = find(docs_of(adapted["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
     assert served.startswith("# edge-ext config adapted") and "unix:/tmp/edge-ext -> 0.0.0.0:50051" in served
-    assert not any(c["name"].startswith("mock") for c in pod_containers(find(docs_of(adapted["overlays/standalone/envoy.yaml"]), "Deployment", "edge-ext-envoy")))
+    edge = find(docs_of(adapted["overlays/standalone/envoy.yaml"]), "Deployment", "edge-ext-envoy")
+    assert [c["name"] for c in pod_containers(edge)] == ["envoy"]  # no mock unless asked for
 
 
 def docs_of(text: str) -> list[dict]:
@@ -344,8 +347,10 @@ def istio_bootstrap(mode: str, processor: tuple[str, list[int]] | None = None, u
             upstreams[name] = upstream or dest["port"]["number"]
             route["route"] = {"cluster": name, "host_rewrite_literal": r["rewrite"]["authority"], "timeout": r["timeout"]}
         routes.append(route)
-    vhosts = [{"name": p["match"]["routeConfiguration"]["vhost"]["name"], "domains": [p["match"]["routeConfiguration"]["vhost"]["name"].rpartition(":")[0]],
-               "routes": routes, **p["patch"]["value"]} for p in patches["VIRTUAL_HOST"]]
+    vhosts = []
+    for p in patches["VIRTUAL_HOST"]:
+        name = p["match"]["routeConfiguration"]["vhost"]["name"]
+        vhosts.append({"name": name, "domains": [name.rpartition(":")[0]], "routes": routes, **p["patch"]["value"]})
     vhosts.append({"name": "elsewhere", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]})
     hcm = {"@type": patches["NETWORK_FILTER"][0]["patch"]["value"]["typed_config"]["@type"], "stat_prefix": "istio",
            "http_filters": [patches["HTTP_FILTER"][0]["patch"]["value"],
@@ -355,8 +360,10 @@ def istio_bootstrap(mode: str, processor: tuple[str, list[int]] | None = None, u
     listener = {"name": "0.0.0.0_80", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
                 "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
                 **patches["LISTENER"][0]["patch"]["value"]}
+    # Stand-ins for Istio's outbound|PORT||HOST clusters (whose TLS the DestinationRule sets).
     stubs = [{"name": n, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": n, "endpoints": [
-        {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}}}]}]}} for n, p in upstreams.items()]
+        {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}}}]}]}}
+        for n, p in upstreams.items()]
     return {"static_resources": {"listeners": [listener], "clusters": [cluster, *stubs]}}
 
 
@@ -371,16 +378,19 @@ def test_istio_routing_follows_the_processor_through_real_envoy(tmp_path):
     x-edge-cluster to that provider's host; other virtual hosts never reach the processor."""
     mock = start_mock("istio-mock")
     worker_port, envoy_port = free_port(), free_port()
-    text = ISTIO_EXAMPLE.read_text().replace('"0.0.0.0:50051"', f'"127.0.0.1:{worker_port}"').replace("workers: 2", "workers: 1")
+    data = yaml.safe_load(ISTIO_EXAMPLE.read_text())
+    # One worker on a free port, no metrics server, no Redis: only routing is under test.
+    data.update(processor={"address": f"127.0.0.1:{worker_port}", "workers": 1}, metrics={"enabled": False})
+    data.pop("cache", None)
     config_path = tmp_path / "edge-ext.yaml"
-    config_path.write_text(text.replace("metrics: {host: 0.0.0.0}", "metrics: {enabled: false}").split("cache:")[0])
+    config_path.write_text(yaml.safe_dump(data))
     env = {**os.environ, "OPENAI_API_KEY": "sk-openai-test", "ANTHROPIC_API_KEY": "sk-ant-test"}
     worker = subprocess.Popen([sys.executable, "-m", "edge_ext.worker", "--config", str(config_path)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     (tmp_path / "envoy.yaml").write_text(yaml.safe_dump(istio_bootstrap("sidecar", ("127.0.0.1", [worker_port]), mock.port, envoy_port)))
     envoy_bin = str(Path(sys.executable).parent / "envoy")
-    envoy = subprocess.Popen([envoy_bin, "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart", "-l", "error", "--base-id", str(envoy_port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    envoy = subprocess.Popen([envoy_bin, "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart", "-l", "error",
+                              "--base-id", str(envoy_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{envoy_port}"
     try:
         wait_until(lambda: http("GET", f"{url}/anything", headers={"host": "example.org"}, timeout=1)[0] == 200, what="envoy up")
@@ -394,11 +404,24 @@ def test_istio_routing_follows_the_processor_through_real_envoy(tmp_path):
         status, headers, _ = chat("claude-3-5-haiku-latest")  # addressed to OpenAI, served by Anthropic
         assert status == 200 and headers.get("x-edge-provider") == "anthropic"
         (seen,) = mock.requests()
-        assert seen["path"] == "/v1/messages" and seen["headers"]["Host"] == "api.anthropic.com"
-        assert seen["headers"]["x-api-key"] == "sk-ant-test" and "x-edge-cluster" not in {k.lower() for k in seen["headers"]}
+        sent = {k.lower(): v for k, v in seen["headers"].items()}
+        assert seen["path"] == "/v1/messages" and sent["host"] == "api.anthropic.com"
+        assert sent["x-api-key"] == "sk-ant-test" and "x-edge-cluster" not in sent and "authorization" not in sent
         # Not a provider host: the filter stays off, so the processor never sees it.
         assert http("POST", f"{url}/v1/chat/completions", b"{}", {"host": "example.org"})[0] == 200
     finally:
         stop(envoy)
         stop(worker)
         stop(mock.proc)
+
+
+KUSTOMIZE = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(not KUSTOMIZE, reason="kubectl (built-in kustomize) not installed: kustomize_build is compared where it is")
+@pytest.mark.parametrize("directory", [*OVERLAYS, "istio/sidecar", "istio/egress-gateway"])
+def test_kustomize_build_agrees_with_real_kustomize(directory):
+    out = subprocess.run([KUSTOMIZE, "kustomize", str(ROOT / directory)], capture_output=True, text=True, timeout=60, check=True)
+    key = lambda o: (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])  # noqa: E731
+    real = sorted((d for d in yaml.safe_load_all(out.stdout) if d), key=key)
+    assert real == sorted(kustomize_build(ROOT / directory), key=key)

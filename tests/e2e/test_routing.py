@@ -1,0 +1,120 @@
+"""Strategies and circuit breakers through real Envoy, with several mock providers."""
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+
+from tests.support import edge_config, http, start_edge, start_mock, stop, wait_until
+
+MESSAGES = [{"role": "user", "content": "route me"}]
+
+
+@pytest.fixture(scope="module")
+def mocks():
+    started = [start_mock("primary"), start_mock("secondary")]
+    yield started
+    for mock in started:
+        stop(mock.proc)
+
+
+@pytest.fixture(autouse=True)
+def clean(mocks):
+    for mock in mocks:
+        mock.clear()
+
+
+def start(tmp, mocks, routing, **provider_extra):
+    providers = [
+        {"name": "primary", "kind": "openai", "base_url": mocks[0].url, "models": ["m"], "priority": 0,
+         **provider_extra.get("primary", {})},
+        {"name": "secondary", "kind": "openai", "base_url": mocks[1].url, "models": ["m"], "priority": 1,
+         **provider_extra.get("secondary", {})},
+    ]
+    return start_edge(tmp, edge_config(tmp, providers, routing=routing, cache={"enabled": False}))
+
+
+def served_by(edge, n=1, **kw):
+    client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key="sk-client", max_retries=0)
+    out = []
+    for _ in range(n):
+        try:
+            raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES, **kw)
+            out.append(raw.headers["x-edge-provider"])
+        except openai.APIStatusError as err:
+            out.append(err.status_code)
+    return out
+
+
+def test_failing_primary_opens_its_breaker_then_recovers(tmp_path, mocks):
+    routing = {"strategy": "failover", "breaker": {"failure_threshold": 5, "open_seconds": 1.0, "success_threshold": 2}}
+    edge = start(tmp_path, mocks, routing)
+    try:
+        mocks[0].faults(status=500, count=-1)
+        first = served_by(edge, 5)
+        assert first == [500] * 5  # no in-flight failover yet: the failures reach the client
+        after = served_by(edge, 10)
+        assert after == ["secondary"] * 10
+        primary_calls = len(mocks[0].requests())
+        assert primary_calls == 5  # open: the primary gets no traffic
+
+        mocks[0].clear()  # healthy again
+        wait_until(lambda: served_by(edge)[0] == "primary", timeout=10, what="probe after the open time")
+        assert served_by(edge, 5) == ["primary"] * 5
+        text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
+        assert 'edge_ext_breaker_transitions_total{provider="primary",to="open"}' in text
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
+
+
+def test_all_providers_open_is_an_immediate_503_with_retry_after(tmp_path, mocks):
+    edge = start(tmp_path, mocks, {"breaker": {"failure_threshold": 1, "open_seconds": 30}})
+    try:
+        for mock in mocks:
+            mock.faults(status=503, count=-1)
+        served_by(edge, 2)
+        calls = sum(len(m.requests()) for m in mocks)
+        client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key="sk-client", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as info:
+            client.chat.completions.create(model="m", messages=MESSAGES)
+        assert info.value.status_code == 503
+        assert info.value.body["code"] == "provider_unavailable"
+        assert int(info.value.response.headers["retry-after"]) >= 1
+        assert sum(len(m.requests()) for m in mocks) == calls
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
+
+
+def test_weighted_split_follows_the_weights(tmp_path, mocks):
+    edge = start(tmp_path, mocks, {"strategy": "weighted"}, primary={"weight": 3}, secondary={"weight": 1})
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = [r for chunk in pool.map(lambda _: served_by(edge, 125), range(8)) for r in chunk]
+        counts = Counter(results)
+        assert counts["primary"] + counts["secondary"] == 1000
+        assert abs(counts["primary"] / 1000 - 0.75) < 0.05, counts
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
+
+
+def test_least_latency_moves_traffic_to_the_faster_provider(tmp_path, mocks):
+    edge = start(tmp_path, mocks, {"strategy": "least_latency", "least_latency_epsilon": 0.05})
+    try:
+        mocks[0].faults(latency_ms=150, count=-1)
+        served_by(edge, 10)  # both get sampled
+        later = Counter(served_by(edge, 40))
+        assert later["secondary"] > 30, later
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
+
+
+def test_cost_optimized_picks_the_cheaper_provider(tmp_path, mocks):
+    # The same public model mapped onto a cheap and an expensive upstream model.
+    edge = start(tmp_path, mocks, {"strategy": "cost_optimized"},
+                 primary={"models": [], "model_map": {"m": "gpt-4o"}},
+                 secondary={"models": [], "model_map": {"m": "gpt-4o-mini"}})
+    try:
+        assert served_by(edge, 5) == ["secondary"] * 5
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
