@@ -40,6 +40,13 @@ class WorkerMetrics:
         self.cache_l2_errors = Counter("edge_ext_cache_l2_errors", "L2 store failures treated as misses", ["store"], **kw)
         self.breaker_transitions = Counter(
             "edge_ext_breaker_transitions", "Circuit breaker state changes by provider and new state", ["provider", "to"], **kw)
+        # Names follow the OpenTelemetry GenAI semantic conventions where one exists.
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage", "Tokens per answer by token type", ["gen_ai_token_type", "provider", "model"],
+            buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576), **kw)
+        self.cost_usd = Counter("edge_ext_cost_usd", "USD spent at providers, by provider and model", ["provider", "model"], **kw)
+        self.saved_usd = Counter("edge_ext_saved_usd", "USD not spent thanks to cache hits, by model", ["model"], **kw)
+        self.unpriced = Counter("edge_ext_unpriced_requests", "Answers for models without a price", ["model"], **kw)
         self._phase_children = {}
 
     def on_cache(self, result: str, stored_bytes: int) -> None:
@@ -49,6 +56,21 @@ class WorkerMetrics:
                 self.cache_stored_bytes.inc(stored_bytes)
         else:
             self.cache_lookups.labels(result=result).inc()
+
+    def on_charge(self, provider: str, model: str, charge) -> None:
+        u = charge.usage
+        for kind, value in (("input", u.input_tokens + u.cached_input_tokens + u.cache_write_tokens),
+                            ("output", u.output_tokens), ("cached_input", u.cached_input_tokens),
+                            ("cache_write", u.cache_write_tokens), ("reasoning", u.reasoning_tokens)):
+            if value or kind in ("input", "output"):
+                self.token_usage.labels(gen_ai_token_type=kind, provider=provider, model=model).observe(value)
+        if charge.cost.priced:
+            self.cost_usd.labels(provider=provider, model=model).inc(float(charge.cost.usd))
+        else:
+            self.unpriced.labels(model=model).inc()
+
+    def on_saved(self, model: str, usd) -> None:
+        self.saved_usd.labels(model=model).inc(float(usd))
 
     def on_breaker_transition(self, provider: str, old, new) -> None:
         self.breaker_transitions.labels(provider=provider, to=getattr(new, "value", str(new))).inc()

@@ -14,6 +14,7 @@ from edge_ext.clock import Clock, monotonic
 from edge_ext.config.models import Config
 from edge_ext.cost.pricing import load_pricing
 from edge_ext.metrics import WorkerMetrics
+from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.engine import Policy
 from edge_ext.routing.breaker import BreakerSettings
 from edge_ext.routing.router import Router
@@ -74,8 +75,7 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,
                               on_transition=metrics.on_breaker_transition)
     latency = SharedLatencyTracker(os.path.join(directory, STATE_FILES[1]))
-    prices = load_pricing(overrides=config.pricing)
-    return Router(config, keys, store, latency, prices=prices.price), latency
+    return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency
 
 
 def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetrics | None = None) -> WorkerDeps:
@@ -85,6 +85,9 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     router, latency = build_router(config, keys, metrics)
     # Wall time stamps API bodies (created) and cache entries, which outlive processes; every
     # duration uses the monotonic clock.
+    accounting = None
+    if config.accounting.enabled:
+        accounting = Accounting(load_pricing(overrides=config.pricing), on_charge=metrics.on_charge, on_saved=metrics.on_saved)
     policy = Policy(config, clock, keys, wall=time.time, cache=cache, on_cache=metrics.on_cache,
-                    router=router, latency=latency)
+                    router=router, latency=latency, accounting=accounting)
     return WorkerDeps(config, clock, metrics, policy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from edge_ext.apis.json_body import json_object, non_empty_messages, required_model, stream_flag
+from edge_ext.apis.json_body import chat_basics
 from edge_ext.errors import EdgeError, InvalidRequest
 from edge_ext.providers.base import ChatRequest
 
@@ -17,10 +17,7 @@ class AnthropicClientAPI:
     name = "anthropic"
 
     def parse(self, raw: bytes) -> ChatRequest:
-        body = json_object(raw)
-        model = required_model(body)
-        stream = stream_flag(body)
-        non_empty_messages(body)
+        body, model, stream = chat_basics(raw)
         max_tokens = body.get("max_tokens")
         # The Messages API requires max_tokens; an OpenAI provider behind us would not care, but
         # a client of this API must get the answer Anthropic would give.

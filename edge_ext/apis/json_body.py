@@ -40,3 +40,12 @@ def non_empty_messages(body: dict[str, Any]) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+
+
+def chat_basics(raw: bytes) -> tuple[dict[str, Any], str, bool]:
+    """What both chat APIs require: a JSON object with a model, a boolean stream, messages."""
+    body = json_object(raw)
+    model = required_model(body)
+    stream = stream_flag(body)
+    non_empty_messages(body)
+    return body, model, stream

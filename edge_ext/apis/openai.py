@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from edge_ext.apis.json_body import json_object, non_empty_messages, required_model, stream_flag
+from edge_ext.apis.json_body import chat_basics
 from edge_ext.errors import EdgeError
 from edge_ext.providers.base import ChatRequest
 
@@ -13,10 +13,7 @@ class OpenAIClientAPI:
     name = "openai"
 
     def parse(self, raw: bytes) -> ChatRequest:
-        body = json_object(raw)
-        model = required_model(body)
-        stream = stream_flag(body)
-        non_empty_messages(body)
+        body, model, stream = chat_basics(raw)
         return ChatRequest(body=body, raw=raw, model=model, stream=stream, api=self.name)
 
     def error_body(self, err: EdgeError) -> bytes:

@@ -207,6 +207,12 @@ class Routing(Strict):
         return self
 
 
+class Accounting(Strict):
+    # Reads every answer's usage (the whole JSON body, or every SSE chunk) to price it: one more
+    # ext_proc message per non-streamed answer. Off: answers that need nothing else pass through.
+    enabled: bool = True
+
+
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -232,6 +238,7 @@ class Config(Strict):
     envoy: EnvoySettings = EnvoySettings()
     cache: Cache = Cache()
     routing: Routing = Routing()
+    accounting: Accounting = Accounting()
     # Extends or overrides the shipped price table (edge_ext/data/pricing.yaml), per model.
     pricing: PricingOverrides = PricingOverrides()
 

@@ -15,6 +15,7 @@ from edge_ext.apis.openai import OPENAI
 from edge_ext.config.models import Config
 from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, UnsupportedPath
 from edge_ext.cache.tiered import TieredCache
+from edge_ext.policy.accounting import Accounting, Meter
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
 from edge_ext.policy.exchange import upstream_body
@@ -46,8 +47,9 @@ class Policy:
     def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None],
                  wall: Callable[[], float] | None = None, cache: TieredCache | None = None,
                  on_cache: Callable[[str, int], None] = lambda status, stored: None,
-                 router: Router | None = None, latency: Any = None):
+                 router: Router | None = None, latency: Any = None, accounting: Accounting | None = None):
         self._clock = clock
+        self._accounting = accounting
         self._wall = wall or clock
         self._latency = latency
         self._cache = CacheStep(config.cache, cache, self._wall)
@@ -136,6 +138,8 @@ class Policy:
 
     def _hit(self, st: StreamState, request, entry, tier: str) -> Respond:
         st.cache_status, st.provider, st.outcome = tier, entry.provider, "cache_hit"
+        if self._accounting is not None:
+            self._accounting.saved(entry.api, st.model, entry.body)
         hit = self._cache.hit_response(entry, tier, request)
         return Respond(hit.status, hit.body, hit.headers, hit.details,
                        metadata=(("provider", entry.provider), ("model", st.model), ("cache", tier)))
@@ -172,6 +176,7 @@ class Policy:
         st.routed_at, st.breaker_pending = self._clock(), True
         st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
         st.same_api = request.api == adapter.wire_api
+        st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
         set_headers = [(CLUSTER_HEADER, provider.cluster), (":path", upstream.path), *upstream.set_headers]
         if body.body is not None:
             # With request headers SEND and the body BUFFERED, content-length is ours to fix.
@@ -199,9 +204,12 @@ class Policy:
             st.codec = None
         if status != 200 or not from_upstream:
             st.recorder = None  # only complete successes are stored
+        elif self._accounting is not None and st.upstream_api:
+            st.meter = Meter(st.upstream_api, st.stream)
         mode = st.codec.mode(status) if st.codec else ResponseMode.NONE
-        if st.recorder is not None and mode is ResponseMode.NONE:
+        if (st.recorder is not None or st.meter is not None) and mode is ResponseMode.NONE:
             mode = ResponseMode.STREAMED if st.stream else ResponseMode.BUFFERED
+        st.response_mode = mode
         if mode is ResponseMode.NONE:
             return CONTINUE
         remove = ()
@@ -222,16 +230,28 @@ class Policy:
                 self._on_cache("stored", len(entry.body) if entry else 0)
                 st.recorder = None
                 self._release(st, entry)
-        if out is None:
-            return CONTINUE
-        if st.codec.mode(st.response_status) is ResponseMode.BUFFERED:
-            # Headers were sent to us and are held until this reply: length (and status) are ours.
-            set_headers = [("content-length", str(len(out)))]
+        # Headers were sent to us and are held until this reply when BUFFERED: length, status
+        # and cost headers are ours to set. STREAMED headers are long gone.
+        buffered = st.response_mode is ResponseMode.BUFFERED
+        set_headers: list[tuple[str, str]] = []
+        metadata: tuple[tuple[str, str], ...] = ()
+        if st.meter is not None:
+            st.meter.feed(chunk)
+            if end_of_stream:
+                usage, st.meter = st.meter.usage(), None
+                if usage is not None:
+                    charge = self._accounting.charge(st.provider, st.upstream_model, usage)
+                    metadata = charge.metadata()
+                    if buffered:
+                        set_headers.extend(charge.headers())
+        if out is not None and buffered:
+            set_headers.append(("content-length", str(len(out))))
             override = getattr(st.codec, "status_override", None)
             if override:
                 set_headers.append((":status", str(override)))
-            return Continue(set_headers=tuple(set_headers), body=out)
-        return Continue(body=out)
+        if out is None and not set_headers and not metadata:
+            return CONTINUE
+        return Continue(set_headers=tuple(set_headers), body=out, metadata=metadata)
 
     def _fail(self, st: StreamState, err: EdgeError) -> Decision:
         st.outcome = err.code

@@ -41,6 +41,10 @@ class StreamState:
     recorder: Recorder | None = None
     leading: bool = False  # first in flight in this process: must resolve the followers
     claimed: bool = False  # holds the shared-tier claim on cache_key: must release it
+    upstream_api: str = ""
+    upstream_model: str = ""
+    meter: Any = None  # usage reader of the answer being received (policy.accounting.Meter)
+    response_mode: Any = None
     routed_at: float = 0.0
     breaker_pending: bool = False  # the router awaits this request's outcome
     response_status: int = 0

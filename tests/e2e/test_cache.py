@@ -154,7 +154,11 @@ def test_anthropic_clients_get_hits_in_their_shape(edge, mock):
 
 
 def test_cache_metrics(edge):
+    messages = [{"role": "user", "content": "metrics of a hit"}]
+    ask(edge, messages=messages)
+    wait_until(lambda: ask(edge, messages=messages).headers["x-edge-cache"].startswith("hit"))
     text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
+    assert 'edge_ext_saved_usd_total{model="gpt-4o-mini"}' in text
     assert 'edge_ext_cache_lookups_total{result="miss"}' in text
     assert "edge_ext_cache_stored_bytes_total" in text
 

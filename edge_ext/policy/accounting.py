@@ -1,0 +1,96 @@
+"""Token usage and cost of each answer, read from what the provider sent (JSON or SSE)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from edge_ext.cost.calc import CostResult, cost_of
+from edge_ext.cost.pricing import PriceTable
+from edge_ext.sse import SSEParser
+from edge_ext.usage import StreamUsage, Usage, from_anthropic, from_openai
+
+log = logging.getLogger("edge_ext.cost")
+
+_FROM_JSON = {"openai": from_openai, "anthropic": from_anthropic}
+
+
+class Meter:
+    """Reads usage from the upstream's bytes, in the upstream's API shape, at any chunking."""
+
+    def __init__(self, upstream_api: str, stream: bool):
+        self.api, self.stream = upstream_api, stream
+        if stream:
+            self._parser = SSEParser()
+            self._usage = StreamUsage(upstream_api)
+        else:
+            self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.stream:
+            for event in self._parser.feed(chunk):
+                self._usage.observe(event)
+        else:
+            self._body += chunk
+
+    def usage(self) -> Usage | None:
+        if self.stream:
+            return self._usage.usage
+        try:
+            body = json.loads(self._body)
+        except ValueError:
+            return None
+        return _FROM_JSON[self.api](body) if isinstance(body, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    usage: Usage
+    cost: CostResult
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        u = self.usage
+        tokens = (f"input={u.input_tokens}, output={u.output_tokens}, cached_input={u.cached_input_tokens}, "
+                  f"cache_write={u.cache_write_tokens}, reasoning={u.reasoning_tokens}")
+        return (("x-edge-cost-usd", self.usd_text()), ("x-edge-tokens", tokens))
+
+    def usd_text(self) -> str:
+        return format(self.cost.usd, "f") if self.cost.priced else "unpriced"
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        u = self.usage
+        return (("tokens_in", str(u.input_tokens + u.cached_input_tokens + u.cache_write_tokens)),
+                ("tokens_out", str(u.output_tokens)), ("cost_usd", self.usd_text()))
+
+
+class Accounting:
+    def __init__(self, prices: PriceTable, on_charge: Callable[[str, str, Charge], None] = lambda p, m, c: None,
+                 on_saved: Callable[[str, Decimal], None] = lambda m, usd: None):
+        self._prices = prices
+        self._on_charge, self._on_saved = on_charge, on_saved
+        self._warned: set[str] = set()
+
+    def charge(self, provider: str, upstream_model: str, usage: Usage) -> Charge:
+        result = cost_of(usage, upstream_model, self._prices)
+        if not result.priced and upstream_model not in self._warned:
+            # Never silently zero: the metric counts every one, the log names the model once.
+            self._warned.add(upstream_model)
+            log.warning("model %s has no price; its requests are counted as unpriced", upstream_model)
+        charge = Charge(usage, result)
+        self._on_charge(provider, upstream_model, charge)
+        return charge
+
+    def saved(self, api: str, model: str, body: bytes) -> None:
+        """A cache hit: the provider was not called; what it would have cost is saved."""
+        try:
+            usage = _FROM_JSON[api](json.loads(body))
+        except (ValueError, KeyError, TypeError):
+            return
+        if usage is None:
+            return
+        result = cost_of(usage, model, self._prices)
+        if result.priced:
+            self._on_saved(model, result.usd)
