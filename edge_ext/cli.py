@@ -37,6 +37,26 @@ def cmd_envoy_config(args) -> int:
     return 0
 
 
+def cmd_hash_key(args) -> int:
+    import getpass
+    import secrets
+
+    from edge_ext.auth import hash_key
+
+    if args.new:
+        key = "sk-edge-" + secrets.token_urlsafe(32)
+        print(f"key:    {key}   (give this to the client; it is not stored anywhere)")
+        print(f"sha256: {hash_key(key)}   (put this in auth.keys[].sha256)")
+        return 0
+    key = args.key if args.key is not None else (getpass.getpass("client key: ") if sys.stdin.isatty() else sys.stdin.readline())
+    key = key.strip()
+    if not key:
+        print("edge-ext hash-key: empty key", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0
+
+
 def cmd_render(args) -> int:
     from edge_ext.deploy import render_target
 
@@ -114,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_envoy_config)
+
+    p = sub.add_parser("hash-key", help="print the sha256 of a client key for auth.keys (reads stdin without KEY)")
+    p.add_argument("key", nargs="?")
+    p.add_argument("--new", action="store_true", help="generate a new random key and print it with its hash")
+    p.set_defaults(func=cmd_hash_key)
 
     p = sub.add_parser("render", help="write deployment artefacts (envoy, k8s, istio) from a config")
     p.add_argument("--target", choices=("envoy", "k8s", "istio"), required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from edge_ext.apis.json_body import chat_basics
+from edge_ext.apis.validate import openai_fields
 from edge_ext.errors import EdgeError
 from edge_ext.providers.base import ChatRequest
 
@@ -14,6 +15,7 @@ class OpenAIClientAPI:
 
     def parse(self, raw: bytes) -> ChatRequest:
         body, model, stream = chat_basics(raw)
+        openai_fields(body)
         return ChatRequest(body=body, raw=raw, model=model, stream=stream, api=self.name)
 
     def error_body(self, err: EdgeError) -> bytes:

@@ -20,10 +20,13 @@ def cache_key(namespace: str, api: str, body: dict[str, Any]) -> str:
     return f"{namespace}:{digest}"
 
 
-def namespace_for(headers: dict[str, str], shared: str | None) -> str:
-    """Entries are private to the caller's credential unless the config names a shared space."""
+def namespace_for(headers: dict[str, str], shared: str | None, tenant: str | None = None) -> str:
+    """Entries are private to the caller's tenant (with client keys configured) or credential,
+    unless the config names a shared space."""
     if shared:
         return f"shared-{shared}"
+    if tenant:
+        return f"t-{tenant}"
     for name in _CREDENTIALS:
         value = headers.get(name)
         if value:

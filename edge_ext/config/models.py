@@ -22,9 +22,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ListenTLS(Strict):
+    cert_file: str
+    key_file: str
+
+
+class RateLimit(Strict):
+    """Envoy's local token bucket on the listener: over it, 429 without calling the processor."""
+
+    max_tokens: Annotated[int, Field(ge=1)]
+    tokens_per_fill: Annotated[int, Field(ge=1)] = 1
+    fill_interval_s: Annotated[float, Field(gt=0)] = 1.0
+
+
 class Listen(Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 10000
+    # Envoy terminates TLS on the listener when set.
+    tls: ListenTLS | None = None
+    rate_limit: RateLimit | None = None
 
 
 ProviderKind = Literal["openai", "openai_compatible", "anthropic", "azure_openai"]
@@ -213,6 +229,40 @@ class Accounting(Strict):
     enabled: bool = True
 
 
+PiiPolicy = Literal["off", "redact", "block"]
+
+
+class ClientKey(Strict):
+    # A name for logs and metrics; the key itself never appears in the config.
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    tenant: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "default"
+    # Public model names this key may use; empty: all.
+    models: tuple[str, ...] = ()
+    pii: PiiPolicy | None = None
+
+
+class Auth(Strict):
+    # None: on exactly when keys are listed. false: off, for trusted meshes (say so explicitly).
+    enabled: bool | None = None
+    keys: tuple[ClientKey, ...] = ()
+    # What to do with PII found in prompts, unless a key says otherwise.
+    pii: PiiPolicy = "off"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Auth":
+        if self.enabled and not self.keys:
+            raise ValueError("auth.enabled is true but no keys are listed (edge-ext hash-key makes one)")
+        digests = [k.sha256.lower() for k in self.keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("two client keys have the same sha256")
+        return self
+
+    @property
+    def on(self) -> bool:
+        return bool(self.keys) if self.enabled is None else self.enabled
+
+
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -239,6 +289,7 @@ class Config(Strict):
     cache: Cache = Cache()
     routing: Routing = Routing()
     accounting: Accounting = Accounting()
+    auth: Auth = Auth()
     # Extends or overrides the shipped price table (edge_ext/data/pricing.yaml), per model.
     pricing: PricingOverrides = PricingOverrides()
 

@@ -138,6 +138,22 @@ def provider_cluster(p: Provider) -> dict[str, Any]:
     return cluster
 
 
+def local_rate_limit(limit) -> dict[str, Any]:
+    percent = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "edge_ext.rate_limit"}
+    return {
+        "name": "envoy.filters.http.local_ratelimit",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+            "stat_prefix": "edge_rate_limit",
+            "token_bucket": {"max_tokens": limit.max_tokens, "tokens_per_fill": limit.tokens_per_fill,
+                             "fill_interval": f"{limit.fill_interval_s}s"},
+            "filter_enabled": percent,
+            "filter_enforced": percent,
+            "response_headers_to_add": [{"header": {"key": "retry-after", "value": str(max(1, round(limit.fill_interval_s)))}}],
+        },
+    }
+
+
 def processor_endpoints(config: Config) -> list[dict[str, Any]]:
     endpoints = []
     for index in range(config.processor.worker_count()):
@@ -174,6 +190,22 @@ def render(config: Config) -> dict[str, Any]:
                 },
             }
         ]
+    listener = bootstrap["static_resources"]["listeners"][0]
+    if config.listen.tls:
+        listener["filter_chains"][0]["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "tls_certificates": [{"certificate_chain": {"filename": config.listen.tls.cert_file},
+                                          "private_key": {"filename": config.listen.tls.key_file}}],
+                    "alpn_protocols": ["h2", "http/1.1"],
+                },
+            },
+        }
+    if config.listen.rate_limit:
+        # Before ext_proc: a request over the limit costs no processor round trip.
+        hcm["http_filters"].insert(0, local_rate_limit(config.listen.rate_limit))
     clusters = bootstrap["static_resources"]["clusters"]
     clusters[0]["load_assignment"]["endpoints"][0]["lb_endpoints"] = processor_endpoints(config)
     clusters.extend(provider_cluster(p) for p in config.providers)

@@ -60,8 +60,8 @@ class CacheStep:
         return directive(headers, request.body, default=c.policy, opt_in_header=c.opt_in_header,
                          allow_multiple_choices=c.cache_multiple_choices, max_ttl=c.max_ttl_s)
 
-    def key(self, headers: dict[str, str], request: ChatRequest) -> str:
-        return cache_key(namespace_for(headers, self._config.shared_namespace), request.api, request.body)
+    def key(self, headers: dict[str, str], request: ChatRequest, tenant: str | None) -> str:
+        return cache_key(namespace_for(headers, self._config.shared_namespace, tenant), request.api, request.body)
 
     async def lookup(self, key: str) -> tuple[Entry | None, str]:
         return await self._cache.get(key)

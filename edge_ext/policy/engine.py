@@ -14,7 +14,9 @@ from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
 from edge_ext.apis.openai import OPENAI
 from edge_ext.config.models import Config
 from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, UnsupportedPath
+from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
+from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.accounting import Accounting, Meter
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
@@ -56,9 +58,13 @@ class Policy:
         self._on_cache = on_cache
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self._max_body = config.processor.max_body_bytes
+        auth = config.auth
+        self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models)) for k in auth.keys}) if auth.on else None
+        self._pii = {k.id: k.pii or auth.pii for k in auth.keys}
+        self._default_pii = auth.pii
 
     def new_stream(self) -> StreamState:
-        return StreamState(started=self._clock())
+        return StreamState(started=self._clock(), caller=ANONYMOUS)
 
     # -- request headers ------------------------------------------------------------------
     def on_request_headers(self, st: StreamState, headers: dict[str, str], end_of_stream: bool) -> Decision:
@@ -76,6 +82,8 @@ class Policy:
             if endpoint is Endpoint.HEALTH:
                 st.outcome = "health"
                 return CONTINUE
+            if self._keyring is not None:
+                st.caller = self._keyring.authenticate(headers)
             if endpoint is Endpoint.MODELS:
                 st.outcome = "models"
                 return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
@@ -95,6 +103,8 @@ class Policy:
                 raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
             request = st.api.parse(body)
             st.model, st.stream = request.model, request.stream
+            st.caller.check_model(request.model)
+            request = guard_prompt(request, self._pii.get(st.caller.key_id, self._default_pii))
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
         except EdgeError as err:
@@ -104,7 +114,8 @@ class Policy:
         directive = self._cache.directive(st.headers, request)
         st.cache_status, st.cache_ttl = directive.status, directive.ttl
         if directive.store or directive.lookup:
-            st.cache_key = self._cache.key(st.headers, request)
+            tenant = st.caller.tenant if st.caller is not ANONYMOUS else None
+            st.cache_key = self._cache.key(st.headers, request, tenant)
         if not directive.lookup:
             return None
         entry, tier = await self._cache.lookup(st.cache_key)

@@ -41,7 +41,7 @@ def _translated(request: ChatRequest, provider: Provider, upstream_model: str) -
 
 
 def _same_api(request: ChatRequest, wire_api: str, upstream_model: str) -> UpstreamBody:
-    body, changed, strip = request.body, False, False
+    body, changed, strip = request.body, request.rewritten, False
     if upstream_model != request.model:
         body, changed = {**body, "model": upstream_model}, True
     if wire_api == "openai" and request.stream:

@@ -30,6 +30,7 @@ class StreamState:
     api: ClientAPI | Any = None
     # Request headers the policy reads later (lower-case names).
     headers: dict[str, str] = field(default_factory=dict)
+    caller: Any = None  # edge_ext.auth.Caller
     model: str = ""
     provider: str = ""
     stream: bool = False

@@ -27,6 +27,8 @@ class ChatRequest:
     model: str
     stream: bool
     api: str = "openai"
+    # The body differs from the client's bytes (e.g. PII redacted): it must be re-serialized.
+    rewritten: bool = False
 
 
 @dataclass(frozen=True, slots=True)

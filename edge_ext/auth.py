@@ -1,0 +1,59 @@
+"""Client keys: who is calling, for which tenant, allowed which models.
+
+The config holds SHA-256 digests of client keys, never the keys (``edge-ext hash-key`` makes
+one). A presented key is hashed and looked up; the digests are compared with
+``hmac.compare_digest`` so a lookup leaks nothing about how close a wrong key came.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from edge_ext.errors import Forbidden, Unauthorized
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key_id: str
+    tenant: str
+    models: frozenset[str]  # empty: every model
+
+    def check_model(self, model: str) -> None:
+        if self.models and model not in self.models:
+            raise Forbidden(f"key '{self.key_id}' may not use model '{model}'")
+
+
+ANONYMOUS = Caller("anonymous", "anonymous", frozenset())
+
+
+def presented_key(headers: dict[str, str]) -> str | None:
+    """Both client styles: OpenAI's Authorization: Bearer and Anthropic's x-api-key."""
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return headers.get("x-api-key") or headers.get("api-key") or None
+
+
+class MissingKey(Unauthorized):
+    code = "missing_api_key"
+
+
+class KeyRing:
+    def __init__(self, entries: dict[str, Caller]):
+        self._entries = {digest.lower(): (digest.lower(), caller) for digest, caller in entries.items()}
+
+    def authenticate(self, headers: dict[str, str]) -> Caller:
+        key = presented_key(headers)
+        if key is None:
+            raise MissingKey("Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+        digest = hash_key(key)
+        stored, caller = self._entries.get(digest, ("", ANONYMOUS))
+        if not hmac.compare_digest(digest, stored):
+            raise Unauthorized("Incorrect API key provided")
+        return caller
