@@ -15,6 +15,8 @@ def json_object(raw: bytes) -> dict[str, Any]:
         body: Any = json.loads(raw)
     except UnicodeDecodeError as exc:
         raise InvalidJSON("the request body is not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise InvalidJSON("the request body is nested too deeply") from exc
     except ValueError as exc:
         raise InvalidJSON(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):

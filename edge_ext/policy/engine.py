@@ -109,6 +109,10 @@ class Policy:
             return hit or self._route_chat(st, request)
         except EdgeError as err:
             return self._fail(st, err)
+        except RecursionError:
+            # A body json.loads accepted can still be too deep for a later walk (cache key,
+            # translation, PII): refuse it like any other malformed request.
+            return self._fail(st, InvalidRequest("the request body is nested too deeply"))
 
     async def _lookup(self, st: StreamState, request) -> Respond | None:
         directive = self._cache.directive(st.headers, request)

@@ -95,3 +95,27 @@ async def test_admin_status_lists_providers(worker):
     assert [p.name for p in reply.providers] == ["openai-main"]
     assert reply.providers[0].circuit_state == "closed"
     assert reply.streams_total >= 1
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from tests.unit.test_fuzz_policy import bodies, header_sets, methods, paths  # noqa: E402
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(method=methods, path=paths, headers=header_sets, body=bodies)
+async def test_fuzzed_streams_always_end_in_a_well_formed_reply(worker, method, path, headers, body):
+    hm = pb.HeaderMap()
+    for key, value in {":method": method, ":path": path, **headers}.items():
+        hm.headers.add(key=key, raw_value=value.encode())
+    messages = [pb.ProcessingRequest(request_headers=pb.HttpHeaders(headers=hm)), body_msg(body)]
+    stub = service_pb2_grpc.ExternalProcessorStub(worker)
+    responses = []
+    async for response in stub.Process(iter(messages), timeout=5):
+        responses.append(response)
+    assert 1 <= len(responses) <= 2
+    last = responses[-1]
+    if last.HasField("immediate_response"):
+        assert json.loads(last.immediate_response.body)
+    reply = await health_pb2_grpc.HealthStub(worker).Check(health_pb2.HealthCheckRequest(service=""))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
