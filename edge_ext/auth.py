@@ -23,7 +23,7 @@ class Caller:
     key_id: str
     tenant: str
     models: frozenset[str]  # empty: every model
-
+    pii: str | None = None  # prompt PII policy of this key; None: the default
     def check_model(self, model: str) -> None:
         if self.models and model not in self.models:
             raise Forbidden(f"key '{self.key_id}' may not use model '{model}'")
@@ -49,11 +49,19 @@ class KeyRing:
         self._entries = {digest.lower(): (digest.lower(), caller) for digest, caller in entries.items()}
 
     def authenticate(self, headers: dict[str, str]) -> Caller:
+        digest = self.digest(headers)
+        caller = self.local(digest)
+        if caller is None:
+            raise Unauthorized("Incorrect API key provided")
+        return caller
+
+    @staticmethod
+    def digest(headers: dict[str, str]) -> str:
         key = presented_key(headers)
         if key is None:
             raise MissingKey("Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
-        digest = hash_key(key)
+        return hash_key(key)
+
+    def local(self, digest: str) -> Caller | None:
         stored, caller = self._entries.get(digest, ("", ANONYMOUS))
-        if not hmac.compare_digest(digest, stored):
-            raise Unauthorized("Incorrect API key provided")
-        return caller
+        return caller if hmac.compare_digest(digest, stored) else None

@@ -88,6 +88,11 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     accounting = None
     if config.accounting.enabled:
         accounting = Accounting(load_pricing(overrides=config.pricing), on_charge=metrics.on_charge, on_saved=metrics.on_saved)
-    policy = Policy(config, clock, keys, wall=time.time, cache=cache, on_cache=metrics.on_cache,
+    key_store = None
+    if config.auth.on and config.auth.redis_url:
+        from edge_ext.auth_redis import RedisKeyStore
+
+        key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s)
+    policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
                     router=router, latency=latency, accounting=accounting)
     return WorkerDeps(config, clock, metrics, policy)

@@ -130,6 +130,18 @@ class Provider(Strict):
         return None
 
 
+class ProcessorMTLS(Strict):
+    """Mutual TLS between Envoy and the processor workers (for a processor in another pod)."""
+
+    ca_file: str  # signs both sides' certificates
+    server_cert_file: str
+    server_key_file: str
+    client_cert_file: str  # Envoy's
+    client_key_file: str
+    # A DNS SAN of the server certificate; Envoy sends it as SNI and checks it.
+    server_name: str = "edge-ext-processor"
+
+
 class Processor(Strict):
     # "auto" = one worker per core.
     workers: int | Literal["auto"] = "auto"
@@ -140,6 +152,7 @@ class Processor(Strict):
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
     # Fail closed: without the processor no provider is chosen and no credential is swapped.
     status_on_error: Annotated[int, Field(ge=400, le=599)] = 503
+    mtls: ProcessorMTLS | None = None
 
     @field_validator("address")
     @classmethod
@@ -248,10 +261,14 @@ class Auth(Strict):
     keys: tuple[ClientKey, ...] = ()
     # What to do with PII found in prompts, unless a key says otherwise.
     pii: PiiPolicy = "off"
+    # Keys may also live in Redis (hash {redis_prefix}{sha256}: id, tenant, models, pii).
+    redis_url: str | None = None
+    redis_prefix: str = "edge-ext:key:"
+    redis_cache_ttl_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
 
     @model_validator(mode="after")
     def _consistent(self) -> "Auth":
-        if self.enabled and not self.keys:
+        if self.enabled and not self.keys and not self.redis_url:
             raise ValueError("auth.enabled is true but no keys are listed (edge-ext hash-key makes one)")
         digests = [k.sha256.lower() for k in self.keys]
         if len(set(digests)) != len(digests):
@@ -260,7 +277,7 @@ class Auth(Strict):
 
     @property
     def on(self) -> bool:
-        return bool(self.keys) if self.enabled is None else self.enabled
+        return bool(self.keys or self.redis_url) if self.enabled is None else self.enabled
 
 
 class Metrics(Strict):

@@ -117,7 +117,9 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
         data.setdefault("metrics", {})["host"] = "0.0.0.0"
         changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
     for section, url in redis_sections(config):
-        if not url:
+        # Only shared state is pointed at the bundled Redis; auth.redis_url (a key store) turns
+        # authentication on, which only the operator may decide.
+        if not url and section not in NOT_AUTO_REDIS:
             data.setdefault(section, {})["redis_url"] = IN_CLUSTER_REDIS
             changes.append(f"{section}.redis_url -> {IN_CLUSTER_REDIS} (replicas share one Redis)")
     adapted = Config.model_validate(data)
@@ -130,6 +132,9 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
     )
     text = header + yaml.safe_dump(adapted.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
     return Deployment(adapted, text, tuple(changes), namespace)
+
+
+NOT_AUTO_REDIS = frozenset({"auth"})
 
 
 def redis_sections(config: Config) -> list[tuple[str, str | None]]:

@@ -138,6 +138,26 @@ def provider_cluster(p: Provider) -> dict[str, Any]:
     return cluster
 
 
+def processor_mtls(mtls) -> dict[str, Any]:
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": mtls.server_name,
+            "common_tls_context": {
+                # gRPC over TLS is negotiated as h2 by ALPN.
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [{"certificate_chain": {"filename": mtls.client_cert_file},
+                                      "private_key": {"filename": mtls.client_key_file}}],
+                "validation_context": {
+                    "trusted_ca": {"filename": mtls.ca_file},
+                    "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": mtls.server_name}}],
+                },
+            },
+        },
+    }
+
+
 def local_rate_limit(limit) -> dict[str, Any]:
     percent = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "edge_ext.rate_limit"}
     return {
@@ -208,6 +228,8 @@ def render(config: Config) -> dict[str, Any]:
         hcm["http_filters"].insert(0, local_rate_limit(config.listen.rate_limit))
     clusters = bootstrap["static_resources"]["clusters"]
     clusters[0]["load_assignment"]["endpoints"][0]["lb_endpoints"] = processor_endpoints(config)
+    if config.processor.mtls:
+        clusters[0]["transport_socket"] = processor_mtls(config.processor.mtls)
     clusters.extend(provider_cluster(p) for p in config.providers)
     return bootstrap
 

@@ -34,6 +34,23 @@ def grpc_options(config: Config) -> list[tuple[str, int]]:
     ]
 
 
+def bind(server: grpc.aio.Server, config: Config, address: str) -> int:
+    mtls = config.processor.mtls
+    if mtls is None:
+        return server.add_insecure_port(address)
+
+    def read(path: str) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+
+    credentials = grpc.ssl_server_credentials(
+        [(read(mtls.server_key_file), read(mtls.server_cert_file))],
+        root_certificates=read(mtls.ca_file),
+        require_client_auth=True,  # only Envoy, holding a certificate from our CA, gets in
+    )
+    return server.add_secure_port(address, credentials)
+
+
 async def build_server(config: Config, index: int, address: str) -> tuple[grpc.aio.Server, health.HealthServicer]:
     deps = build_worker(config)
     server = grpc.aio.server(options=grpc_options(config))
@@ -47,7 +64,7 @@ async def build_server(config: Config, index: int, address: str) -> tuple[grpc.a
         sock = Path(address[5:])
         sock.parent.mkdir(parents=True, exist_ok=True)
         sock.unlink(missing_ok=True)
-    if server.add_insecure_port(address) == 0 and not address.startswith("unix:"):
+    if bind(server, config, address) == 0 and not address.startswith("unix:"):
         raise OSError(f"cannot listen on {address}")
     await server.start()
     for name in ("", EXT_PROC_SERVICE):

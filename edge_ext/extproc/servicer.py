@@ -51,6 +51,8 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 if phase == "request_headers":
                     msg = request.request_headers
                     decision = policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
+                    if isinstance(decision, Defer):  # a client key to look up in Redis
+                        decision = await decision.then
                 elif phase == "request_body":
                     decision = await policy.on_request_body(st, request.request_body.body)
                     if isinstance(decision, Defer):

@@ -13,7 +13,7 @@ from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
 from edge_ext.apis.openai import OPENAI
 from edge_ext.config.models import Config
-from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, UnsupportedPath
+from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, Unauthorized, UnsupportedPath
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.policy.pii import guard_prompt
@@ -42,12 +42,21 @@ _PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
 # Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
 # asks for the response headers: the status decides how much of the body the codec needs, and
 # Envoy takes a mode override only in a headers reply.
+def _check_output_limit(body: dict, limit: int | None) -> None:
+    if limit is None:
+        return
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
+
+
 _WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC)}
 
 
 class Policy:
     def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None],
-                 wall: Callable[[], float] | None = None, cache: TieredCache | None = None,
+                 wall: Callable[[], float] | None = None, cache: TieredCache | None = None, key_store: Any = None,
                  on_cache: Callable[[str, int], None] = lambda status, stored: None,
                  router: Router | None = None, latency: Any = None, accounting: Accounting | None = None):
         self._clock = clock
@@ -59,9 +68,9 @@ class Policy:
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self._max_body = config.processor.max_body_bytes
         auth = config.auth
-        self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models)) for k in auth.keys}) if auth.on else None
-        self._pii = {k.id: k.pii or auth.pii for k in auth.keys}
+        self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
+        self._key_store = key_store
 
     def new_stream(self) -> StreamState:
         return StreamState(started=self._clock(), caller=ANONYMOUS)
@@ -83,7 +92,32 @@ class Policy:
                 st.outcome = "health"
                 return CONTINUE
             if self._keyring is not None:
-                st.caller = self._keyring.authenticate(headers)
+                digest = self._keyring.digest(headers)
+                caller = self._keyring.local(digest)
+                if caller is None and self._key_store is not None:
+                    known, caller = self._key_store.cached(digest)
+                    if not known:
+                        return Defer(0, self._remote_auth(st, digest, endpoint, end_of_stream))
+                if caller is None:
+                    raise Unauthorized("Incorrect API key provided")
+                st.caller = caller
+            return self._after_auth(st, endpoint, end_of_stream)
+        except EdgeError as err:
+            return self._fail(st, err)
+
+    async def _remote_auth(self, st: StreamState, digest: str, endpoint: Endpoint, end_of_stream: bool) -> Decision:
+        try:
+            caller = await self._key_store.lookup(digest)
+            if caller is None:
+                raise Unauthorized("Incorrect API key provided")
+            st.caller = caller
+            return self._after_auth(st, endpoint, end_of_stream)
+        except EdgeError as err:
+            return self._fail(st, err)
+
+    def _after_auth(self, st: StreamState, endpoint: Endpoint, end_of_stream: bool) -> Decision:
+        headers = st.headers
+        try:
             if endpoint is Endpoint.MODELS:
                 st.outcome = "models"
                 return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
@@ -104,7 +138,7 @@ class Policy:
             request = st.api.parse(body)
             st.model, st.stream = request.model, request.stream
             st.caller.check_model(request.model)
-            request = guard_prompt(request, self._pii.get(st.caller.key_id, self._default_pii))
+            request = guard_prompt(request, st.caller.pii or self._default_pii)
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
         except EdgeError as err:
@@ -184,6 +218,7 @@ class Policy:
             st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
         target = self._router.pick(request.model, request.body)
         provider = target.provider
+        _check_output_limit(request.body, self._router.output_limit(target.upstream_model))
         adapter = adapter_for(provider.kind)
         upstream = adapter.upstream(provider, target.api_key, target.upstream_model, st.headers)
         body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)

@@ -50,6 +50,11 @@ class Router:
             for model in self._table.models()
         }
         self._providers = {p.name: p for p in config.providers}
+        self._prices = prices
+
+    def output_limit(self, upstream_model: str) -> int | None:
+        price = self._prices(upstream_model) if self._prices else None
+        return price.max_output_tokens if price is not None else None
 
     def models(self) -> tuple[str, ...]:
         return self._table.models()

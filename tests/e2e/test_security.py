@@ -245,3 +245,72 @@ def test_local_rate_limit_is_429_in_openai_shape(tmp_path, mock):
         assert 429 in statuses and statuses.count(200) <= 2
     finally:
         assert stop(edge.proc) == 0, edge.log()
+
+
+def test_max_tokens_above_the_models_limit_is_400(edge, mock):
+    with pytest.raises(openai.BadRequestError) as info:
+        oai(edge, KEY_A).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10_000_000)
+    assert info.value.body["param"] == "max_tokens"
+    assert mock.requests() == []
+
+
+def test_mutual_tls_between_envoy_and_the_processor(tmp_path, mock):
+    import grpc
+    import trustme
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    ca = trustme.CA()
+    server = ca.issue_cert("edge-ext-processor")
+    client = ca.issue_cert("envoy-edge")
+    files = {}
+    for name, blob in (("ca", ca.cert_pem), ("server_cert", server.cert_chain_pems[0]), ("server_key", server.private_key_pem),
+                       ("client_cert", client.cert_chain_pems[0]), ("client_key", client.private_key_pem)):
+        files[name] = str(tmp_path / f"{name}.pem")
+        blob.write_to_path(files[name])
+    config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
+                                     "models": ["gpt-4o"]}], processor={"workers": 1})
+    config["processor"]["mtls"] = {"ca_file": files["ca"], "server_cert_file": files["server_cert"],
+                                   "server_key_file": files["server_key"], "client_cert_file": files["client_cert"],
+                                   "client_key_file": files["client_key"]}
+    edge = start_edge(tmp_path, config, env={"SEC_KEY": "sk-provider-sec"})
+    try:
+        assert oai(edge, "k").chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+        # Anyone else on the socket, without a client certificate from the CA, is refused.
+        address = config["processor"]["address"] + "/worker-0.sock"
+        with grpc.insecure_channel(address) as channel:
+            with pytest.raises(grpc.RpcError):
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
+
+
+def test_client_keys_from_redis(tmp_path, mock):
+    import redis as redis_py
+
+    from tests.redis_server import RedisServer
+
+    server = RedisServer()
+    server.start()
+    try:
+        r = redis_py.Redis(port=server.port)
+        r.hset("edge-ext:key:" + hash_key("sk-from-redis"), mapping={"id": "redis-team", "tenant": "r", "models": "gpt-4o"})
+        config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
+                                         "models": ["gpt-4o", "gpt-4o-mini"]}],
+                             auth={**keys(), "redis_url": server.url})
+        edge = start_edge(tmp_path, config, env={"SEC_KEY": "sk-provider-sec"})
+        try:
+            assert oai(edge, "sk-from-redis").chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+            with pytest.raises(openai.PermissionDeniedError):
+                oai(edge, "sk-from-redis").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            with pytest.raises(openai.AuthenticationError):
+                oai(edge, "sk-nowhere").chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            assert oai(edge, KEY_A).chat.completions.create(model="gpt-4o", messages=MESSAGES).choices  # config keys too
+            server.stop()
+            # A key only Redis knows cannot be checked now: refused with 503, never let through.
+            with pytest.raises(openai.APIStatusError) as info:
+                oai(edge, "sk-unseen-while-down").chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            assert info.value.status_code == 503
+        finally:
+            assert stop(edge.proc) == 0, edge.log()
+    finally:
+        server.cleanup()

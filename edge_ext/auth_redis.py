@@ -1,0 +1,54 @@
+"""Client keys kept in Redis, beside (or instead of) the config file.
+
+Layout: one hash per key, ``{prefix}{sha256}`` with fields ``id``, ``tenant``, ``models``
+(comma-separated, empty for all) and ``pii``. Lookups are cached in process (found keys for
+``ttl_s``, unknown ones for a few seconds), so Redis is not on the path of every request, and
+a revoked key stops working within ``ttl_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from edge_ext.auth import Caller
+from edge_ext.errors import EdgeError
+
+_NEGATIVE_TTL_S = 5.0
+
+
+class KeyStoreUnavailable(EdgeError):
+    status = 503
+    code = "key_store_unavailable"
+    type = "api_error"
+
+
+class RedisKeyStore:
+    def __init__(self, url: str, prefix: str, clock: Callable[[], float], ttl_s: float = 30.0, timeout_s: float = 0.1):
+        import redis.asyncio as redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._prefix, self._clock, self._ttl = prefix, clock, ttl_s
+        self._timeout = timeout_s
+        self._cache: dict[str, tuple[float, Caller | None]] = {}
+
+    def cached(self, digest: str) -> tuple[bool, Caller | None]:
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > self._clock():
+            return True, hit[1]
+        return False, None
+
+    async def lookup(self, digest: str) -> Caller | None:
+        try:
+            fields = await asyncio.wait_for(self._redis.hgetall(self._prefix + digest), self._timeout)
+        except Exception as exc:  # connection refused, timeout, protocol error
+            # Keys that live only in Redis cannot be verified: refuse, do not guess.
+            raise KeyStoreUnavailable("the client key store is unreachable; retry later") from exc
+        caller = None
+        if fields:
+            get = {k.decode(): v.decode() for k, v in fields.items()}.get
+            models = frozenset(m for m in (get("models") or "").split(",") if m)
+            pii = get("pii") if get("pii") in ("off", "redact", "block") else None
+            caller = Caller(get("id") or digest[:12], get("tenant") or "default", models, pii)
+        self._cache[digest] = (self._clock() + (self._ttl if caller else _NEGATIVE_TTL_S), caller)
+        return caller
