@@ -122,7 +122,8 @@ class Policy:
                 st.outcome = "models"
                 return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
             length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self._max_body:
+            # isdigit() alone accepts digits like "²" that int() refuses: ASCII only.
+            if length is not None and length.isascii() and length.isdigit() and int(length) > self._max_body:
                 raise BodyTooLarge(f"the request body is {length} bytes; the limit is {self._max_body}")
             if end_of_stream:
                 raise InvalidRequest("the request has no body; send a JSON object")
