@@ -6,7 +6,7 @@ import random
 from hypothesis import HealthCheck, given, settings
 
 from tests.support import edge_config, http, start_edge, start_mock, stop
-from tests.unit.test_fuzz_policy import bodies, header_sets, paths
+from tests.unit.test_fuzz_policy import FUZZ_FIXED, bodies, header_sets, paths
 
 import pytest
 
@@ -26,7 +26,7 @@ def edge(tmp_path_factory):
 SAFE_HEADER = {k for k in ("authorization", "x-api-key", "cache-control", "anthropic-version", "x-edge-cache-ttl")}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(derandomize=FUZZ_FIXED, max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(path=paths, headers=header_sets, body=bodies)
 def test_random_requests_through_envoy(edge, path, headers, body):
     # Only headers a client could legally send as text (Envoy rejects control characters itself).

@@ -99,10 +99,10 @@ async def test_admin_status_lists_providers(worker):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from tests.unit.test_fuzz_policy import bodies, header_sets, methods, paths  # noqa: E402
+from tests.unit.test_fuzz_policy import FUZZ_FIXED, bodies, header_sets, methods, paths  # noqa: E402
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(derandomize=FUZZ_FIXED, max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=methods, path=paths, headers=header_sets, body=bodies)
 async def test_fuzzed_streams_always_end_in_a_well_formed_reply(worker, method, path, headers, body):
     hm = pb.HeaderMap()
