@@ -78,6 +78,22 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency
 
 
+def build_budgets(config: Config):
+    from decimal import Decimal
+
+    from edge_ext.cost.budget import BudgetSpec
+    from edge_ext.cost.ledgers import DiskLedger, RedisLedger
+    from edge_ext.policy.budgeting import BudgetStep
+
+    b = config.budgets
+    if not b.limits:
+        return None
+    local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
+    ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open") if b.redis_url else local
+    specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
+    return BudgetStep(specs, ledger, time.time)
+
+
 def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetrics | None = None) -> WorkerDeps:
     metrics = metrics or WorkerMetrics()
     cache = build_cache(config, clock, metrics)
@@ -88,11 +104,15 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     accounting = None
     if config.accounting.enabled:
         accounting = Accounting(load_pricing(overrides=config.pricing), on_charge=metrics.on_charge, on_saved=metrics.on_saved)
+    if not config.auth.on and config.auth.enabled is None:
+        log.warning("auth is off: no client keys are configured, so every caller is trusted "
+                    "(list auth.keys, or set auth.enabled: false to say so explicitly)")
+    budgets = build_budgets(config)
     key_store = None
     if config.auth.on and config.auth.redis_url:
         from edge_ext.auth_redis import RedisKeyStore
 
         key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s)
     policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
-                    router=router, latency=latency, accounting=accounting)
+                    router=router, latency=latency, accounting=accounting, budgets=budgets)
     return WorkerDeps(config, clock, metrics, policy)

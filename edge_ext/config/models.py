@@ -280,6 +280,23 @@ class Auth(Strict):
         return bool(self.keys or self.redis_url) if self.enabled is None else self.enabled
 
 
+class Budget(Strict):
+    scope: Literal["key", "tenant"]
+    id: str  # the key's id (auth.keys[].id) or the tenant
+    period: Literal["daily", "monthly", "total"]
+    limit_usd: Annotated[float, Field(ge=0)]
+
+
+class Budgets(Strict):
+    limits: tuple[Budget, ...] = ()
+    # Replicas share spend through Redis; without it, the workers of an instance share a disk ledger.
+    redis_url: str | None = None
+    # Redis unreachable: admit requests against the last known spend (open) or refuse (closed).
+    # Either way spend is kept and written when Redis returns.
+    on_store_error: Literal["fail_open", "fail_closed"] = "fail_open"
+    local_dir: str | None = None
+
+
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -307,6 +324,7 @@ class Config(Strict):
     routing: Routing = Routing()
     accounting: Accounting = Accounting()
     auth: Auth = Auth()
+    budgets: Budgets = Budgets()
     # Extends or overrides the shipped price table (edge_ext/data/pricing.yaml), per model.
     pricing: PricingOverrides = PricingOverrides()
 

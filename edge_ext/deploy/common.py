@@ -117,9 +117,7 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
         data.setdefault("metrics", {})["host"] = "0.0.0.0"
         changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
     for section, url in redis_sections(config):
-        # Only shared state is pointed at the bundled Redis; auth.redis_url (a key store) turns
-        # authentication on, which only the operator may decide.
-        if not url and section not in NOT_AUTO_REDIS:
+        if not url and shares_state(section, getattr(config, section)):
             data.setdefault(section, {})["redis_url"] = IN_CLUSTER_REDIS
             changes.append(f"{section}.redis_url -> {IN_CLUSTER_REDIS} (replicas share one Redis)")
     adapted = Config.model_validate(data)
@@ -134,7 +132,15 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
     return Deployment(adapted, text, tuple(changes), namespace)
 
 
-NOT_AUTO_REDIS = frozenset({"auth"})
+def shares_state(section: str, value: BaseModel) -> bool:
+    """Sections whose replicas must share state are pointed at the bundled Redis: the cache when
+    on, budgets when any are set. auth.redis_url (a key store) would turn authentication on,
+    which only the operator may decide."""
+    if section == "cache":
+        return bool(getattr(value, "enabled", False))
+    if section == "budgets":
+        return bool(getattr(value, "limits", ()))
+    return False
 
 
 def redis_sections(config: Config) -> list[tuple[str, str | None]]:

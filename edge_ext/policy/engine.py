@@ -18,6 +18,7 @@ from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.accounting import Accounting, Meter
+from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
 from edge_ext.policy.exchange import upstream_body
@@ -58,9 +59,11 @@ class Policy:
     def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None],
                  wall: Callable[[], float] | None = None, cache: TieredCache | None = None, key_store: Any = None,
                  on_cache: Callable[[str, int], None] = lambda status, stored: None,
-                 router: Router | None = None, latency: Any = None, accounting: Accounting | None = None):
+                 router: Router | None = None, latency: Any = None, accounting: Accounting | None = None,
+                 budgets: BudgetStep | None = None):
         self._clock = clock
         self._accounting = accounting
+        self._budgets = budgets
         self._wall = wall or clock
         self._latency = latency
         self._cache = CacheStep(config.cache, cache, self._wall)
@@ -139,6 +142,8 @@ class Policy:
             request = st.api.parse(body)
             st.model, st.stream = request.model, request.stream
             st.caller.check_model(request.model)
+            if self._budgets is not None:
+                await self._budgets.check(st.caller)
             request = guard_prompt(request, st.caller.pii or self._default_pii)
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
@@ -293,6 +298,8 @@ class Policy:
                 if usage is not None:
                     charge = self._accounting.charge(st.provider, st.upstream_model, usage)
                     metadata = charge.metadata()
+                    if self._budgets is not None and charge.cost.priced:
+                        self._budgets.record(st.caller, charge.cost.usd)
                     if buffered:
                         set_headers.extend(charge.headers())
         if out is not None and buffered:
@@ -306,4 +313,7 @@ class Policy:
 
     def _fail(self, st: StreamState, err: EdgeError) -> Decision:
         st.outcome = err.code
-        return error_response(st.api, err)
+        reply = error_response(st.api, err)
+        # x-edge-cache on every answer, errors included (Envoy adds it from this metadata).
+        return Respond(reply.status, reply.body, reply.headers, reply.details,
+                       metadata=(("cache", st.cache_status or "bypass"),))

@@ -2,7 +2,7 @@ import textwrap
 
 import pytest
 
-from edge_ext.config import ConfigInvalid, parse_config
+from edge_ext.config import ConfigInvalid, load_config, parse_config
 
 MINIMAL = """\
 listen: {host: 127.0.0.1, port: 10000}
@@ -83,3 +83,16 @@ def test_provider_key_from_env_and_file(monkeypatch, tmp_path):
     key.write_text("sk-file\n")
     config = parse_config(MINIMAL.replace("api_key_env: OPENAI_API_KEY", f"api_key_file: {key}"))
     assert config.providers[0].read_key() == "sk-file"
+
+
+def test_demo_plan_points_keyless_providers_at_the_mock_and_says_so(tmp_path, monkeypatch):
+    from edge_ext import edge
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    plan = edge.demo_plan(load_config(edge.DEFAULT_CONFIG), tmp_path)
+    assert plan.banner.startswith("edge-ext: DEMO MODE") and "OPENAI_API_KEY" in plan.banner
+    assert all(p.base_url == edge.DEMO_MOCK_URL for p in plan.config.providers)
+    assert plan.mocks == (("127.0.0.1", 18080),)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    real = edge.demo_plan(load_config(edge.DEFAULT_CONFIG), tmp_path)
+    assert real.banner is None and real.mocks == ()

@@ -1,0 +1,72 @@
+"""Budgets per key and tenant through real Envoy: a budget that runs out refuses the next request."""
+
+import time
+
+import openai
+import pytest
+
+from edge_ext.auth import hash_key
+from tests.redis_server import RedisServer
+from tests.support import edge_config, start_edge, start_mock, stop
+
+KEY = "sk-budget-key-0001"
+MESSAGES = [{"role": "user", "content": "spend a little"}]
+
+
+@pytest.fixture(scope="module")
+def mock():
+    started = start_mock("budget-mock")
+    yield started
+    stop(started.proc)
+
+
+def config_for(tmp, mock, **budgets):
+    providers = [{"name": "oa", "kind": "openai", "base_url": mock.url, "models": ["gpt-4o"]}]
+    auth = {"keys": [{"id": "team-a", "sha256": hash_key(KEY), "tenant": "acme"}]}
+    # gpt-4o: an answer here costs a few hundredths of a cent; the limit allows two or three.
+    limits = [{"scope": "key", "id": "team-a", "period": "daily", "limit_usd": 0.0003}]
+    return edge_config(tmp, providers, auth=auth, budgets={"limits": limits, **budgets}, cache={"enabled": False})
+
+
+def spend_until_refused(edge, limit=20):
+    client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=KEY, max_retries=0)
+    served = 0
+    for _ in range(limit):
+        try:
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=50,
+                                           extra_headers={"x-mock-output-words": "20"})
+            served += 1
+            time.sleep(0.2)  # spend is recorded after the answer, in the background
+        except openai.RateLimitError as err:
+            return served, err
+    return served, None
+
+
+def test_budget_runs_out_and_names_itself(tmp_path, mock):
+    edge = start_edge(tmp_path, config_for(tmp_path, mock))
+    try:
+        served, err = spend_until_refused(edge)
+        assert err is not None and 1 <= served <= 10
+        assert err.body["code"] == "budget_exceeded"
+        assert "key 'team-a'" in err.body["message"] and "daily" in err.body["message"]
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
+
+
+def test_two_replicas_share_one_budget_through_redis(tmp_path, mock):
+    redis = RedisServer()
+    redis.start()
+    edges = []
+    try:
+        for name in ("one", "two"):
+            edges.append(start_edge(tmp_path / name, config_for(tmp_path / name, mock, redis_url=redis.url)))
+        served, err = spend_until_refused(edges[0])
+        assert err is not None and served >= 1
+        client = openai.OpenAI(base_url=f"{edges[1].url}/v1", api_key=KEY, max_retries=0)
+        with pytest.raises(openai.RateLimitError) as info:
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert info.value.body["code"] == "budget_exceeded"
+    finally:
+        for edge in edges:
+            assert stop(edge.proc) == 0, edge.log()
+        redis.cleanup()
