@@ -86,12 +86,13 @@ def build_budgets(config: Config):
     from edge_ext.policy.budgeting import BudgetStep
 
     b = config.budgets
-    if not b.limits:
+    tpm = {k.id: k.tokens_per_minute for k in config.auth.keys if k.tokens_per_minute}
+    if not b.limits and not tpm:
         return None
     local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
     ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open") if b.redis_url else local
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
-    return BudgetStep(specs, ledger, time.time)
+    return BudgetStep(specs, ledger, time.time, tpm)
 
 
 def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetrics | None = None) -> WorkerDeps:

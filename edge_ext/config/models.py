@@ -253,6 +253,8 @@ class ClientKey(Strict):
     # Public model names this key may use; empty: all.
     models: tuple[str, ...] = ()
     pii: PiiPolicy | None = None
+    # Input + output tokens per UTC minute, shared like budgets (see budgets).
+    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
 
 
 class Auth(Strict):

@@ -36,6 +36,18 @@ class DiskLedger:
 
         self._cache = diskcache.Cache(directory)
 
+    async def count(self, key: str) -> int:
+        return int(self._cache.get(f"count:{key}", 0))
+
+    async def incr(self, key: str, n: int, ttl_s: float) -> int:
+        return int(await asyncio.to_thread(self._incr, f"count:{key}", n, ttl_s))
+
+    def _incr(self, key: str, n: int, ttl_s: float) -> int:
+        with self._cache.transact():
+            total = int(self._cache.get(key, 0)) + n
+            self._cache.set(key, total, expire=ttl_s)
+            return total
+
     async def spent(self, scope_id: str, period_key: str) -> Decimal:
         return from_micros(int(self._cache.get(f"spend:{scope_id}:{period_key}", 0)))
 
@@ -78,6 +90,24 @@ class RedisLedger:
             # Kept and written when Redis returns: spend is never dropped.
             self._pending[key] = self._pending.get(key, 0) + micros
             return from_micros(self._last.get(key, 0) + self._pending[key])
+
+    async def count(self, key: str) -> int:
+        try:
+            return int(await self._redis.get(self._prefix + "count:" + key) or 0)
+        except Exception as exc:
+            if not self.fail_open:
+                raise LedgerUnavailable(str(exc)) from exc
+            return await self._fallback.count(key)
+
+    async def incr(self, key: str, n: int, ttl_s: float) -> int:
+        try:
+            pipe = self._redis.pipeline()
+            pipe.incrby(self._prefix + "count:" + key, n)
+            pipe.expire(self._prefix + "count:" + key, int(ttl_s))
+            total, _ = await pipe.execute()
+            return int(total)
+        except Exception:
+            return await self._fallback.incr(key, n, ttl_s)
 
     async def flush(self) -> None:
         for key in list(self._pending):

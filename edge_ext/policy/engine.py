@@ -298,8 +298,8 @@ class Policy:
                 if usage is not None:
                     charge = self._accounting.charge(st.provider, st.upstream_model, usage)
                     metadata = charge.metadata()
-                    if self._budgets is not None and charge.cost.priced:
-                        self._budgets.record(st.caller, charge.cost.usd)
+                    if self._budgets is not None:
+                        self._budgets.record(st.caller, charge.cost.usd if charge.cost.priced else None, usage.total)
                     if buffered:
                         set_headers.extend(charge.headers())
         if out is not None and buffered:

@@ -70,3 +70,24 @@ def test_two_replicas_share_one_budget_through_redis(tmp_path, mock):
         for edge in edges:
             assert stop(edge.proc) == 0, edge.log()
         redis.cleanup()
+
+
+def test_tokens_per_minute_per_key(tmp_path, mock):
+    providers = [{"name": "oa", "kind": "openai", "base_url": mock.url, "models": ["gpt-4o"]}]
+    auth = {"keys": [{"id": "tpm-key", "sha256": hash_key(KEY), "tokens_per_minute": 60}]}
+    edge = start_edge(tmp_path, edge_config(tmp_path, providers, auth=auth, cache={"enabled": False}))
+    try:
+        client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=KEY, max_retries=0)
+        refused = None
+        for _ in range(10):
+            try:
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={"x-mock-output-words": "20"})
+                time.sleep(0.2)
+            except openai.RateLimitError as err:
+                refused = err
+                break
+        assert refused is not None, "60 tokens a minute cannot cover ten answers of ~30 tokens"
+        assert refused.body["code"] == "tokens_per_minute_exceeded"
+        assert 1 <= int(refused.response.headers["retry-after"]) <= 60
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
