@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from edge_ext.errors import Forbidden, Unauthorized
+from edge_ext.errors import Forbidden, MissingKey, Unauthorized
 
 
 def hash_key(key: str) -> str:
@@ -38,10 +38,6 @@ def presented_key(headers: dict[str, str]) -> str | None:
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
     return headers.get("x-api-key") or headers.get("api-key") or None
-
-
-class MissingKey(Unauthorized):
-    code = "missing_api_key"
 
 
 class KeyRing:

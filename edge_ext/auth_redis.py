@@ -12,15 +12,9 @@ import asyncio
 from collections.abc import Callable
 
 from edge_ext.auth import Caller
-from edge_ext.errors import EdgeError
+from edge_ext.errors import KeyStoreUnavailable
 
 _NEGATIVE_TTL_S = 5.0
-
-
-class KeyStoreUnavailable(EdgeError):
-    status = 503
-    code = "key_store_unavailable"
-    type = "api_error"
 
 
 class RedisKeyStore:

@@ -89,3 +89,35 @@ class ProviderKeyMissing(EdgeError):
     status = 503
     code = "provider_key_missing"
     type = "api_error"
+
+
+class MissingKey(Unauthorized):
+    code = "missing_api_key"
+
+
+class PiiBlocked(InvalidRequest):
+    code = "pii_detected"
+
+
+class BudgetExceeded(RateLimited):
+    code = "budget_exceeded"
+
+
+class TokenRateExceeded(RateLimited):
+    code = "tokens_per_minute_exceeded"
+
+
+class StoreUnavailable(EdgeError):
+    """A shared store the request depends on (budgets failing closed, Redis-held keys) is down."""
+
+    status = 503
+    code = "store_unavailable"
+    type = "api_error"
+
+
+class BudgetStoreUnavailable(StoreUnavailable):
+    code = "budget_store_unavailable"
+
+
+class KeyStoreUnavailable(StoreUnavailable):
+    code = "key_store_unavailable"

@@ -24,6 +24,8 @@ ACCESS_LOG_FORMAT = {
     "status": "%RESPONSE_CODE%",
     "details": "%RESPONSE_CODE_DETAILS%",
     "flags": "%RESPONSE_FLAGS%",
+    "tenant": "%DYNAMIC_METADATA(edge_ext:tenant)%",
+    "key_id": "%DYNAMIC_METADATA(edge_ext:key_id)%",
     "provider": "%DYNAMIC_METADATA(edge_ext:provider)%",
     "model": "%DYNAMIC_METADATA(edge_ext:model)%",
     "cache": "%DYNAMIC_METADATA(edge_ext:cache)%",

@@ -9,21 +9,7 @@ from decimal import Decimal
 from edge_ext.auth import Caller
 from edge_ext.cost.budget import BudgetSpec, check, period_key
 from edge_ext.cost.ledgers import LedgerUnavailable
-from edge_ext.errors import EdgeError, RateLimited
-
-
-class BudgetExceeded(RateLimited):
-    code = "budget_exceeded"
-
-
-class BudgetStoreUnavailable(EdgeError):
-    status = 503
-    code = "budget_store_unavailable"
-    type = "api_error"
-
-
-class TokenRateExceeded(RateLimited):
-    code = "tokens_per_minute_exceeded"
+from edge_ext.errors import BudgetExceeded, BudgetStoreUnavailable, TokenRateExceeded
 
 
 class BudgetStep:

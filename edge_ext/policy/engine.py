@@ -101,26 +101,24 @@ class Policy:
                     known, caller = self._key_store.cached(digest)
                     if not known:
                         return Defer(0, self._remote_auth(st, digest, endpoint, end_of_stream))
-                if caller is None:
-                    raise Unauthorized("Incorrect API key provided")
-                st.caller = caller
-            return self._after_auth(st, endpoint, end_of_stream)
+                return self._after_auth(st, caller, endpoint, end_of_stream)
+            return self._after_auth(st, ANONYMOUS, endpoint, end_of_stream)
         except EdgeError as err:
             return self._fail(st, err)
 
     async def _remote_auth(self, st: StreamState, digest: str, endpoint: Endpoint, end_of_stream: bool) -> Decision:
         try:
             caller = await self._key_store.lookup(digest)
+        except EdgeError as err:
+            return self._fail(st, err)
+        return self._after_auth(st, caller, endpoint, end_of_stream)
+
+    def _after_auth(self, st: StreamState, caller: Caller | None, endpoint: Endpoint, end_of_stream: bool) -> Decision:
+        headers = st.headers
+        try:
             if caller is None:
                 raise Unauthorized("Incorrect API key provided")
             st.caller = caller
-            return self._after_auth(st, endpoint, end_of_stream)
-        except EdgeError as err:
-            return self._fail(st, err)
-
-    def _after_auth(self, st: StreamState, endpoint: Endpoint, end_of_stream: bool) -> Decision:
-        headers = st.headers
-        try:
             if endpoint is Endpoint.MODELS:
                 st.outcome = "models"
                 return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
@@ -242,7 +240,8 @@ class Policy:
             remove_headers=upstream.remove_headers,
             body=body.body,
             clear_route_cache=True,
-            metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off")),
+            metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
+                      ("tenant", st.caller.tenant), ("key_id", st.caller.key_id)),
         )
 
     # -- response -------------------------------------------------------------------------

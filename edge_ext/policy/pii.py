@@ -5,13 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from edge_ext.errors import InvalidRequest
+from edge_ext.errors import PiiBlocked
 from edge_ext.providers.base import ChatRequest
 from edge_ext.redact import detect, redact
-
-
-class PiiBlocked(InvalidRequest):
-    code = "pii_detected"
 
 
 def _texts(request: ChatRequest):
