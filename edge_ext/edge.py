@@ -128,6 +128,9 @@ def start_metrics_server(config: Config, metrics_dir: Path) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+    from edge_ext.shared_metrics import SharedStateCollector
+
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
+    registry.register(SharedStateCollector(config))
     start_http_server(config.metrics.port, addr=config.metrics.host, registry=registry)

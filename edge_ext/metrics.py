@@ -47,6 +47,21 @@ class WorkerMetrics:
         self.cost_usd = Counter("edge_ext_cost_usd", "USD spent at providers, by provider and model", ["provider", "model"], **kw)
         self.saved_usd = Counter("edge_ext_saved_usd", "USD not spent thanks to cache hits, by model", ["model"], **kw)
         self.unpriced = Counter("edge_ext_unpriced_requests", "Answers for models without a price", ["model"], **kw)
+        self.request_duration = Histogram(
+            "gen_ai_server_request_duration_seconds", "Time from routing to the end of the provider's answer",
+            ["provider", "model"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), **kw)
+        self.time_to_first_token = Histogram(
+            "gen_ai_server_time_to_first_token_seconds", "Time from routing to the provider's response headers",
+            ["provider", "model"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), **kw)
+        self.responses = Counter("edge_ext_responses", "Provider answers by status class", ["provider", "status_class"], **kw)
+        self.tenant_cost_usd = Counter("edge_ext_tenant_cost_usd", "USD spent at providers by tenant", ["tenant"], **kw)
+        self.tenant_tokens = Counter("edge_ext_tenant_tokens", "Tokens (input and output) by tenant", ["tenant"], **kw)
+        self.budget_refusals = Counter("edge_ext_budget_refusals", "Requests refused by a budget or a tokens-per-minute limit",
+                                       ["kind"], **kw)
+        self.auth_failures = Counter("edge_ext_auth_failures", "Requests refused for a missing, unknown or unauthorized key",
+                                     ["code"], **kw)
+        self.translations = Counter("edge_ext_translations", "Requests served by a provider speaking another API",
+                                    ["client_api", "provider_api"], **kw)
         self._phase_children = {}
 
     def on_cache(self, result: str, stored_bytes: int) -> None:
@@ -68,6 +83,30 @@ class WorkerMetrics:
             self.cost_usd.labels(provider=provider, model=model).inc(float(charge.cost.usd))
         else:
             self.unpriced.labels(model=model).inc()
+
+    def on_finish(self, st, now: float) -> None:
+        """One request's figures once its stream ended (labels stay bounded: no ids, no keys)."""
+        outcome = st.outcome or "none"
+        if outcome in ("missing_api_key", "invalid_api_key", "model_not_allowed"):
+            self.auth_failures.labels(code=outcome).inc()
+        elif outcome in ("budget_exceeded", "tokens_per_minute_exceeded"):
+            self.budget_refusals.labels(kind=outcome).inc()
+        if not st.routed_at:
+            return
+        if st.response_status:
+            self.responses.labels(provider=st.provider, status_class=f"{st.response_status // 100}xx").inc()
+            self.request_duration.labels(provider=st.provider, model=st.model).observe(now - st.routed_at)
+        if not st.same_api:
+            self.translations.labels(client_api=st.api.name, provider_api=st.upstream_api).inc()
+        if st.charge is not None:
+            u = st.charge.usage
+            self.tenant_tokens.labels(tenant=st.caller.tenant).inc(u.prompt_tokens + u.output_tokens)
+            if st.charge.cost.priced:
+                self.tenant_cost_usd.labels(tenant=st.caller.tenant).inc(float(st.charge.cost.usd))
+
+    def on_first_byte(self, st, now: float) -> None:
+        if st.routed_at:
+            self.time_to_first_token.labels(provider=st.provider, model=st.model).observe(now - st.routed_at)
 
     def on_saved(self, model: str, usd) -> None:
         self.saved_usd.labels(model=model).inc(float(usd))

@@ -62,6 +62,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                         started = clock()
                 elif phase == "response_headers":
                     headers = header_dict(request.response_headers.headers)
+                    metrics.on_first_byte(st, started)
                     decision = policy.on_response_headers(st, _status_of(headers), headers, _code_details(request))
                 elif phase == "response_body":
                     msg = request.response_body
@@ -79,3 +80,4 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
             # Every stream ends here, answered, failed or cancelled by Envoy.
             policy.on_stream_end(st)
             metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
+            metrics.on_finish(st, clock())

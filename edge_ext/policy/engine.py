@@ -295,7 +295,7 @@ class Policy:
             if end_of_stream:
                 usage, st.meter = st.meter.usage(), None
                 if usage is not None:
-                    charge = self._accounting.charge(st.provider, st.upstream_model, usage)
+                    charge = st.charge = self._accounting.charge(st.provider, st.upstream_model, usage)
                     metadata = charge.metadata()
                     if self._budgets is not None:
                         self._budgets.record(st.caller, charge.cost.usd if charge.cost.priced else None, usage.total)

@@ -45,6 +45,7 @@ class StreamState:
     upstream_api: str = ""
     upstream_model: str = ""
     meter: Any = None  # usage reader of the answer being received (policy.accounting.Meter)
+    charge: Any = None  # usage and cost of the answer, once known (policy.accounting.Charge)
     response_mode: Any = None
     routed_at: float = 0.0
     breaker_pending: bool = False  # the router awaits this request's outcome

@@ -64,6 +64,8 @@ def test_failing_primary_opens_its_breaker_then_recovers(tmp_path, mocks):
         assert served_by(edge, 5) == ["primary"] * 5
         text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
         assert 'edge_ext_breaker_transitions_total{provider="primary",to="open"}' in text
+        assert 'edge_ext_breaker_state{provider="primary"} 0.0' in text  # closed again
+        assert 'edge_ext_provider_latency_ewma_seconds{provider="primary"}' in text
     finally:
         assert stop(edge.proc) == 0, edge.log()
 
