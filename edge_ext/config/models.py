@@ -299,6 +299,14 @@ class Budgets(Strict):
     local_dir: str | None = None
 
 
+class Telemetry(Strict):
+    # OTLP/gRPC collector, e.g. http://127.0.0.1:4317; unset: tracing off.
+    otlp_endpoint: str | None = None
+    insecure: bool = True
+    service_name: str = "edge-ext"
+    sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -327,6 +335,7 @@ class Config(Strict):
     accounting: Accounting = Accounting()
     auth: Auth = Auth()
     budgets: Budgets = Budgets()
+    telemetry: Telemetry = Telemetry()
     # Extends or overrides the shipped price table (edge_ext/data/pricing.yaml), per model.
     pricing: PricingOverrides = PricingOverrides()
 

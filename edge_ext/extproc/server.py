@@ -16,6 +16,7 @@ from edge_ext.admin.service import AdminService
 from edge_ext.config.models import Config
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc.servicer import ExternalProcessor
+from edge_ext.telemetry import build_tracer
 from edge_ext.wiring import build_worker
 
 log = logging.getLogger("edge_ext.worker")
@@ -51,11 +52,13 @@ def bind(server: grpc.aio.Server, config: Config, address: str) -> int:
     return server.add_secure_port(address, credentials)
 
 
-async def build_server(config: Config, index: int, address: str) -> tuple[grpc.aio.Server, health.HealthServicer]:
+async def build_server(config: Config, index: int, address: str, span_exporter=None) -> tuple[grpc.aio.Server, health.HealthServicer]:
     deps = build_worker(config)
+    # Before the server exists: instrumenting grpc.aio patches how servers are made.
+    tracer = build_tracer(config.telemetry, span_exporter)
     server = grpc.aio.server(options=grpc_options(config))
     service_pb2_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessor(deps.policy, deps.metrics, deps.clock), server
+        ExternalProcessor(deps.policy, deps.metrics, deps.clock, tracer), server
     )
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router), server)
     health_servicer = health.aio.HealthServicer()

@@ -13,6 +13,7 @@ from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.decisions import Defer
 from edge_ext.policy.engine import Policy
+from edge_ext.telemetry import end_request_span, start_request_span
 
 log = logging.getLogger("edge_ext.extproc")
 
@@ -33,7 +34,8 @@ def _code_details(request: pb.ProcessingRequest) -> str:
 
 
 class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
-    def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float]):
+    def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float], tracer=None):
+        self._tracer = tracer
         self._policy = policy
         self._metrics = metrics
         self._clock = clock
@@ -44,13 +46,17 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         policy, metrics, clock = self._policy, self._metrics, self._clock
         st = policy.new_stream()
         metrics.streams.inc()
+        span = None
         try:
             async for request in request_iterator:
                 started = clock()
                 phase = request.WhichOneof("request")
                 if phase == "request_headers":
                     msg = request.request_headers
-                    decision = policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
+                    headers = header_dict(msg.headers)
+                    if self._tracer is not None:
+                        span = start_request_span(self._tracer, headers)
+                    decision = policy.on_request_headers(st, headers, msg.end_of_stream)
                     if isinstance(decision, Defer):  # a client key to look up in Redis
                         decision = await decision.then
                 elif phase == "request_body":
@@ -81,3 +87,5 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
             policy.on_stream_end(st)
             metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
             metrics.on_finish(st, clock())
+            if span is not None:
+                end_request_span(span, st)

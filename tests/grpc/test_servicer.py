@@ -119,3 +119,27 @@ async def test_fuzzed_streams_always_end_in_a_well_formed_reply(worker, method, 
         assert json.loads(last.immediate_response.body)
     reply = await health_pb2_grpc.HealthStub(worker).Check(health_pb2.HealthCheckRequest(service=""))
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_span_per_request_parented_to_the_clients_trace(tmp_path):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    config = parse_config(f"""
+processor: {{address: "unix:{tmp_path}", workers: 1}}
+cache: {{enabled: false}}
+providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:1", models: [gpt-4o-mini]}}]
+""")
+    server, _ = await build_server(config, 0, config.processor.worker_address(0), span_exporter=exporter)
+    try:
+        async with grpc.aio.insecure_channel(config.processor.worker_address(0)) as channel:
+            trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+            body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+            await exchange(channel, headers_msg(traceparent=f"00-{trace_id}-00f067aa0ba902b7-01"), body_msg(body))
+        (span,) = exporter.get_finished_spans()
+        assert format(span.context.trace_id, "032x") == trace_id
+        assert span.parent is not None and format(span.parent.span_id, "016x") == "00f067aa0ba902b7"
+        assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+        assert span.attributes["gen_ai.provider.name"] == "p"
+    finally:
+        await server.stop(0)

@@ -19,3 +19,19 @@ providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:1", models: [m]
     # No label may carry an unbounded value (request ids, raw keys).
     labels = {label for m in registry.collect() for s in m.samples for label in s.labels}
     assert not labels & {"request_id", "key", "api_key", "authorization"}
+
+
+def test_tracing_is_off_by_default_and_builds_an_otlp_pipeline_when_configured():
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer
+
+    from edge_ext.config.models import Telemetry
+    from edge_ext.telemetry import build_tracer
+
+    assert build_tracer(Telemetry()) is None
+    try:
+        tracer = build_tracer(Telemetry(otlp_endpoint="http://127.0.0.1:4317"))
+        assert tracer is not None
+        with tracer.start_as_current_span("probe") as span:
+            assert span.get_span_context().is_valid
+    finally:
+        GrpcAioInstrumentorServer().uninstrument()
