@@ -14,9 +14,10 @@ from edge_ext.metrics import WorkerMetrics
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, config: Config, worker_index: int, metrics: WorkerMetrics, router=None):
+    def __init__(self, config: Config, worker_index: int, metrics: WorkerMetrics, router=None, budgets=None):
         self._config = config
         self._router = router
+        self._budgets = budgets
         self._index = worker_index
         self._metrics = metrics
 
@@ -38,3 +39,27 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                 for p in self._config.providers
             ],
         )
+
+    async def GetSpend(self, request: pb.GetSpendRequest, context: grpc.aio.ServicerContext) -> pb.GetSpendResponse:
+        if self._budgets is None:
+            return pb.GetSpendResponse()
+        rows = await self._budgets.status(request.scope, request.id)
+        return pb.GetSpendResponse(budgets=[
+            pb.BudgetStatus(scope=spec.scope, id=spec.id, period=spec.period, period_key=key,
+                            limit_usd=str(spec.limit_usd), spent_usd=str(spent), remaining_usd=str(verdict.remaining),
+                            allowed=verdict.allowed, message=verdict.message)
+            for spec, key, spent, verdict in rows
+        ])
+
+    async def SetBreaker(self, request: pb.SetBreakerRequest, context: grpc.aio.ServicerContext) -> pb.SetBreakerResponse:
+        from edge_ext.routing.breaker import BreakerState
+
+        names = {p.name for p in self._config.providers}
+        try:
+            state = BreakerState(request.state)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"state must be one of {[s.value for s in BreakerState]}")
+        if request.provider not in names or self._router is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no provider named {request.provider!r}")
+        self._router.force(request.provider, state)
+        return pb.SetBreakerResponse(provider=request.provider, state=self._router.states()[request.provider].value)

@@ -60,7 +60,7 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
     service_pb2_grpc.add_ExternalProcessorServicer_to_server(
         ExternalProcessor(deps.policy, deps.metrics, deps.clock, tracer), server
     )
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router, deps.policy.budgets), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if address.startswith("unix:"):

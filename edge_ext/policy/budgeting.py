@@ -32,6 +32,18 @@ class BudgetStep:
     def _minute(self, key_id: str, now: float) -> str:
         return f"tpm:{key_id}:{int(now // 60)}"
 
+    async def status(self, scope: str = "", id_: str = "") -> list[tuple[BudgetSpec, str, Decimal, object]]:
+        """(spec, period key, spent, verdict) of every budget, for the admin API."""
+        now = self._wall()
+        out = []
+        for spec in [s for specs in (*self._by_key.values(), *self._by_tenant.values()) for s in specs]:
+            if (scope and spec.scope != scope) or (id_ and spec.id != id_):
+                continue
+            key = period_key(spec.period, now)
+            spent = await self._ledger.spent(spec.scope_id, key)
+            out.append((spec, key, spent, check(spec, spent, now_epoch=now)))
+        return out
+
     def _specs(self, caller: Caller) -> list[BudgetSpec]:
         return self._by_key.get(caller.key_id, []) + self._by_tenant.get(caller.tenant, [])
 

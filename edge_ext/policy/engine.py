@@ -209,6 +209,10 @@ class Policy:
     def router(self) -> Router:
         return self._router
 
+    @property
+    def budgets(self) -> BudgetStep | None:
+        return self._budgets
+
     def _release(self, st: StreamState, entry) -> None:
         if st.leading:
             st.leading = False

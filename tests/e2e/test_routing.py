@@ -120,3 +120,26 @@ def test_cost_optimized_picks_the_cheaper_provider(tmp_path, mocks):
         assert served_by(edge, 5) == ["secondary"] * 5
     finally:
         assert stop(edge.proc) == 0, edge.log()
+
+
+def test_admin_forces_a_breaker_open_and_closed(tmp_path, mocks):
+    import grpc
+
+    from edge_ext.admin.pb import admin_pb2, admin_pb2_grpc
+
+    edge = start(tmp_path, mocks, {"strategy": "failover"})
+    try:
+        with grpc.insecure_channel(f"unix:{edge.socket_dir}/worker-0.sock") as channel:
+            admin = admin_pb2_grpc.AdminStub(channel)
+            assert admin.SetBreaker(admin_pb2.SetBreakerRequest(provider="primary", state="open"), timeout=5).state == "open"
+            # Shared by every worker: all requests avoid the primary now.
+            assert served_by(edge, 6) == ["secondary"] * 6
+            status = admin.GetStatus(admin_pb2.GetStatusRequest(), timeout=5)
+            assert {p.name: p.circuit_state for p in status.providers}["primary"] == "open"
+            admin.SetBreaker(admin_pb2.SetBreakerRequest(provider="primary", state="closed"), timeout=5)
+            assert served_by(edge, 3) == ["primary"] * 3
+            with pytest.raises(grpc.RpcError) as info:
+                admin.SetBreaker(admin_pb2.SetBreakerRequest(provider="nope", state="open"), timeout=5)
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        assert stop(edge.proc) == 0, edge.log()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x64ge_ext/admin/pb/admin.proto\x12\x11\x65\x64ge_ext.admin.v1\"\x12\n\x10GetStatusRequest\"d\n\x0eProviderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x15\n\rcircuit_state\x18\x04 \x01(\t\x12\x0e\n\x06models\x18\x05 \x03(\t\"\x9b\x01\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cworker_index\x18\x02 \x01(\x05\x12\x12\n\nworker_pid\x18\x03 \x01(\x05\x12\x34\n\tproviders\x18\x04 \x03(\x0b\x32!.edge_ext.admin.v1.ProviderStatus\x12\x15\n\rstreams_total\x18\x05 \x01(\x04\x32_\n\x05\x41\x64min\x12V\n\tGetStatus\x12#.edge_ext.admin.v1.GetStatusRequest\x1a$.edge_ext.admin.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x64ge_ext/admin/pb/admin.proto\x12\x11\x65\x64ge_ext.admin.v1\"\x12\n\x10GetStatusRequest\"d\n\x0eProviderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x15\n\rcircuit_state\x18\x04 \x01(\t\x12\x0e\n\x06models\x18\x05 \x03(\t\"\x9b\x01\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cworker_index\x18\x02 \x01(\x05\x12\x12\n\nworker_pid\x18\x03 \x01(\x05\x12\x34\n\tproviders\x18\x04 \x03(\x0b\x32!.edge_ext.admin.v1.ProviderStatus\x12\x15\n\rstreams_total\x18\x05 \x01(\x04\",\n\x0fGetSpendRequest\x12\r\n\x05scope\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\xac\x01\n\x0c\x42udgetStatus\x12\r\n\x05scope\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x12\n\nperiod_key\x18\x04 \x01(\t\x12\x11\n\tlimit_usd\x18\x05 \x01(\t\x12\x11\n\tspent_usd\x18\x06 \x01(\t\x12\x15\n\rremaining_usd\x18\x07 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x08 \x01(\x08\x12\x0f\n\x07message\x18\t \x01(\t\"D\n\x10GetSpendResponse\x12\x30\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x1f.edge_ext.admin.v1.BudgetStatus\"4\n\x11SetBreakerRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"5\n\x12SetBreakerResponse\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t2\x8f\x02\n\x05\x41\x64min\x12V\n\tGetStatus\x12#.edge_ext.admin.v1.GetStatusRequest\x1a$.edge_ext.admin.v1.GetStatusResponse\x12S\n\x08GetSpend\x12\".edge_ext.admin.v1.GetSpendRequest\x1a#.edge_ext.admin.v1.GetSpendResponse\x12Y\n\nSetBreaker\x12$.edge_ext.admin.v1.SetBreakerRequest\x1a%.edge_ext.admin.v1.SetBreakerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROVIDERSTATUS']._serialized_end=172
   _globals['_GETSTATUSRESPONSE']._serialized_start=175
   _globals['_GETSTATUSRESPONSE']._serialized_end=330
-  _globals['_ADMIN']._serialized_start=332
-  _globals['_ADMIN']._serialized_end=427
+  _globals['_GETSPENDREQUEST']._serialized_start=332
+  _globals['_GETSPENDREQUEST']._serialized_end=376
+  _globals['_BUDGETSTATUS']._serialized_start=379
+  _globals['_BUDGETSTATUS']._serialized_end=551
+  _globals['_GETSPENDRESPONSE']._serialized_start=553
+  _globals['_GETSPENDRESPONSE']._serialized_end=621
+  _globals['_SETBREAKERREQUEST']._serialized_start=623
+  _globals['_SETBREAKERREQUEST']._serialized_end=675
+  _globals['_SETBREAKERRESPONSE']._serialized_start=677
+  _globals['_SETBREAKERRESPONSE']._serialized_end=730
+  _globals['_ADMIN']._serialized_start=733
+  _globals['_ADMIN']._serialized_end=1004
 # @@protoc_insertion_point(module_scope)

@@ -37,3 +37,55 @@ class GetStatusResponse(_message.Message):
     providers: _containers.RepeatedCompositeFieldContainer[ProviderStatus]
     streams_total: int
     def __init__(self, version: _Optional[str] = ..., worker_index: _Optional[int] = ..., worker_pid: _Optional[int] = ..., providers: _Optional[_Iterable[_Union[ProviderStatus, _Mapping]]] = ..., streams_total: _Optional[int] = ...) -> None: ...
+
+class GetSpendRequest(_message.Message):
+    __slots__ = ("scope", "id")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    scope: str
+    id: str
+    def __init__(self, scope: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class BudgetStatus(_message.Message):
+    __slots__ = ("scope", "id", "period", "period_key", "limit_usd", "spent_usd", "remaining_usd", "allowed", "message")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_KEY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_USD_FIELD_NUMBER: _ClassVar[int]
+    SPENT_USD_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_USD_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    scope: str
+    id: str
+    period: str
+    period_key: str
+    limit_usd: str
+    spent_usd: str
+    remaining_usd: str
+    allowed: bool
+    message: str
+    def __init__(self, scope: _Optional[str] = ..., id: _Optional[str] = ..., period: _Optional[str] = ..., period_key: _Optional[str] = ..., limit_usd: _Optional[str] = ..., spent_usd: _Optional[str] = ..., remaining_usd: _Optional[str] = ..., allowed: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GetSpendResponse(_message.Message):
+    __slots__ = ("budgets",)
+    BUDGETS_FIELD_NUMBER: _ClassVar[int]
+    budgets: _containers.RepeatedCompositeFieldContainer[BudgetStatus]
+    def __init__(self, budgets: _Optional[_Iterable[_Union[BudgetStatus, _Mapping]]] = ...) -> None: ...
+
+class SetBreakerRequest(_message.Message):
+    __slots__ = ("provider", "state")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    state: str
+    def __init__(self, provider: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class SetBreakerResponse(_message.Message):
+    __slots__ = ("provider", "state")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    state: str
+    def __init__(self, provider: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...

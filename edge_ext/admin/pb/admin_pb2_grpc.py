@@ -39,12 +39,34 @@ class AdminStub:
                 request_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.GetSpend = channel.unary_unary(
+                '/edge_ext.admin.v1.Admin/GetSpend',
+                request_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetSpendRequest.SerializeToString,
+                response_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetSpendResponse.FromString,
+                _registered_method=True)
+        self.SetBreaker = channel.unary_unary(
+                '/edge_ext.admin.v1.Admin/SetBreaker',
+                request_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerRequest.SerializeToString,
+                response_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSpend(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetBreaker(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +79,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetStatusRequest.FromString,
                     response_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'GetSpend': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSpend,
+                    request_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetSpendRequest.FromString,
+                    response_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetSpendResponse.SerializeToString,
+            ),
+            'SetBreaker': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBreaker,
+                    request_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerRequest.FromString,
+                    response_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +118,60 @@ class Admin:
             '/edge_ext.admin.v1.Admin/GetStatus',
             edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetStatusRequest.SerializeToString,
             edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSpend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge_ext.admin.v1.Admin/GetSpend',
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetSpendRequest.SerializeToString,
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.GetSpendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBreaker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge_ext.admin.v1.Admin/SetBreaker',
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerRequest.SerializeToString,
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerResponse.FromString,
             options,
             channel_credentials,
             insecure,
