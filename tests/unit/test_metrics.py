@@ -29,9 +29,8 @@ def test_tracing_is_off_by_default_and_builds_an_otlp_pipeline_when_configured()
 
     assert build_tracer(Telemetry()) is None
     try:
-        tracer = build_tracer(Telemetry(otlp_endpoint="http://127.0.0.1:4317"))
-        assert tracer is not None
-        with tracer.start_as_current_span("probe") as span:
-            assert span.get_span_context().is_valid
+        # No span is started: nothing listens on 4317, and an export attempt at exit would
+        # only print a connection error after the test run.
+        assert build_tracer(Telemetry(otlp_endpoint="http://127.0.0.1:4317")) is not None
     finally:
         GrpcAioInstrumentorServer().uninstrument()
