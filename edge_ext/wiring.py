@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge_ext.cache.memory import MemoryCache
 from edge_ext.cache.shared import DiskStore, RedisStore, SharedStore
@@ -30,6 +30,8 @@ class WorkerDeps:
     clock: Clock
     metrics: WorkerMetrics
     policy: Policy
+    # Background services with async start() and aclose(), run by the worker's event loop.
+    services: list = field(default_factory=list)
 
 
 def provider_keys(config: Config) -> dict[str, str | None]:
@@ -65,7 +67,7 @@ def state_directory(config: Config) -> str:
 STATE_FILES = ("breakers.bin", "latency.bin")
 
 
-def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMetrics) -> tuple[Router, SharedLatencyTracker]:
+def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMetrics) -> tuple[Router, SharedLatencyTracker, list]:
     b = config.routing.breaker
     settings = BreakerSettings(failure_threshold=b.failure_threshold, open_seconds=b.open_seconds,
                                success_threshold=b.success_threshold, half_open_probes=b.half_open_probes)
@@ -74,8 +76,20 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     # Breaker deadlines are wall-clock: they are compared across processes.
     store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,
                               on_transition=metrics.on_breaker_transition)
+    services = []
+    if config.routing.redis_url:
+        import socket
+
+        import redis.asyncio as redis
+
+        from edge_ext.routing.redis_store import RedisBreakerStore
+
+        store = RedisBreakerStore(redis.Redis.from_url(config.routing.redis_url), "edge-ext", f"{socket.gethostname()}-{os.getpid()}",
+                                  local=store)
+        store.watch(p.name for p in config.providers)
+        services.append(store)  # its refresh task runs in the worker's event loop
     latency = SharedLatencyTracker(os.path.join(directory, STATE_FILES[1]))
-    return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency
+    return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency, services
 
 
 def build_budgets(config: Config):
@@ -99,7 +113,7 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     metrics = metrics or WorkerMetrics()
     cache = build_cache(config, clock, metrics)
     keys = provider_keys(config)
-    router, latency = build_router(config, keys, metrics)
+    router, latency, services = build_router(config, keys, metrics)
     # Wall time stamps API bodies (created) and cache entries, which outlive processes; every
     # duration uses the monotonic clock.
     accounting = None
@@ -116,4 +130,4 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s)
     policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
                     router=router, latency=latency, accounting=accounting, budgets=budgets)
-    return WorkerDeps(config, clock, metrics, policy)
+    return WorkerDeps(config, clock, metrics, policy, services)

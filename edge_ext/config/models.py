@@ -225,6 +225,9 @@ class Routing(Strict):
     models: dict[str, str] = Field(default_factory=dict)
     least_latency_epsilon: Annotated[float, Field(ge=0, le=1)] = 0.05
     breaker: Breaker = Breaker()
+    # Replicas share breaker state through Redis (a provider failing for one is avoided by all
+    # within about a second); without it, or while it is down, the instance's own state rules.
+    redis_url: str | None = None
 
     @model_validator(mode="after")
     def _known(self) -> "Routing":

@@ -116,10 +116,13 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
     if config.metrics.enabled and config.metrics.host != "0.0.0.0":
         data.setdefault("metrics", {})["host"] = "0.0.0.0"
         changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
-    for section, url in redis_sections(config):
+    sections = redis_sections(config)
+    # A Redis the config already names is the one to share; else the bundled one.
+    shared = next((url for name, url in sections if url and name != "auth"), None) or IN_CLUSTER_REDIS
+    for section, url in sections:
         if not url and shares_state(section, getattr(config, section)):
-            data.setdefault(section, {})["redis_url"] = IN_CLUSTER_REDIS
-            changes.append(f"{section}.redis_url -> {IN_CLUSTER_REDIS} (replicas share one Redis)")
+            data.setdefault(section, {})["redis_url"] = shared
+            changes.append(f"{section}.redis_url -> {shared} (replicas share one Redis)")
     adapted = Config.model_validate(data)
     if not changes:
         return Deployment(adapted, config_text, (), namespace)
@@ -134,13 +137,13 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
 
 def shares_state(section: str, value: BaseModel) -> bool:
     """Sections whose replicas must share state are pointed at the bundled Redis: the cache when
-    on, budgets when any are set. auth.redis_url (a key store) would turn authentication on,
+    on, budgets when any are set, routing (breakers). auth.redis_url (a key store) would turn authentication on,
     which only the operator may decide."""
     if section == "cache":
         return bool(getattr(value, "enabled", False))
     if section == "budgets":
         return bool(getattr(value, "limits", ()))
-    return False
+    return section == "routing"  # breakers shared by replicas
 
 
 def redis_sections(config: Config) -> list[tuple[str, str | None]]:

@@ -70,6 +70,9 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
     if bind(server, config, address) == 0 and not address.startswith("unix:"):
         raise OSError(f"cannot listen on {address}")
     await server.start()
+    for service in deps.services:
+        await service.start()
+    server.edge_services = deps.services  # closed by serve_worker
     for name in ("", EXT_PROC_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, health_servicer
@@ -88,4 +91,6 @@ async def serve_worker(config: Config, index: int, grace_s: float = 5.0) -> None
     # open streams finish within the grace period.
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace_s)
+    for service in getattr(server, "edge_services", ()):
+        await service.aclose()
     log.info("worker %d stopped", index)

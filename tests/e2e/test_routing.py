@@ -143,3 +143,29 @@ def test_admin_forces_a_breaker_open_and_closed(tmp_path, mocks):
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         assert stop(edge.proc) == 0, edge.log()
+
+
+def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
+    from tests.redis_server import RedisServer
+
+    redis = RedisServer()
+    redis.start()
+    edges = []
+    try:
+        routing = {"strategy": "failover", "redis_url": redis.url,
+                   "breaker": {"failure_threshold": 3, "open_seconds": 30}}
+        for name in ("one", "two"):
+            edges.append(start(tmp_path / name, mocks, routing))
+        mocks[0].faults(status=500, count=-1)
+        assert served_by(edges[0], 3) == [500] * 3  # replica one opens the primary's breaker
+        # Replica two never saw a failure, yet avoids the primary within a second or two.
+        from tests.support import wait_until
+
+        wait_until(lambda: served_by(edges[1])[0] == "secondary", timeout=5, what="breaker shared")
+        calls_before = len(mocks[0].requests())
+        assert served_by(edges[1], 5) == ["secondary"] * 5
+        assert len(mocks[0].requests()) == calls_before
+    finally:
+        for edge in edges:
+            assert stop(edge.proc) == 0, edge.log()
+        redis.cleanup()
