@@ -235,7 +235,10 @@ class Policy:
         st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
         st.same_api = request.api == adapter.wire_api
         st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
-        set_headers = [(CLUSTER_HEADER, provider.cluster), (":path", upstream.path), *upstream.set_headers]
+        set_headers = [(CLUSTER_HEADER, provider.cluster), (":path", upstream.path),
+                       # The provider's own timeout; the route's is only the largest of all.
+                       ("x-envoy-upstream-rq-timeout-ms", str(int(provider.timeout_s * 1000))),
+                       *upstream.set_headers]
         if body.body is not None:
             # With request headers SEND and the body BUFFERED, content-length is ours to fix.
             set_headers.append(("content-length", str(len(body.body))))

@@ -46,6 +46,8 @@ _RESET_REASONS: dict[str, FailureKind | None] = {
 # Whole details strings of Envoy's local replies that blame the provider.
 _LOCAL_DETAILS: dict[str, FailureKind] = {
     "upstream_response_timeout": _K.TIMEOUT,
+    # What Envoy 1.40 actually writes when the route (or x-envoy-upstream-rq-timeout-ms) expires.
+    "response_timeout": _K.TIMEOUT,
     "upstream_per_try_timeout": _K.TIMEOUT,
     "upstream_per_try_idle_timeout": _K.TIMEOUT,
     "upstream_max_stream_duration_reached": _K.TIMEOUT,

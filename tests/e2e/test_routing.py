@@ -169,3 +169,18 @@ def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
         for edge in edges:
             assert stop(edge.proc) == 0, edge.log()
         redis.cleanup()
+
+
+def test_a_hanging_provider_is_cut_off_by_its_timeout_and_opens_its_breaker(tmp_path, mocks):
+    edge = start(tmp_path, mocks, {"strategy": "failover", "breaker": {"failure_threshold": 2, "open_seconds": 30}},
+                 primary={"timeout_s": 0.3})
+    try:
+        mocks[0].faults(latency_ms=3000, count=-1)
+        client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key="sk-client", max_retries=0)
+        for _ in range(2):
+            with pytest.raises(openai.APIStatusError) as info:
+                client.chat.completions.create(model="m", messages=MESSAGES)
+            assert info.value.status_code == 504 and info.value.body["code"] == "response_timeout"
+        assert served_by(edge, 3) == ["secondary"] * 3
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
