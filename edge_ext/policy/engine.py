@@ -12,21 +12,21 @@ from typing import Any
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
 from edge_ext.apis.openai import OPENAI
-from edge_ext.config.models import Config
-from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, Unauthorized, UnsupportedPath
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
-from edge_ext.policy.pii import guard_prompt
+from edge_ext.config.models import Config
+from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, Unauthorized, UnsupportedPath
 from edge_ext.policy.accounting import Accounting, Meter
 from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
 from edge_ext.policy.exchange import upstream_body
+from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
-from edge_ext.routing.router import Router
-from edge_ext.routing.shared_state import MemoryBreakerStore
 from edge_ext.policy.state import Endpoint, StreamState
 from edge_ext.providers.registry import adapter_for
+from edge_ext.routing.router import Router
+from edge_ext.routing.shared_state import MemoryBreakerStore
 
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
 CLUSTER_HEADER = "x-edge-cluster"
@@ -40,9 +40,6 @@ _PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
 }
 
 
-# Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
-# asks for the response headers: the status decides how much of the body the codec needs, and
-# Envoy takes a mode override only in a headers reply.
 def _check_output_limit(body: dict, limit: int | None) -> None:
     if limit is None:
         return
@@ -52,6 +49,9 @@ def _check_output_limit(body: dict, limit: int | None) -> None:
             raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
 
 
+# Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
+# asks for the response headers: the status decides how much of the body the codec needs, and
+# Envoy takes a mode override only in a headers reply.
 _WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC)}
 
 
