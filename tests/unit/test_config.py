@@ -89,10 +89,15 @@ def test_demo_plan_points_keyless_providers_at_the_mock_and_says_so(tmp_path, mo
     from edge_ext import edge
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     plan = edge.demo_plan(load_config(edge.DEFAULT_CONFIG), tmp_path)
     assert plan.banner.startswith("edge-ext: DEMO MODE") and "OPENAI_API_KEY" in plan.banner
     assert all(p.base_url == edge.DEMO_MOCK_URL for p in plan.config.providers)
     assert plan.mocks == (("127.0.0.1", 18080),)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    partial = edge.demo_plan(load_config(edge.DEFAULT_CONFIG), tmp_path)
+    assert "ANTHROPIC_API_KEY" in partial.banner and "OPENAI_API_KEY" not in partial.banner
+    assert {p.name: p.base_url == edge.DEMO_MOCK_URL for p in partial.config.providers} == {"openai": False, "anthropic": True}
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-real")
     real = edge.demo_plan(load_config(edge.DEFAULT_CONFIG), tmp_path)
     assert real.banner is None and real.mocks == ()
