@@ -85,6 +85,14 @@ class ProviderUnavailable(EdgeError):
     type = "api_error"
 
 
+class FailoverRefused(EdgeError):
+    """A retry attempt could not be re-shaped for the next provider (its API cannot express the
+    request): that attempt is answered here instead of sending it unchanged to the wrong host."""
+
+    status = 502
+    code = "failover_refused"
+
+
 class ProviderKeyMissing(EdgeError):
     status = 503
     code = "provider_key_missing"

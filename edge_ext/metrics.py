@@ -62,6 +62,12 @@ class WorkerMetrics:
                                      ["code"], **kw)
         self.translations = Counter("edge_ext_translations", "Requests served by a provider speaking another API",
                                     ["client_api", "provider_api"], **kw)
+        self.attempts = Counter(
+            "edge_ext_upstream_attempts",
+            "Provider attempts by result: answered, or retried (failed, and Envoy tried the next provider)",
+            ["provider", "result"], **kw)
+        self.failovers = Counter("edge_ext_failovers", "Requests answered by another provider than the first one tried",
+                                 ["from_provider", "to_provider"], **kw)
         self._phase_children = {}
 
     def on_cache(self, result: str, stored_bytes: int) -> None:
@@ -93,7 +99,12 @@ class WorkerMetrics:
             self.budget_refusals.labels(kind=outcome).inc()
         if not st.routed_at:
             return
+        for provider in st.retried:
+            self.attempts.labels(provider=provider, result="retried").inc()
+        if st.retried:
+            self.failovers.labels(from_provider=st.retried[0], to_provider=st.provider).inc()
         if st.response_status:
+            self.attempts.labels(provider=st.provider, result="answered").inc()
             self.responses.labels(provider=st.provider, status_class=f"{st.response_status // 100}xx").inc()
             self.request_duration.labels(provider=st.provider, model=st.model).observe(now - st.routed_at)
         if not st.same_api:

@@ -37,7 +37,7 @@ def render_target(config: Config, target: str, config_text: str, *, namespace: s
         return {"envoy.yaml": render_yaml(config)}
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    dep = deployment(config, config_text, namespace)
+    dep = deployment(config, config_text, namespace, istio=target == "istio")
     if target == "k8s":
         from edge_ext.deploy.edge import overlays
         from edge_ext.deploy.k8s import base

@@ -96,7 +96,7 @@ class Deployment:
 IN_CLUSTER_REDIS = f"redis://{REDIS}:6379/0"
 
 
-def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> Deployment:
+def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, istio: bool = False) -> Deployment:
     """Adapt the config to a pod: TCP workers on all interfaces, metrics reachable, shared Redis.
 
     A config that already has all of it goes into the ConfigMap as its own text (comments kept);
@@ -116,6 +116,10 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE) -> 
     if config.metrics.enabled and config.metrics.host != "0.0.0.0":
         data.setdefault("metrics", {})["host"] = "0.0.0.0"
         changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
+    if istio and config.routing.max_attempts > 1:
+        data.setdefault("routing", {})["max_attempts"] = 1
+        changes.append(f"routing.max_attempts {config.routing.max_attempts} -> 1 (Istio routes on the provider edge-ext "
+                       "chose; in-flight failover needs the Envoy edge's failover clusters)")
     sections = redis_sections(config)
     # A Redis the config already names is the one to share; else the bundled one.
     shared = next((url for name, url in sections if url and name != "auth"), None) or IN_CLUSTER_REDIS

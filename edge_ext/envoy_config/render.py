@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from edge_ext.config.models import Config, Provider
+from edge_ext.envoy_config.failover import endpoint_metadata, failover_clusters
 
 TEMPLATE = Path(__file__).with_name("template.yaml")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -117,7 +118,8 @@ def provider_cluster(p: Provider) -> dict[str, Any]:
                 {
                     "lb_endpoints": [
                         # hostname feeds auto_host_rewrite: the provider sees its own Host.
-                        {"endpoint": {"address": _endpoint_address(p.host, p.port), "hostname": p.url.netloc}}
+                        {"endpoint": {"address": _endpoint_address(p.host, p.port), "hostname": p.url.netloc},
+                         "metadata": endpoint_metadata(p.name)}
                     ]
                 }
             ],
@@ -233,6 +235,7 @@ def render(config: Config) -> dict[str, Any]:
     if config.processor.mtls:
         clusters[0]["transport_socket"] = processor_mtls(config.processor.mtls)
     clusters.extend(provider_cluster(p) for p in config.providers)
+    clusters.extend(failover_clusters(config, PROCESSOR_CLUSTER))
     return bootstrap
 
 

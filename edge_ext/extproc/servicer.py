@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from edge_ext.extproc.attributes import ATTRIBUTES, attempt_provider, route_metadata, upstream_of
 from edge_ext.extproc.convert import extend_timeout, header_dict, to_response
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.metrics import WorkerMetrics
-from edge_ext.policy.decisions import Defer
+from edge_ext.policy.attempt import AttemptState, AttemptStep
+from edge_ext.policy.decisions import CONTINUE, Defer
 from edge_ext.policy.engine import Policy
 from edge_ext.telemetry import end_request_span, start_request_span
 
@@ -27,22 +29,58 @@ def _status_of(headers: dict[str, str]) -> int:
 
 def _code_details(request: pb.ProcessingRequest) -> str:
     """Envoy's %RESPONSE_CODE_DETAILS%: via_upstream for a provider's answer, else why Envoy answered."""
-    attrs = request.attributes.get("envoy.filters.http.ext_proc")
+    attrs = request.attributes.get(ATTRIBUTES)
     if attrs is None or "response.code_details" not in attrs.fields:
         return "via_upstream"
     return attrs.fields["response.code_details"].string_value
+
+
+async def _prepend(first: pb.ProcessingRequest, rest: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingRequest]:
+    yield first
+    async for request in rest:
+        yield request
 
 
 class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
     def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float], tracer=None):
         self._tracer = tracer
         self._policy = policy
+        self._attempts = AttemptStep(policy.router)
         self._metrics = metrics
         self._clock = clock
 
     async def Process(
         self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ProcessingResponse]:
+        # The first message tells the two filters apart: only the failover cluster's filter
+        # asks for the endpoint's metadata.
+        async for first in request_iterator:
+            provider = attempt_provider(first)
+            if provider is None:
+                stream = self._request(_prepend(first, request_iterator))
+            else:
+                stream = self._attempt(first, provider, request_iterator)
+            try:
+                async for response in stream:
+                    yield response
+            finally:
+                # Run the inner stream's cleanup now, not whenever it is collected.
+                await stream.aclose()
+            return
+
+    async def _attempt(self, first: pb.ProcessingRequest, provider: str,
+                       rest: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingResponse]:
+        """One retry attempt of a failed-over request (edge_ext.policy.attempt)."""
+        st = AttemptState()
+        decision = self._attempts.on_headers(st, header_dict(first.request_headers.headers), provider, route_metadata(first))
+        yield to_response("request_headers", decision)
+        async for request in rest:
+            # Only the body follows: the filter skips the response and trailers.
+            phase = request.WhichOneof("request")
+            decision = self._attempts.on_body(st, request.request_body.body) if phase == "request_body" else CONTINUE
+            yield to_response(phase, decision)
+
+    async def _request(self, request_iterator: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingResponse]:
         policy, metrics, clock = self._policy, self._metrics, self._clock
         st = policy.new_stream()
         metrics.streams.inc()
@@ -69,7 +107,9 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 elif phase == "response_headers":
                     headers = header_dict(request.response_headers.headers)
                     metrics.on_first_byte(st, started)
-                    decision = policy.on_response_headers(st, _status_of(headers), headers, _code_details(request))
+                    served, attempts = upstream_of(request)
+                    decision = policy.on_response_headers(st, _status_of(headers), headers, _code_details(request),
+                                                          served, attempts)
                 elif phase == "response_body":
                     msg = request.response_body
                     decision = policy.on_response_body(st, msg.body, msg.end_of_stream)

@@ -21,6 +21,7 @@ from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
 from edge_ext.policy.exchange import upstream_body
+from edge_ext.policy.failover import settle
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
@@ -38,6 +39,18 @@ _PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
     "/health": (Endpoint.HEALTH, None, None),
     "/health/ready": (Endpoint.HEALTH, None, None),
 }
+
+
+def _attempt_headers(target) -> tuple[tuple[str, str], ...]:
+    """How Envoy may retry: on the next providers of the plan, each bounded by the first's timeout."""
+    timeout_ms = int(target.provider.timeout_s * 1000)
+    # Always sent: the route's own retry count is 0, and this header is what raises it.
+    retries = ("x-envoy-max-retries", str(len(target.plan) - 1))
+    if len(target.plan) < 2:
+        # The provider's own timeout; the route's is only the largest of all.
+        return (("x-envoy-upstream-rq-timeout-ms", str(timeout_ms)), retries)
+    return (("x-envoy-upstream-rq-timeout-ms", str(timeout_ms * len(target.plan))),
+            ("x-envoy-upstream-rq-per-try-timeout-ms", str(timeout_ms)), retries)
 
 
 def _check_output_limit(body: dict, limit: int | None) -> None:
@@ -235,9 +248,8 @@ class Policy:
         st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
         st.same_api = request.api == adapter.wire_api
         st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
-        set_headers = [(CLUSTER_HEADER, provider.cluster), (":path", upstream.path),
-                       # The provider's own timeout; the route's is only the largest of all.
-                       ("x-envoy-upstream-rq-timeout-ms", str(int(provider.timeout_s * 1000))),
+        st.request, st.plan = request, target.plan
+        set_headers = [(CLUSTER_HEADER, target.cluster), (":path", upstream.path), *_attempt_headers(target),
                        *upstream.set_headers]
         if body.body is not None:
             # With request headers SEND and the body BUFFERED, content-length is ours to fix.
@@ -252,13 +264,17 @@ class Policy:
         )
 
     # -- response -------------------------------------------------------------------------
-    def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str], details: str = "via_upstream") -> Decision:
+    def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str], details: str = "via_upstream",
+                            served: str = "", attempts: int = 1) -> Decision:
         st.response_status = status
         from_upstream = details == "via_upstream"
+        failed_over = False
         if st.breaker_pending:
             st.breaker_pending = False
+            failed_over = settle(self._router, st, served, attempts, int(self._wall()))
             self._router.report(st.provider, status, details, headers.get("retry-after"))
-            if from_upstream and self._latency is not None:
+            # After a failover the time includes the failed attempts: not this provider's latency.
+            if from_upstream and self._latency is not None and not failed_over:
                 self._latency.observe(st.provider, self._clock() - st.routed_at)
         if not from_upstream:
             # Envoy's own local reply (upstream unreachable, reset, timeout): already rendered in
@@ -272,13 +288,17 @@ class Policy:
         if (st.recorder is not None or st.meter is not None) and mode is ResponseMode.NONE:
             mode = ResponseMode.STREAMED if st.stream else ResponseMode.BUFFERED
         st.response_mode = mode
+        # The route's x-edge-provider came from the metadata set when the request was routed.
+        served_headers = (("x-edge-provider", st.provider),) if failed_over else ()
+        metadata = (("provider", st.provider),) if failed_over else ()
         if mode is ResponseMode.NONE:
-            return CONTINUE
+            return Continue(set_headers=served_headers, metadata=metadata) if failed_over else CONTINUE
         remove = ()
         if mode is ResponseMode.STREAMED:
             # Translated events change length; headers leave before the first chunk is seen.
             remove = ("content-length",)
-        return Continue(remove_headers=remove, mode=Mode(response_headers=True, response_body=mode))
+        return Continue(set_headers=served_headers, remove_headers=remove, metadata=metadata,
+                        mode=Mode(response_headers=True, response_body=mode))
 
     def on_response_body(self, st: StreamState, chunk: bytes, end_of_stream: bool) -> Decision:
         st.response_bytes += len(chunk)

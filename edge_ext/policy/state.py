@@ -48,6 +48,12 @@ class StreamState:
     charge: Any = None  # usage and cost of the answer, once known (policy.accounting.Charge)
     response_mode: Any = None
     routed_at: float = 0.0
+    request: Any = None  # the client's parsed request (ChatRequest), once routed
+    # In-flight failover: the providers Envoy may try in order, how many it tried, and those
+    # that failed before the one that answered.
+    plan: tuple[str, ...] = ()
+    attempts: int = 0
+    retried: tuple[str, ...] = ()
     breaker_pending: bool = False  # the router awaits this request's outcome
     response_status: int = 0
     response_bytes: int = 0

@@ -19,6 +19,9 @@ class FailureKind(str, enum.Enum):
     CONNECT_FAILURE = "connect_failure"
     RESET = "reset"
     TIMEOUT = "timeout"
+    # An earlier attempt of a request Envoy then retried on the next provider: it retries only
+    # on the failures above, but does not say which one it saw.
+    RETRIED = "retried"
 
 
 _K = FailureKind

@@ -15,8 +15,9 @@ from typing import Any
 from edge_ext.config.models import Config, Provider
 from edge_ext.errors import ModelNotFound, ProviderKeyMissing, ProviderUnavailable
 from edge_ext.routing.breaker import BreakerState
-from edge_ext.routing.failures import classify
+from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import NO_LATENCY, LatencyView
+from edge_ext.routing.plan import cluster_for, group_orders
 from edge_ext.routing.shared_state import BreakerStore, StoreBreaker
 from edge_ext.routing.strategies import Candidate, RouteContext, create
 from edge_ext.routing.table import ModelTable
@@ -27,6 +28,10 @@ class Chosen:
     provider: Provider
     upstream_model: str
     api_key: str
+    # The providers this request may try, in order (edge_ext.routing.plan), and the cluster
+    # that tries them.
+    plan: tuple[str, ...] = ()
+    cluster: str = ""
 
 
 class Router:
@@ -51,6 +56,10 @@ class Router:
         }
         self._providers = {p.name: p for p in config.providers}
         self._prices = prices
+        self._orders = group_orders(config)
+        self._upstream_models = {(model, t.provider.name): t.upstream_model
+                                 for model in self._table.models() for t in self._table.targets(model)}
+        self._max_attempts = routing.max_attempts
 
     def output_limit(self, upstream_model: str) -> int | None:
         price = self._prices(upstream_model) if self._prices else None
@@ -76,12 +85,44 @@ class Router:
         ctx = RouteContext(estimate, max_out, self._rng, self._latency)
         for candidate in strategy.order(keyed, ctx):
             if self._breakers[candidate.provider].allow():
-                return Chosen(self._providers[candidate.provider], candidate.upstream_model, self._keys.get(candidate.provider) or "")
+                provider = self._providers[candidate.provider]
+                plan = self._plan(model, provider.name)
+                return Chosen(provider, candidate.upstream_model, self.api_key(provider.name), plan,
+                              cluster_for(plan, provider.cluster))
         retry = min(self._breakers[c.provider].open_until for c in keyed) - self._store.now()
         raise ProviderUnavailable(
             f"every provider serving '{model}' is failing; retry later",
             headers=(("retry-after", str(max(1, math.ceil(retry)))),),
         )
+
+    def _plan(self, model: str, first: str) -> tuple[str, ...]:
+        if self._max_attempts < 2:
+            return (first,)
+        # Only closed breakers take fallback attempts: a half-open provider is probed as a first
+        # choice, where its probe slot is accounted for.
+        fallbacks = [name for name in self._orders[model]
+                     if name != first and self._has_key(name) and self._breakers[name].state is BreakerState.CLOSED]
+        return (first, *fallbacks[: self._max_attempts - 1])
+
+    def provider(self, name: str) -> Provider | None:
+        return self._providers.get(name)
+
+    def serving(self, model: str) -> tuple[str, ...]:
+        """The providers of a public model, in failover order."""
+        return self._orders.get(model, ())
+
+    def api_key(self, name: str) -> str:
+        return self._keys.get(name) or ""
+
+    def upstream_model(self, model: str, provider: str) -> str | None:
+        """The name ``provider`` knows the public ``model`` by; None when it does not serve it."""
+        return self._upstream_models.get((model, provider))
+
+    def report_retried(self, provider: str) -> None:
+        """An earlier attempt of a failed-over request: Envoy retried it, so it failed."""
+        breaker = self._breakers.get(provider)
+        if breaker is not None:
+            breaker.on_failure(FailureKind.RETRIED)
 
     def report(self, provider: str, status: int, code_details: str, retry_after: str | None) -> None:
         breaker = self._breakers.get(provider)

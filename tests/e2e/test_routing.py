@@ -35,16 +35,21 @@ def start(tmp, mocks, routing, **provider_extra):
     return start_edge(tmp, edge_config(tmp, providers, routing=routing, cache={"enabled": False}))
 
 
-def served_by(edge, n=1, **kw):
+def answers(edge, n=1, **kw):
+    """(x-edge-provider, x-edge-attempts) of each answer, or the error status."""
     client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key="sk-client", max_retries=0)
     out = []
     for _ in range(n):
         try:
             raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES, **kw)
-            out.append(raw.headers["x-edge-provider"])
+            out.append((raw.headers["x-edge-provider"], raw.headers["x-edge-attempts"]))
         except openai.APIStatusError as err:
             out.append(err.status_code)
     return out
+
+
+def served_by(edge, n=1, **kw):
+    return [a if isinstance(a, int) else a[0] for a in answers(edge, n, **kw)]
 
 
 def test_failing_primary_opens_its_breaker_then_recovers(tmp_path, mocks):
@@ -52,12 +57,16 @@ def test_failing_primary_opens_its_breaker_then_recovers(tmp_path, mocks):
     edge = start(tmp_path, mocks, routing)
     try:
         mocks[0].faults(status=500, count=-1)
-        first = served_by(edge, 5)
-        assert first == [500] * 5  # no in-flight failover yet: the failures reach the client
-        after = served_by(edge, 10)
-        assert after == ["secondary"] * 10
-        primary_calls = len(mocks[0].requests())
-        assert primary_calls == 5  # open: the primary gets no traffic
+        # In-flight failover: each of the primary's failures is retried on the secondary.
+        assert answers(edge, 5) == [("secondary", "2")] * 5
+        assert len(mocks[0].requests()) == 5
+        # Open after 5 failures: the secondary is the first choice, the primary gets nothing.
+        assert answers(edge, 10) == [("secondary", "1")] * 10
+        assert len(mocks[0].requests()) == 5
+        text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
+        assert 'edge_ext_failovers_total{from_provider="primary",to_provider="secondary"} 5.0' in text
+        assert 'edge_ext_upstream_attempts_total{provider="primary",result="retried"} 5.0' in text
+        assert 'edge_ext_upstream_attempts_total{provider="secondary",result="answered"} 15.0' in text
 
         mocks[0].clear()  # healthy again
         wait_until(lambda: served_by(edge)[0] == "primary", timeout=10, what="probe after the open time")
@@ -157,13 +166,23 @@ def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
         for name in ("one", "two"):
             edges.append(start(tmp_path / name, mocks, routing))
         mocks[0].faults(status=500, count=-1)
-        assert served_by(edges[0], 3) == [500] * 3  # replica one opens the primary's breaker
-        # Replica two never saw a failure, yet avoids the primary within a second or two.
-        from tests.support import wait_until
+        # Replica one's requests fail over, and its failures open the primary's breaker.
+        assert answers(edges[0], 3) == [("secondary", "2")] * 3
+        # Replica two never saw a failure, yet its breaker opens within a second or two.
+        import grpc
 
-        wait_until(lambda: served_by(edges[1])[0] == "secondary", timeout=5, what="breaker shared")
+        from edge_ext.admin.pb import admin_pb2, admin_pb2_grpc
+
+        with grpc.insecure_channel(f"unix:{edges[1].socket_dir}/worker-0.sock") as channel:
+            admin = admin_pb2_grpc.AdminStub(channel)
+
+            def primary_open():
+                status = admin.GetStatus(admin_pb2.GetStatusRequest(), timeout=5)
+                return {p.name: p.circuit_state for p in status.providers}["primary"] == "open"
+
+            wait_until(primary_open, timeout=5, what="breaker shared")
         calls_before = len(mocks[0].requests())
-        assert served_by(edges[1], 5) == ["secondary"] * 5
+        assert answers(edges[1], 5) == [("secondary", "1")] * 5
         assert len(mocks[0].requests()) == calls_before
     finally:
         for edge in edges:
@@ -171,8 +190,21 @@ def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
         redis.cleanup()
 
 
-def test_a_hanging_provider_is_cut_off_by_its_timeout_and_opens_its_breaker(tmp_path, mocks):
+def test_a_hanging_provider_is_cut_off_by_its_timeout_and_failed_over(tmp_path, mocks):
     edge = start(tmp_path, mocks, {"strategy": "failover", "breaker": {"failure_threshold": 2, "open_seconds": 30}},
+                 primary={"timeout_s": 0.3})
+    try:
+        mocks[0].faults(latency_ms=3000, count=-1)
+        assert answers(edge, 2) == [("secondary", "2")] * 2
+        assert answers(edge, 3) == [("secondary", "1")] * 3  # the timeouts opened its breaker
+        assert len(mocks[0].requests()) == 2
+    finally:
+        assert stop(edge.proc) == 0, edge.log()
+
+
+def test_without_failover_a_hanging_provider_times_out_and_opens_its_breaker(tmp_path, mocks):
+    edge = start(tmp_path, mocks, {"strategy": "failover", "max_attempts": 1,
+                                   "breaker": {"failure_threshold": 2, "open_seconds": 30}},
                  primary={"timeout_s": 0.3})
     try:
         mocks[0].faults(latency_ms=3000, count=-1)

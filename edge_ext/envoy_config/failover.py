@@ -1,0 +1,97 @@
+"""Envoy clusters for in-flight failover: one aggregate cluster per plan (edge_ext.routing.plan).
+
+Seen with Envoy 1.40: a route retry inside an aggregate cluster goes to its next member when the
+retry priority is ``previous_priorities``; an ext_proc filter among the aggregate cluster's own
+upstream filters runs once per attempt (the same filter on the member clusters does not run),
+sees the attempt's endpoint metadata and the request's dynamic metadata. The request body is
+replayed from the router's buffer for every attempt, but the header map is shared: an attempt
+starts from the headers the previous one left. That filter re-shapes a retry for its provider. A matcher skips it on the first attempt, which the
+router-level filter has already shaped, so a request that does not fail over pays no extra
+message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_ext.config.models import Config
+from edge_ext.routing.plan import all_plans, cluster_for
+
+_ATTEMPT_COUNT = "x-envoy-attempt-count"
+
+
+def endpoint_metadata(provider: str) -> dict[str, Any]:
+    """Names the provider behind an endpoint: the attempt filter and the response phase read it."""
+    return {"filter_metadata": {"edge_ext": {"provider": provider}}}
+
+
+def attempt_filter(config: Config, processor_cluster: str) -> dict[str, Any]:
+    ext_proc = {
+        "name": "envoy.filters.http.ext_proc",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+            "grpc_service": {"envoy_grpc": {"cluster_name": processor_cluster}},
+            # A retry the processor cannot re-shape must not leave with the first provider's
+            # credentials: fail closed.
+            "failure_mode_allow": False,
+            "message_timeout": f"{config.processor.message_timeout_ms / 1000}s",
+            "allow_mode_override": True,
+            # :path and :authority change with the provider.
+            "mutation_rules": {"allow_all_routing": True},
+            "processing_mode": {"request_header_mode": "SEND", "request_body_mode": "NONE",
+                                "response_header_mode": "SKIP", "response_body_mode": "NONE",
+                                "request_trailer_mode": "SKIP", "response_trailer_mode": "SKIP"},
+            "request_attributes": ["xds.upstream_host_metadata"],
+            # The request's own metadata, written by the router-level filter: the first provider
+            # (whose shape the replayed body is in), the public model and the client's API.
+            "metadata_options": {"forwarding_namespaces": {"untyped": ["edge_ext"]}},
+        },
+    }
+    skip_first = {"name": "first-attempt", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"}}
+    return {
+        "name": "envoy.filters.http.match_delegate",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "extension_config": ext_proc,
+            "xds_matcher": {"matcher_tree": {
+                "input": {"name": "attempt", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
+                    "header_name": _ATTEMPT_COUNT}},
+                "exact_match_map": {"map": {"1": {"action": skip_first}}},
+            }},
+        },
+    }
+
+
+def failover_cluster(config: Config, plan: tuple[str, ...], processor_cluster: str) -> dict[str, Any]:
+    members = {p.name: p.cluster for p in config.providers}
+    return {
+        "name": cluster_for(plan, ""),
+        "connect_timeout": "5s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.clusters.aggregate.v3.ClusterConfig",
+                             "clusters": [members[name] for name in plan]},
+        },
+        # Retries are bounded per request by the plan; Envoy's default of 3 concurrent retries
+        # per cluster would turn an outage into errors for all but three clients.
+        "circuit_breakers": {"thresholds": [{"max_retries": 100000, "max_requests": 100000, "max_pending_requests": 100000}]},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                # As the provider clusters (HTTP/1.1): the members' connection pools serve it.
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": [
+                    attempt_filter(config, processor_cluster),
+                    {"name": "envoy.filters.http.upstream_codec", "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"}},
+                ],
+            }
+        },
+    }
+
+
+def failover_clusters(config: Config, processor_cluster: str) -> list[dict[str, Any]]:
+    return [failover_cluster(config, plan, processor_cluster) for plan in all_plans(config)]

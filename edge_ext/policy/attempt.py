@@ -1,0 +1,86 @@
+"""One retry attempt of a failed-over request, seen by the ext_proc filter on the failover cluster.
+
+Envoy runs that filter once per attempt after the first (the first attempt skips it: the
+router-level filter already shaped the request for the first provider). Seen with Envoy 1.40:
+every attempt gets the body the router-level filter produced, replayed from Envoy's buffer, so
+it is always in the first provider's shape; but all attempts share one header map, so an attempt
+starts from the headers the previous attempt left. This step re-shapes both for the provider
+Envoy picked for this attempt (named by the endpoint's metadata).
+
+What it needs comes with the attempt: the request's dynamic metadata names the first provider,
+the public model and the client's API. The stream may therefore land on any worker process; no
+state is shared with the request's router-level stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_ext.apis.anthropic import ANTHROPIC
+from edge_ext.apis.base import error_response
+from edge_ext.apis.openai import OPENAI
+from edge_ext.errors import EdgeError, FailoverRefused
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond
+from edge_ext.policy.exchange import upstream_body
+from edge_ext.providers.registry import adapter_for
+from edge_ext.routing.router import Router
+
+_APIS = {api.name: api for api in (OPENAI, ANTHROPIC)}
+# Asks Envoy for this attempt's body; the reply to it carries every mutation.
+_WANT_BODY = Continue(mode=Mode())
+
+
+@dataclass(slots=True)
+class AttemptState:
+    provider: str = ""  # who this attempt goes to
+    first: str = ""  # whose shape the body is in
+    model: str = ""  # the public model name the client asked for
+    api: str = "openai"  # the client's API: errors are answered in it
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class AttemptStep:
+    def __init__(self, router: Router):
+        self._router = router
+
+    def on_headers(self, st: AttemptState, headers: dict[str, str], provider: str, route: dict[str, str]) -> Decision:
+        st.provider, st.headers = provider, headers
+        st.first, st.model, st.api = route.get("provider", ""), route.get("model", ""), route.get("api", "openai")
+        if not st.first or provider == st.first:
+            return CONTINUE  # already shaped for this provider
+        return _WANT_BODY
+
+    def on_body(self, st: AttemptState, body: bytes) -> Decision:
+        router = self._router
+        source, target = router.provider(st.first), router.provider(st.provider)
+        upstream_model = router.upstream_model(st.model, st.provider)
+        if source is None or target is None or upstream_model is None:
+            # Never let an attempt leave with another provider's shape or credentials.
+            return self._refuse(st, f"provider {st.provider!r} cannot take over a request for {st.model!r}")
+        adapter = adapter_for(target.kind)
+        try:
+            request = _APIS[adapter_for(source.kind).wire_api].parse(body)
+            shaped = upstream_body(request, adapter.wire_api, target, upstream_model)
+        except EdgeError as err:
+            return self._refuse(st, f"the request cannot be sent to {st.provider!r}: {err.message}")
+        upstream = adapter.upstream(target, router.api_key(st.provider), upstream_model, st.headers)
+        replaced = {name for name, _ in upstream.set_headers}
+        # Whatever an earlier attempt set for its provider is still in the shared header map.
+        stale = tuple(sorted(self._provider_headers(st) - replaced))
+        set_headers = [(":path", upstream.path), (":authority", target.url.netloc), *upstream.set_headers]
+        if shaped.body is not None:
+            set_headers.append(("content-length", str(len(shaped.body))))
+        return Continue(set_headers=tuple(set_headers), remove_headers=(*stale, *upstream.remove_headers), body=shaped.body)
+
+    def _provider_headers(self, st: AttemptState) -> set[str]:
+        router, names = self._router, set()
+        for name in router.serving(st.model):
+            provider = router.provider(name)
+            model = router.upstream_model(st.model, name) or ""
+            upstream = adapter_for(provider.kind).upstream(provider, router.api_key(name), model, st.headers)
+            names.update(header for header, _ in upstream.set_headers)
+        return names
+
+    @staticmethod
+    def _refuse(st: AttemptState, message: str) -> Respond:
+        return error_response(_APIS.get(st.api, OPENAI), FailoverRefused(message))

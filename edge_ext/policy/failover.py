@@ -1,0 +1,52 @@
+"""The router-level side of in-flight failover: who finally answered, and what that changes.
+
+The request was shaped for the first provider of its plan. When Envoy retried it on the next
+ones, the response phase learns from Envoy (the answering endpoint's metadata and the attempt
+count) who served it; every provider tried before that one failed, since Envoy retries only on
+provider failures. The answer is then read in the served provider's API and priced at its model.
+"""
+
+from __future__ import annotations
+
+from edge_ext.policy.exchange import upstream_body
+from edge_ext.policy.response import codec_for
+from edge_ext.policy.state import StreamState
+from edge_ext.providers.registry import adapter_for
+from edge_ext.routing.router import Router
+
+
+def served_by(st: StreamState, provider: str, attempts: int) -> str:
+    """The provider that answered; the plan position of the last attempt when Envoy did not say."""
+    if provider in st.plan:
+        return provider
+    if 1 <= attempts <= len(st.plan):
+        return st.plan[attempts - 1]
+    return st.provider
+
+
+def settle(router: Router, st: StreamState, provider: str, attempts: int, now: int) -> bool:
+    """Records who answered; True when it is not the first provider (the request failed over)."""
+    served = served_by(st, provider, attempts)
+    st.attempts = max(attempts, 1)
+    if served == st.provider:
+        return False
+    st.retried = st.plan[: st.plan.index(served)] if served in st.plan else (st.provider,)
+    for name in st.retried:
+        router.report_retried(name)
+    _retarget(router, st, served, now)
+    return True
+
+
+def _retarget(router: Router, st: StreamState, name: str, now: int) -> None:
+    provider = router.provider(name)
+    upstream_model = router.upstream_model(st.model, name)
+    st.provider = name
+    if provider is None or upstream_model is None or st.request is None:
+        return
+    wire_api = adapter_for(provider.kind).wire_api
+    # What the served provider got is what the attempt filter derived from the first body; the
+    # client's request, shaped again, tells whether usage was asked for on the client's behalf.
+    shaped = upstream_body(st.request, wire_api, provider, upstream_model)
+    st.codec = codec_for(st.request, wire_api, shaped.strip_usage, now)
+    st.same_api = st.request.api == wire_api
+    st.upstream_api, st.upstream_model = wire_api, upstream_model
