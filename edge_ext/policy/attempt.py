@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edge_ext.apis.anthropic import ANTHROPIC
-from edge_ext.apis.base import error_response
 from edge_ext.apis.openai import OPENAI
 from edge_ext.errors import EdgeError, FailoverRefused
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond
@@ -35,7 +34,7 @@ class AttemptState:
     provider: str = ""  # who this attempt goes to
     first: str = ""  # whose shape the body is in
     model: str = ""  # the public model name the client asked for
-    api: str = "openai"  # the client's API: errors are answered in it
+    api: str = "openai"  # the client's API
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -83,4 +82,9 @@ class AttemptStep:
 
     @staticmethod
     def _refuse(st: AttemptState, message: str) -> Respond:
-        return error_response(_APIS.get(st.api, OPENAI), FailoverRefused(message))
+        # Seen with Envoy 1.40: a reply from this upstream filter is a local reply of the
+        # request, and the listener's local_reply_config renders it in the client's API shape
+        # (the metadata marking our own replies lives on the downstream stream, not here). So
+        # the body is the bare message, which becomes the error's message.
+        err = FailoverRefused(message)
+        return Respond(err.status, err.message.encode(), (("content-type", "text/plain"),), f"edge_ext_{err.code}")

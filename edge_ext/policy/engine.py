@@ -21,7 +21,7 @@ from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
 from edge_ext.policy.exchange import upstream_body
-from edge_ext.policy.failover import settle
+from edge_ext.policy.failover import retry_headers, settle
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
@@ -39,18 +39,6 @@ _PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
     "/health": (Endpoint.HEALTH, None, None),
     "/health/ready": (Endpoint.HEALTH, None, None),
 }
-
-
-def _attempt_headers(target) -> tuple[tuple[str, str], ...]:
-    """How Envoy may retry: on the next providers of the plan, each bounded by the first's timeout."""
-    timeout_ms = int(target.provider.timeout_s * 1000)
-    # Always sent: the route's own retry count is 0, and this header is what raises it.
-    retries = ("x-envoy-max-retries", str(len(target.plan) - 1))
-    if len(target.plan) < 2:
-        # The provider's own timeout; the route's is only the largest of all.
-        return (("x-envoy-upstream-rq-timeout-ms", str(timeout_ms)), retries)
-    return (("x-envoy-upstream-rq-timeout-ms", str(timeout_ms * len(target.plan))),
-            ("x-envoy-upstream-rq-per-try-timeout-ms", str(timeout_ms)), retries)
 
 
 def _check_output_limit(body: dict, limit: int | None) -> None:
@@ -249,7 +237,7 @@ class Policy:
         st.same_api = request.api == adapter.wire_api
         st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
         st.request, st.plan = request, target.plan
-        set_headers = [(CLUSTER_HEADER, target.cluster), (":path", upstream.path), *_attempt_headers(target),
+        set_headers = [(CLUSTER_HEADER, target.cluster), (":path", upstream.path), *retry_headers(target),
                        *upstream.set_headers]
         if body.body is not None:
             # With request headers SEND and the body BUFFERED, content-length is ours to fix.

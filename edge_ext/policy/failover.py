@@ -1,4 +1,5 @@
-"""The router-level side of in-flight failover: who finally answered, and what that changes.
+"""The router-level side of in-flight failover: how Envoy may retry, who finally answered, and
+what that changes.
 
 The request was shaped for the first provider of its plan. When Envoy retried it on the next
 ones, the response phase learns from Envoy (the answering endpoint's metadata and the attempt
@@ -8,11 +9,24 @@ provider failures. The answer is then read in the served provider's API and pric
 
 from __future__ import annotations
 
+from edge_ext.errors import EdgeError
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import StreamState
 from edge_ext.providers.registry import adapter_for
-from edge_ext.routing.router import Router
+from edge_ext.routing.router import Chosen, Router
+
+
+def retry_headers(target: Chosen) -> tuple[tuple[str, str], ...]:
+    """How Envoy may retry: on the next providers of the plan, each bounded by the first's timeout."""
+    timeout_ms = int(target.provider.timeout_s * 1000)
+    # Always sent: the route's own retry count is 0, and this header is what raises it.
+    retries = ("x-envoy-max-retries", str(len(target.plan) - 1))
+    if len(target.plan) < 2:
+        # The provider's own timeout; the route's is only the largest of all.
+        return (("x-envoy-upstream-rq-timeout-ms", str(timeout_ms)), retries)
+    return (("x-envoy-upstream-rq-timeout-ms", str(timeout_ms * len(target.plan))),
+            ("x-envoy-upstream-rq-per-try-timeout-ms", str(timeout_ms)), retries)
 
 
 def served_by(st: StreamState, provider: str, attempts: int) -> str:
@@ -44,9 +58,15 @@ def _retarget(router: Router, st: StreamState, name: str, now: int) -> None:
     if provider is None or upstream_model is None or st.request is None:
         return
     wire_api = adapter_for(provider.kind).wire_api
-    # What the served provider got is what the attempt filter derived from the first body; the
-    # client's request, shaped again, tells whether usage was asked for on the client's behalf.
-    shaped = upstream_body(st.request, wire_api, provider, upstream_model)
+    try:
+        # What the served provider got is what the attempt filter derived from the first body;
+        # the client's request, shaped again, tells whether usage was asked for on its behalf.
+        shaped = upstream_body(st.request, wire_api, provider, upstream_model)
+    except EdgeError:
+        # The attempt filter refused this request for that provider: its answer is already in
+        # the client's shape.
+        st.codec = None
+        return
     st.codec = codec_for(st.request, wire_api, shaped.strip_usage, now)
     st.same_api = st.request.api == wire_api
     st.upstream_api, st.upstream_model = wire_api, upstream_model

@@ -112,11 +112,16 @@ BODIES = {
 }
 
 
+# Cacheable and never seen before: a miss whose answer is stored (the full miss path). "routed":
+# the same, for a model two providers serve, so it goes through a breaker-filtered plan and a
+# failover cluster (whose attempt filter a healthy request skips).
+UNIQUE = {"unique": REQUEST, "routed": {**REQUEST, "model": "gpt-routed"}}
+
+
 def wrk(url: str, connections: int, duration: int, tmp: Path, kind: str = "plain") -> dict:
     script = tmp / f"post-{kind}.lua"
-    if kind == "unique":
-        # Cacheable and never seen before: a miss whose answer is stored (the full miss path).
-        prefix, suffix = json.dumps({**REQUEST, "temperature": 0}).rsplit('."', 1)
+    if kind in UNIQUE:
+        prefix, suffix = json.dumps({**UNIQUE[kind], "temperature": 0}).rsplit('."', 1)
         lua_body = (f"request = function()\n  counter = (counter or 0) + 1\n"
                     f"  return wrk.format(nil, nil, nil, {json.dumps(prefix)} .. '. ' .. math.random(1e9) .. counter .. '.\"' .. {json.dumps(suffix)})\nend\n")
     else:
@@ -158,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         provider = {"name": "bench", "kind": "openai", "base_url": f"http://127.0.0.1:{up_port}",
                     "api_key_env": "BENCH_PROVIDER_KEY", "models": ["gpt-4o-mini"]}
         streamer = {**provider, "name": "bench-sse", "base_url": f"http://127.0.0.1:{up_port}/sse", "models": ["gpt-stream"]}
-        config = edge_config(tmp, [provider, streamer], processor={"workers": args.workers or "auto"}, envoy={"access_log": False})
+        second = {**provider, "name": "bench-b", "models": ["gpt-routed"]}
+        provider["models"] = ["gpt-4o-mini", "gpt-routed"]
+        config = edge_config(tmp, [provider, streamer, second], processor={"workers": args.workers or "auto"},
+                             envoy={"access_log": False}, routing={"models": {"gpt-routed": "round_robin"}})
         config["envoy"]["admin"] = {"host": "127.0.0.1", "port": free_port()}
         config["envoy"]["access_log"] = False
         edge = start_edge(tmp / "edge", config, env={"BENCH_PROVIDER_KEY": "sk-bench-provider"})
@@ -184,9 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         cases = (("bare", bare_url, args.connections, "plain"), ("floor processor", floor_url, args.connections, "plain"),
                  ("edge-ext pass", edge_url, args.connections, "plain"), ("edge-ext miss+store", edge_url, args.connections, "unique"),
                  ("edge-ext hit", edge_url, args.connections, "hit"),
+                 ("edge-ext miss+routing", edge_url, args.connections, "routed"),
                  ("bare stream", bare_sse_url, args.connections, "stream"), ("edge-ext stream", edge_url, args.connections, "stream"),
                  ("bare 1conn", bare_url, 1, "plain"), ("floor 1conn", floor_url, 1, "plain"),
                  ("edge-ext pass 1conn", edge_url, 1, "plain"), ("edge-ext miss+store 1conn", edge_url, 1, "unique"),
+                 ("edge-ext miss+routing 1conn", edge_url, 1, "routed"),
                  ("edge-ext hit 1conn", edge_url, 1, "hit"))
         for _ in range(args.rounds):
             for name, url, conns, kind in cases:
@@ -206,7 +216,7 @@ def report(results: dict[str, list[dict]], args) -> None:
     for name, m in med.items():
         base = med["bare 1conn" if "1conn" in name else "bare stream" if "stream" in name else "bare"]
         print(f"{name:<22}{m['rps']:>10.0f}{m['p50_ms']:>10.2f}{m['p99_ms']:>10.2f}{m['errors']:>9.0f}{m['rps'] / base['rps']:>8.2f}")
-    for case in ("pass", "miss+store", "hit"):
+    for case in ("pass", "miss+store", "miss+routing", "hit"):
         added = med[f"edge-ext {case} 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]
         print(f"p50 added by edge-ext ({case}) at 1 connection: {added:.2f} ms")
 

@@ -114,6 +114,27 @@ def test_when_every_attempt_fails_the_last_error_reaches_the_client(edge, mocks)
     assert all(len(m.requests()) == 1 for m in mocks.values())
 
 
+def test_a_request_that_does_not_fail_over_costs_no_extra_processor_message(edge, mocks):
+    stat = "cluster.failover_primary_secondary_spare.ext_proc.streams_started"
+    before = edge.envoy_stat(stat)
+    raw = openai_client(edge).chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+    assert raw.headers["x-edge-provider"] == "primary" and raw.headers["x-edge-attempts"] == "1"
+    assert edge.envoy_stat(stat) == before  # the attempt filter skipped the first attempt
+    mocks["openai"].faults(status=500, count=1)
+    openai_client(edge).chat.completions.create(model="m", messages=MESSAGES)
+    assert edge.envoy_stat(stat) == before + 1  # and ran once for the retry
+
+
+def test_a_retry_the_next_api_cannot_express_is_refused_in_the_clients_shape(edge, mocks):
+    mocks["openai"].faults(status=500, count=1)
+    with pytest.raises(openai.APIStatusError) as info:
+        # n > 1 has no Anthropic equivalent: the retry is answered, not sent as an OpenAI request.
+        openai_client(edge).chat.completions.create(model="m", messages=MESSAGES, n=2)
+    assert info.value.status_code == 502 and info.value.body["code"] == "edge_ext_failover_refused"
+    assert info.value.body["message"].startswith("the request cannot be sent to 'secondary'")
+    assert mocks["anthropic"].requests() == []
+
+
 def test_a_client_error_is_not_retried(edge, mocks):
     mocks["openai"].faults(status=400, count=1)
     with pytest.raises(openai.BadRequestError) as info:

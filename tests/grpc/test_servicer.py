@@ -143,3 +143,35 @@ providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:1", models: [gp
         assert span.attributes["gen_ai.provider.name"] == "p"
     finally:
         await server.stop(0)
+
+
+async def test_a_retry_attempt_stream_is_reshaped_for_its_provider(tmp_path, monkeypatch):
+    """The failover cluster's filter: endpoint metadata names the attempt's provider, the
+    forwarded request metadata the first provider and the model."""
+    monkeypatch.setenv("FIRST_KEY", "sk-first")
+    monkeypatch.setenv("NEXT_KEY", "sk-next")
+    config = parse_config(f"""
+processor: {{address: "unix:{tmp_path}", workers: 1}}
+providers:
+  - {{name: first, kind: openai, base_url: "http://127.0.0.1:18080", api_key_env: FIRST_KEY, models: [m]}}
+  - {{name: next, kind: anthropic, base_url: "http://127.0.0.1:18081", api_key_env: NEXT_KEY, model_map: {{m: claude-x}}}}
+""")
+    address = config.processor.worker_address(0)
+    server, _ = await build_server(config, 0, address)
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            start = headers_msg(authorization="Bearer sk-first")
+            host = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "next" } } } } '
+            start.attributes["envoy.filters.http.ext_proc"].fields["xds.upstream_host_metadata"].string_value = host
+            start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai"})
+            body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+            first, second = await exchange(channel, start, body_msg(body))
+    finally:
+        await server.stop(0)
+    assert first.mode_override.request_body_mode == pb.ProcessingMode.BUFFERED
+    common = second.request_body.response
+    mutated = {o.header.key: o.header.raw_value.decode() for o in common.header_mutation.set_headers}
+    assert mutated[":path"] == "/v1/messages" and mutated["x-api-key"] == "sk-next"
+    assert "authorization" in common.header_mutation.remove_headers
+    assert json.loads(common.body_mutation.body)["model"] == "claude-x"
+    assert not second.HasField("dynamic_metadata")  # an attempt is not a request: no metrics, no metadata

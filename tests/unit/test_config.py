@@ -39,6 +39,8 @@ BAD = [
     pytest.param(MINIMAL.replace("port: 10000", "port: 70000"), "listen.port", 1, "less than or equal", id="port-out-of-range"),
     pytest.param(MINIMAL.replace("name: openai-main", "name: Open AI"), "providers.0.name", 3, "pattern", id="provider-name-not-dns-safe"),
     pytest.param(MINIMAL + "processor: {address: 'nowhere'}\n", "processor.address", 8, "unix:/DIR or HOST:PORT", id="bad-processor-address"),
+    pytest.param(MINIMAL + "routing: {max_attempts: 0}\n", "routing.max_attempts", 8, "greater than or equal", id="no-attempt-at-all"),
+    pytest.param(MINIMAL + "routing: {max_attempts: 9}\n", "routing.max_attempts", 8, "less than or equal", id="too-many-attempts"),
 ]
 
 

@@ -294,6 +294,10 @@ def test_istio_resources_are_consistent_with_the_config(mode):
         dest = r["route"][0]["destination"]
         assert dest["host"] in entries and dest["port"]["number"] == entries[dest["host"]]["ports"][0]["number"]
     assert vs["http"][-1]["directResponse"]["status"] == 503  # nothing unrouted leaves the mesh
+    # Istio routes on one provider cluster per request: no in-flight failover there.
+    processor_config = yaml.safe_load(next(o for o in kustomize_build(ROOT / "istio" / "processor")
+                                           if o["kind"] == "ConfigMap")["data"]["config.yaml"])
+    assert processor_config["routing"]["max_attempts"] == 1
     (ef,) = [o for o in objects if o["kind"] == "EnvoyFilter"]
     context = "GATEWAY" if mode == "egress-gateway" else "SIDECAR_OUTBOUND"
     for patch in ef["spec"]["configPatches"]:

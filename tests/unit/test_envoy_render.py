@@ -78,3 +78,33 @@ def test_committed_example_is_current():
     expected = render_yaml(load_config(EXAMPLE_CONFIG))
     assert EXAMPLE_BOOTSTRAP.read_text() == expected, "run: edge-ext envoy-config envoy/example-config.yaml -o envoy/example.yaml"
     assert yaml.safe_load(expected)["static_resources"]["listeners"]
+
+
+FAILOVER = """\
+routing: {max_attempts: 3}
+providers:
+  - {name: alpha, kind: openai, base_url: "https://api.openai.com", models: [m], api_key_env: A}
+  - {name: beta, kind: anthropic, base_url: "https://api.anthropic.com", model_map: {m: claude-x}, api_key_env: B}
+  - {name: gamma, kind: openai_compatible, base_url: "http://10.0.0.9:8000", models: [m, other]}
+"""
+
+
+def test_failover_clusters_list_providers_in_attempt_order_and_pass_envoy_validate(tmp_path):
+    text = render_yaml(parse_config(FAILOVER))
+    validate(tmp_path, text)
+    clusters = {c["name"]: c for c in yaml.safe_load(text)["static_resources"]["clusters"]}
+    failover = {name: c for name, c in clusters.items() if name.startswith("failover_")}
+    assert len(failover) == 3 * 3  # each first choice, then one or both of the others in order
+    members = failover["failover_beta_alpha_gamma"]["cluster_type"]["typed_config"]["clusters"]
+    assert members == ["provider_beta", "provider_alpha", "provider_gamma"]
+    options = failover["failover_alpha_beta"]["typed_extension_protocol_options"]
+    filters = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"]
+    assert [f["name"] for f in filters] == ["envoy.filters.http.match_delegate", "envoy.filters.http.upstream_codec"]
+    for name in ("provider_alpha", "provider_beta", "provider_gamma"):
+        endpoint = clusters[name]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+        assert endpoint["metadata"]["filter_metadata"]["edge_ext"]["provider"] == name.removeprefix("provider_")
+
+
+def test_no_failover_clusters_without_a_second_provider_or_attempt(tmp_path):
+    single = render(parse_config(FAILOVER.replace("max_attempts: 3", "max_attempts: 1")))
+    assert not [c for c in single["static_resources"]["clusters"] if c["name"].startswith("failover_")]

@@ -1,0 +1,216 @@
+"""In-flight failover without gRPC: plans, the per-attempt re-shaping, and settling who answered."""
+
+import json
+
+import pytest
+
+from edge_ext.clock import FakeClock
+from edge_ext.config import parse_config
+from edge_ext.errors import FailoverRefused
+from edge_ext.extproc.attributes import attempt_provider, route_metadata, upstream_of
+from edge_ext.extproc.pb import ext_proc_pb2 as pb
+from edge_ext.policy.attempt import AttemptState, AttemptStep
+from edge_ext.policy.decisions import CONTINUE, Continue, Mode, Respond
+from edge_ext.policy.engine import CLUSTER_HEADER, Policy
+from edge_ext.routing.breaker import BreakerState
+from edge_ext.routing.plan import all_plans, cluster_for, failover_order
+from edge_ext.routing.router import Router
+from edge_ext.routing.shared_state import MemoryBreakerStore
+
+CONFIG = """\
+routing: {{strategy: failover, max_attempts: {attempts}}}
+providers:
+  - {{name: alpha, kind: openai, base_url: "http://127.0.0.1:9001", models: [m, solo], priority: 0}}
+  - {{name: beta, kind: anthropic, base_url: "http://127.0.0.1:9002", model_map: {{m: claude-x}}, priority: 1}}
+  - {{name: gamma, kind: azure_openai, base_url: "http://127.0.0.1:9003", model_map: {{m: gpt-dep}}, api_version: "2024-10-21",
+      priority: 1}}
+  - {{name: delta, kind: openai, base_url: "http://127.0.0.1:9004", models: [m], priority: -1, api_key_env: NO_SUCH_KEY}}
+"""
+KEYS = {"alpha": "sk-alpha", "beta": "sk-beta", "gamma": "az-gamma", "delta": None}
+
+
+def config(attempts=3):
+    return parse_config(CONFIG.format(attempts=attempts))
+
+
+def router(attempts=3, clock=None):
+    clock = clock or FakeClock()
+    return Router(config(attempts), KEYS, MemoryBreakerStore(clock=clock))
+
+
+# -- plans ------------------------------------------------------------------------------------
+def test_failover_order_is_priority_then_config_order():
+    providers = config().providers
+    assert failover_order(providers) == ("delta", "alpha", "beta", "gamma")
+
+
+@pytest.mark.parametrize("plan, expected", [
+    (("alpha",), "provider_alpha"),
+    (("alpha", "beta"), "failover_alpha_beta"),
+    (("beta", "alpha", "gamma"), "failover_beta_alpha_gamma"),
+], ids=["single-provider-uses-its-own-cluster", "two", "three"])
+def test_cluster_names(plan, expected):
+    assert cluster_for(plan, f"provider_{plan[0]}") == expected
+
+
+# Model m has 4 providers: 4 first choices, times the non-empty subsets of the other 3 that fit.
+@pytest.mark.parametrize("attempts, count", [(1, 0), (2, 4 * 3), (3, 4 * (3 + 3)), (4, 4 * (3 + 3 + 1))])
+def test_every_plan_is_rendered_once(attempts, count):
+    plans = all_plans(config(attempts))
+    assert len(plans) == len(set(plans)) == count
+    assert all(2 <= len(p) <= attempts for p in plans)
+
+
+def test_plans_keep_the_failover_order_after_the_first_choice():
+    plans = set(all_plans(config(3)))
+    assert ("gamma", "delta", "alpha") in plans and ("gamma", "alpha", "delta") not in plans
+    assert ("beta", "alpha") in plans and ("beta", "gamma") in plans
+
+
+# -- the router's plan ------------------------------------------------------------------------
+def test_plan_skips_keyless_and_unhealthy_fallbacks_and_is_capped():
+    clock = FakeClock()
+    r = router(3, clock)
+    # delta has no key: never a fallback. alpha is the failover strategy's pick.
+    assert r.pick("m").plan == ("alpha", "beta", "gamma")
+    assert r.pick("m").cluster == "failover_alpha_beta_gamma"
+    r.force("beta", BreakerState.OPEN)
+    assert r.pick("m").plan == ("alpha", "gamma")
+    r.force("gamma", BreakerState.HALF_OPEN)  # a half-open provider is probed as a first choice only
+    assert r.pick("m").plan == ("alpha",) and r.pick("m").cluster == "provider_alpha"
+    assert router(2).pick("m").plan == ("alpha", "beta")
+    assert router(1).pick("m").plan == ("alpha",)
+    assert router(3).pick("solo").plan == ("alpha",)
+
+
+# -- one retry attempt ------------------------------------------------------------------------
+def attempt(step, provider, body, first="alpha", api="openai", headers=None):
+    st = AttemptState()
+    hdrs = headers or {":path": "/v1/chat/completions", "authorization": "Bearer sk-alpha", "content-length": str(len(body))}
+    decision = step.on_headers(st, hdrs, provider, {"provider": first, "model": "m", "api": api})
+    if decision is CONTINUE:
+        return decision
+    assert decision == Continue(mode=Mode())  # asks for the body, nothing else
+    return step.on_body(st, body)
+
+
+OPENAI_BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}).encode()
+
+
+def test_the_first_providers_attempt_is_left_alone():
+    assert attempt(AttemptStep(router()), "alpha", OPENAI_BODY) is CONTINUE
+
+
+def test_an_openai_request_is_reshaped_for_an_anthropic_provider():
+    decision = attempt(AttemptStep(router()), "beta", OPENAI_BODY)
+    headers = dict(decision.set_headers)
+    assert headers[":path"] == "/v1/messages" and headers[":authority"] == "127.0.0.1:9002"
+    assert headers["x-api-key"] == "sk-beta" and "anthropic-version" in headers
+    assert "authorization" in decision.remove_headers
+    body = json.loads(decision.body)
+    assert body["model"] == "claude-x" and body["max_tokens"] == 9 and body["messages"][0]["role"] == "user"
+    assert headers["content-length"] == str(len(decision.body))
+
+
+def test_an_attempt_removes_what_an_earlier_attempt_set_for_its_provider():
+    # All attempts share Envoy's header map: the third starts from the second's Anthropic headers.
+    left = {":path": "/v1/messages", "x-api-key": "sk-beta", "anthropic-version": "2023-06-01"}
+    decision = attempt(AttemptStep(router()), "gamma", OPENAI_BODY, headers=left)
+    headers = dict(decision.set_headers)
+    assert headers[":path"] == "/openai/deployments/gpt-dep/chat/completions?api-version=2024-10-21"
+    assert headers["api-key"] == "az-gamma"
+    assert {"x-api-key", "anthropic-version", "authorization"} <= set(decision.remove_headers)
+
+
+def test_an_anthropic_shaped_body_is_reshaped_for_an_openai_provider():
+    body = json.dumps({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+                       "stream": True}).encode()
+    decision = attempt(AttemptStep(router()), "alpha", body, first="beta", api="anthropic")
+    out = json.loads(decision.body)
+    assert out["model"] == "m" and out["stream"] is True and out["stream_options"] == {"include_usage": True}
+    assert dict(decision.set_headers)["authorization"] == "Bearer sk-alpha"
+    assert {"x-api-key", "anthropic-version"} <= set(decision.remove_headers)
+
+
+def test_an_attempt_for_a_provider_outside_the_group_is_refused():
+    decision = attempt(AttemptStep(router()), "nobody", OPENAI_BODY)
+    # A bare message: Envoy's local_reply_config puts it in the client's shape.
+    assert isinstance(decision, Respond) and decision.status == FailoverRefused.status
+    assert decision.body.startswith(b"provider 'nobody' cannot") and decision.details == "edge_ext_failover_refused"
+
+
+def test_a_body_the_next_api_cannot_express_is_refused_not_forwarded():
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}).encode()
+    decision = attempt(AttemptStep(router()), "beta", body)
+    assert isinstance(decision, Respond) and decision.details == "edge_ext_failover_refused"
+
+
+# -- settling who answered --------------------------------------------------------------------
+@pytest.fixture
+def policy():
+    return Policy(config(3), FakeClock(), KEYS)
+
+
+async def routed(policy, body=OPENAI_BODY):
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
+    decision = await policy.on_request_body(st, body)
+    assert dict(decision.set_headers)[CLUSTER_HEADER] == "failover_alpha_beta_gamma"
+    return st
+
+
+async def test_an_answer_from_the_second_provider_is_read_in_its_api_and_blames_the_first(policy):
+    st = await routed(policy)
+    decision = policy.on_response_headers(st, 200, {}, "via_upstream", served="beta", attempts=2)
+    assert ("x-edge-provider", "beta") in decision.set_headers and ("provider", "beta") in decision.metadata
+    assert st.provider == "beta" and st.retried == ("alpha",) and st.upstream_model == "claude-x"
+    assert st.upstream_api == "anthropic" and not st.same_api
+    assert policy.router.states()["alpha"] is BreakerState.CLOSED  # one failure, threshold 5
+    for _ in range(4):
+        st = await routed(policy)
+        policy.on_response_headers(st, 200, {}, "via_upstream", served="beta", attempts=2)
+    assert policy.router.states()["alpha"] is BreakerState.OPEN
+
+
+async def test_an_unnamed_answer_is_placed_by_the_attempt_count(policy):
+    st = await routed(policy)
+    policy.on_response_headers(st, 503, {}, "upstream_reset_before_response_started{connection_failure}", served="", attempts=3)
+    assert st.provider == "gamma" and st.retried == ("alpha", "beta")
+
+
+async def test_a_first_attempt_answer_changes_nothing(policy):
+    st = await routed(policy)
+    decision = policy.on_response_headers(st, 200, {}, "via_upstream", served="alpha", attempts=1)
+    assert not any(name == "x-edge-provider" for name, _ in decision.set_headers)
+    assert st.retried == () and st.provider == "alpha"
+
+
+# -- what Envoy sends ---------------------------------------------------------------------------
+def with_attributes(message: pb.ProcessingRequest, **fields) -> pb.ProcessingRequest:
+    attrs = message.attributes["envoy.filters.http.ext_proc"]
+    for key, value in fields.items():
+        if isinstance(value, str):
+            attrs.fields[key].string_value = value
+        else:
+            attrs.fields[key].number_value = value
+    return message
+
+
+HOST = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "beta" } } } } '
+
+
+def test_attempt_streams_are_told_apart_by_the_endpoint_metadata():
+    plain = pb.ProcessingRequest(request_headers=pb.HttpHeaders())
+    assert attempt_provider(plain) is None
+    tagged = with_attributes(pb.ProcessingRequest(request_headers=pb.HttpHeaders()), **{"xds.upstream_host_metadata": HOST})
+    assert attempt_provider(tagged) == "beta"
+    tagged.metadata_context.filter_metadata["edge_ext"].update({"provider": "alpha", "model": "m", "api": "openai"})
+    assert route_metadata(tagged) == {"provider": "alpha", "model": "m", "api": "openai"}
+    assert route_metadata(plain) == {}
+
+
+def test_the_response_names_who_answered_and_after_how_many_attempts():
+    message = with_attributes(pb.ProcessingRequest(response_headers=pb.HttpHeaders()),
+                              **{"xds.upstream_host_metadata": HOST, "upstream.request_attempt_count": 2.0})
+    assert upstream_of(message) == ("beta", 2)
+    assert upstream_of(pb.ProcessingRequest(response_headers=pb.HttpHeaders())) == ("", 1)
