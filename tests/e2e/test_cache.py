@@ -57,12 +57,13 @@ def calls(mock):
 
 def test_repeated_request_is_answered_from_the_cache(edge, mock):
     first = ask(edge)
-    assert first.headers["x-edge-cache"] == "miss"
+    assert first.headers["x-edge-cache"] == "miss" and first.headers["x-edge-attempts"] == "1"
     wait_until(lambda: ask(edge).headers["x-edge-cache"].startswith("hit"), what="stored")
     second = ask(edge)
     assert second.headers["x-edge-cache"] in ("hit-l1", "hit-l2")
     assert int(second.headers["age"]) >= 0
     assert second.headers["x-edge-provider"] == "openai-main"
+    assert second.headers["x-edge-attempts"] == "0"  # no provider was called
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert calls(mock) == 1
 
