@@ -71,10 +71,17 @@ def provider_hosts(config: Config) -> dict[str, Host]:
     return hosts
 
 
+FAILOVER_ATTRIBUTES = ("xds.upstream_host_metadata", "upstream.request_attempt_count")
+
+
 def istio_filter(config: Config) -> dict[str, Any]:
     f = ext_proc_filter(config)
     for key in NEWER_THAN_ISTIO:
         f["typed_config"].pop(key, None)
+    # Who answered after how many attempts only matters with in-flight failover, which Istio's
+    # routing does not do (the render pins routing.max_attempts to 1).
+    typed = f["typed_config"]
+    typed["response_attributes"] = [a for a in typed["response_attributes"] if a not in FAILOVER_ATTRIBUTES]
     return {"name": f["name"], "disabled": True, "typed_config": f["typed_config"]}
 
 
