@@ -72,6 +72,16 @@ class CacheStep:
     def release(self, key: str) -> None:
         self._cache.release(key)
 
+    def finish(self, st, entry: Entry | None) -> None:
+        """A leader's answer is known (``entry``) or will never be (None): free its followers and
+        its claim on the shared tier."""
+        if st.leading:
+            st.leading = False
+            self.flights.finish(st.cache_key, entry)
+        if st.claimed:
+            st.claimed = False
+            self._cache.release(st.cache_key)
+
     async def wait_elsewhere(self, key: str) -> Entry | None:
         return await self._cache.wait_for(key, self.flights.max_wait)
 

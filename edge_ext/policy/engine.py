@@ -16,12 +16,13 @@ from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Config
 from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, Unauthorized, UnsupportedPath
-from edge_ext.policy.accounting import Accounting, Meter
+from edge_ext.policy.accounting import Accounting
+from edge_ext.policy.answer import AnswerStep
 from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
-from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond, ResponseMode
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond
 from edge_ext.policy.exchange import upstream_body
-from edge_ext.policy.failover import retry_headers, settle
+from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
@@ -75,6 +76,10 @@ class Policy:
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
         self._key_store = key_store
+        answer = AnswerStep(self._router, self._cache, clock, self._wall, latency, accounting, budgets, on_cache)
+        # The response phases live in AnswerStep; bound here so the servicer calls them directly.
+        self.on_response_headers = answer.on_headers
+        self.on_response_body = answer.on_body
 
     def new_stream(self) -> StreamState:
         return StreamState(started=self._clock(), caller=ANONYMOUS)
@@ -180,7 +185,7 @@ class Policy:
         entry = await wait(st.cache_key)
         if entry is not None:
             self._on_cache(tier, 0)
-            self._release(st, entry)
+            self._cache.finish(st, entry)
             return self._hit(st, request, entry, tier)
         # The leader's answer was not stored: this request asks the provider itself.
         self._on_cache("miss", 0)
@@ -201,7 +206,7 @@ class Policy:
     def on_stream_end(self, st: StreamState) -> None:
         """Every stream ends here, answered or not: a leader that stored nothing frees its followers,
         and a request that never got an answer gives back its breaker probe slot."""
-        self._release(st, None)
+        self._cache.finish(st, None)
         if st.breaker_pending:
             st.breaker_pending = False
             self._router.release(st.provider)
@@ -213,14 +218,6 @@ class Policy:
     @property
     def budgets(self) -> BudgetStep | None:
         return self._budgets
-
-    def _release(self, st: StreamState, entry) -> None:
-        if st.leading:
-            st.leading = False
-            self._cache.flights.finish(st.cache_key, entry)
-        if st.claimed:
-            st.claimed = False
-            self._cache.release(st.cache_key)
 
     def _route_chat(self, st: StreamState, request) -> Decision:
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
@@ -250,80 +247,6 @@ class Policy:
             metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
                       ("tenant", st.caller.tenant), ("key_id", st.caller.key_id)),
         )
-
-    # -- response -------------------------------------------------------------------------
-    def on_response_headers(self, st: StreamState, status: int, headers: dict[str, str], details: str = "via_upstream",
-                            served: str = "", attempts: int = 1) -> Decision:
-        st.response_status = status
-        from_upstream = details == "via_upstream"
-        failed_over = False
-        if st.breaker_pending:
-            st.breaker_pending = False
-            failed_over = settle(self._router, st, served, attempts, int(self._wall()))
-            self._router.report(st.provider, status, details, headers.get("retry-after"))
-            # After a failover the time includes the failed attempts: not this provider's latency.
-            if from_upstream and self._latency is not None and not failed_over:
-                self._latency.observe(st.provider, self._clock() - st.routed_at)
-        if not from_upstream:
-            # Envoy's own local reply (upstream unreachable, reset, timeout): already rendered in
-            # the caller's shape by local_reply_config; nothing to translate.
-            st.codec = None
-        if status != 200 or not from_upstream:
-            st.recorder = None  # only complete successes are stored
-        elif self._accounting is not None and st.upstream_api:
-            st.meter = Meter(st.upstream_api, st.stream)
-        mode = st.codec.mode(status) if st.codec else ResponseMode.NONE
-        if (st.recorder is not None or st.meter is not None) and mode is ResponseMode.NONE:
-            mode = ResponseMode.STREAMED if st.stream else ResponseMode.BUFFERED
-        st.response_mode = mode
-        # The route's x-edge-provider came from the metadata set when the request was routed.
-        served_headers = (("x-edge-provider", st.provider),) if failed_over else ()
-        metadata = (("provider", st.provider),) if failed_over else ()
-        if mode is ResponseMode.NONE:
-            return Continue(set_headers=served_headers, metadata=metadata) if failed_over else CONTINUE
-        remove = ()
-        if mode is ResponseMode.STREAMED:
-            # Translated events change length; headers leave before the first chunk is seen.
-            remove = ("content-length",)
-        return Continue(set_headers=served_headers, remove_headers=remove, metadata=metadata,
-                        mode=Mode(response_headers=True, response_body=mode))
-
-    def on_response_body(self, st: StreamState, chunk: bytes, end_of_stream: bool) -> Decision:
-        st.response_bytes += len(chunk)
-        out = st.codec.transform(st.response_status, chunk, end_of_stream) if st.codec else None
-        if st.recorder is not None:
-            # Same API: record what the provider sent (with the usage we asked for on the
-            # client's behalf); translated: record what the client gets, in its shape.
-            st.recorder.feed(chunk if out is None or st.same_api else out)
-            if end_of_stream:
-                entry = self._cache.store(st.cache_key, st.recorder, st.provider, st.cache_ttl)
-                self._on_cache("stored", len(entry.body) if entry else 0)
-                st.recorder = None
-                self._release(st, entry)
-        # Headers were sent to us and are held until this reply when BUFFERED: length, status
-        # and cost headers are ours to set. STREAMED headers are long gone.
-        buffered = st.response_mode is ResponseMode.BUFFERED
-        set_headers: list[tuple[str, str]] = []
-        metadata: tuple[tuple[str, str], ...] = ()
-        if st.meter is not None:
-            st.meter.feed(chunk)
-            if end_of_stream:
-                usage, st.meter = st.meter.usage(), None
-                if usage is not None:
-                    charge = st.charge = self._accounting.charge(st.provider, st.upstream_model, usage)
-                    metadata = charge.metadata()
-                    if self._budgets is not None:
-                        self._budgets.record(st.caller, charge.cost.usd if charge.cost.priced else None, usage.total)
-                    if buffered:
-                        set_headers.extend(charge.headers())
-        if out is not None and buffered:
-            set_headers.append(("content-length", str(len(out))))
-            override = getattr(st.codec, "status_override", None)
-            if override:
-                set_headers.append((":status", str(override)))
-        if out is None and not set_headers and not metadata:
-            return CONTINUE
-        return Continue(set_headers=tuple(set_headers), body=out, metadata=metadata)
 
     def _fail(self, st: StreamState, err: EdgeError) -> Decision:
         st.outcome = err.code

@@ -1,6 +1,5 @@
 """Tiered exact-match cache through real Envoy, with the SDKs as clients and real Redis."""
 
-import json
 
 import anthropic
 import openai

@@ -1,7 +1,6 @@
 """A few hundred random requests through real Envoy: always a well-formed reply, the worker healthy."""
 
 import json
-import random
 
 from hypothesis import HealthCheck, given, settings
 

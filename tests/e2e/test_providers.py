@@ -6,7 +6,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.support import edge_config, http, start_edge, start_mock, stop, wait_until
+from tests.support import edge_config, start_edge, start_mock, stop
 
 OPENAI_KEY, ANTHROPIC_KEY, AZURE_KEY = "sk-oa-provider-1111", "sk-ant-provider-2222", "az-provider-3333"
 CLIENT_KEY = "sk-client-4444"
