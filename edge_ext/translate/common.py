@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from ..sse import encode
+from ..sse import Event, encode
 
 __all__ = [
     "TranslationError",
@@ -41,6 +41,15 @@ class TranslationError(ValueError):
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def event_json(event: Event) -> dict[str, Any] | None:
+    """The JSON object an SSE event carries; None for anything else."""
+    try:
+        payload = json.loads(event.data)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def dumps(value: Any) -> str:

@@ -1,0 +1,73 @@
+"""Clients and what they may spend: client keys and auth, the PII policy, budgets and
+usage accounting."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from edge_ext.config.base import Strict
+
+
+class Accounting(Strict):
+    # Reads every answer's usage (the whole JSON body, or every SSE chunk) to price it: one more
+    # ext_proc message per non-streamed answer. Off: answers that need nothing else pass through.
+    enabled: bool = True
+
+
+PiiPolicy = Literal["off", "redact", "block"]
+
+
+class ClientKey(Strict):
+    # A name for logs and metrics; the key itself never appears in the config.
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    tenant: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "default"
+    # Public model names this key may use; empty: all.
+    models: tuple[str, ...] = ()
+    pii: PiiPolicy | None = None
+    # Input + output tokens per UTC minute, shared like budgets (see budgets).
+    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+
+
+class Auth(Strict):
+    # None: on exactly when keys are listed. false: off, for trusted meshes (say so explicitly).
+    enabled: bool | None = None
+    keys: tuple[ClientKey, ...] = ()
+    # What to do with PII found in prompts, unless a key says otherwise.
+    pii: PiiPolicy = "off"
+    # Keys may also live in Redis (hash {redis_prefix}{sha256}: id, tenant, models, pii).
+    redis_url: str | None = None
+    redis_prefix: str = "edge-ext:key:"
+    redis_cache_ttl_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Auth":
+        if self.enabled and not self.keys and not self.redis_url:
+            raise ValueError("auth.enabled is true but no keys are listed (edge-ext hash-key makes one)")
+        digests = [k.sha256.lower() for k in self.keys]
+        if len(set(digests)) != len(digests):
+            raise ValueError("two client keys have the same sha256")
+        return self
+
+    @property
+    def on(self) -> bool:
+        return bool(self.keys or self.redis_url) if self.enabled is None else self.enabled
+
+
+class Budget(Strict):
+    scope: Literal["key", "tenant"]
+    id: str  # the key's id (auth.keys[].id) or the tenant
+    period: Literal["daily", "monthly", "total"]
+    limit_usd: Annotated[float, Field(ge=0)]
+
+
+class Budgets(Strict):
+    limits: tuple[Budget, ...] = ()
+    # Replicas share spend through Redis; without it, the workers of an instance share a disk ledger.
+    redis_url: str | None = None
+    # Redis unreachable: admit requests against the last known spend (open) or refuse (closed).
+    # Either way spend is kept and written when Redis returns.
+    on_store_error: Literal["fail_open", "fail_closed"] = "fail_open"
+    local_dir: str | None = None

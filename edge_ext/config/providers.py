@@ -1,0 +1,100 @@
+"""Upstream providers: kind, address, credentials, models and their routing weights."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from edge_ext.config.base import Strict
+
+_NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+ProviderKind = Literal["openai", "openai_compatible", "anthropic", "azure_openai"]
+
+
+class Provider(Strict):
+    name: Annotated[str, Field(pattern=_NAME)]
+    kind: ProviderKind
+    base_url: str
+    # Keys come from the environment or a file, never from the config text.
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    models: tuple[str, ...] = ()
+    # Public model name -> model name the provider knows it by.
+    model_map: dict[str, str] = Field(default_factory=dict)
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    # azure_openai: the api-version query parameter.
+    api_version: str | None = None
+    # anthropic: sent unless the client pins its own.
+    anthropic_version: str = "2023-06-01"
+    # Anthropic requires max_tokens; used when an OpenAI-shaped request omits it.
+    default_max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    # Routing: share for `weighted`, order for `failover` (lower first).
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    priority: int = 0
+    connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _key_source(self) -> "Provider":
+        if self.api_key_env and self.api_key_file:
+            raise ValueError("set api_key_env or api_key_file, not both")
+        if not self.models and not self.model_map:
+            raise ValueError("list at least one model under models or model_map")
+        if self.kind == "azure_openai" and not self.api_version:
+            raise ValueError("azure_openai needs api_version (e.g. 2024-10-21)")
+        return self
+
+    @property
+    def url(self):
+        return urlsplit(self.base_url)
+
+    @property
+    def tls(self) -> bool:
+        return self.url.scheme == "https"
+
+    @property
+    def host(self) -> str:
+        return self.url.hostname or ""
+
+    @property
+    def port(self) -> int:
+        return self.url.port or (443 if self.tls else 80)
+
+    @property
+    def path_prefix(self) -> str:
+        return self.url.path.rstrip("/")
+
+    @property
+    def cluster(self) -> str:
+        return f"provider_{self.name}"
+
+    def public_models(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.models, *self.model_map)))
+
+    def upstream_model(self, public: str) -> str:
+        return self.model_map.get(public, public)
+
+    def read_key(self) -> str | None:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        if self.api_key_file:
+            try:
+                with open(self.api_key_file, encoding="utf-8") as fh:
+                    return fh.read().strip() or None
+            except OSError:
+                return None
+        return None

@@ -1,0 +1,75 @@
+"""Traffic handling: the response cache, routing strategies and the per-provider breaker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from edge_ext.config.base import Strict
+
+if TYPE_CHECKING:
+    from edge_ext.config.server import Processor
+
+
+class Cache(Strict):
+    enabled: bool = True
+    # temperature_zero: requests with temperature 0 (or opted in by header); always; opt_in.
+    policy: Literal["temperature_zero", "always", "opt_in"] = "temperature_zero"
+    opt_in_header: str = "x-edge-cache-enable"
+    # Entries are private to the caller's key (or tenant) unless this names a shared space.
+    shared_namespace: str | None = None
+    cache_multiple_choices: bool = False
+    # How long identical concurrent misses wait for the first one's answer (Envoy's
+    # max_message_timeout, 30 s, bounds it).
+    single_flight_wait_s: Annotated[float, Field(ge=0, le=29)] = 25.0
+    l1_max_entries: Annotated[int, Field(ge=0)] = 10_000
+    l1_max_bytes: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024
+    l1_ttl_s: Annotated[float, Field(ge=0)] = 300.0
+    l2_ttl_s: Annotated[float, Field(ge=0)] = 3600.0
+    max_ttl_s: Annotated[float, Field(ge=0)] = 86400.0
+    # redis://host:port/db: the L2 tier shared by replicas. Without it, the workers of one
+    # instance share a local disk cache in local_dir.
+    redis_url: str | None = None
+    redis_read_budget_ms: Annotated[int, Field(ge=1, le=5000)] = 50
+    local_dir: str | None = None
+    local_size_limit_bytes: Annotated[int, Field(ge=1024 * 1024)] = 1024 * 1024 * 1024
+
+    def local_directory(self, processor: "Processor") -> str:
+        if self.local_dir:
+            return self.local_dir
+        if processor.is_unix:
+            return processor.address[5:].rstrip("/") + "/cache"
+        return f"/tmp/edge-ext-cache-{processor.address.rpartition(':')[2]}"
+
+
+class Breaker(Strict):
+    failure_threshold: Annotated[int, Field(ge=1)] = 5
+    open_seconds: Annotated[float, Field(gt=0)] = 30.0
+    success_threshold: Annotated[int, Field(ge=1)] = 2
+    half_open_probes: Annotated[int, Field(ge=1)] = 1
+
+
+class Routing(Strict):
+    # round_robin | weighted | failover | least_latency | cost_optimized
+    strategy: str = "failover"
+    # Public model name -> strategy, for groups that route differently from the default.
+    models: dict[str, str] = Field(default_factory=dict)
+    least_latency_epsilon: Annotated[float, Field(ge=0, le=1)] = 0.05
+    breaker: Breaker = Breaker()
+    # In-flight failover: how many providers one request may try before its failure reaches the
+    # client (1: none). The first is the strategy's pick; the others follow the group's failover
+    # order (priority, then config order), skipping providers whose breaker is not closed.
+    max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
+    # Replicas share breaker state through Redis (a provider failing for one is avoided by all
+    # within about a second); without it, or while it is down, the instance's own state rules.
+    redis_url: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> "Routing":
+        from edge_ext.routing.strategies import REGISTRY
+
+        for where, name in (("strategy", self.strategy), *((f"models.{m}", s) for m, s in self.models.items())):
+            if name not in REGISTRY:
+                raise ValueError(f"{where}: unknown strategy {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        return self
