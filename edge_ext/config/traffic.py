@@ -58,8 +58,8 @@ class Routing(Strict):
     least_latency_epsilon: Annotated[float, Field(ge=0, le=1)] = 0.05
     breaker: Breaker = Breaker()
     # In-flight failover: how many providers one request may try before its failure reaches the
-    # client (1: none). The first is the strategy's pick; the others follow the group's failover
-    # order (priority, then config order), skipping providers whose breaker is not closed.
+    # client (1: none). They are tried in the strategy's order, skipping fallbacks whose breaker
+    # is not closed.
     max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
     # Replicas share breaker state through Redis (a provider failing for one is avoided by all
     # within about a second); without it, or while it is down, the instance's own state rules.

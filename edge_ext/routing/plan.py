@@ -2,28 +2,22 @@
 
 Envoy retries only inside the cluster the route picked. A plan of two or more providers is
 therefore an aggregate cluster whose members are the providers in attempt order: with the
-``previous_priorities`` retry priority, attempt n goes to member n. The first member is the
-strategy's pick; the others follow the group's failover order (priority, then config order),
-skipping providers whose breaker is not closed. That keeps the set of plans finite, so every
-cluster a request can name is rendered into Envoy's config ahead of time.
+``previous_priorities`` retry priority, attempt n goes to member n. A plan follows the group's
+strategy order (the next cheapest, the next fastest, the next in rotation...), skipping providers
+whose breaker is not closed, so any ordered selection of a group's providers may be one: all of
+them, up to ``routing.max_attempts`` long, are rendered into Envoy's config ahead of time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import combinations
+from itertools import permutations
 
-from edge_ext.config.models import Config, Provider
+from edge_ext.config.models import Config
 from edge_ext.routing.table import ModelTable
 
 # Provider names are [a-z0-9-]: "_" cannot occur inside one, so the name is unambiguous.
 _PREFIX = "failover_"
-
-
-def failover_order(providers: tuple[Provider, ...] | list[Provider]) -> tuple[str, ...]:
-    """Names in the order fallbacks are tried: lower priority first, then config order."""
-    ranked = sorted(enumerate(providers), key=lambda item: (item[1].priority, item[0]))
-    return tuple(p.name for _, p in ranked)
 
 
 def cluster_for(plan: tuple[str, ...], provider_cluster: str) -> str:
@@ -33,27 +27,25 @@ def cluster_for(plan: tuple[str, ...], provider_cluster: str) -> str:
     return _PREFIX + "_".join(plan)
 
 
-def group_orders(config: Config) -> dict[str, tuple[str, ...]]:
-    """Public model -> its providers in failover order."""
+def group_members(config: Config) -> dict[str, tuple[str, ...]]:
+    """Public model -> its providers, in config order."""
     table = ModelTable(config)
-    return {model: failover_order([t.provider for t in table.targets(model)]) for model in table.models()}
+    return {model: tuple(t.provider.name for t in table.targets(model)) for model in table.models()}
 
 
 def all_plans(config: Config) -> list[tuple[str, ...]]:
     """Every plan of two or more providers some request may follow, each once, in a stable order."""
     seen: dict[tuple[str, ...], None] = {}
     limit = config.routing.max_attempts
-    for order in group_orders(config).values():
-        for plan in _plans(order, limit):
+    for members in group_members(config).values():
+        for plan in _plans(members, limit):
             seen.setdefault(plan, None)
     return list(seen)
 
 
-def _plans(order: tuple[str, ...], limit: int) -> Iterator[tuple[str, ...]]:
-    for first in order:
-        rest = tuple(name for name in order if name != first)
-        # Any subset of the fallbacks may be closed at the moment of routing; combinations keep
-        # the failover order.
+def _plans(members: tuple[str, ...], limit: int) -> Iterator[tuple[str, ...]]:
+    for first in members:
+        rest = tuple(name for name in members if name != first)
         for size in range(1, min(limit - 1, len(rest)) + 1):
-            for fallbacks in combinations(rest, size):
+            for fallbacks in permutations(rest, size):
                 yield (first, *fallbacks)

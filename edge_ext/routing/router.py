@@ -17,7 +17,7 @@ from edge_ext.errors import ModelNotFound, ProviderKeyMissing, ProviderUnavailab
 from edge_ext.routing.breaker import BreakerState
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import NO_LATENCY, LatencyView
-from edge_ext.routing.plan import cluster_for, group_orders
+from edge_ext.routing.plan import cluster_for, group_members
 from edge_ext.routing.shared_state import BreakerStore, StoreBreaker
 from edge_ext.routing.strategies import Candidate, RouteContext, create
 from edge_ext.routing.table import ModelTable
@@ -56,7 +56,7 @@ class Router:
         }
         self._providers = {p.name: p for p in config.providers}
         self._prices = prices
-        self._orders = group_orders(config)
+        self._members = group_members(config)
         self._upstream_models = {(model, t.provider.name): t.upstream_model
                                  for model in self._table.models() for t in self._table.targets(model)}
         self._max_attempts = routing.max_attempts
@@ -83,10 +83,11 @@ class Router:
 
             estimate, max_out = estimate_input_tokens(body), requested_output_tokens(body)
         ctx = RouteContext(estimate, max_out, self._rng, self._latency)
-        for candidate in strategy.order(keyed, ctx):
+        ordered = strategy.order(keyed, ctx)
+        for index, candidate in enumerate(ordered):
             if self._breakers[candidate.provider].allow():
                 provider = self._providers[candidate.provider]
-                plan = self._plan(model, provider.name)
+                plan = self._plan(provider.name, ordered[index + 1:])
                 return Chosen(provider, candidate.upstream_model, self.api_key(provider.name), plan,
                               cluster_for(plan, provider.cluster))
         retry = min(self._breakers[c.provider].open_until for c in keyed) - self._store.now()
@@ -95,21 +96,21 @@ class Router:
             headers=(("retry-after", str(max(1, math.ceil(retry)))),),
         )
 
-    def _plan(self, model: str, first: str) -> tuple[str, ...]:
+    def _plan(self, first: str, rest: list[Candidate]) -> tuple[str, ...]:
+        """The first choice, then the next ones in the strategy's order (all keyed already)."""
         if self._max_attempts < 2:
             return (first,)
         # Only closed breakers take fallback attempts: a half-open provider is probed as a first
         # choice, where its probe slot is accounted for.
-        fallbacks = [name for name in self._orders[model]
-                     if name != first and self._has_key(name) and self._breakers[name].state is BreakerState.CLOSED]
+        fallbacks = [c.provider for c in rest if self._breakers[c.provider].state is BreakerState.CLOSED]
         return (first, *fallbacks[: self._max_attempts - 1])
 
     def provider(self, name: str) -> Provider | None:
         return self._providers.get(name)
 
     def serving(self, model: str) -> tuple[str, ...]:
-        """The providers of a public model, in failover order."""
-        return self._orders.get(model, ())
+        """The providers of a public model, in config order."""
+        return self._members.get(model, ())
 
     def api_key(self, name: str) -> str:
         return self._keys.get(name) or ""

@@ -180,3 +180,22 @@ def test_a_dead_first_provider_is_failed_over(tmp_path, mocks):
         assert raw.headers["x-edge-provider"] == "alive" and raw.headers["x-edge-attempts"] == "2"
     finally:
         assert stop(edge.proc) == 0, edge.log()
+
+
+def test_fallbacks_follow_the_strategy_so_cost_optimized_fails_over_to_the_next_cheapest(tmp_path, mocks):
+    # Config and priority order say pricey first; cost_optimized says cheap, then mid, then pricey.
+    providers = [
+        {"name": name, "kind": "openai", "base_url": mocks["spare"].url, "api_key_env": "K_SPARE",
+         "model_map": {"m": upstream}, "priority": priority}
+        for name, upstream, priority in (("pricey", "gpt-4o", 0), ("mid", "gpt-4.1-mini", 1), ("cheap", "gpt-4.1-nano", 2))
+    ]
+    routing = {"strategy": "cost_optimized", "max_attempts": 2}
+    edge = start_edge(tmp_path, edge_config(tmp_path, providers, routing=routing, cache={"enabled": False}),
+                      env={"K_SPARE": SPARE_KEY})
+    try:
+        mocks["spare"].faults(status=500, count=1)
+        raw = openai_client(edge).chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+        assert raw.headers["x-edge-provider"] == "mid" and raw.headers["x-edge-attempts"] == "2"
+        assert [r["json"]["model"] for r in mocks["spare"].requests()] == ["gpt-4.1-nano", "gpt-4.1-mini"]
+    finally:
+        assert stop(edge.proc) == 0, edge.log()

@@ -13,7 +13,7 @@ from edge_ext.policy.attempt import AttemptState, AttemptStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Mode, Respond
 from edge_ext.policy.engine import CLUSTER_HEADER, Policy
 from edge_ext.routing.breaker import BreakerState
-from edge_ext.routing.plan import all_plans, cluster_for, failover_order
+from edge_ext.routing.plan import all_plans, cluster_for
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_state import MemoryBreakerStore
 
@@ -39,11 +39,6 @@ def router(attempts=3, clock=None):
 
 
 # -- plans ------------------------------------------------------------------------------------
-def test_failover_order_is_priority_then_config_order():
-    providers = config().providers
-    assert failover_order(providers) == ("delta", "alpha", "beta", "gamma")
-
-
 @pytest.mark.parametrize("plan, expected", [
     (("alpha",), "provider_alpha"),
     (("alpha", "beta"), "failover_alpha_beta"),
@@ -53,21 +48,32 @@ def test_cluster_names(plan, expected):
     assert cluster_for(plan, f"provider_{plan[0]}") == expected
 
 
-# Model m has 4 providers: 4 first choices, times the non-empty subsets of the other 3 that fit.
-@pytest.mark.parametrize("attempts, count", [(1, 0), (2, 4 * 3), (3, 4 * (3 + 3)), (4, 4 * (3 + 3 + 1))])
+# Model m has 4 providers: 4 first choices, times the ordered selections of the other 3 that fit.
+@pytest.mark.parametrize("attempts, count", [(1, 0), (2, 4 * 3), (3, 4 * (3 + 3 * 2)), (4, 4 * (3 + 3 * 2 + 3 * 2 * 1))])
 def test_every_plan_is_rendered_once(attempts, count):
     plans = all_plans(config(attempts))
     assert len(plans) == len(set(plans)) == count
     assert all(2 <= len(p) <= attempts for p in plans)
 
 
-def test_plans_keep_the_failover_order_after_the_first_choice():
+def test_any_order_of_fallbacks_has_its_cluster():
+    # The strategy orders the fallbacks: the next cheapest, the next fastest, the next in turn.
     plans = set(all_plans(config(3)))
-    assert ("gamma", "delta", "alpha") in plans and ("gamma", "alpha", "delta") not in plans
-    assert ("beta", "alpha") in plans and ("beta", "gamma") in plans
+    assert {("gamma", "delta", "alpha"), ("gamma", "alpha", "delta"), ("beta", "alpha"), ("beta", "gamma")} <= plans
 
 
 # -- the router's plan ------------------------------------------------------------------------
+def test_fallbacks_follow_the_strategys_order():
+    cfg = config(3).model_copy(update={"routing": config(3).routing.model_copy(update={"strategy": "round_robin"})})
+    r = Router(cfg, KEYS, MemoryBreakerStore(clock=FakeClock()))
+    plans = [r.pick("m").plan for _ in range(3)]
+    # delta has no key; the rotation decides the first choice and the fallbacks alike.
+    assert {p[0] for p in plans} == {"alpha", "beta", "gamma"}
+    for plan in plans:
+        assert len(plan) == 3 and set(plan) == {"alpha", "beta", "gamma"}
+    assert len(set(plans)) == 3
+
+
 def test_plan_skips_keyless_and_unhealthy_fallbacks_and_is_capped():
     clock = FakeClock()
     r = router(3, clock)
