@@ -7,9 +7,9 @@ it is always in the first provider's shape; but all attempts share one header ma
 starts from the headers the previous attempt left. This step re-shapes both for the provider
 Envoy picked for this attempt (named by the endpoint's metadata).
 
-What it needs comes with the attempt: the request's dynamic metadata names the first provider,
-the public model and the client's API. The stream may therefore land on any worker process; no
-state is shared with the request's router-level stream.
+What it needs comes with the attempt: the request's dynamic metadata names the first provider
+and the public model. The stream may therefore land on any worker process; no state is shared
+with the request's router-level stream.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.openai import OPENAI
 from edge_ext.errors import EdgeError, FailoverRefused
-from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond
+from edge_ext.policy.decisions import Continue, Decision, Mode, Respond
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
@@ -34,7 +34,6 @@ class AttemptState:
     provider: str = ""  # who this attempt goes to
     first: str = ""  # whose shape the body is in
     model: str = ""  # the public model name the client asked for
-    api: str = "openai"  # the client's API
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -44,9 +43,10 @@ class AttemptStep:
 
     def on_headers(self, st: AttemptState, headers: dict[str, str], provider: str, route: dict[str, str]) -> Decision:
         st.provider, st.headers = provider, headers
-        st.first, st.model, st.api = route.get("provider", ""), route.get("model", ""), route.get("api", "openai")
-        if not st.first or provider == st.first:
-            return CONTINUE  # already shaped for this provider
+        st.first, st.model = route.get("provider", ""), route.get("model", "")
+        if not st.first or not st.model:
+            return self._refuse("the request's routing metadata did not reach the retry")
+        # Even back at the first provider, the shared header map may hold another's credentials.
         return _WANT_BODY
 
     def on_body(self, st: AttemptState, body: bytes) -> Decision:
@@ -55,13 +55,13 @@ class AttemptStep:
         upstream_model = router.upstream_model(st.model, st.provider)
         if source is None or target is None or upstream_model is None:
             # Never let an attempt leave with another provider's shape or credentials.
-            return self._refuse(st, f"provider {st.provider!r} cannot take over a request for {st.model!r}")
+            return self._refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
         adapter = adapter_for(target.kind)
         try:
             request = _APIS[adapter_for(source.kind).wire_api].parse(body)
             shaped = upstream_body(request, adapter.wire_api, target, upstream_model)
         except EdgeError as err:
-            return self._refuse(st, f"the request cannot be sent to {st.provider!r}: {err.message}")
+            return self._refuse(f"the request cannot be sent to {st.provider!r}: {err.message}")
         upstream = adapter.upstream(target, router.api_key(st.provider), upstream_model, st.headers)
         replaced = {name for name, _ in upstream.set_headers}
         # Whatever an earlier attempt set for its provider is still in the shared header map.
@@ -81,7 +81,7 @@ class AttemptStep:
         return names
 
     @staticmethod
-    def _refuse(st: AttemptState, message: str) -> Respond:
+    def _refuse(message: str) -> Respond:
         # Seen with Envoy 1.40: a reply from this upstream filter is a local reply of the
         # request, and the listener's local_reply_config renders it in the client's API shape
         # (the metadata marking our own replies lives on the downstream stream, not here). So

@@ -10,7 +10,7 @@ from edge_ext.errors import FailoverRefused
 from edge_ext.extproc.attributes import attempt_provider, route_metadata, upstream_of
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.policy.attempt import AttemptState, AttemptStep
-from edge_ext.policy.decisions import CONTINUE, Continue, Mode, Respond
+from edge_ext.policy.decisions import Continue, Mode, Respond
 from edge_ext.policy.engine import CLUSTER_HEADER, Policy
 from edge_ext.routing.breaker import BreakerState
 from edge_ext.routing.plan import all_plans, cluster_for
@@ -90,12 +90,10 @@ def test_plan_skips_keyless_and_unhealthy_fallbacks_and_is_capped():
 
 
 # -- one retry attempt ------------------------------------------------------------------------
-def attempt(step, provider, body, first="alpha", api="openai", headers=None):
+def attempt(step, provider, body, first="alpha", headers=None):
     st = AttemptState()
     hdrs = headers or {":path": "/v1/chat/completions", "authorization": "Bearer sk-alpha", "content-length": str(len(body))}
-    decision = step.on_headers(st, hdrs, provider, {"provider": first, "model": "m", "api": api})
-    if decision is CONTINUE:
-        return decision
+    decision = step.on_headers(st, hdrs, provider, {"provider": first, "model": "m", "api": "openai"})
     assert decision == Continue(mode=Mode())  # asks for the body, nothing else
     return step.on_body(st, body)
 
@@ -103,8 +101,16 @@ def attempt(step, provider, body, first="alpha", api="openai", headers=None):
 OPENAI_BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}).encode()
 
 
-def test_the_first_providers_attempt_is_left_alone():
-    assert attempt(AttemptStep(router()), "alpha", OPENAI_BODY) is CONTINUE
+def test_an_attempt_back_at_the_first_provider_still_gets_its_own_credentials():
+    left = {":path": "/v1/messages", "x-api-key": "sk-beta", "anthropic-version": "2023-06-01"}
+    decision = attempt(AttemptStep(router()), "alpha", OPENAI_BODY, headers=left)
+    assert dict(decision.set_headers)["authorization"] == "Bearer sk-alpha" and decision.body is None
+    assert {"x-api-key", "anthropic-version"} <= set(decision.remove_headers)
+
+
+def test_an_attempt_without_the_requests_metadata_is_refused():
+    decision = AttemptStep(router()).on_headers(AttemptState(), {":path": "/v1/chat/completions"}, "beta", {})
+    assert isinstance(decision, Respond) and decision.details == "edge_ext_failover_refused"
 
 
 def test_an_openai_request_is_reshaped_for_an_anthropic_provider():
@@ -131,7 +137,7 @@ def test_an_attempt_removes_what_an_earlier_attempt_set_for_its_provider():
 def test_an_anthropic_shaped_body_is_reshaped_for_an_openai_provider():
     body = json.dumps({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
                        "stream": True}).encode()
-    decision = attempt(AttemptStep(router()), "alpha", body, first="beta", api="anthropic")
+    decision = attempt(AttemptStep(router()), "alpha", body, first="beta")
     out = json.loads(decision.body)
     assert out["model"] == "m" and out["stream"] is True and out["stream_options"] == {"include_usage": True}
     assert dict(decision.set_headers)["authorization"] == "Bearer sk-alpha"
