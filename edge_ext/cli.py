@@ -72,6 +72,21 @@ def cmd_render(args) -> int:
     return 0
 
 
+def _prepare_instance(config) -> None:
+    """The instance's private directory and admin token, before any process starts."""
+    from edge_ext.config.instance import UnsafeStateDir, admin_token
+    from edge_ext.extproc.server import prepare_directories
+
+    try:
+        prepare_directories(config)
+        admin_token(config.processor.admin_token_path, create=True)
+    except (UnsafeStateDir, OSError) as exc:
+        print(f"edge-ext: refusing to start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"edge-ext: instance state in {config.processor.directory} "
+          f"(admin token: {config.processor.admin_token_path})", flush=True)
+
+
 def _run_edge(args, *, with_envoy: bool) -> int:
     from edge_ext import edge
     from edge_ext.logs import setup_logging
@@ -91,12 +106,13 @@ def _run_edge(args, *, with_envoy: bool) -> int:
             plan = edge.Plan(config, edge.write_config(config, runtime), mocks, None)
         if plan.banner:
             print(plan.banner, flush=True)
+        _prepare_instance(plan.config)
         edge.start_metrics_server(plan.config, metrics_dir)
         sup = edge.build(plan, runtime, with_envoy=with_envoy, metrics_dir=metrics_dir)
         c = plan.config
 
         def announce() -> None:
-            what = f"http://{c.listen.host}:{c.listen.port}" if with_envoy else c.processor.address
+            what = f"http://{c.listen.host}:{c.listen.port}" if with_envoy else c.processor.socket_address
             metrics = f"http://{c.metrics.host}:{c.metrics.port}/metrics" if c.metrics.enabled else "off"
             print(f"edge-ext: serving on {what} with {c.processor.worker_count()} workers; metrics {metrics}", flush=True)
 

@@ -58,10 +58,8 @@ def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics) -> TieredC
 
 
 def state_directory(config: Config) -> str:
-    """Where the workers of one instance share breaker and latency state."""
-    if config.processor.is_unix:
-        return config.processor.address[5:].rstrip("/")
-    return f"/tmp/edge-ext-state-{config.processor.address.rpartition(':')[2]}"
+    """Where the workers of one instance share breaker and latency state (edge_ext.config.instance)."""
+    return config.processor.directory
 
 
 STATE_FILES = ("breakers.bin", "latency.bin")
@@ -72,7 +70,6 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     settings = BreakerSettings(failure_threshold=b.failure_threshold, open_seconds=b.open_seconds,
                                success_threshold=b.success_threshold, half_open_probes=b.half_open_probes)
     directory = state_directory(config)
-    os.makedirs(directory, exist_ok=True)
     # Breaker deadlines are wall-clock: they are compared across processes.
     store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,
                               on_transition=metrics.on_breaker_transition)

@@ -113,6 +113,13 @@ class Edge:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def admin_client(self, index: int = 0):
+        """The admin API of worker ``index``, with the instance's token."""
+        from edge_ext.admin.client import AdminClient
+        from edge_ext.config import load_config
+
+        return AdminClient(load_config(self.config_path), index)
+
     def envoy_stat(self, name: str) -> int:
         body = http("GET", f"{self.admin}/stats?filter=^{name}$&format=json")[2]
         stats = json.loads(body).get("stats", [])

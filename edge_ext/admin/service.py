@@ -1,7 +1,13 @@
-"""edge-ext's admin gRPC service (proto/edge_ext/admin/pb/admin.proto)."""
+"""edge-ext's admin gRPC service (proto/edge_ext/admin/pb/admin.proto).
+
+Served on its own socket (edge_ext.extproc.server), never beside ext_proc: SetBreaker changes
+routing for every client and GetSpend shows per-tenant spend. Every call must carry the
+instance's admin token as ``authorization: Bearer <token>`` metadata.
+"""
 
 from __future__ import annotations
 
+import hmac
 import os
 
 import grpc
@@ -11,6 +17,25 @@ from edge_ext.admin.pb import admin_pb2 as pb
 from edge_ext.admin.pb import admin_pb2_grpc
 from edge_ext.config.models import Config
 from edge_ext.metrics import WorkerMetrics
+
+
+class TokenCheck(grpc.aio.ServerInterceptor):
+    """Refuses every admin call without the bearer token, before any handler runs."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+
+        async def refuse(request, context: grpc.aio.ServicerContext):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the admin API needs the instance's admin token")
+
+        self._refuse = grpc.unary_unary_rpc_method_handler(refuse)
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        sent = dict(details.invocation_metadata or ()).get("authorization", "")
+        sent = sent.encode() if isinstance(sent, str) else sent
+        if hmac.compare_digest(sent, self._expected):
+            return await continuation(details)
+        return self._refuse
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):

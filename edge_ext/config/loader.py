@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from edge_ext.config.instance import default_state_dir
 from edge_ext.config.models import Config
 from edge_ext.errors import ConfigError
 
@@ -51,7 +52,20 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
+def _instance_defaults(data: dict[str, Any], path: str | Path | None) -> None:
+    """Give a config file without a state directory or socket directory its own one."""
+    processor = data.get("processor")
+    if processor is None:
+        processor = data["processor"] = {}
+    if not isinstance(processor, dict) or processor.get("state_dir"):
+        return
+    address = processor.get("address")
+    if isinstance(address, str) and address.startswith("unix:"):
+        return  # the socket directory is the instance's directory
+    processor["state_dir"] = default_state_dir(path)
+
+
+def parse_config(text: str, source: str = "<config>", path: str | Path | None = None) -> Config:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -61,6 +75,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigInvalid(source, [Problem("(yaml)", line, str(getattr(exc, "problem", exc)))]) from exc
     if not isinstance(data, dict):
         raise ConfigInvalid(source, [Problem("(top)", 1, "the config must be a YAML mapping")])
+    if path is not None:
+        _instance_defaults(data, path)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -79,4 +95,4 @@ def load_config(path: str | Path) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigInvalid(str(p), [Problem("(file)", None, exc.strerror or str(exc))]) from exc
-    return parse_config(text, str(p))
+    return parse_config(text, str(p), p)

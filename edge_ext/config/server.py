@@ -7,7 +7,7 @@ import os
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge_ext.config.base import Strict
 
@@ -48,18 +48,36 @@ class ProcessorMTLS(Strict):
 class Processor(Strict):
     # "auto" = one worker per core.
     workers: int | Literal["auto"] = "auto"
-    # unix:DIR puts worker N on DIR/worker-N.sock; HOST:PORT puts worker N on PORT+N.
-    address: str = "unix:/tmp/edge-ext"
+    # unix:DIR puts worker N on DIR/worker-N.sock; HOST:PORT puts worker N on PORT+N (mTLS
+    # required). Unset: Unix sockets in this instance's state directory.
+    address: str | None = None
+    # This instance's private directory (0700): worker and admin sockets, disk cache, shared
+    # breaker state, spend ledger, admin token. Unset: the socket directory of a unix: address,
+    # else one per config file (filled in by the loader, see edge_ext.config.instance).
+    state_dir: str | None = None
     # Envoy's per-message deadline; kept above a cold Redis round trip on a busy box.
     message_timeout_ms: Annotated[int, Field(ge=10, le=60000)] = 500
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
     # Fail closed: without the processor no provider is chosen and no credential is swapped.
     status_on_error: Annotated[int, Field(ge=400, le=599)] = 503
     mtls: ProcessorMTLS | None = None
+    # A TCP processor without mTLS answers anyone who reaches its port, provider credentials
+    # included: only for a network that authenticates peers itself, and only when said so.
+    allow_plaintext_tcp: bool = False
+    # The admin API (status, spend, breakers) listens on its own Unix socket per worker,
+    # <state_dir>/admin/worker-N.sock, and wants this token as a bearer credential. Unset:
+    # <state_dir>/admin.token, generated on first start.
+    admin_token_file: str | None = None
 
-    @field_validator("address")
+    @field_validator("address", "state_dir")
     @classmethod
-    def _address(cls, value: str) -> str:
+    def _address(cls, value: str | None, info) -> str | None:
+        if value is None:
+            return None
+        if info.field_name == "state_dir":
+            if not value.startswith("/"):
+                raise ValueError("state_dir must be an absolute path")
+            return value.rstrip("/") or "/"
         if value.startswith("unix:"):
             if not value[5:].startswith("/"):
                 raise ValueError("unix: address needs an absolute directory, e.g. unix:/run/edge-ext")
@@ -68,19 +86,51 @@ class Processor(Strict):
             raise ValueError("must be unix:/DIR or HOST:PORT")
         return value
 
+    @model_validator(mode="after")
+    def _tcp_needs_mtls(self) -> "Processor":
+        if self.address and not self.is_unix and self.mtls is None and not self.allow_plaintext_tcp:
+            raise ValueError(f"address {self.address} is TCP without mtls: anyone who reaches the port could ask "
+                             "for provider credentials. Configure processor.mtls, use a unix: address, or set "
+                             "processor.allow_plaintext_tcp: true where the network authenticates peers itself")
+        return self
+
     def worker_count(self) -> int:
         return (os.cpu_count() or 1) if self.workers == "auto" else max(1, int(self.workers))
 
     @property
+    def directory(self) -> str:
+        """This instance's private state directory."""
+        if self.state_dir:
+            return self.state_dir
+        if self.address and self.is_unix:
+            return self.address[5:].rstrip("/") or "/"
+        from edge_ext.config.instance import default_state_dir
+
+        return default_state_dir(None)
+
+    @property
+    def socket_address(self) -> str:
+        """The workers' address: the configured one, else Unix sockets in the state directory."""
+        return self.address or f"unix:{self.directory}"
+
+    @property
     def is_unix(self) -> bool:
-        return self.address.startswith("unix:")
+        return self.socket_address.startswith("unix:")
 
     def worker_address(self, index: int) -> str:
         """gRPC bind/target string of worker ``index``."""
-        if self.is_unix:
-            return f"unix:{self.address[5:].rstrip('/')}/worker-{index}.sock"
-        host, _, port = self.address.rpartition(":")
+        address = self.socket_address
+        if address.startswith("unix:"):
+            return f"unix:{address[5:].rstrip('/')}/worker-{index}.sock"
+        host, _, port = address.rpartition(":")
         return f"{host}:{int(port) + index}"
+
+    def admin_address(self, index: int) -> str:
+        return f"unix:{self.directory}/admin/worker-{index}.sock"
+
+    @property
+    def admin_token_path(self) -> str:
+        return self.admin_token_file or f"{self.directory}/admin.token"
 
 
 class Telemetry(Strict):

@@ -38,9 +38,7 @@ class Cache(Strict):
     def local_directory(self, processor: "Processor") -> str:
         if self.local_dir:
             return self.local_dir
-        if processor.is_unix:
-            return processor.address[5:].rstrip("/") + "/cache"
-        return f"/tmp/edge-ext-cache-{processor.address.rpartition(':')[2]}"
+        return processor.directory + "/cache"
 
 
 class Breaker(Strict):

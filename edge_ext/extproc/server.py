@@ -1,4 +1,10 @@
-"""Build and run one processor worker: ext_proc, gRPC health and admin on one grpc.aio server."""
+"""Build and run one processor worker: ext_proc and gRPC health for Envoy on one grpc.aio server,
+the admin API on a second one.
+
+Two doors, two keys. The ext_proc socket is for Envoy alone: it lives in the instance's private
+directory (0700), or behind mutual TLS on TCP. The admin API (spend, breaker overrides) is for
+operators: its own Unix socket per worker, under the same private directory, and a bearer token.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from edge_ext.admin.pb import admin_pb2_grpc
-from edge_ext.admin.service import AdminService
+from edge_ext.admin.service import AdminService, TokenCheck
+from edge_ext.config.instance import admin_token, ensure_private_dir
 from edge_ext.config.models import Config
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc.servicer import ExternalProcessor
@@ -52,7 +59,47 @@ def bind(server: grpc.aio.Server, config: Config, address: str) -> int:
     return server.add_secure_port(address, credentials)
 
 
-async def build_server(config: Config, index: int, address: str, span_exporter=None) -> tuple[grpc.aio.Server, health.HealthServicer]:
+def prepare_directories(config: Config) -> None:
+    """The instance's private directory, the socket directory and the admin socket directory."""
+    proc = config.processor
+    ensure_private_dir(proc.directory)
+    if proc.is_unix:
+        ensure_private_dir(proc.socket_address[5:])
+    ensure_private_dir(proc.directory + "/admin")
+
+
+def _clear_socket(address: str) -> None:
+    """A Unix socket left by a crashed worker would make the bind fail."""
+    if address.startswith("unix:"):
+        Path(address[5:]).unlink(missing_ok=True)
+
+
+async def build_admin_server(config: Config, index: int, deps) -> grpc.aio.Server:
+    token = admin_token(config.processor.admin_token_path, create=True)
+    server = grpc.aio.server(interceptors=[TokenCheck(token)])
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router, deps.policy.budgets), server)
+    address = config.processor.admin_address(index)
+    _clear_socket(address)
+    server.add_insecure_port(address)  # a Unix socket in the private directory
+    await server.start()
+    return server
+
+
+class WorkerServer:
+    """The worker's two gRPC servers and its background services, stopped together."""
+
+    def __init__(self, ext_proc: grpc.aio.Server, admin: grpc.aio.Server, services: list):
+        self.ext_proc, self.admin, self.services = ext_proc, admin, services
+
+    async def stop(self, grace_s: float | None) -> None:
+        await self.admin.stop(0)
+        await self.ext_proc.stop(grace_s)
+        for service in self.services:
+            await service.aclose()
+
+
+async def build_server(config: Config, index: int, address: str, span_exporter=None) -> tuple[WorkerServer, health.HealthServicer]:
+    prepare_directories(config)
     deps = build_worker(config)
     # Before the server exists: instrumenting grpc.aio patches how servers are made.
     tracer = build_tracer(config.telemetry, span_exporter)
@@ -60,22 +107,18 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
     service_pb2_grpc.add_ExternalProcessorServicer_to_server(
         ExternalProcessor(deps.policy, deps.metrics, deps.clock, tracer), server
     )
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router, deps.policy.budgets), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if address.startswith("unix:"):
-        sock = Path(address[5:])
-        sock.parent.mkdir(parents=True, exist_ok=True)
-        sock.unlink(missing_ok=True)
+    _clear_socket(address)
     if bind(server, config, address) == 0 and not address.startswith("unix:"):
         raise OSError(f"cannot listen on {address}")
     await server.start()
     for service in deps.services:
         await service.start()
-    server.edge_services = deps.services  # closed by serve_worker
+    admin = await build_admin_server(config, index, deps)
     for name in ("", EXT_PROC_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return server, health_servicer
+    return WorkerServer(server, admin, deps.services), health_servicer
 
 
 async def serve_worker(config: Config, index: int, grace_s: float = 5.0) -> None:
@@ -91,6 +134,4 @@ async def serve_worker(config: Config, index: int, grace_s: float = 5.0) -> None
     # open streams finish within the grace period.
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace_s)
-    for service in getattr(server, "edge_services", ()):
-        await service.aclose()
     log.info("worker %d stopped", index)

@@ -94,17 +94,15 @@ def test_tokens_per_minute_per_key(tmp_path, mock):
 
 
 def test_admin_reports_spend_and_budget_state(tmp_path, mock):
-    import grpc
-
-    from edge_ext.admin.pb import admin_pb2, admin_pb2_grpc
+    from edge_ext.admin.pb import admin_pb2
 
     config = config_for(tmp_path, mock)
     edge = start_edge(tmp_path, config)
     try:
         served, err = spend_until_refused(edge)
         assert err is not None
-        with grpc.insecure_channel(config["processor"]["address"] + "/worker-0.sock") as channel:
-            reply = admin_pb2_grpc.AdminStub(channel).GetSpend(admin_pb2.GetSpendRequest(scope="key", id="team-a"), timeout=5)
+        with edge.admin_client() as admin:
+            reply = admin.GetSpend(admin_pb2.GetSpendRequest(scope="key", id="team-a"), timeout=5)
         (budget,) = reply.budgets
         assert (budget.scope, budget.id, budget.period, budget.allowed) == ("key", "team-a", "daily", False)
         assert float(budget.spent_usd) >= float(budget.limit_usd) == 0.0003

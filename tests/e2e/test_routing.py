@@ -136,12 +136,11 @@ def test_cost_optimized_picks_the_cheaper_provider(tmp_path, mocks):
 def test_admin_forces_a_breaker_open_and_closed(tmp_path, mocks):
     import grpc
 
-    from edge_ext.admin.pb import admin_pb2, admin_pb2_grpc
+    from edge_ext.admin.pb import admin_pb2
 
     edge = start(tmp_path, mocks, {"strategy": "failover"})
     try:
-        with grpc.insecure_channel(f"unix:{edge.socket_dir}/worker-0.sock") as channel:
-            admin = admin_pb2_grpc.AdminStub(channel)
+        with edge.admin_client() as admin:
             assert admin.SetBreaker(admin_pb2.SetBreakerRequest(provider="primary", state="open"), timeout=5).state == "open"
             # Shared by every worker: all requests avoid the primary now.
             assert served_by(edge, 6) == ["secondary"] * 6
@@ -171,12 +170,9 @@ def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
         # Replica one's requests fail over, and its failures open the primary's breaker.
         assert answers(edges[0], 3) == [("secondary", "2")] * 3
         # Replica two never saw a failure, yet its breaker opens within a second or two.
-        import grpc
+        from edge_ext.admin.pb import admin_pb2
 
-        from edge_ext.admin.pb import admin_pb2, admin_pb2_grpc
-
-        with grpc.insecure_channel(f"unix:{edges[1].socket_dir}/worker-0.sock") as channel:
-            admin = admin_pb2_grpc.AdminStub(channel)
+        with edges[1].admin_client() as admin:
 
             def primary_open():
                 status = admin.GetStatus(admin_pb2.GetStatusRequest(), timeout=5)

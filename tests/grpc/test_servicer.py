@@ -1,6 +1,7 @@
 """In-process gRPC: a real grpc.aio worker server, scripted ProcessingRequest sequences."""
 
 import json
+import os
 
 import grpc
 import pytest
@@ -28,6 +29,7 @@ providers:
     address = config.processor.worker_address(0)
     server, _ = await build_server(config, 0, address)
     channel = grpc.aio.insecure_channel(address)
+    channel.edge_config = config
     yield channel
     await channel.close()
     await server.stop(0)
@@ -82,6 +84,36 @@ async def test_errors_end_the_stream_with_an_immediate_response(worker, messages
     assert len(responses) == len(messages)
 
 
+@pytest.mark.parametrize("token", [None, "not-the-token-0123456789"], ids=["no-token", "wrong-token"])
+async def test_admin_calls_without_the_token_are_refused(worker, token):
+    config = worker.edge_config
+    async with grpc.aio.insecure_channel(config.processor.admin_address(0)) as admin:
+        stub = admin_pb2_grpc.AdminStub(admin)
+        metadata = admin_metadata(config, token) if token else ()
+        for call, request in ((stub.GetStatus, admin_pb2.GetStatusRequest()), (stub.GetSpend, admin_pb2.GetSpendRequest()),
+                              (stub.SetBreaker, admin_pb2.SetBreakerRequest(provider="openai-main", state="open"))):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call(request, metadata=metadata)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_ext_proc_socket_serves_no_admin_api(worker):
+    """Envoy's door and the operators' door are different sockets."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await admin_pb2_grpc.AdminStub(worker).SetBreaker(admin_pb2.SetBreakerRequest(provider="openai-main", state="open"),
+                                                          metadata=admin_metadata(worker.edge_config))
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_state_directory_is_private(worker):
+    import stat
+
+    config = worker.edge_config
+    for path in (config.processor.directory, config.processor.directory + "/admin"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(config.processor.admin_token_path).st_mode) == 0o600
+
+
 async def test_health_service_reports_serving(worker):
     stub = health_pb2_grpc.HealthStub(worker)
     for service in ("", "envoy.service.ext_proc.v3.ExternalProcessor"):
@@ -89,9 +121,17 @@ async def test_health_service_reports_serving(worker):
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def admin_metadata(config, token=None):
+    from edge_ext.config.instance import admin_token
+
+    return (("authorization", f"Bearer {token or admin_token(config.processor.admin_token_path, create=False)}"),)
+
+
 async def test_admin_status_lists_providers(worker):
     await exchange(worker, headers_msg(method="GET", path="/health/ready", end_of_stream=True))
-    reply = await admin_pb2_grpc.AdminStub(worker).GetStatus(admin_pb2.GetStatusRequest())
+    config = worker.edge_config
+    async with grpc.aio.insecure_channel(config.processor.admin_address(0)) as admin:
+        reply = await admin_pb2_grpc.AdminStub(admin).GetStatus(admin_pb2.GetStatusRequest(), metadata=admin_metadata(config))
     assert [p.name for p in reply.providers] == ["openai-main"]
     assert reply.providers[0].circuit_state == "closed"
     assert reply.streams_total >= 1

@@ -1,3 +1,4 @@
+import os
 import textwrap
 
 import pytest
@@ -74,8 +75,78 @@ def test_duplicate_provider_names_rejected():
     ids=["unix-socket-per-worker", "tcp-first-worker", "tcp-port-per-worker"],
 )
 def test_worker_addresses(address, index, expected):
-    config = parse_config(MINIMAL + f"processor: {{address: '{address}'}}\n")
+    config = parse_config(MINIMAL + f"processor: {{address: '{address}', allow_plaintext_tcp: true}}\n")
     assert config.processor.worker_address(index) == expected
+
+
+MTLS = "{ca_file: /ca, server_cert_file: /s.crt, server_key_file: /s.key, client_cert_file: /c.crt, client_key_file: /c.key}"
+
+
+@pytest.mark.parametrize("processor, ok", [
+    ("{address: '127.0.0.1:50051'}", False),
+    ("{address: '0.0.0.0:50051'}", False),
+    (f"{{address: '0.0.0.0:50051', mtls: {MTLS}}}", True),
+    ("{address: '0.0.0.0:50051', allow_plaintext_tcp: true}", True),
+    ("{address: 'unix:/run/edge-ext'}", True),
+], ids=["loopback-tcp-plaintext-refused", "any-tcp-plaintext-refused", "tcp-with-mtls", "tcp-plaintext-said-explicitly",
+        "unix-socket"])
+def test_a_tcp_processor_needs_mutual_tls(processor, ok):
+    text = MINIMAL + f"processor: {processor}\n"
+    if ok:
+        parse_config(text)
+    else:
+        with pytest.raises(ConfigInvalid, match="TCP without mtls"):
+            parse_config(text)
+
+
+def test_each_config_file_gets_its_own_state_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    for path in (one, two):
+        path.write_text(MINIMAL)
+    first, second = load_config(one).processor, load_config(two).processor
+    assert first.directory != second.directory
+    assert first.directory.startswith(str(tmp_path / "state" / "edge-ext" / "one-"))
+    assert first.socket_address == f"unix:{first.directory}"
+    assert load_config(one).processor.directory == first.directory  # the same file: the same instance
+    # A unix: address names the instance's directory itself.
+    (tmp_path / "three.yaml").write_text(MINIMAL + "processor: {address: 'unix:/run/x'}\n")
+    assert load_config(tmp_path / "three.yaml").processor.directory == "/run/x"
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d.mkdir(mode=0o755), "mode 0755"),
+    (lambda d: d.symlink_to(d.parent), "not a directory"),
+], ids=["world-readable", "symlink"])
+def test_a_state_directory_open_to_others_is_refused(tmp_path, setup, message):
+    from edge_ext.config.instance import UnsafeStateDir, ensure_private_dir
+
+    target = tmp_path / "state"
+    setup(target)
+    if not target.is_symlink():
+        target.chmod(0o755)  # whatever the umask made of it
+    with pytest.raises(UnsafeStateDir, match=message):
+        ensure_private_dir(target)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_a_state_directory_of_another_user_is_refused(tmp_path):
+    from edge_ext.config.instance import UnsafeStateDir, ensure_private_dir
+
+    target = tmp_path / "state"
+    target.mkdir(mode=0o700)
+    os.chown(target, 12345, 12345)  # as root here; a second user in real life
+    with pytest.raises(UnsafeStateDir, match="owned by uid 12345"):
+        ensure_private_dir(target)
+
+
+def test_a_new_state_directory_is_made_private(tmp_path):
+    import stat
+
+    from edge_ext.config.instance import ensure_private_dir
+
+    path = ensure_private_dir(tmp_path / "a" / "b")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
 
 
 def test_provider_key_from_env_and_file(monkeypatch, tmp_path):

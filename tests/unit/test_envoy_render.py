@@ -15,7 +15,7 @@ EXAMPLE_BOOTSTRAP = ROOT / "envoy" / "example.yaml"
 
 HTTPS = """\
 listen: {host: 0.0.0.0, port: 8443}
-processor: {address: "127.0.0.1:50051", workers: 3}
+processor: {address: "127.0.0.1:50051", workers: 3, allow_plaintext_tcp: true}
 providers:
   - name: openai
     kind: openai

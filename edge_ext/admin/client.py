@@ -1,0 +1,31 @@
+"""A client of one worker's admin API: its socket and token come from the instance's config."""
+
+from __future__ import annotations
+
+import grpc
+
+from edge_ext.admin.pb import admin_pb2_grpc
+from edge_ext.config.instance import admin_token
+from edge_ext.config.models import Config
+
+
+class AdminClient:
+    """Synchronous stub whose every call carries the admin token."""
+
+    def __init__(self, config: Config, index: int = 0, token: str | None = None):
+        self._channel = grpc.insecure_channel(config.processor.admin_address(index))
+        self._stub = admin_pb2_grpc.AdminStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token or admin_token(config.processor.admin_token_path, create=False)}"),)
+
+    def __getattr__(self, method: str):
+        call = getattr(self._stub, method)
+        return lambda request, timeout=5.0: call(request, timeout=timeout, metadata=self._metadata)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "AdminClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
