@@ -45,7 +45,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
     def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float], tracer=None):
         self._tracer = tracer
         self._policy = policy
-        self._attempts = AttemptStep(policy.router)
+        self._attempts = AttemptStep(policy.router, policy.grants)
         self._metrics = metrics
         self._clock = clock
 

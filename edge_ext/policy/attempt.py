@@ -21,6 +21,7 @@ from edge_ext.apis.openai import OPENAI
 from edge_ext.errors import EdgeError, FailoverRefused
 from edge_ext.policy.decisions import Continue, Decision, Mode, Respond
 from edge_ext.policy.exchange import upstream_body
+from edge_ext.policy.grant import AttemptGrants
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
 
@@ -38,14 +39,18 @@ class AttemptState:
 
 
 class AttemptStep:
-    def __init__(self, router: Router):
+    def __init__(self, router: Router, grants: AttemptGrants):
         self._router = router
+        self._grants = grants
 
     def on_headers(self, st: AttemptState, headers: dict[str, str], provider: str, route: dict[str, str]) -> Decision:
         st.provider, st.headers = provider, headers
         st.first, st.model = route.get("provider", ""), route.get("model", "")
         if not st.first or not st.model:
             return self._refuse("the request's routing metadata did not reach the retry")
+        if not self._grants.allows(route, provider):
+            # Not a retry of a request this edge authenticated and routed: never a credential.
+            return self._refuse("the retry carries no valid grant for this provider")
         # Even back at the first provider, the shared header map may hold another's credentials.
         return _WANT_BODY
 

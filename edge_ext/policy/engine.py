@@ -23,6 +23,7 @@ from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
+from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
@@ -71,6 +72,7 @@ class Policy:
         self._cache = CacheStep(config.cache, cache, self._wall)
         self._on_cache = on_cache
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
+        self.grants = AttemptGrants(keys)
         self._max_body = config.processor.max_body_bytes
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
@@ -234,6 +236,7 @@ class Policy:
         st.same_api = request.api == adapter.wire_api
         st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
         st.request, st.plan = request, target.plan
+        grant = self.grants.metadata(provider.name, request.model, target.plan) if len(target.plan) > 1 else ()
         set_headers = [(CLUSTER_HEADER, target.cluster), (":path", upstream.path), *retry_headers(target),
                        *upstream.set_headers]
         if body.body is not None:
@@ -245,7 +248,7 @@ class Policy:
             body=body.body,
             clear_route_cache=True,
             metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
-                      ("tenant", st.caller.tenant), ("key_id", st.caller.key_id)),
+                      ("tenant", st.caller.tenant), ("key_id", st.caller.key_id), *grant),
         )
 
     def _fail(self, st: StreamState, err: EdgeError) -> Decision:

@@ -203,7 +203,10 @@ providers:
             start = headers_msg(authorization="Bearer sk-first")
             host = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "next" } } } } '
             start.attributes["envoy.filters.http.ext_proc"].fields["xds.upstream_host_metadata"].string_value = host
-            start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai"})
+            from edge_ext.policy.grant import AttemptGrants
+
+            grant = dict(AttemptGrants({"first": "sk-first", "next": "sk-next"}).metadata("first", "m", ("first", "next")))
+            start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai", **grant})
             body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
             first, second = await exchange(channel, start, body_msg(body))
     finally:

@@ -11,6 +11,7 @@ from edge_ext.extproc.attributes import attempt_provider, route_metadata, upstre
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.policy.attempt import AttemptState, AttemptStep
 from edge_ext.policy.decisions import Continue, Mode, Respond
+from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.engine import CLUSTER_HEADER, Policy
 from edge_ext.routing.breaker import BreakerState
 from edge_ext.routing.plan import all_plans, cluster_for
@@ -90,12 +91,42 @@ def test_plan_skips_keyless_and_unhealthy_fallbacks_and_is_capped():
 
 
 # -- one retry attempt ------------------------------------------------------------------------
+GRANTS = AttemptGrants(KEYS)
+
+
+def step():
+    return AttemptStep(router(), GRANTS)
+
+
+def route_for(first, plan, model="m"):
+    """The forwarded metadata the router-level step writes for a plan with fallbacks."""
+    return {"provider": first, "model": model, "api": "openai", **dict(GRANTS.metadata(first, model, plan))}
+
+
 def attempt(step, provider, body, first="alpha", headers=None):
     st = AttemptState()
     hdrs = headers or {":path": "/v1/chat/completions", "authorization": "Bearer sk-alpha", "content-length": str(len(body))}
-    decision = step.on_headers(st, hdrs, provider, {"provider": first, "model": "m", "api": "openai"})
+    plan = (first,) + ((provider,) if provider != first else ("beta",))
+    decision = step.on_headers(st, hdrs, provider, route_for(first, plan))
     assert decision == Continue(mode=Mode())  # asks for the body, nothing else
     return step.on_body(st, body)
+
+
+@pytest.mark.parametrize("route", [
+    {"provider": "alpha", "model": "m", "api": "openai"},
+    {**route_for("alpha", ("alpha", "beta")), "grant": "0" * 64},
+    {**route_for("alpha", ("alpha", "beta")), "model": "other"},
+    {**route_for("alpha", ("alpha", "gamma"))},
+    {**route_for("alpha", ("alpha", "beta")), "plan": "alpha,gamma"},
+    {**dict(AttemptGrants({"alpha": "guess"}).metadata("alpha", "m", ("alpha", "beta"))), "provider": "alpha", "model": "m"},
+], ids=["no-grant", "forged-grant", "grant-for-another-model", "beta-not-in-the-plan", "plan-changed-after-signing",
+        "signed-with-a-guessed-key"])
+def test_an_attempt_without_a_valid_grant_gets_no_credentials(route):
+    """A stream that looks like a failover attempt but was not started by an authenticated request
+    (any peer on the processor socket could send one) is refused before any credential is named."""
+    decision = step().on_headers(AttemptState(), {":path": "/v1/chat/completions"}, "beta", route)
+    assert isinstance(decision, Respond) and decision.details == "edge_ext_failover_refused"
+    assert b"sk-" not in decision.body
 
 
 OPENAI_BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9}).encode()
@@ -103,18 +134,18 @@ OPENAI_BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content":
 
 def test_an_attempt_back_at_the_first_provider_still_gets_its_own_credentials():
     left = {":path": "/v1/messages", "x-api-key": "sk-beta", "anthropic-version": "2023-06-01"}
-    decision = attempt(AttemptStep(router()), "alpha", OPENAI_BODY, headers=left)
+    decision = attempt(step(), "alpha", OPENAI_BODY, headers=left)
     assert dict(decision.set_headers)["authorization"] == "Bearer sk-alpha" and decision.body is None
     assert {"x-api-key", "anthropic-version"} <= set(decision.remove_headers)
 
 
 def test_an_attempt_without_the_requests_metadata_is_refused():
-    decision = AttemptStep(router()).on_headers(AttemptState(), {":path": "/v1/chat/completions"}, "beta", {})
+    decision = step().on_headers(AttemptState(), {":path": "/v1/chat/completions"}, "beta", {})
     assert isinstance(decision, Respond) and decision.details == "edge_ext_failover_refused"
 
 
 def test_an_openai_request_is_reshaped_for_an_anthropic_provider():
-    decision = attempt(AttemptStep(router()), "beta", OPENAI_BODY)
+    decision = attempt(step(), "beta", OPENAI_BODY)
     headers = dict(decision.set_headers)
     assert headers[":path"] == "/v1/messages" and headers[":authority"] == "127.0.0.1:9002"
     assert headers["x-api-key"] == "sk-beta" and "anthropic-version" in headers
@@ -127,7 +158,7 @@ def test_an_openai_request_is_reshaped_for_an_anthropic_provider():
 def test_an_attempt_removes_what_an_earlier_attempt_set_for_its_provider():
     # All attempts share Envoy's header map: the third starts from the second's Anthropic headers.
     left = {":path": "/v1/messages", "x-api-key": "sk-beta", "anthropic-version": "2023-06-01"}
-    decision = attempt(AttemptStep(router()), "gamma", OPENAI_BODY, headers=left)
+    decision = attempt(step(), "gamma", OPENAI_BODY, headers=left)
     headers = dict(decision.set_headers)
     assert headers[":path"] == "/openai/deployments/gpt-dep/chat/completions?api-version=2024-10-21"
     assert headers["api-key"] == "az-gamma"
@@ -137,7 +168,7 @@ def test_an_attempt_removes_what_an_earlier_attempt_set_for_its_provider():
 def test_an_anthropic_shaped_body_is_reshaped_for_an_openai_provider():
     body = json.dumps({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
                        "stream": True}).encode()
-    decision = attempt(AttemptStep(router()), "alpha", body, first="beta")
+    decision = attempt(step(), "alpha", body, first="beta")
     out = json.loads(decision.body)
     assert out["model"] == "m" and out["stream"] is True and out["stream_options"] == {"include_usage": True}
     assert dict(decision.set_headers)["authorization"] == "Bearer sk-alpha"
@@ -145,7 +176,7 @@ def test_an_anthropic_shaped_body_is_reshaped_for_an_openai_provider():
 
 
 def test_an_attempt_for_a_provider_outside_the_group_is_refused():
-    decision = attempt(AttemptStep(router()), "nobody", OPENAI_BODY)
+    decision = attempt(step(), "nobody", OPENAI_BODY)
     # A bare message: Envoy's local_reply_config puts it in the client's shape.
     assert isinstance(decision, Respond) and decision.status == FailoverRefused.status
     assert decision.body.startswith(b"provider 'nobody' cannot") and decision.details == "edge_ext_failover_refused"
@@ -153,7 +184,7 @@ def test_an_attempt_for_a_provider_outside_the_group_is_refused():
 
 def test_a_body_the_next_api_cannot_express_is_refused_not_forwarded():
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}).encode()
-    decision = attempt(AttemptStep(router()), "beta", body)
+    decision = attempt(step(), "beta", body)
     assert isinstance(decision, Respond) and decision.details == "edge_ext_failover_refused"
 
 
@@ -188,6 +219,17 @@ async def test_an_unnamed_answer_is_placed_by_the_attempt_count(policy):
     st = await routed(policy)
     policy.on_response_headers(st, 503, {}, "upstream_reset_before_response_started{connection_failure}", served="", attempts=3)
     assert st.provider == "gamma" and st.retried == ("alpha", "beta")
+
+
+async def test_the_routed_request_signs_its_plan_and_the_attempt_step_accepts_it(policy):
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
+    decision = await policy.on_request_body(st, OPENAI_BODY)
+    route = dict(decision.metadata)
+    assert route["plan"] == "alpha,beta,gamma" and len(route["grant"]) == 64
+    for provider in ("beta", "gamma"):
+        assert policy.grants.allows(route, provider)
+    assert not policy.grants.allows(route, "delta")
 
 
 async def test_a_first_attempt_answer_changes_nothing(policy):
