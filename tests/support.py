@@ -99,7 +99,7 @@ class Edge:
     metrics_port: int
     proc: subprocess.Popen
     log_path: Path
-    socket_dir: Path
+    socket_dir: Path | None  # None: the instance's default directory
     extra: dict = field(default_factory=dict)
 
     @property
@@ -149,7 +149,7 @@ def start_edge(tmp: Path, config: dict, env: dict | None = None, wait_ready: boo
     proc = subprocess.Popen([sys.executable, "-m", "edge_ext.cli", "up", "--config", str(path)],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     edge = Edge(path, config["listen"]["port"], config["envoy"]["admin"]["port"], config["metrics"]["port"], proc,
-                log_path, Path(config["processor"]["address"][5:]))
+                log_path, Path(config["processor"]["address"][5:]) if "address" in config.get("processor", {}) else None)
     if wait_ready:
         try:
             wait_until(lambda: http("GET", f"{edge.url}/health/ready", timeout=1)[0] == 200, timeout=30, what="edge ready")

@@ -68,6 +68,16 @@ def ensure_private_dir(directory: str | os.PathLike) -> Path:
     return path
 
 
+# sun_path is 108 bytes on Linux, NUL included.
+MAX_SOCKET_PATH = 107
+
+
+def check_socket_path(path: str) -> None:
+    if len(path.encode()) > MAX_SOCKET_PATH:
+        raise UnsafeStateDir(f"the socket path {path} is {len(path.encode())} bytes; Unix sockets allow {MAX_SOCKET_PATH}: "
+                             "set processor.state_dir (or a unix: processor.address) to a shorter directory")
+
+
 def admin_token(path: str | os.PathLike, create: bool) -> str:
     """The admin API's bearer token; generated (0600) when ``create`` and missing."""
     p = Path(path)

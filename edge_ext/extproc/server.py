@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from edge_ext.admin.pb import admin_pb2_grpc
 from edge_ext.admin.service import AdminService, TokenCheck
-from edge_ext.config.instance import admin_token, ensure_private_dir
+from edge_ext.config.instance import admin_token, check_socket_path, ensure_private_dir
 from edge_ext.config.models import Config
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc.servicer import ExternalProcessor
@@ -62,6 +62,10 @@ def bind(server: grpc.aio.Server, config: Config, address: str) -> int:
 def prepare_directories(config: Config) -> None:
     """The instance's private directory, the socket directory and the admin socket directory."""
     proc = config.processor
+    last = proc.worker_count() - 1
+    for address in (proc.worker_address(last), proc.admin_address(last)):
+        if address.startswith("unix:"):
+            check_socket_path(address[5:])
     ensure_private_dir(proc.directory)
     if proc.is_unix:
         ensure_private_dir(proc.socket_address[5:])

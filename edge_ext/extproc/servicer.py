@@ -73,7 +73,10 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         """One retry attempt of a failed-over request (edge_ext.policy.attempt)."""
         st = AttemptState()
         decision = self._attempts.on_headers(st, header_dict(first.request_headers.headers), provider, route_metadata(first))
-        yield to_response("request_headers", decision)
+        response = to_response("request_headers", decision)
+        yield response
+        if response.HasField("immediate_response"):
+            return  # refused: nothing a peer sends after it is read
         async for request in rest:
             # Only the body follows: the filter skips the response and trailers.
             phase = request.WhichOneof("request")

@@ -36,6 +36,7 @@ class AttemptState:
     first: str = ""  # whose shape the body is in
     model: str = ""  # the public model name the client asked for
     headers: dict[str, str] = field(default_factory=dict)
+    granted: bool = False  # on_headers verified the plan's grant
 
 
 class AttemptStep:
@@ -51,10 +52,13 @@ class AttemptStep:
         if not self._grants.allows(route, provider):
             # Not a retry of a request this edge authenticated and routed: never a credential.
             return self._refuse("the retry carries no valid grant for this provider")
+        st.granted = True
         # Even back at the first provider, the shared header map may hold another's credentials.
         return _WANT_BODY
 
     def on_body(self, st: AttemptState, body: bytes) -> Decision:
+        if not st.granted:
+            return self._refuse("the retry carries no valid grant for this provider")
         router = self._router
         source, target = router.provider(st.first), router.provider(st.provider)
         upstream_model = router.upstream_model(st.model, st.provider)
