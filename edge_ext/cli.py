@@ -132,6 +132,12 @@ def cmd_serve(args) -> int:
     return _run_edge(args, with_envoy=False)
 
 
+def cmd_admin(args) -> int:
+    from edge_ext.admin.command import run
+
+    return run(args, _load(args.config))
+
+
 def cmd_mock_provider(args) -> int:
     from edge_ext.mock.server import main as mock_main
 
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             p.add_argument("--with-mock", action="store_true", help="start mock providers on loopback base_urls")
         p.set_defaults(func=func)
+
+    from edge_ext.admin.command import add_parser as add_admin
+
+    add_admin(sub)
+    sub.choices["admin"].set_defaults(func=cmd_admin)
 
     p = sub.add_parser("mock-provider", help="run the bundled mock OpenAI/Anthropic server", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 
 import grpc
@@ -98,6 +100,17 @@ def test_the_admin_socket_refuses_callers_without_the_token(edge, metadata):
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with edge.admin_client() as admin:  # the operator, holding the token
         assert admin.GetStatus(admin_pb2.GetStatusRequest()).providers
+
+
+def test_the_admin_command_uses_the_instance_socket_and_token(edge):
+    run = [sys.executable, "-m", "edge_ext.cli", "admin", "--config", str(edge.config_path)]
+    status = subprocess.run([*run, "status"], capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0, status.stderr
+    assert [p["name"] for p in json.loads(status.stdout)["providers"]] == ["oa", "an"]
+    spend = subprocess.run([*run, "spend", "--scope", "tenant", "--id", "acme"], capture_output=True, text=True, timeout=30)
+    assert spend.returncode == 0 and json.loads(spend.stdout)["budgets"][0]["id"] == "acme"
+    missing = subprocess.run([*run, "breaker", "nobody", "open"], capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
 
 
 def test_sockets_state_and_token_are_closed_to_other_users(edge):
