@@ -118,7 +118,7 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
         # After the workers listen: Envoy's first health check then passes, so it never starts
         # in panic routing (which would send streams to workers that are not there).
         sup.add(Child("envoy", argv, env, critical=True, after_ready=True))
-        sup.envoy_admin = f"http://{config.envoy.admin.host}:{config.envoy.admin.port}"
+        sup.envoy_admin = config.envoy.admin.target(config.processor)
     return sup
 
 

@@ -7,7 +7,6 @@ requests finish), then stop the workers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -15,9 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from edge_ext import envoy_admin
 
 log = logging.getLogger("edge_ext.supervisor")
 
@@ -109,19 +109,13 @@ class Supervisor:
             child.proc, child.next_start = None, now + backoff
             log.warning("%s exited with %s; restarting in %.1fs", child.name, code, backoff)
 
-    def _envoy_active_requests(self) -> int:
-        url = f"{self.envoy_admin}/stats?filter=^http\\.edge\\.downstream_rq_active$&format=json"
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            stats = json.load(resp).get("stats", [])
-        return int(stats[0]["value"]) if stats else 0
-
     def _drain_envoy(self) -> None:
         if not self.envoy_admin:
             return
         try:
-            urllib.request.urlopen(urllib.request.Request(f"{self.envoy_admin}/drain_listeners?graceful", method="POST"), timeout=1)
+            envoy_admin.request(self.envoy_admin, "POST", "/drain_listeners?graceful")
             deadline = time.monotonic() + self.drain_s
-            while time.monotonic() < deadline and self._envoy_active_requests() > 0:
+            while time.monotonic() < deadline and envoy_admin.stat(self.envoy_admin, "http\\.edge\\.downstream_rq_active") > 0:
                 time.sleep(0.1)
         except OSError as exc:
             log.warning("envoy drain skipped: %s", exc)

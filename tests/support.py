@@ -95,7 +95,7 @@ def start_mock(name: str, *args: str) -> MockProvider:
 class Edge:
     config_path: Path
     port: int
-    admin_port: int
+    admin_port: int | None  # None: Envoy's admin is on its Unix socket in the state directory
     metrics_port: int
     proc: subprocess.Popen
     log_path: Path
@@ -148,7 +148,7 @@ def start_edge(tmp: Path, config: dict, env: dict | None = None, wait_ready: boo
     log = open(log_path, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "edge_ext.cli", "up", "--config", str(path)],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    edge = Edge(path, config["listen"]["port"], config["envoy"]["admin"]["port"], config["metrics"]["port"], proc,
+    edge = Edge(path, config["listen"]["port"], config.get("envoy", {}).get("admin", {}).get("port"), config["metrics"]["port"], proc,
                 log_path, Path(config["processor"]["address"][5:]) if "address" in config.get("processor", {}) else None)
     if wait_ready:
         try:

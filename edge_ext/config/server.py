@@ -148,8 +148,25 @@ class Metrics(Strict):
 
 
 class EnvoyAdmin(Strict):
+    """Envoy's admin interface (stats, drain, /quitquitquit, runtime changes).
+
+    Without a port it listens on <state_dir>/envoy-admin.sock, mode 0600: only the instance's
+    user can reach it. A port (0: a random one) puts it on host:port, reachable by every local
+    user when host is loopback.
+    """
+
     host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 9901
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+    def target(self, processor: "Processor") -> str:
+        """Where the supervisor reaches it: http://host:port or unix:/path."""
+        if self.port is None:
+            return f"unix:{self.socket_path(processor)}"
+        return f"http://{self.host}:{self.port}"
+
+    @staticmethod
+    def socket_path(processor: "Processor") -> str:
+        return f"{processor.directory}/envoy-admin.sock"
 
 
 class EnvoySettings(Strict):

@@ -193,7 +193,7 @@ def processor_endpoints(config: Config) -> list[dict[str, Any]]:
 def render(config: Config) -> dict[str, Any]:
     values = {
         "admin_host": config.envoy.admin.host,
-        "admin_port": config.envoy.admin.port,
+        "admin_port": config.envoy.admin.port or 0,
         "listen_host": config.listen.host,
         "listen_port": config.listen.port,
         "buffer_limit": config.processor.max_body_bytes + 64 * 1024,
@@ -202,6 +202,9 @@ def render(config: Config) -> dict[str, Any]:
         "route_timeout": f"{max(p.timeout_s for p in config.providers)}s",
     }
     bootstrap = yaml.safe_load(Template(TEMPLATE.read_text()).substitute(values))
+    if config.envoy.admin.port is None:
+        # Only the instance's user: a private directory, and the socket itself 0600.
+        bootstrap["admin"]["address"] = {"pipe": {"path": config.envoy.admin.socket_path(config.processor), "mode": 0o600}}
     hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["local_reply_config"]["mappers"] = local_reply_mappers()
     if config.envoy.access_log:

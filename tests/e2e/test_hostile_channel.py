@@ -139,6 +139,21 @@ def test_an_edge_refuses_a_socket_directory_someone_else_prepared(tmp_path, mock
     assert not list((tmp_path / "sockets").glob("*.sock"))
 
 
+def test_envoy_admin_listens_only_for_the_instance_user_by_default(tmp_path, mock):
+    from edge_ext import envoy_admin
+
+    config = hostile_config(tmp_path, mock)
+    del config["envoy"]  # the default: no admin port
+    edge = start_edge(tmp_path, config, env=provider_env())
+    try:
+        sock = edge.socket_dir / "envoy-admin.sock"
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600 and stat.S_ISSOCK(sock.stat().st_mode)
+        assert envoy_admin.stat(f"unix:{sock}", "server\\.live") == 1
+    finally:
+        assert stop(edge.proc) == 0, edge.log()  # drained through that socket
+    assert "envoy drain skipped" not in edge.log()
+
+
 def ask(edge, content: str):
     client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=KEY_ACME, max_retries=0)
     return client.chat.completions.with_raw_response.create(model="gpt-4o-mini", temperature=0,
