@@ -62,7 +62,8 @@ def cmd_render(args) -> int:
 
     config = _load(args.file)
     files = render_target(config, args.target, Path(args.file).read_text(), namespace=args.namespace,
-                          mock_loopback=args.with_mock)
+                          mock_loopback=args.with_mock, plaintext_processor=args.plaintext_processor,
+                          app_namespaces=tuple(args.app_namespace))
     out = Path(args.output)
     for relative, text in files.items():
         path = out / relative
@@ -168,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="directory to write into")
     p.add_argument("--namespace", default="edge-ext")
     p.add_argument("--with-mock", action="store_true", help="k8s: run the mock provider beside Envoy for loopback base_urls")
+    p.add_argument("--plaintext-processor", action="store_true",
+                   help="k8s/istio: no mutual TLS between Envoy and the processor (any pod that reaches a worker gets provider keys)")
+    p.add_argument("--app-namespace", action="append", default=[], metavar="NS",
+                   help="istio: render a processor client certificate for sidecars in NS (repeatable)")
     p.set_defaults(func=cmd_render)
 
     for name, func, text in (

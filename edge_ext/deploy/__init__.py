@@ -23,13 +23,17 @@ __all__ = ["DeployError", "ISTIO_VERSIONS", "K8S_VERSION", "TARGETS", "render_ta
 
 
 def render_target(config: Config, target: str, config_text: str, *, namespace: str = NAMESPACE,
-                  mock_loopback: bool = False) -> dict[str, str]:
+                  mock_loopback: bool = False, plaintext_processor: bool = False,
+                  app_namespaces: tuple[str, ...] = ()) -> dict[str, str]:
     """Files of ``target`` ("envoy", "k8s" or "istio"), keyed by path relative to its directory.
 
     ``config_text`` is the config file as written: it becomes the processor's ConfigMap when it
-    is already fit for a pod (TCP workers on 0.0.0.0, ...), else the adapted config does, with a
-    header listing the changes. ``mock_loopback`` runs the bundled mock provider in the Envoy
-    pod for loopback base_urls (k8s only; the demo setup of `edge-ext up --with-mock`).
+    is already fit for a pod (TCP workers on 0.0.0.0 behind mutual TLS, ...), else the adapted
+    config does, with a header listing the changes. ``mock_loopback`` runs the bundled mock
+    provider in the Envoy pod for loopback base_urls (k8s only; the demo setup of `edge-ext up
+    --with-mock`). ``plaintext_processor`` drops the mutual TLS between Envoy and the processor
+    (and the certificates), loudly. ``app_namespaces`` (Istio sidecar mode) get a client
+    certificate each.
     """
     if target == "envoy":
         from edge_ext.envoy_config.render import render_yaml
@@ -37,7 +41,8 @@ def render_target(config: Config, target: str, config_text: str, *, namespace: s
         return {"envoy.yaml": render_yaml(config)}
     if target not in TARGETS:
         raise DeployError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    dep = deployment(config, config_text, namespace, istio=target == "istio")
+    dep = deployment(config, config_text, namespace, istio=target == "istio", plaintext=plaintext_processor,
+                     app_namespaces=tuple(app_namespaces))
     if target == "k8s":
         from edge_ext.deploy.edge import overlays
         from edge_ext.deploy.k8s import base

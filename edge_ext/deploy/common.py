@@ -34,9 +34,16 @@ REDIS = "edge-ext-redis"
 ENVOY = "edge-ext-envoy"
 CONFIG_MAP = "edge-ext-config"
 KEYS_SECRET = "edge-ext-provider-keys"
-# Pods carrying this label may open ext_proc streams to the processor (NetworkPolicy), and in
-# Istio's sidecar mode the same label selects the workloads that get the filter.
+# Istio's sidecar mode: the label selecting the workloads whose sidecars get the filter.
 CLIENT_LABEL = "edge-ext.io/processor-client"
+ISTIO_NS = "istio-system"
+GATEWAY_SELECTOR = {"istio": "egressgateway"}
+# Where every pod that speaks ext_proc mounts its cert-manager Secret (ca.crt, tls.crt, tls.key):
+# the processor its server certificate, Envoy its client certificate, so one processor.mtls
+# block names the right files in both (edge_ext.deploy.pki).
+TLS_DIR = "/etc/edge-ext-tls"
+# The instance's private directory inside a pod, on the /tmp emptyDir: one pod, one instance.
+POD_STATE_DIR = "/tmp/edge-ext"
 CONFIG_HASH = "edge-ext.io/config-sha256"
 CONFIG_PATH = "/etc/edge-ext/config.yaml"
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
@@ -67,6 +74,11 @@ class Deployment:
     text: str  # the processor ConfigMap's config.yaml
     changes: tuple[str, ...]
     namespace: str
+    app_namespaces: tuple[str, ...] = ()  # Istio sidecar mode: namespaces that get a client certificate
+
+    @property
+    def mtls(self) -> bool:
+        return self.config.processor.mtls is not None
 
     @property
     def workers(self) -> int:
@@ -96,23 +108,72 @@ class Deployment:
 IN_CLUSTER_REDIS = f"redis://{REDIS}:6379/0"
 
 
-def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, istio: bool = False) -> Deployment:
-    """Adapt the config to a pod: TCP workers on all interfaces, metrics reachable, shared Redis.
+PLAINTEXT_WARNING = ("WARNING: rendered with --plaintext-processor. The workers accept ext_proc streams without TLS from\n"
+                     "anything that reaches their ports, and an ext_proc stream can obtain provider credentials: only\n"
+                     "the NetworkPolicy (if your network plugin enforces it) stands between them and every pod.")
+
+
+def pod_mtls() -> dict[str, str]:
+    """processor.mtls in a pod: each side's own Secret at TLS_DIR (see TLS_DIR)."""
+    return {"ca_file": f"{TLS_DIR}/ca.crt", "server_cert_file": f"{TLS_DIR}/tls.crt", "server_key_file": f"{TLS_DIR}/tls.key",
+            "client_cert_file": f"{TLS_DIR}/tls.crt", "client_key_file": f"{TLS_DIR}/tls.key"}
+
+
+def written_state_dir(config_text: str) -> str | None:
+    """processor.state_dir as the file says it. The loader fills in a per-file default under the
+    home directory of whoever renders, which must neither reach a pod nor make renders differ."""
+    try:
+        data = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return None
+    processor = data.get("processor") if isinstance(data, dict) else None
+    return processor.get("state_dir") if isinstance(processor, dict) else None
+
+
+def _processor_changes(config: Config, config_text: str, plaintext: bool) -> tuple[dict[str, Any], list[str]]:
+    proc = config.processor
+    out: dict[str, Any] = {}
+    changes: list[str] = []
+    port = DEFAULT_PORT if proc.is_unix else int(proc.socket_address.rpartition(":")[2])
+    address = f"0.0.0.0:{port}"
+    if proc.address != address:
+        out["address"] = address
+        changes.append(f"processor.address {proc.address or 'unset'} -> {address} (the edge reaches workers over TCP)")
+    written = written_state_dir(config_text)
+    if written != POD_STATE_DIR:
+        changes.append(f"processor.state_dir {written or 'unset'} -> {POD_STATE_DIR} (the pod's private directory, on its "
+                       "/tmp emptyDir)")
+    out["state_dir"] = POD_STATE_DIR
+    if proc.workers == "auto":
+        out["workers"] = DEFAULT_WORKERS
+        changes.append(f"processor.workers auto -> {DEFAULT_WORKERS} (one Service port per worker, fixed at render time)")
+    mtls = proc.mtls.model_dump(mode="json", exclude_defaults=True) if proc.mtls else None
+    if plaintext:
+        out["mtls"], out["allow_plaintext_tcp"] = None, True
+        if mtls or not proc.allow_plaintext_tcp:
+            changes.append("processor.mtls -> none, allow_plaintext_tcp -> true (--plaintext-processor)")
+    else:
+        out["mtls"], out["allow_plaintext_tcp"] = pod_mtls(), False
+        if mtls != pod_mtls():
+            changes.append(f"processor.mtls -> the cert-manager Secret mounted at {TLS_DIR} (Envoy and the processor "
+                           "authenticate each other)")
+        if proc.allow_plaintext_tcp:
+            changes.append("processor.allow_plaintext_tcp true -> false (mutual TLS instead)")
+    return out, changes
+
+
+def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, istio: bool = False, *,
+               plaintext: bool = False, app_namespaces: tuple[str, ...] = ()) -> Deployment:
+    """Adapt the config to a pod: TCP workers on all interfaces behind mutual TLS (unless
+    ``plaintext``), a private state directory on the pod's emptyDir, metrics reachable, shared Redis.
 
     A config that already has all of it goes into the ConfigMap as its own text (comments kept);
     otherwise the ConfigMap holds the adapted config with a header naming every change.
     """
     data = config.model_dump(mode="json", exclude_defaults=True)
-    changes: list[str] = []
-    proc = config.processor
-    port = DEFAULT_PORT if proc.is_unix else int(proc.address.rpartition(":")[2])
-    address = f"0.0.0.0:{port}"
-    if proc.address != address:
-        data.setdefault("processor", {})["address"] = address
-        changes.append(f"processor.address {proc.address} -> {address} (the edge reaches workers over TCP)")
-    if proc.workers == "auto":
-        data.setdefault("processor", {})["workers"] = DEFAULT_WORKERS
-        changes.append(f"processor.workers auto -> {DEFAULT_WORKERS} (one Service port per worker, fixed at render time)")
+    processor, changes = _processor_changes(config, config_text, plaintext)
+    data["processor"] = {key: value for key, value in {**data.get("processor", {}), **processor}.items()
+                         if value is not None and not (key == "allow_plaintext_tcp" and value is False)}
     if config.metrics.enabled and config.metrics.host != "0.0.0.0":
         data.setdefault("metrics", {})["host"] = "0.0.0.0"
         changes.append(f"metrics.host {config.metrics.host} -> 0.0.0.0 (Prometheus scrapes the pod IP)")
@@ -129,14 +190,15 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, ist
             changes.append(f"{section}.redis_url -> {shared} (replicas share one Redis)")
     adapted = Config.model_validate(data)
     if not changes:
-        return Deployment(adapted, config_text, (), namespace)
+        return Deployment(adapted, config_text, (), namespace, app_namespaces)
     header = "".join(
         ["# edge-ext config adapted for Kubernetes by `edge-ext render`. Changed from your config:\n"]
         + [f"#   {change}\n" for change in changes]
         + ["# Put these values in your config to have it shipped verbatim, comments included.\n"]
+        + ([comment(PLAINTEXT_WARNING)] if plaintext else [])
     )
     text = header + yaml.safe_dump(adapted.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
-    return Deployment(adapted, text, tuple(changes), namespace)
+    return Deployment(adapted, text, tuple(changes), namespace, app_namespaces)
 
 
 def shares_state(section: str, value: BaseModel) -> bool:

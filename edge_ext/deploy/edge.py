@@ -1,7 +1,8 @@
 """The Envoy edge on Kubernetes and the overlays that run it: standalone, egress-gateway, linkerd.
 
 The edge's bootstrap is `edge-ext envoy-config`'s, with one change: the processor cluster
-resolves the processor's headless Service instead of local sockets.
+resolves the processor's headless Service instead of local sockets, over mutual TLS with the
+edge's client certificate (edge_ext.deploy.pki) unless rendered with plaintext.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from edge_ext.deploy import pki
 from edge_ext.deploy.common import (
-    CLIENT_LABEL, CONFIG_HASH, ENVOY, IMAGE, PROCESSOR, RENDERED, Deployment, comment, dns_processor_cluster,
+    CONFIG_HASH, ENVOY, IMAGE, PLAINTEXT_WARNING, PROCESSOR, RENDERED, Deployment, comment, dns_processor_cluster,
     documents, dump, is_loopback, kustomization, labels, meta,
 )
 from edge_ext.deploy.k8s import container_security, pod_security, spread
@@ -72,7 +74,10 @@ def edge_deployment(dep: Deployment, text: str, mock: bool) -> dict[str, Any]:
         "securityContext": container_security(),
         "volumeMounts": [{"name": "bootstrap", "mountPath": BOOTSTRAP_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
     }
-    pod_labels = {**labels("envoy"), CLIENT_LABEL: "true"}
+    volumes = [{"name": "bootstrap", "configMap": {"name": ENVOY}}, {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    if dep.mtls:
+        envoy["volumeMounts"].append(pki.tls_mount())
+        volumes.append(pki.tls_volume(pki.CLIENT_SECRET))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -81,14 +86,14 @@ def edge_deployment(dep: Deployment, text: str, mock: bool) -> dict[str, Any]:
             "selector": {"matchLabels": labels("envoy")},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH: hashlib.sha256(text.encode()).hexdigest()}},
+                "metadata": {"labels": labels("envoy"), "annotations": {CONFIG_HASH: hashlib.sha256(text.encode()).hexdigest()}},
                 "spec": {
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": DRAIN_S + 20,
                     "securityContext": pod_security(),
                     "affinity": spread("envoy"),
                     "containers": [envoy, *(mock_containers(dep) if mock else [])],
-                    "volumes": [{"name": "bootstrap", "configMap": {"name": ENVOY}}, {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    "volumes": volumes,
                 },
             },
         },
@@ -98,12 +103,17 @@ def edge_deployment(dep: Deployment, text: str, mock: bool) -> dict[str, Any]:
 def edge_objects(dep: Deployment, mock: bool) -> list[tuple[str, dict[str, Any]]]:
     text = bootstrap_text(dep)
     mocked = " The mock-provider containers serve the config's loopback base_urls (demo only)." if mock and mock_containers(dep) else ""
+    tls = (f"over mutual TLS with the client certificate above ({pki.CLIENT_SECRET}, mounted at {pki.TLS_DIR})" if dep.mtls
+           else f"IN PLAINTEXT.\n{PLAINTEXT_WARNING}")
+    certificate = [("The edge's client certificate: the processor's workers answer no one else.",
+                    pki.client_certificate(ENVOY, pki.CLIENT_SECRET, cluster=False))] if dep.mtls else []
     return [
-        ("The bootstrap of `edge-ext envoy-config`, with the processor cluster resolving the processor's\n"
-         "headless Service (STRICT_DNS, one endpoint per worker port).",
+        *certificate,
+        ("The bootstrap of `edge-ext envoy-config`, with the processor cluster resolving the processor's "
+         f"headless Service (STRICT_DNS, one endpoint per worker port), {tls}.",
          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(ENVOY, "envoy"), "data": {"envoy.yaml": text}}),
-        (f"Envoy from the edge-ext image (the version the bootstrap is validated with). Labelled {CLIENT_LABEL}\n"
-         f"so the processor's NetworkPolicy admits it.{mocked}", edge_deployment(dep, text, mock)),
+        ("Envoy from the edge-ext image (the version the bootstrap is validated with). The processor's NetworkPolicy "
+         f"admits these pods by their labels and namespace.{mocked}", edge_deployment(dep, text, mock)),
         ("Apps use http://edge-ext-envoy.NAMESPACE/v1 as their OpenAI base URL.",
          {"apiVersion": "v1", "kind": "Service", "metadata": meta(ENVOY, "envoy"),
           "spec": {"selector": labels("envoy"), "ports": [{"name": "http", "port": 80, "targetPort": "http", "appProtocol": "http"}]}}),
@@ -120,8 +130,9 @@ def standalone(dep: Deployment, mock: bool) -> dict[str, str]:
     return {
         "envoy.yaml": documents(RENDERED, edge_objects(dep, mock)),
         "kustomization.yaml": kustomization(
-            "The Envoy edge plus the processor base: apps in the cluster call the edge's Service.",
-            resources=["../../base", "envoy.yaml"]),
+            "The Envoy edge plus the processor base: apps in the cluster call the edge's Service. The edge must run in\n"
+            "the processor's namespace: the processor's NetworkPolicy admits Envoy pods of that namespace only.",
+            namespace=dep.namespace, resources=["../../base", "envoy.yaml"]),
     }
 
 
@@ -162,7 +173,7 @@ def egress_gateway(dep: Deployment) -> dict[str, str]:
         "kustomization.yaml": kustomization(
             "The Envoy edge as the cluster's egress point for LLM traffic: open to every namespace,\n"
             "restricted in what it may reach, and sized for the whole cluster.",
-            resources=["../standalone", "network-policy.yaml"], patches=[{"path": "hpa.yaml"}]),
+            namespace=dep.namespace, resources=["../standalone", "network-policy.yaml"], patches=[{"path": "hpa.yaml"}]),
     }
 
 

@@ -8,6 +8,10 @@ Routing stays Istio's: edge-ext names the provider in x-edge-cluster (provider_<
 VirtualService maps each value to the provider's ServiceEntry host, whose DestinationRule
 originates TLS. A request no edge-ext route claims gets a 503 (fail closed): if the filter is
 not applied on some proxy, nothing leaves with the caller's own credentials.
+
+The proxies reach the processor outside Istio's own mTLS (Envoy-originated streams are not
+captured): the processor cluster carries a client certificate from edge-ext's CA, a
+ClusterIssuer (edge_ext.deploy.pki), mounted into the egress gateway or each app's istio-proxy.
 """
 
 from __future__ import annotations
@@ -19,16 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_ext.config.models import Config
+from edge_ext.deploy import pki
 from edge_ext.deploy.common import (
-    CLIENT_LABEL, ISTIO_VERSIONS, PROCESSOR, RENDERED, DeployError, Deployment, dns_processor_cluster, documents,
-    ext_proc_filter, is_ip, is_loopback, kustomization,
+    CLIENT_LABEL, GATEWAY_SELECTOR, ISTIO_NS, ISTIO_VERSIONS, PROCESSOR, RENDERED, DeployError, Deployment, comment,
+    dns_processor_cluster, documents, dump, ext_proc_filter, is_ip, is_loopback, kustomization,
 )
 from edge_ext.deploy.k8s import base
-from edge_ext.envoy_config.render import CA_BUNDLE, local_reply_mappers, render
+from edge_ext.envoy_config.render import CA_BUNDLE, local_reply_mappers, processor_mtls, render
 
-ISTIO_NS = "istio-system"
 GATEWAY = "edge-ext-llm-egress"
-GATEWAY_SELECTOR = {"istio": "egressgateway"}
 GATEWAY_SERVICE = f"istio-egressgateway.{ISTIO_NS}.svc.cluster.local"
 GATEWAY_PORT = 80
 HCM = "envoy.filters.network.http_connection_manager"
@@ -99,6 +102,11 @@ def envoy_filter(config: Config, dep: Deployment, gateway: bool) -> dict[str, An
     context = "GATEWAY" if gateway else "SIDECAR_OUTBOUND"
     hosts = provider_hosts(config)
     processor = dns_processor_cluster(config, f"{PROCESSOR}.{dep.namespace}.svc")
+    if gateway and dep.mtls:
+        # The gateway's client Secret is where istioctl's egress gateway mounts it, not at TLS_DIR.
+        files = {"ca_file": "ca.crt", "client_cert_file": "tls.crt", "client_key_file": "tls.key"}
+        mtls = config.processor.mtls.model_copy(update={k: f"{pki.GATEWAY_TLS_DIR}/{v}" for k, v in files.items()})
+        processor["transport_socket"] = processor_mtls(mtls)
     buffer_limit = render(config)["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"]
     # Sidecars: only the listeners of the provider ports. Gateways: every listener (Istio binds the
     # gateway Service's target port, not the Gateway's port); the filter is off outside our vhosts.
@@ -183,20 +191,61 @@ def provider_entries(config: Config) -> list[tuple[str, dict[str, Any]]]:
     return docs
 
 
+def tls_files(dep: Deployment) -> dict[str, str]:
+    """The CA (its own kustomization: a namespace transformer must not move it), the gateway's
+    client certificate, and what each sidecar-mode application namespace needs."""
+    mounted = f"mounted into istio-proxy at {pki.TLS_DIR}"
+    files = {
+        "pki/certificates.yaml": documents(HEADER + "\nNeeds cert-manager (cert-manager.io/v1).", pki.ca_objects(cluster=True)),
+        "pki/kustomization.yaml": kustomization(
+            "edge-ext's CA for the processor's mutual TLS, shared by both modes. No namespace here: the CA's\n"
+            "Certificate must stay in cert-manager's cluster resource namespace.", resources=["certificates.yaml"]),
+        "egress-gateway/certificate.yaml": documents(HEADER, [(
+            f"The egress gateway's client certificate. istioctl's egress gateway mounts the Secret {pki.GATEWAY_SECRET} "
+            f"(an optional volume) at {pki.GATEWAY_TLS_DIR}; mount it there yourself if you install the gateway otherwise.\n"
+            "The gateway reads it when it starts: after the first issue and each renewal,\n"
+            "  kubectl -n istio-system rollout restart deployment/istio-egressgateway",
+            pki.client_certificate("edge-ext-egress-gateway", pki.GATEWAY_SECRET, cluster=True, namespace=ISTIO_NS))]),
+        "sidecar/client-certificate.yaml": comment(
+            "EXAMPLE for each application namespace, not part of the kustomization:\n"
+            "  kubectl -n APP_NAMESPACE apply -f client-certificate.yaml\n"
+            f"(or list it in the application's own kustomization). Its Secret is {mounted} by the "
+            "annotations of app-pod-patch.yaml; without that volume the sidecar cannot load the processor cluster.")
+        + dump(pki.client_certificate(pki.SIDECAR_VOLUME, pki.CLIENT_SECRET, cluster=True)),
+        "sidecar/app-pod-patch.yaml": comment(
+            "EXAMPLE: what an application's pod template needs in sidecar mode, as a strategic merge patch:\n"
+            "  kubectl -n APP_NAMESPACE patch deployment APP --patch-file app-pod-patch.yaml\n"
+            f"The label selects the EnvoyFilter; the annotations mount the namespace's {pki.CLIENT_SECRET} Secret "
+            f"(client-certificate.yaml) into istio-proxy at {pki.TLS_DIR}. Sidecars read it when they start.")
+        + dump(pki.sidecar_pod_patch(CLIENT_LABEL)),
+    }
+    if dep.app_namespaces:
+        files["sidecar/client-certificates.yaml"] = documents(HEADER, [
+            (f"Client certificate of the sidecars in {ns} ({mounted}, see app-pod-patch.yaml).",
+             pki.client_certificate(pki.SIDECAR_VOLUME, pki.CLIENT_SECRET, cluster=True, namespace=ns))
+            for ns in dep.app_namespaces])
+    return files
+
+
 def render_istio(dep: Deployment) -> dict[str, str]:
     config = dep.config
     files = {f"processor/{path}": text for path, text in base(dep, istio=True).items()}
+    tls = ["../pki"] if dep.mtls else []
+    if dep.mtls:
+        files.update(tls_files(dep))
     files["providers/providers.yaml"] = documents(HEADER, provider_entries(config))
     files["providers/kustomization.yaml"] = kustomization("The provider hosts, shared by both modes.", resources=["providers.yaml"])
     files["sidecar/envoyfilter.yaml"] = documents(HEADER, [(
-        f"Sidecars of pods labelled {CLIENT_LABEL}=true run ext_proc on requests to the provider hosts.",
+        f"Sidecars of pods labelled {CLIENT_LABEL}=true run ext_proc on requests to the provider hosts"
+        + (f"; their istio-proxy must mount the namespace's client certificate at {pki.TLS_DIR} (app-pod-patch.yaml)." if dep.mtls else "."),
         envoy_filter(config, dep, gateway=False))])
     files["sidecar/virtualservice.yaml"] = documents(HEADER, [(
         "Routes on the provider edge-ext chose (x-edge-cluster); anything else is refused.",
         virtual_service("edge-ext-llm-providers", config, None, provider_routes(config, None)))])
+    known = ["client-certificates.yaml"] if dep.mtls and dep.app_namespaces else []
     files["sidecar/kustomization.yaml"] = kustomization(
         "Sidecar mode: ext_proc in each labelled app's sidecar. Apply with processor/, not with egress-gateway/.",
-        resources=["../providers", "envoyfilter.yaml", "virtualservice.yaml"])
+        resources=[*tls, "../providers", "envoyfilter.yaml", "virtualservice.yaml", *known])
     gateway_ref = f"{ISTIO_NS}/{GATEWAY}"
     to_gateway = {"name": "to-egress-gateway", "match": [{"gateways": ["mesh"]}],
                   "route": [{"destination": {"host": GATEWAY_SERVICE, "port": {"number": GATEWAY_PORT}}}], "retries": {"attempts": 0}}
@@ -209,8 +258,10 @@ def render_istio(dep: Deployment) -> dict[str, str]:
          virtual_service("edge-ext-llm-via-egress-gateway", config, ["mesh", gateway_ref], [to_gateway, *provider_routes(config, gateway_ref)])),
     ])
     files["egress-gateway/envoyfilter.yaml"] = documents(HEADER, [(
-        "The istio-egressgateway pods run ext_proc for the whole cluster's LLM traffic.", envoy_filter(config, dep, gateway=True))])
+        "The istio-egressgateway pods run ext_proc for the whole cluster's LLM traffic"
+        + (f", reaching the processor with the client certificate of certificate.yaml (at {pki.GATEWAY_TLS_DIR})." if dep.mtls else "."),
+        envoy_filter(config, dep, gateway=True))])
     files["egress-gateway/kustomization.yaml"] = kustomization(
         "Egress-gateway mode: one ext_proc point for the cluster. Apply with processor/, not with sidecar/.",
-        resources=["../providers", "gateway.yaml", "envoyfilter.yaml"])
+        resources=[*tls, "../providers", "gateway.yaml", "envoyfilter.yaml", *(["certificate.yaml"] if dep.mtls else [])])
     return files

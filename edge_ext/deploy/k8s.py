@@ -1,15 +1,16 @@
 """The kustomize base: the processor (Deployment, headless Service, ConfigMap, HPA, PDB,
-NetworkPolicy) and a Redis for the shared L2 tier. Targets Kubernetes 1.30."""
+NetworkPolicy, its certificates) and a Redis for the shared L2 tier. Targets Kubernetes 1.30."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
+from edge_ext.deploy import pki
 from edge_ext.deploy.common import (
-    CLIENT_LABEL, CONFIG_HASH, CONFIG_MAP, CONFIG_PATH, EXT_PROC_SERVICE, IMAGE, IMAGE_NAME, IMAGE_TAG, IN_CLUSTER_REDIS,
-    K8S_VERSION, KEYS_SECRET, PROCESSOR, REDIS, REDIS_IMAGE_NAME, REDIS_IMAGE_TAG, RENDERED, Deployment, comment,
-    documents, dump, kustomization, labels, meta,
+    CLIENT_LABEL, CONFIG_HASH, CONFIG_MAP, CONFIG_PATH, EXT_PROC_SERVICE, GATEWAY_SELECTOR, IMAGE, IMAGE_NAME, IMAGE_TAG,
+    IN_CLUSTER_REDIS, ISTIO_NS, K8S_VERSION, KEYS_SECRET, PLAINTEXT_WARNING, PROCESSOR, REDIS, REDIS_IMAGE_NAME,
+    REDIS_IMAGE_TAG, RENDERED, Deployment, comment, documents, dump, kustomization, labels, meta,
 )
 
 RUN_AS = 10001  # the image's `edge` user
@@ -54,6 +55,14 @@ def tmp_limit(dep: Deployment) -> str:
     return f"{256 + extra // (1024 * 1024)}Mi"
 
 
+def probe(dep: Deployment) -> dict[str, Any]:
+    if not dep.mtls:
+        return {"grpc": {"port": dep.ports[0], "service": EXT_PROC_SERVICE}, "timeoutSeconds": 2}
+    # Kubelet's gRPC probe speaks plaintext only: the pod asks every worker itself, over the same
+    # mutual TLS as Envoy (edge_ext.deploy.probe; about 0.3 s of CPU a run).
+    return {"exec": {"command": ["python", "-m", "edge_ext.deploy.probe", "--config", CONFIG_PATH]}, "timeoutSeconds": 5}
+
+
 def processor_deployment(dep: Deployment, istio: bool) -> dict[str, Any]:
     w = dep.workers
     ports = [{"name": f"grpc-worker-{i}", "containerPort": port} for i, port in enumerate(dep.ports)]
@@ -62,12 +71,16 @@ def processor_deployment(dep: Deployment, istio: bool) -> dict[str, Any]:
         ports.append({"name": "metrics", "containerPort": dep.metrics_port})
         annotations.update({"prometheus.io/scrape": "true", "prometheus.io/port": str(dep.metrics_port), "prometheus.io/path": "/metrics"})
     if istio:
-        # Envoy-originated ext_proc streams bypass Istio's capture and arrive in plaintext; a
-        # sidecar with STRICT mTLS would refuse them. The NetworkPolicy is the access control.
+        # Proxies open ext_proc streams themselves, outside Istio's capture and Istio's mTLS; a
+        # processor sidecar enforcing STRICT mTLS would refuse them. The workers' own mutual TLS
+        # authenticates the proxies instead.
         annotations["sidecar.istio.io/inject"] = "false"
-    probe = {"grpc": {"port": dep.ports[0], "service": EXT_PROC_SERVICE}, "timeoutSeconds": 2}
+    checks = probe(dep)
     mounts = [{"name": "config", "mountPath": CONFIG_PATH.rpartition("/")[0], "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": CONFIG_MAP}}, {"name": "tmp", "emptyDir": {"sizeLimit": tmp_limit(dep)}}]
+    if dep.mtls:
+        mounts.append(pki.tls_mount())
+        volumes.append(pki.tls_volume(pki.SERVER_SECRET))
     files = key_files(dep)
     if files:
         volumes.append({"name": "provider-keys", "secret": {"secretName": KEYS_SECRET, "defaultMode": 0o440, "items": [{"key": k, "path": k} for k, _ in files]}})
@@ -79,8 +92,10 @@ def processor_deployment(dep: Deployment, istio: bool) -> dict[str, Any]:
         "args": ["serve", "--config", CONFIG_PATH],
         "ports": ports,
         "env": key_env(dep),
-        "readinessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 2},
-        "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 10, "failureThreshold": 3},
+        # Envoy health-checks every worker each second and ejects it on its own; these probes
+        # decide DNS listing and restarts.
+        "readinessProbe": {**checks, "periodSeconds": 10 if dep.mtls else 5, "failureThreshold": 2},
+        "livenessProbe": {**checks, "initialDelaySeconds": 15, "periodSeconds": 10, "failureThreshold": 3},
         # Envoy drops a pod once headless DNS stops listing it (TTL + refresh, about 10 s); the
         # workers keep accepting streams until then, and SIGTERM afterwards drains them.
         "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
@@ -123,9 +138,11 @@ def processor_objects(dep: Deployment, istio: bool) -> list[tuple[str, dict[str,
     return [
         (f"The edge-ext config, {'adapted for pods (see its header)' if dep.changes else 'as written'}.",
          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(CONFIG_MAP, "processor"), "data": {"config.yaml": dep.text}}),
-        (f"`edge-ext serve`: {dep.workers} workers per pod, worker N on port {dep.ports[0]}+N. Provider keys come from the\n"
-         f"{KEYS_SECRET} Secret (see secret.example.yaml); the pod template carries the config's hash,\n"
-         "so a changed config rolls the pods.", processor_deployment(dep, istio)),
+        (f"`edge-ext serve`: {dep.workers} workers per pod, worker N on port {dep.ports[0]}+N, "
+         + (f"behind mutual TLS with the {pki.SERVER_SECRET} certificate." if dep.mtls else f"IN PLAINTEXT.\n{PLAINTEXT_WARNING}")
+         + f"\nProvider keys come from the {KEYS_SECRET} Secret (see secret.example.yaml); the pod template carries the "
+         "config's hash, so a changed config rolls the pods.\nThe admin API listens on a Unix socket per worker inside the "
+         "pod, with the pod's own token (kubectl exec, see docs/deployment.md).", processor_deployment(dep, istio)),
         ("Headless: DNS returns every ready pod, and Envoy's STRICT_DNS cluster makes one endpoint per pod\n"
          "and worker port, so it balances, health-checks and ejects workers itself.",
          {"apiVersion": "v1", "kind": "Service", "metadata": meta(PROCESSOR, "processor"),
@@ -144,10 +161,7 @@ def processor_objects(dep: Deployment, istio: bool) -> list[tuple[str, dict[str,
 
 
 def network_policies(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, Any]]]:
-    clients: list[dict[str, Any]] = [{"namespaceSelector": {}, "podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}}]
-    if istio:
-        clients.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
-                        "podSelector": {"matchLabels": {"istio": "egressgateway"}}})
+    clients = processor_clients(dep, istio)
     ingress: list[dict[str, Any]] = [{"from": clients, "ports": [{"protocol": "TCP", "port": p} for p in dep.ports]}]
     if dep.metrics_port:
         # Metrics carry no keys or prompts; Prometheus may live in any namespace.
@@ -163,10 +177,17 @@ def network_policies(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, 
     egress.append({"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]})
     # Providers: a NetworkPolicy cannot name hosts, so 443 to any address.
     egress.append({"ports": [{"protocol": "TCP", "port": 443}]})
-    who = (f"Pods labelled {CLIENT_LABEL}=true (apps whose Istio sidecar runs ext_proc) and the istio-egressgateway pods"
-           if istio else f"Only pods labelled {CLIENT_LABEL}=true (the Envoy edge, or any Envoy you label)")
+    if istio:
+        who = f"The istio-egressgateway pods, and pods labelled {CLIENT_LABEL}=true in any namespace (sidecar mode),"
+        how = ("Anyone may label a pod in a namespace of their own: for sidecars this policy only narrows who can\n"
+               "connect, and the workers' mutual TLS is the authentication.")
+    else:
+        who = f"Only the Envoy edge's pods, in the {dep.namespace} namespace,"
+        how = "The workers' mutual TLS authenticates them as well."
+    if not dep.mtls:
+        how = PLAINTEXT_WARNING
     docs = [(
-        f"{who} may open ext_proc streams. Kubelet probes come from the node and are not subject to this policy.",
+        f"{who} may open ext_proc streams. Kubelet probes come from the node and are not subject to this policy.\n{how}",
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(PROCESSOR, "processor"),
          "spec": {"podSelector": {"matchLabels": labels("processor")}, "policyTypes": ["Ingress", "Egress"],
                   "ingress": ingress, "egress": egress}},
@@ -178,6 +199,20 @@ def network_policies(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, 
                                "ingress": [{"from": [{"podSelector": {"matchLabels": labels("processor")}}],
                                             "ports": [{"protocol": "TCP", "port": 6379}]}]}}))
     return docs
+
+
+def processor_clients(dep: Deployment, istio: bool) -> list[dict[str, Any]]:
+    """Who may connect to the workers: pods by their labels AND their namespace by its name
+    (kubernetes.io/metadata.name, set by the API server), not a label any pod anywhere can take.
+    Istio's sidecar mode is the exception: its apps live in any namespace (see the policy's comment)."""
+
+    def pods_in(namespace: str, pod_labels: dict[str, str]) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "podSelector": {"matchLabels": pod_labels}}
+
+    if not istio:
+        return [pods_in(dep.namespace, labels("envoy"))]
+    return [pods_in(ISTIO_NS, GATEWAY_SELECTOR), {"namespaceSelector": {}, "podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}}]
 
 
 def redis_objects(istio: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -213,6 +248,14 @@ def redis_objects(istio: bool) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def certificates(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, Any]]]:
+    server = ("The workers' server certificate, for the processor Service's names; the pods mount its Secret at\n"
+              f"{pki.TLS_DIR}, where the config's processor.mtls points.", pki.server_certificate(dep, cluster=istio))
+    if istio:
+        return [server]  # the CA is a ClusterIssuer, in ../pki
+    return [*pki.ca_objects(cluster=False), server]
+
+
 def secret_example(dep: Deployment) -> str:
     data = {env["name"]: f"REPLACE-ME: the {env['name']} value" for env in key_env(dep)}
     data.update({k: f"REPLACE-ME: the key file content for {path}" for k, path in key_files(dep)})
@@ -239,6 +282,9 @@ def base(dep: Deployment, istio: bool = False) -> dict[str, str]:
         "secret.example.yaml": secret_example(dep),
     }
     resources = ["namespace.yaml", "processor.yaml", "network-policy.yaml"]
+    if dep.mtls:
+        files["certificates.yaml"] = documents(RENDERED + "\nNeeds cert-manager (cert-manager.io/v1).", certificates(dep, istio))
+        resources.append("certificates.yaml")
     images = [{"name": IMAGE_NAME, "newTag": IMAGE_TAG}]
     if dep.in_cluster_redis:
         files["redis.yaml"] = documents(RENDERED, redis_objects(istio))

@@ -1,7 +1,9 @@
 """Deployment artefacts (edge_ext.deploy): committed examples, Kubernetes schemas, Envoy configs.
 
 Kubernetes objects are checked offline with kubernetes-validate against the 1.30 schemas
-(strict: unknown fields fail). Overlays are built by `kustomize_build` below, a deliberately
+(strict: unknown fields fail); cert-manager's CRDs have no schema there, so `check_cert_manager`
+checks their required fields, and the tests check that every issuer reference and mounted
+certificate Secret resolves. Overlays are built by `kustomize_build` below, a deliberately
 small stand-in for `kustomize build`: resources (files and directories), `namespace`, `images`
 and `patches: [{path}]` merged strategically by kind and name; any other kustomization key fails
 the test rather than being ignored. Istio's CRDs have no schema here: their structure is asserted,
@@ -24,8 +26,8 @@ import pytest
 import yaml
 
 from edge_ext.config import load_config, parse_config
-from edge_ext.deploy import DeployError, examples, render_target
-from edge_ext.deploy.common import CLIENT_LABEL, EXT_PROC_SERVICE, IMAGE, KEYS_SECRET, PROCESSOR
+from edge_ext.deploy import DeployError, examples, pki, render_target
+from edge_ext.deploy.common import CLIENT_LABEL, CONFIG_PATH, EXT_PROC_SERVICE, IMAGE, KEYS_SECRET, POD_STATE_DIR, PROCESSOR, TLS_DIR
 from edge_ext.deploy.istio import NEWER_THAN_ISTIO, provider_hosts
 from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, provider_cluster, render_yaml
 from tests.support import free_port, http, start_mock, stop, wait_until
@@ -105,9 +107,31 @@ def docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
+def tls_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """A processor and a client directory laid out as cert-manager writes a Secret, from one CA."""
+    import trustme
+
+    ca = trustme.CA()
+    dirs = []
+    for name, cert in (("server", ca.issue_cert(PROCESSOR, f"{PROCESSOR}.edge-ext.svc")), ("client", ca.issue_cert("edge-ext-envoy"))):
+        d = tmp_path / f"tls-{name}"
+        d.mkdir()
+        ca.cert_pem.write_to_path(str(d / "ca.crt"))
+        cert.cert_chain_pems[0].write_to_path(str(d / "tls.crt"))
+        cert.private_key_pem.write_to_path(str(d / "tls.key"))
+        dirs.append(d)
+    return dirs[0], dirs[1]
+
+
+def with_client_certs(text: str, client: Path) -> str:
+    """Envoy reads its certificate files even in validate mode: point the pod paths at real ones."""
+    return text.replace(pki.GATEWAY_TLS_DIR, str(client)).replace(TLS_DIR, str(client))
+
+
 def envoy_validate(tmp_path: Path, bootstrap: dict | str, name: str = "bootstrap.yaml") -> None:
     path = tmp_path / name
-    path.write_text(bootstrap if isinstance(bootstrap, str) else yaml.safe_dump(bootstrap))
+    text = bootstrap if isinstance(bootstrap, str) else yaml.safe_dump(bootstrap)
+    path.write_text(with_client_certs(text, tls_dirs(tmp_path)[1]))
     envoy = str(Path(sys.executable).parent / "envoy") if (Path(sys.executable).parent / "envoy").exists() else shutil.which("envoy")
     out = subprocess.run([envoy, "--mode", "validate", "-c", str(path), "--disable-hot-restart", "-l", "error"],
                          capture_output=True, text=True, timeout=60)
@@ -125,11 +149,41 @@ def test_committed_examples_are_current():
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
+CERT_MANAGER_REQUIRED = {
+    "Certificate": {"secretName", "issuerRef"},
+    "Issuer": set(),
+    "ClusterIssuer": set(),
+}
+ISSUER_TYPES = {"selfSigned", "ca", "acme", "vault", "venafi"}
+
+
+def check_cert_manager(obj: dict) -> None:
+    """What cert-manager's CRD schema would refuse: unknown kinds, missing fields, an issuer of no
+    or several types, a Certificate without a subject, an issuerRef outside cert-manager.io."""
+    assert obj["apiVersion"] == "cert-manager.io/v1" and obj["kind"] in CERT_MANAGER_REQUIRED, obj
+    assert set(obj) == {"apiVersion", "kind", "metadata", "spec"} and obj["metadata"]["name"]
+    spec = obj["spec"]
+    assert CERT_MANAGER_REQUIRED[obj["kind"]] <= set(spec), obj["metadata"]["name"]
+    if obj["kind"] == "Certificate":
+        assert set(spec["issuerRef"]) <= {"name", "kind", "group"} and spec["issuerRef"]["group"] == "cert-manager.io"
+        assert spec["issuerRef"]["kind"] in {"Issuer", "ClusterIssuer"}
+        assert spec.get("commonName") or spec.get("dnsNames"), "a Certificate needs a subject"
+        assert set(spec.get("usages", [])) <= {"digital signature", "key encipherment", "server auth", "client auth", "cert sign"}
+        assert spec["privateKey"]["algorithm"] in {"RSA", "ECDSA", "Ed25519"}
+    else:
+        assert len(set(spec) & ISSUER_TYPES) == 1 and set(spec) <= ISSUER_TYPES, spec
+        if "ca" in spec:
+            assert set(spec["ca"]) == {"secretName"}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_objects_validate_against_kubernetes_1_30(overlay):
     objects = kustomize_build(ROOT / overlay)
     assert objects
     for obj in objects:
+        if obj["apiVersion"].startswith("cert-manager.io/"):
+            check_cert_manager(obj)
+            continue
         try:
             kubernetes_validate.validate(obj, K8S_SCHEMA, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -156,7 +210,8 @@ def test_processor_matches_config():
     assert [p["port"] for p in find(objects, "Service", PROCESSOR)["spec"]["ports"] if p["name"].startswith("grpc")] == ports
     assert find(objects, "Service", PROCESSOR)["spec"]["clusterIP"] == "None"
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"] == {"port": 50051, "service": EXT_PROC_SERVICE}
+        # Kubelet's gRPC probe has no TLS: the pod's own probe checks the workers over mutual TLS.
+        assert container[probe]["exec"]["command"] == ["python", "-m", "edge_ext.deploy.probe", "--config", CONFIG_PATH]
     assert container["image"] == IMAGE and deploy["metadata"]["namespace"] == "edge-ext"
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -169,13 +224,36 @@ def test_processor_matches_config():
     assert not any(o["kind"] == "Secret" for o in objects)
     served = yaml.safe_load(find(objects, "ConfigMap", "edge-ext-config")["data"]["config.yaml"])
     assert served["processor"]["address"] == "0.0.0.0:50051" and served["cache"]["redis_url"] == "redis://edge-ext-redis:6379/0"
+    # Its own private directory on the pod's emptyDir, and mutual TLS with the mounted server certificate.
+    assert served["processor"]["state_dir"] == POD_STATE_DIR and POD_STATE_DIR.startswith("/tmp/")
+    assert "allow_plaintext_tcp" not in served["processor"]
+    assert served["processor"]["mtls"] == {"ca_file": f"{TLS_DIR}/ca.crt", "server_cert_file": f"{TLS_DIR}/tls.crt",
+                                           "server_key_file": f"{TLS_DIR}/tls.key", "client_cert_file": f"{TLS_DIR}/tls.crt",
+                                           "client_key_file": f"{TLS_DIR}/tls.key"}
+    assert {"name": "tls", "mountPath": TLS_DIR, "readOnly": True} in container["volumeMounts"]
+    assert {"name": "tls", "secret": {"secretName": pki.SERVER_SECRET, "defaultMode": 0o440}} in pod["volumes"]
     assert {o["kind"] for o in objects} >= {"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Namespace"}
 
 
-def test_network_policy_admits_only_labelled_envoys_and_limits_egress():
-    policy = find(kustomize_build(ROOT / "k8s/base"), "NetworkPolicy", PROCESSOR)["spec"]
+def selects(peer: dict, pod: dict, namespace: str) -> bool:
+    """Whether a NetworkPolicy peer (namespaceSelector AND podSelector, matchLabels only) selects the pod."""
+    ns_labels = {"kubernetes.io/metadata.name": namespace}  # all the API server guarantees a namespace has
+    wanted_ns = peer["namespaceSelector"].get("matchLabels", {})
+    wanted_pod = peer["podSelector"].get("matchLabels", {})
+    return wanted_ns.items() <= ns_labels.items() and wanted_pod.items() <= pod["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_network_policy_admits_only_the_edge_envoys_and_limits_egress():
+    objects = kustomize_build(ROOT / "k8s/overlays/standalone")
+    policy = find(objects, "NetworkPolicy", PROCESSOR)["spec"]
     workers = policy["ingress"][0]
-    assert workers["from"] == [{"namespaceSelector": {}, "podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}}]
+    # A namespace by its API-server-set name AND the edge's pod labels: no pod elsewhere can label itself in.
+    (peer,) = workers["from"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "edge-ext"}}
+    edge = find(objects, "Deployment", "edge-ext-envoy")
+    assert selects(peer, edge, edge["metadata"]["namespace"])
+    assert not selects(peer, edge, "some-app") and not selects(peer, find(objects, "Deployment", "edge-ext-redis"), "edge-ext")
+    assert CLIENT_LABEL not in edge["spec"]["template"]["metadata"]["labels"]
     assert [p["port"] for p in workers["ports"]] == [50051, 50052]
     egress = [(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]]
     assert sorted(egress) == [("TCP", 53), ("TCP", 443), ("TCP", 6379), ("UDP", 53)]
@@ -192,6 +270,14 @@ def test_edge_bootstrap_shares_clusters_with_the_config_and_passes_envoy_validat
     clusters = {c["name"]: c for c in bootstrap["static_resources"]["clusters"]}
     processor = clusters[PROCESSOR_CLUSTER]
     assert processor["type"] == "STRICT_DNS"
+    # The client certificate of the edge's Secret, mounted where the bootstrap reads it.
+    tls = processor["transport_socket"]["typed_config"]["common_tls_context"]
+    assert tls["tls_certificates"] == [{"certificate_chain": {"filename": f"{TLS_DIR}/tls.crt"},
+                                        "private_key": {"filename": f"{TLS_DIR}/tls.key"}}]
+    assert tls["validation_context"]["trusted_ca"] == {"filename": f"{TLS_DIR}/ca.crt"}
+    edge_pod = find(objects, "Deployment", "edge-ext-envoy")["spec"]["template"]["spec"]
+    assert {"name": "tls", "mountPath": TLS_DIR, "readOnly": True} in edge_pod["containers"][0]["volumeMounts"]
+    assert {"name": "tls", "secret": {"secretName": pki.CLIENT_SECRET, "defaultMode": 0o440}} in edge_pod["volumes"]
     assert [e["endpoint"]["address"]["socket_address"] for e in processor["load_assignment"]["endpoints"][0]["lb_endpoints"]] == [
         {"address": PROCESSOR, "port_value": 50051}, {"address": PROCESSOR, "port_value": 50052}]
     for p in config.providers:
@@ -200,7 +286,6 @@ def test_edge_bootstrap_shares_clusters_with_the_config_and_passes_envoy_validat
     assert any(r.get("route", {}).get("cluster_header") == "x-edge-cluster" for r in hcm["route_config"]["virtual_hosts"][0]["routes"])
     assert bootstrap["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] == "0.0.0.0"
     edge = find(objects, "Deployment", "edge-ext-envoy")["spec"]["template"]
-    assert edge["metadata"]["labels"][CLIENT_LABEL] == "true"
     # The example's provider is the loopback mock: it runs beside Envoy, as in `edge-ext up --with-mock`.
     assert [c["args"][:5] for c in edge["spec"]["containers"][1:]] == [["mock-provider", "--host", "127.0.0.1", "--port", "18080"]]
 
@@ -223,25 +308,102 @@ def test_adapted_and_verbatim_config_text():
     assert served == text  # already fit for pods: shipped as written, comments included
     adapted = render_target(load_config(EXAMPLE), "k8s", EXAMPLE.read_text())
     served = find(docs_of(adapted["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
-    assert served.startswith("# edge-ext config adapted") and "unix:/tmp/edge-ext -> 0.0.0.0:50051" in served
+    assert served.startswith("# edge-ext config adapted") and "unix:/run/edge-ext -> 0.0.0.0:50051" in served
+    assert f"processor.state_dir unset -> {POD_STATE_DIR}" in served and "processor.mtls -> " in served
     edge = find(docs_of(adapted["overlays/standalone/envoy.yaml"]), "Deployment", "edge-ext-envoy")
     assert [c["name"] for c in pod_containers(edge)] == ["envoy"]  # no mock unless asked for
+
+
+def test_renders_do_not_depend_on_who_renders_them(tmp_path, monkeypatch):
+    """The loader gives a config file without a state directory one under the home of whoever
+    loads it; a pod gets its own instead, so every machine and user renders the same files."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["processor"] = {"workers": 2}
+    path = tmp_path / "edge-ext.yaml"
+    path.write_text(yaml.safe_dump(data))
+    renders = []
+    for home in ("alice", "bob"):
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / home))
+        assert load_config(path).processor.state_dir.startswith(str(tmp_path / home))
+        renders.append(render_target(load_config(path), "k8s", path.read_text()))
+    assert renders[0] == renders[1]
+    assert not any(str(tmp_path) in text for text in renders[0].values())
+    served = find(docs_of(renders[0]["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
+    assert yaml.safe_load(served)["processor"]["state_dir"] == POD_STATE_DIR
+
+
+def test_plaintext_processor_is_an_explicit_loud_choice():
+    text = EXAMPLE.read_text()
+    files = render_target(load_config(EXAMPLE), "k8s", text, plaintext_processor=True)
+    served = yaml.safe_load(find(docs_of(files["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"])
+    assert served["processor"]["allow_plaintext_tcp"] is True and "mtls" not in served["processor"]
+    assert "base/certificates.yaml" not in files and "certificates.yaml" not in files["base/kustomization.yaml"]
+    for path in ("base/processor.yaml", "base/network-policy.yaml", "overlays/standalone/envoy.yaml"):
+        assert "WARNING: rendered with --plaintext-processor" in files[path].replace("\n# ", " "), path
+    (container,) = find(docs_of(files["base/processor.yaml"]), "Deployment", PROCESSOR)["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["grpc"] == {"port": 50051, "service": EXT_PROC_SERVICE}
+    bootstrap = yaml.safe_load(find(docs_of(files["overlays/standalone/envoy.yaml"]), "ConfigMap", "edge-ext-envoy")["data"]["envoy.yaml"])
+    assert "transport_socket" not in next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == PROCESSOR_CLUSTER)
+    istio = render_target(load_config(ISTIO_EXAMPLE), "istio", ISTIO_EXAMPLE.read_text(), plaintext_processor=True)
+    assert not any(path.startswith("pki/") or "certificate" in path for path in istio)
 
 
 def docs_of(text: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
+def issued(objects: list[dict]) -> dict[tuple[str, str], dict]:
+    """(namespace, secretName) -> the Certificate writing that Secret."""
+    return {(o["metadata"].get("namespace", ""), o["spec"]["secretName"]): o for o in objects if o["kind"] == "Certificate"}
+
+
+@pytest.mark.parametrize("directories", [["k8s/overlays/standalone"], ["k8s/overlays/egress-gateway"], ["k8s/overlays/linkerd"],
+                                         ["istio/processor", "istio/sidecar"], ["istio/processor", "istio/egress-gateway"]],
+                         ids=["k8s-standalone", "k8s-egress-gateway", "k8s-linkerd", "istio-sidecar", "istio-egress-gateway"])
+def test_every_certificate_chains_to_the_processor_ca_and_every_mounted_secret_is_issued(directories):
+    objects = [o for d in directories for o in kustomize_build(ROOT / d)]
+    certificates = issued(objects)
+    issuers = {(o["kind"], o["metadata"].get("namespace", "") if o["kind"] == "Issuer" else ""): o
+               for o in objects if o["kind"] in ("Issuer", "ClusterIssuer") and o["metadata"]["name"] == pki.CA}
+    (ca_issuer,) = issuers.values()
+    ca_namespace = pki.CLUSTER_RESOURCE_NAMESPACE if ca_issuer["kind"] == "ClusterIssuer" else ca_issuer["metadata"]["namespace"]
+    ca = certificates[(ca_namespace, ca_issuer["spec"]["ca"]["secretName"])]
+    assert ca["spec"]["isCA"] is True and ca["spec"]["privateKey"]["rotationPolicy"] == "Never"
+    for cert in certificates.values():
+        ref = cert["spec"]["issuerRef"]
+        if cert is ca:
+            continue
+        assert ref["name"] == pki.CA, cert["metadata"]
+        if ref["kind"] == "Issuer":  # a namespaced issuer serves its own namespace only
+            assert ("Issuer", cert["metadata"]["namespace"]) in issuers
+        else:
+            assert ("ClusterIssuer", "") in issuers
+    # Every Secret a pod mounts for mutual TLS is one a Certificate writes, in the pod's namespace.
+    for obj in objects:
+        for volume in obj.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", []):
+            if volume["name"] == "tls":
+                cert = certificates[(obj["metadata"]["namespace"], volume["secret"]["secretName"])]
+                wanted = "server auth" if obj["metadata"]["name"] == PROCESSOR else "client auth"
+                assert wanted in cert["spec"]["usages"], obj["metadata"]["name"]
+    server = certificates[("edge-ext", pki.SERVER_SECRET)]["spec"]
+    config = yaml.safe_load(find(objects, "ConfigMap", "edge-ext-config")["data"]["config.yaml"])
+    assert config["processor"]["mtls"].get("server_name", PROCESSOR) in server["dnsNames"]
+    assert f"{PROCESSOR}.edge-ext.svc" in server["dnsNames"]  # the name Istio's processor cluster resolves
+
+
 def test_key_files_external_redis_and_targets():
     text = """\
 providers:
   - {name: local, kind: openai_compatible, base_url: https://llm.internal, api_key_file: /run/keys/local, models: [m]}
-processor: {address: "0.0.0.0:6000", workers: 1}
+processor: {address: "0.0.0.0:6000", workers: 1, allow_plaintext_tcp: true}
 metrics: {enabled: false}
 cache: {redis_url: "redis://redis.shared:6380/2"}
 """
     config = parse_config(text)
     files = render_target(config, "k8s", text)
+    # Plaintext said in the config is not a reason to render it: the pods get mutual TLS unless the render says otherwise.
+    served = find(docs_of(files["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
+    assert "processor.allow_plaintext_tcp true -> false" in served and yaml.safe_load(served)["processor"]["mtls"]
     assert "base/redis.yaml" not in files and "redis.yaml" not in files["base/kustomization.yaml"]
     processor = find(docs_of(files["base/processor.yaml"]), "Deployment", PROCESSOR)
     (container,) = processor["spec"]["template"]["spec"]["containers"]
@@ -270,6 +432,12 @@ OPERATIONS = {"CLUSTER": "ADD", "HTTP_FILTER": "INSERT_BEFORE", "NETWORK_FILTER"
 def istio_objects(mode: str) -> list[dict]:
     objects = kustomize_build(ROOT / "istio" / mode)
     for obj in objects:
+        if obj["apiVersion"].startswith("cert-manager.io/"):
+            check_cert_manager(obj)
+            # The CA's Secret where a ClusterIssuer reads it; everything else beside the proxies.
+            expected = {"ClusterIssuer": None, "Certificate": pki.CLUSTER_RESOURCE_NAMESPACE if obj["spec"].get("isCA") else "istio-system"}
+            assert obj["metadata"].get("namespace") == expected[obj["kind"]], obj["metadata"]
+            continue
         assert set(obj) == {"apiVersion", "kind", "metadata", "spec"}, obj
         assert REQUIRED[(obj["apiVersion"], obj["kind"])] <= set(obj["spec"]), obj["metadata"]["name"]
         assert obj["metadata"]["namespace"] == "istio-system"
@@ -309,6 +477,26 @@ def test_istio_resources_are_consistent_with_the_config(mode):
     assert [e["endpoint"]["address"]["socket_address"] for e in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]] == [
         {"address": f"{PROCESSOR}.{processor_service['metadata']['namespace']}.svc", "port_value": p["port"]}
         for p in processor_service["spec"]["ports"] if p["name"].startswith("grpc")]
+    # The proxy's client certificate, where this mode mounts it: a gateway's Secret from certificate.yaml,
+    # a sidecar's from its namespace's Certificate through app-pod-patch.yaml.
+    tls = cluster["transport_socket"]["typed_config"]
+    directory = pki.GATEWAY_TLS_DIR if mode == "egress-gateway" else TLS_DIR
+    assert tls["common_tls_context"]["tls_certificates"] == [{"certificate_chain": {"filename": f"{directory}/tls.crt"},
+                                                               "private_key": {"filename": f"{directory}/tls.key"}}]
+    assert tls["common_tls_context"]["validation_context"]["trusted_ca"] == {"filename": f"{directory}/ca.crt"}
+    assert tls["sni"] == PROCESSOR
+    if mode == "egress-gateway":
+        (cert,) = [o for o in objects if o["kind"] == "Certificate" and o["metadata"]["namespace"] == "istio-system"]
+        assert cert["spec"]["secretName"] == pki.GATEWAY_SECRET and "client auth" in cert["spec"]["usages"]
+    else:
+        patch = docs(ROOT / "istio/sidecar/app-pod-patch.yaml")[0]["spec"]["template"]["metadata"]
+        (cert,) = docs(ROOT / "istio/sidecar/client-certificate.yaml")
+        (volume,) = json.loads(patch["annotations"]["sidecar.istio.io/userVolume"])
+        (mount,) = json.loads(patch["annotations"]["sidecar.istio.io/userVolumeMount"])
+        assert volume["secret"]["secretName"] == cert["spec"]["secretName"] and "namespace" not in cert["metadata"]
+        assert mount == {"name": volume["name"], "mountPath": directory, "readOnly": True}
+        assert patch["labels"] == ef["spec"]["workloadSelector"]["labels"]
+        check_cert_manager(cert)
     (ext_proc,) = [p["patch"]["value"] for p in ef["spec"]["configPatches"] if p["applyTo"] == "HTTP_FILTER"]
     assert ext_proc["disabled"] is True and ext_proc["typed_config"]["failure_mode_allow"] is False
     fields = set(ext_proc["typed_config"]) - {"@type"}
@@ -376,22 +564,55 @@ def test_envoy_filter_patches_pass_envoy_validate(tmp_path, mode):
     envoy_validate(tmp_path, istio_bootstrap(mode))
 
 
+def test_sidecar_client_certificates_for_known_app_namespaces():
+    files = render_target(load_config(ISTIO_EXAMPLE), "istio", ISTIO_EXAMPLE.read_text(), app_namespaces=("team-a", "team-b"))
+    certs = docs_of(files["sidecar/client-certificates.yaml"])
+    assert [c["metadata"]["namespace"] for c in certs] == ["team-a", "team-b"]
+    for cert in certs:
+        check_cert_manager(cert)
+        assert cert["spec"]["secretName"] == pki.CLIENT_SECRET and cert["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
+    assert "client-certificates.yaml" in yaml.safe_load(files["sidecar/kustomization.yaml"])["resources"]
+    policy = find(docs_of(files["processor/network-policy.yaml"]), "NetworkPolicy", PROCESSOR)["spec"]["ingress"][0]["from"]
+    gateway = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+               "podSelector": {"matchLabels": {"istio": "egressgateway"}}}
+    assert policy == [gateway, {"namespaceSelector": {}, "podSelector": {"matchLabels": {CLIENT_LABEL: "true"}}}]
+    assert "mutual TLS is the authentication" in files["processor/network-policy.yaml"].replace("\n# ", " ")
+
+
+def processor_mtls(server: Path, client: Path) -> dict[str, str]:
+    return {"ca_file": str(server / "ca.crt"), "server_cert_file": str(server / "tls.crt"), "server_key_file": str(server / "tls.key"),
+            "client_cert_file": str(client / "tls.crt"), "client_key_file": str(client / "tls.key")}
+
+
+def probe(config_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge_ext.deploy.probe", "--config", str(config_path)],
+                          capture_output=True, text=True, timeout=30)
+
+
 @pytest.mark.e2e
 def test_istio_routing_follows_the_processor_through_real_envoy(tmp_path):
     """The sidecar patches and VirtualService, emulated: edge-ext picks the provider, Envoy re-routes on
-    x-edge-cluster to that provider's host; other virtual hosts never reach the processor."""
+    x-edge-cluster to that provider's host; other virtual hosts never reach the processor. Envoy reaches
+    the worker over the rendered mutual TLS; a peer without a client certificate from the CA does not."""
+    import grpc
+    import trustme
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     mock = start_mock("istio-mock")
     worker_port, envoy_port = free_port(), free_port()
+    server_tls, client_tls = tls_dirs(tmp_path)
     data = yaml.safe_load(ISTIO_EXAMPLE.read_text())
-    # One worker on a free port, no metrics server, no Redis: only routing is under test.
-    data.update(processor={"address": f"127.0.0.1:{worker_port}", "workers": 1}, metrics={"enabled": False})
+    # One worker on a free port, no metrics server, no Redis: only routing and the channel are under test.
+    data.update(processor={"address": f"127.0.0.1:{worker_port}", "workers": 1, "state_dir": str(tmp_path / "state"),
+                           "mtls": processor_mtls(server_tls, client_tls)}, metrics={"enabled": False})
     data.pop("cache", None)
     config_path = tmp_path / "edge-ext.yaml"
     config_path.write_text(yaml.safe_dump(data))
     env = {**os.environ, "OPENAI_API_KEY": "sk-openai-test", "ANTHROPIC_API_KEY": "sk-ant-test"}
     worker = subprocess.Popen([sys.executable, "-m", "edge_ext.worker", "--config", str(config_path)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    (tmp_path / "envoy.yaml").write_text(yaml.safe_dump(istio_bootstrap("sidecar", ("127.0.0.1", [worker_port]), mock.port, envoy_port)))
+    bootstrap = yaml.safe_dump(istio_bootstrap("sidecar", ("127.0.0.1", [worker_port]), mock.port, envoy_port))
+    (tmp_path / "envoy.yaml").write_text(with_client_certs(bootstrap, client_tls))  # the sidecar's mounted Secret
     envoy_bin = str(Path(sys.executable).parent / "envoy")
     envoy = subprocess.Popen([envoy_bin, "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart", "-l", "error",
                               "--base-id", str(envoy_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -413,6 +634,30 @@ def test_istio_routing_follows_the_processor_through_real_envoy(tmp_path):
         assert sent["x-api-key"] == "sk-ant-test" and "x-edge-cluster" not in sent and "authorization" not in sent
         # Not a provider host: the filter stays off, so the processor never sees it.
         assert http("POST", f"{url}/v1/chat/completions", b"{}", {"host": "example.org"})[0] == 200
+        # Any other peer that reaches the port: in plaintext, over TLS without a client certificate, or
+        # with a certificate from another CA, is refused before a single message.
+        foreign = trustme.CA().issue_cert("edge-ext-envoy")
+        ca = (server_tls / "ca.crt").read_bytes()
+        for name, credentials in (
+            ("no client certificate", grpc.ssl_channel_credentials(ca)),
+            ("another CA's certificate", grpc.ssl_channel_credentials(ca, foreign.private_key_pem.bytes(), foreign.cert_chain_pems[0].bytes())),
+        ):
+            with grpc.secure_channel(f"127.0.0.1:{worker_port}", credentials, options=[("grpc.ssl_target_name_override", PROCESSOR)]) as ch:
+                with pytest.raises(grpc.RpcError):
+                    health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        with grpc.insecure_channel(f"127.0.0.1:{worker_port}") as ch:
+            with pytest.raises(grpc.RpcError):
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        # The pod's probe gets through with the CA's certificate, and only with it.
+        assert probe(config_path).returncode == 0
+        other = tmp_path / "tls-foreign"
+        other.mkdir()
+        foreign.cert_chain_pems[0].write_to_path(str(other / "tls.crt"))
+        foreign.private_key_pem.write_to_path(str(other / "tls.key"))
+        data["processor"]["mtls"] = processor_mtls(server_tls, other)
+        (tmp_path / "foreign.yaml").write_text(yaml.safe_dump(data))
+        refused = probe(tmp_path / "foreign.yaml")
+        assert refused.returncode == 1 and "worker 0" in refused.stderr
     finally:
         stop(envoy)
         stop(worker)
