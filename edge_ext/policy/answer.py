@@ -91,6 +91,9 @@ class AnswerStep:
                     usage = meter.estimate(st.request.body if st.request is not None else None)
                 charge = st.charge = self._accounting.charge(st.provider, st.upstream_model, usage, estimated)
                 metadata = charge.metadata()
+                # Now, not when Envoy closes the stream: the client may send its next request
+                # as soon as it has this answer.
+                self._settle(st)
                 if buffered:
                     set_headers.extend(charge.headers())
         if out is not None and buffered:
@@ -109,6 +112,10 @@ class AnswerStep:
             meter, st.meter = st.meter or Meter(st.upstream_api or "openai", st.stream), None
             usage = meter.estimate(st.request.body if st.request is not None else None)
             st.charge = self._accounting.charge(st.provider, st.upstream_model, usage, estimated=True)
+        self._settle(st)
+
+    def _settle(self, st: StreamState) -> None:
+        """Once per request: its reservations become its charge, or are released without one."""
         if st.admission is not None and self._budgets is not None:
             admission, st.admission = st.admission, None
             self._budgets.settle(admission, st.charge)
