@@ -56,6 +56,12 @@ class WorkerMetrics:
         self.responses = Counter("edge_ext_responses", "Provider answers by status class", ["provider", "status_class"], **kw)
         self.tenant_cost_usd = Counter("edge_ext_tenant_cost_usd", "USD spent at providers by tenant", ["tenant"], **kw)
         self.tenant_tokens = Counter("edge_ext_tenant_tokens", "Tokens (input and output) by tenant", ["tenant"], **kw)
+        self.estimated_tokens = Counter(
+            "edge_ext_estimated_tokens", "Tokens charged from an estimate (answers cut short or without usage), by "
+            "tenant; also in edge_ext_tenant_tokens", ["tenant"], **kw)
+        self.estimated_cost_usd = Counter(
+            "edge_ext_estimated_cost_usd", "USD charged from an estimate (answers cut short or without usage), by "
+            "tenant; also in edge_ext_tenant_cost_usd", ["tenant"], **kw)
         self.budget_refusals = Counter("edge_ext_budget_refusals", "Requests refused by a budget or a tokens-per-minute limit",
                                        ["kind"], **kw)
         self.auth_failures = Counter("edge_ext_auth_failures", "Requests refused for a missing, unknown or unauthorized key",
@@ -110,10 +116,14 @@ class WorkerMetrics:
         if not st.same_api:
             self.translations.labels(client_api=st.api.name, provider_api=st.upstream_api).inc()
         if st.charge is not None:
-            u = st.charge.usage
-            self.tenant_tokens.labels(tenant=st.caller.tenant).inc(u.prompt_tokens + u.output_tokens)
+            u, tenant = st.charge.usage, st.caller.tenant
+            self.tenant_tokens.labels(tenant=tenant).inc(u.prompt_tokens + u.output_tokens)
+            if st.charge.estimated:
+                self.estimated_tokens.labels(tenant=tenant).inc(u.prompt_tokens + u.output_tokens)
             if st.charge.cost.priced:
-                self.tenant_cost_usd.labels(tenant=st.caller.tenant).inc(float(st.charge.cost.usd))
+                self.tenant_cost_usd.labels(tenant=tenant).inc(float(st.charge.cost.usd))
+                if st.charge.estimated:
+                    self.estimated_cost_usd.labels(tenant=tenant).inc(float(st.charge.cost.usd))
 
     def on_first_byte(self, st, now: float) -> None:
         if st.routed_at:

@@ -128,7 +128,7 @@ class StreamUsage:
     totals there. Cumulative figures replace earlier ones, never add to them.
     """
 
-    __slots__ = ("api", "_fields", "_seen")
+    __slots__ = ("api", "_fields", "_seen", "_final")
 
     def __init__(self, api: Literal["openai", "anthropic"]) -> None:
         if api not in ("openai", "anthropic"):
@@ -136,10 +136,17 @@ class StreamUsage:
         self.api = api
         self._fields: dict[str, int] = {}
         self._seen = False
+        self._final = False
 
     @property
     def usage(self) -> Usage | None:
         return Usage(**self._fields) if self._seen else None
+
+    @property
+    def final(self) -> bool:
+        """Whether the report that closes the stream was seen (OpenAI's one usage object,
+        Anthropic's ``message_delta``): without it, the figures are partial at best."""
+        return self._final
 
     def observe(self, event: Event) -> None:
         data = event.data
@@ -160,6 +167,7 @@ class StreamUsage:
             usage = payload.get("usage")
             if isinstance(usage, dict):
                 self._replace(_openai_usage(usage))
+                self._final = True
             return
         kind = payload.get("type")
         if kind == "message_start":
@@ -171,6 +179,7 @@ class StreamUsage:
             usage = payload.get("usage")
             if isinstance(usage, dict):
                 self._merge_anthropic_delta(usage)
+                self._final = True
 
     def _replace(self, usage: Usage) -> None:
         self._seen = True

@@ -103,7 +103,21 @@ def build_budgets(config: Config):
     local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
     ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open") if b.redis_url else local
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
-    return BudgetStep(specs, ledger, time.time, tpm)
+    # A hold outlives the longest request the route timeouts allow, then frees itself.
+    longest = max((p.timeout_s for p in config.providers), default=120) * config.routing.max_attempts
+    return BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + 60)
+
+
+def model_prices(config: Config):
+    """The prices of the upstream models that may serve a public model (what a request reserves at)."""
+    from edge_ext.routing.table import ModelTable
+
+    table, prices = ModelTable(config), load_pricing(overrides=config.pricing)
+
+    def prices_of(model: str) -> tuple:
+        return tuple(p for t in table.targets(model) if (p := prices.price(t.upstream_model)) is not None)
+
+    return prices_of
 
 
 def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetrics | None = None) -> WorkerDeps:
@@ -120,6 +134,8 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         log.warning("auth is off: no client keys are configured, so every caller is trusted "
                     "(list auth.keys, or set auth.enabled: false to say so explicitly)")
     budgets = build_budgets(config)
+    if budgets is not None:
+        services.append(budgets)  # its last settlements are written before the worker exits
     key_store = None
     if config.auth.on and config.auth.redis_url:
         from edge_ext.auth_redis import RedisKeyStore

@@ -53,3 +53,10 @@ class Config(Strict):
         if not self.providers:
             raise ValueError("configure at least one provider")
         return self
+
+    @model_validator(mode="after")
+    def _budgets_are_metered(self) -> "Config":
+        # Spend and tokens are read from each answer by accounting: without it nothing is charged.
+        if not self.accounting.enabled and (self.budgets.limits or any(k.tokens_per_minute for k in self.auth.keys)):
+            raise ValueError("budgets and tokens_per_minute charge what answers cost: they need accounting.enabled")
+        return self

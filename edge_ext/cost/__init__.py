@@ -4,13 +4,16 @@ Pure code: no I/O beyond reading the price table, no clock (time is always passe
 (a ledger is injected). The intended flow per request::
 
     table = load_pricing(overrides=config_pricing)              # once, at start
-    verdict = check(spec, await ledger.spent(spec.scope_id, period_key(spec.period, now)),
-                    now_epoch=now)                               # before: refuse if exhausted
-    result = cost_of(usage, upstream_model, table)               # after the response
-    if result.priced:
-        await ledger.add(spec.scope_id, period_key(spec.period, now), result.usd)
+    estimate = reservation(body, prices_of_the_group)           # before routing
+    hold = Hold(spec.scope_id, period_key(spec.period, now), request_id, estimate.usd, expires)
+    admitted, before = await ledger.reserve(hold, spec.limit_usd, now)   # atomic check and hold
+    ...                                                          # the exchange
+    result = cost_of(usage, upstream_model, table)               # usage reported, or estimated
+    await ledger.settle(hold, result.usd or 0, estimated)        # the hold becomes the charge
 
-pricing.py holds the table, calc.py the arithmetic and estimates, budget.py the budget rules.
+pricing.py holds the table, calc.py the arithmetic and estimates, reserve.py what a request
+reserves, estimate.py what an answer cut short is charged, budget.py the budget rules,
+ledger_api.py what ledgers promise, ledgers.py and ledger_redis.py where spend is kept.
 """
 
 from edge_ext.cost.budget import (

@@ -6,10 +6,11 @@ period starts from zero without anything being reset (old keys can simply expire
 Key-scoped budgets are identified by a key id or hash chosen by the caller, never the key itself:
 the id appears in ledger keys and in the messages clients see.
 
-The check is made before a request with what has been spent so far, and the request's cost is
-added after its response. A request is refused once spend has *reached* the limit, so the last
-admitted request may overshoot it by its own cost (the cost of an LLM call is only known after
-it); a limit of 0 refuses everything.
+A request is admitted while what has been spent plus what requests in flight hold (their
+reservations, edge_ext.cost.reserve) is below the limit; its own reservation is added in the same
+atomic step (edge_ext.cost.ledger_api), and replaced by its real cost when it ends. So the last
+admitted request may overshoot the limit, by at most its own reservation as long as reservations
+are upper estimates; a limit of 0 refuses everything.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
+
+from edge_ext.cost.ledger_api import BudgetLedger, MemoryLedger
 
 __all__ = [
     "BudgetLedger",
@@ -107,33 +110,6 @@ def resets_at(period: Period, now_epoch: float) -> float | None:
     raise ValueError(f"period must be one of {_PERIODS}, got {period!r}")
 
 
-@runtime_checkable
-class BudgetLedger(Protocol):
-    """Where spend is kept (in memory for tests, Redis in production)."""
-
-    async def spent(self, scope_id: str, period_key: str) -> Decimal: ...
-
-    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
-        """Add ``usd`` and return the new total of that period."""
-        ...
-
-
-class MemoryLedger:
-    """A process-local ledger: for tests and single-process use (not shared across workers)."""
-
-    def __init__(self) -> None:
-        self._totals: dict[tuple[str, str], Decimal] = {}
-
-    async def spent(self, scope_id: str, period_key: str) -> Decimal:
-        return self._totals.get((scope_id, period_key), Decimal(0))
-
-    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
-        amount = _to_decimal(usd, "usd")
-        total = self._totals.get((scope_id, period_key), Decimal(0)) + amount
-        self._totals[(scope_id, period_key)] = total
-        return total
-
-
 @dataclass(frozen=True, slots=True)
 class BudgetVerdict:
     allowed: bool
@@ -150,15 +126,21 @@ def format_usd(amount: Decimal) -> str:
     return f"${fine:f}" if abs(fine) > 0 else f"${cents:,.2f}"
 
 
-def check(spec: BudgetSpec, spent: Decimal, *, now_epoch: float | None = None) -> BudgetVerdict:
-    """Whether ``spec`` admits another request after ``spent``; with ``now_epoch`` the message
-    also says when the period resets."""
-    spent = _to_decimal(spent, "spent")
-    remaining = max(spec.limit_usd - spent, Decimal(0))
+def check(spec: BudgetSpec, spent: Decimal, *, held: Decimal = Decimal(0),
+          now_epoch: float | None = None) -> BudgetVerdict:
+    """Whether ``spec`` admits another request after ``spent``, with ``held`` reserved by requests
+    in flight; with ``now_epoch`` the message also says when the period resets."""
+    spent, held = _to_decimal(spent, "spent"), _to_decimal(held, "held")
+    remaining = max(spec.limit_usd - spent - held, Decimal(0))
     summary = f"{format_usd(spent)} of {format_usd(spec.limit_usd)} spent"
+    if held:
+        summary += f" and {format_usd(held)} held by requests in progress"
     reset = resets_at(spec.period, now_epoch) if now_epoch is not None else None
-    if spent < spec.limit_usd:
+    if spent + held < spec.limit_usd:
         return BudgetVerdict(True, remaining, f"{spec.describe()}: {summary}, {format_usd(remaining)} left")
+    if spent < spec.limit_usd:
+        # Not spent yet: what is left is reserved, and comes back as those requests end.
+        return BudgetVerdict(False, remaining, f"{spec.describe()} is fully reserved: {summary}; retry when they end")
     message = f"{spec.describe()} exhausted: {summary}"
     if reset is not None:
         message += f"; it resets at {_utc(reset).strftime('%Y-%m-%dT%H:%M:%SZ')}"

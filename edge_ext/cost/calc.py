@@ -31,6 +31,7 @@ __all__ = [
     "cost_of",
     "estimate_input_tokens",
     "requested_output_tokens",
+    "text_chars",
 ]
 
 QUANTUM = Decimal("0.000000001")
@@ -134,6 +135,11 @@ def _text_units(value: Any) -> tuple[int, int, int]:
                 else:
                     stack.append(child)
     return chars, ints, attachments
+
+
+def text_chars(value: Any) -> int:
+    """Characters of text in a JSON value, by the rules above (structure, ids and inline data left out)."""
+    return _text_units(value)[0]
 
 
 def _schema_chars(value: Any) -> int:

@@ -1,120 +1,150 @@
-"""Where spend is counted: shared by the workers of an instance (disk) or by replicas (Redis).
+"""The ledger the workers of one instance share: one SQLite file in the instance's directory.
 
-Amounts are kept as integer micro-dollars so increments are atomic integer operations in both
-stores (diskcache ``incr`` in one SQLite transaction, Redis ``INCRBY``); costs are quantized to
-1e-9 USD, so rounding each charge up to the next micro-dollar never under-counts.
+Each change is one ``BEGIN IMMEDIATE`` transaction, so an admission (read spend and holds, add a
+hold) is atomic across the worker processes; WAL lets readers go on while one writes. Plain
+SQLite tables of integers and text, never pickled objects: whoever can write the directory can
+change the figures, not run code. Calls run in a thread, off the event loop.
 
-With Redis unreachable, spend is kept locally and written when Redis is back (``flush``), and
-the check uses the last known Redis figure plus what is pending here: nothing is lost.
+Holds and token windows expire by the wall clock passed in (the ledger's own, not the caller's:
+expiry only collects what a dead worker left behind). Replicas share spend through Redis instead
+(edge_ext.cost.ledger_redis), with this ledger as their fallback for token windows.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from decimal import ROUND_CEILING, Decimal
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
 
-log = logging.getLogger("edge_ext.budget")
-_MICRO = Decimal("0.000001")
+from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, Totals, from_micros, to_micros
+from edge_ext.cost.ledger_redis import RedisLedger
 
+__all__ = ["DiskLedger", "LedgerUnavailable", "RedisLedger", "from_micros", "to_micros"]
 
-def to_micros(usd: Decimal) -> int:
-    return int((usd / _MICRO).to_integral_value(rounding=ROUND_CEILING))
-
-
-def from_micros(micros: int) -> Decimal:
-    return Decimal(micros) * _MICRO
-
-
-class LedgerUnavailable(Exception):
-    pass
+FILE_NAME = "ledger.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, period TEXT NOT NULL, micros INTEGER NOT NULL,
+    estimated INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (scope, period));
+CREATE TABLE IF NOT EXISTS holds (scope TEXT NOT NULL, period TEXT NOT NULL, id TEXT NOT NULL,
+    micros INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (scope, period, id));
+CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires);
+CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, n INTEGER NOT NULL, expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS counts_expiry ON counts (expires);
+"""
+_ADD_SPEND = ("INSERT INTO spend (scope, period, micros, estimated) VALUES (?, ?, ?, ?) ON CONFLICT (scope, period) "
+              "DO UPDATE SET micros = micros + excluded.micros, estimated = estimated + excluded.estimated")
 
 
 class DiskLedger:
-    def __init__(self, directory: str):
-        import diskcache
+    def __init__(self, directory: str, wall: Callable[[], float] = time.time):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._wall = wall
+        self._lock = threading.Lock()
+        # Autocommit mode: every transaction below is opened and closed explicitly.
+        self._db = sqlite3.connect(os.path.join(directory, FILE_NAME), timeout=10, isolation_level=None,
+                                   check_same_thread=False)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
 
-        self._cache = diskcache.Cache(directory)
+    def _transaction(self, work: Callable[[sqlite3.Connection], Any], write: bool) -> Any:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = work(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
 
-    async def count(self, key: str) -> int:
-        return int(self._cache.get(f"count:{key}", 0))
+    async def _run(self, work: Callable[[sqlite3.Connection], Any], write: bool = True) -> Any:
+        return await asyncio.to_thread(self._transaction, work, write)
 
-    async def incr(self, key: str, n: int, ttl_s: float) -> int:
-        return int(await asyncio.to_thread(self._incr, f"count:{key}", n, ttl_s))
-
-    def _incr(self, key: str, n: int, ttl_s: float) -> int:
-        with self._cache.transact():
-            total = int(self._cache.get(key, 0)) + n
-            self._cache.set(key, total, expire=ttl_s)
-            return total
-
-    async def spent(self, scope_id: str, period_key: str) -> Decimal:
-        return from_micros(int(self._cache.get(f"spend:{scope_id}:{period_key}", 0)))
-
-    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
-        total = await asyncio.to_thread(self._cache.incr, f"spend:{scope_id}:{period_key}", to_micros(usd), 0)
-        return from_micros(int(total))
-
-
-class RedisLedger:
-    """Replicas share spend through Redis; a Redis outage loses nothing and fails as configured."""
-
-    def __init__(self, url: str, fallback: DiskLedger, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:"):
-        import redis.asyncio as redis
-
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self._fallback, self.fail_open, self._prefix = fallback, fail_open, prefix
-        self._pending: dict[tuple[str, str], int] = {}
-        self._last: dict[tuple[str, str], int] = {}
+    # -- spend and holds ------------------------------------------------------------------------
+    @staticmethod
+    def _totals(db: sqlite3.Connection, scope_id: str, period_key: str) -> tuple[int, int, int]:
+        row = db.execute("SELECT micros, estimated FROM spend WHERE scope = ? AND period = ?", (scope_id, period_key)).fetchone()
+        held = db.execute("SELECT COALESCE(SUM(micros), 0) FROM holds WHERE scope = ? AND period = ?",
+                          (scope_id, period_key)).fetchone()[0]
+        spent, estimated = row or (0, 0)
+        return int(spent), int(held), int(estimated)
 
     async def spent(self, scope_id: str, period_key: str) -> Decimal:
-        key = (scope_id, period_key)
-        try:
-            await self.flush()
-            value = await self._redis.get(self._prefix + f"{scope_id}:{period_key}")
-            self._last[key] = int(value or 0)
-        except Exception as exc:
-            if not self.fail_open:
-                raise LedgerUnavailable(str(exc)) from exc
-            log.warning("budget store unreachable (%s); checking against the last known spend", type(exc).__name__)
-        return from_micros(self._last.get(key, 0) + self._pending.get(key, 0))
+        spent, _, _ = await self._run(lambda db: self._totals(db, scope_id, period_key), write=False)
+        return from_micros(spent)
 
     async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
-        key, micros = (scope_id, period_key), to_micros(usd)
-        try:
-            await self.flush()
-            total = await self._redis.incrby(self._prefix + f"{scope_id}:{period_key}", micros)
-            self._last[key] = int(total)
-            return from_micros(int(total))
-        except Exception:
-            # Kept and written when Redis returns: spend is never dropped.
-            self._pending[key] = self._pending.get(key, 0) + micros
-            return from_micros(self._last.get(key, 0) + self._pending[key])
+        def work(db: sqlite3.Connection) -> int:
+            db.execute(_ADD_SPEND, (scope_id, period_key, to_micros(usd), 0))
+            return self._totals(db, scope_id, period_key)[0]
+
+        return from_micros(await self._run(work))
+
+    async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
+        def work(db: sqlite3.Connection) -> tuple[int, int, int]:
+            db.execute("DELETE FROM holds WHERE expires <= ?", (now,))
+            return self._totals(db, scope_id, period_key)
+
+        spent, held, estimated = await self._run(work)
+        return Totals(from_micros(spent), from_micros(held), from_micros(estimated))
+
+    async def reserve(self, hold: Hold, limit: Decimal, now: float) -> tuple[bool, Totals]:
+        def work(db: sqlite3.Connection) -> tuple[bool, tuple[int, int, int]]:
+            db.execute("DELETE FROM holds WHERE expires <= ?", (now,))
+            spent, held, estimated = self._totals(db, hold.scope_id, hold.period_key)
+            if spent + held >= to_micros(limit):
+                return False, (spent, held, estimated)
+            db.execute("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
+                       (hold.scope_id, hold.period_key, hold.id, hold.micros, hold.expires))
+            return True, (spent, held, estimated)
+
+        admitted, (spent, held, estimated) = await self._run(work)
+        return admitted, Totals(from_micros(spent), from_micros(held), from_micros(estimated))
+
+    async def settle(self, hold: Hold, usd: Decimal, estimated: bool) -> None:
+        micros = to_micros(usd)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM holds WHERE scope = ? AND period = ? AND id = ?", (hold.scope_id, hold.period_key, hold.id))
+            if micros:
+                db.execute(_ADD_SPEND, (hold.scope_id, hold.period_key, micros, micros if estimated else 0))
+
+        await self._run(work)
+
+    # -- token windows --------------------------------------------------------------------------
+    @staticmethod
+    def _count(db: sqlite3.Connection, key: str, now: float) -> int:
+        row = db.execute("SELECT n FROM counts WHERE key = ? AND expires > ?", (key, now)).fetchone()
+        return int(row[0]) if row else 0
 
     async def count(self, key: str) -> int:
-        try:
-            return int(await self._redis.get(self._prefix + "count:" + key) or 0)
-        except Exception as exc:
-            if not self.fail_open:
-                raise LedgerUnavailable(str(exc)) from exc
-            return await self._fallback.count(key)
+        now = self._wall()
+        return await self._run(lambda db: self._count(db, key, now), write=False)
+
+    def _put(self, db: sqlite3.Connection, key: str, n: int, now: float, ttl_s: float) -> int:
+        db.execute("DELETE FROM counts WHERE expires <= ?", (now,))
+        total = max(0, self._count(db, key, now) + n)
+        db.execute("INSERT OR REPLACE INTO counts VALUES (?, ?, ?)", (key, total, now + ttl_s))
+        return total
 
     async def incr(self, key: str, n: int, ttl_s: float) -> int:
-        try:
-            pipe = self._redis.pipeline()
-            pipe.incrby(self._prefix + "count:" + key, n)
-            pipe.expire(self._prefix + "count:" + key, int(ttl_s))
-            total, _ = await pipe.execute()
-            return int(total)
-        except Exception:
-            return await self._fallback.incr(key, n, ttl_s)
+        now = self._wall()
+        return await self._run(lambda db: self._put(db, key, n, now, ttl_s))
 
-    async def flush(self) -> None:
-        for key in list(self._pending):
-            micros = self._pending[key]
-            total = await self._redis.incrby(self._prefix + f"{key[0]}:{key[1]}", micros)
-            self._last[key] = int(total)
-            if self._pending.get(key) == micros:
-                del self._pending[key]
-            else:
-                self._pending[key] -= micros
+    async def take(self, key: str, n: int, limit: int, ttl_s: float) -> tuple[bool, int]:
+        now = self._wall()
+
+        def work(db: sqlite3.Connection) -> tuple[bool, int]:
+            used = self._count(db, key, now)
+            if used >= limit:
+                return False, used
+            self._put(db, key, n, now, ttl_s)
+            return True, used
+
+        return await self._run(work)

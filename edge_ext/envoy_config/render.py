@@ -33,6 +33,7 @@ ACCESS_LOG_FORMAT = {
     "tokens_in": "%DYNAMIC_METADATA(edge_ext:tokens_in)%",
     "tokens_out": "%DYNAMIC_METADATA(edge_ext:tokens_out)%",
     "cost_usd": "%DYNAMIC_METADATA(edge_ext:cost_usd)%",
+    "cost_estimated": "%DYNAMIC_METADATA(edge_ext:cost_estimated)%",
     "upstream": "%UPSTREAM_HOST%",
     "bytes_in": "%BYTES_RECEIVED%",
     "bytes_out": "%BYTES_SENT%",

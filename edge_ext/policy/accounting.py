@@ -1,4 +1,5 @@
-"""Token usage and cost of each answer, read from what the provider sent (JSON or SSE)."""
+"""Token usage and cost of each answer, read from what the provider sent (JSON or SSE), or
+estimated from what it delivered when its report never came."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from edge_ext.cost.calc import CostResult, cost_of
+from edge_ext.cost.estimate import DeliveredText, estimated_usage
 from edge_ext.cost.pricing import PriceTable
 from edge_ext.sse import SSEParser
 from edge_ext.usage import StreamUsage, Usage, from_anthropic, from_openai
@@ -18,11 +20,23 @@ log = logging.getLogger("edge_ext.cost")
 _FROM_JSON = {"openai": from_openai, "anthropic": from_anthropic}
 
 
+def _payload(data: str) -> dict | None:
+    if not data.startswith("{"):
+        return None  # OpenAI's [DONE], keep-alives
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 class Meter:
-    """Reads usage from the upstream's bytes, in the upstream's API shape, at any chunking."""
+    """Reads usage from the upstream's bytes, in the upstream's API shape, at any chunking, and
+    counts the text delivered so far for an answer that never reports its usage."""
 
     def __init__(self, upstream_api: str, stream: bool):
         self.api, self.stream = upstream_api, stream
+        self._text = DeliveredText(upstream_api)
         if stream:
             self._parser = SSEParser()
             self._usage = StreamUsage(upstream_api)
@@ -32,38 +46,61 @@ class Meter:
     def feed(self, chunk: bytes) -> None:
         if self.stream:
             for event in self._parser.feed(chunk):
-                self._usage.observe(event)
+                payload = _payload(event.data)
+                if payload is not None:
+                    self._usage.observe_payload(payload)
+                    self._text.observe_event(payload)
         else:
             self._body += chunk
 
-    def usage(self) -> Usage | None:
-        if self.stream:
-            return self._usage.usage
+    def _json(self) -> dict | None:
         try:
             body = json.loads(self._body)
         except ValueError:
             return None
-        return _FROM_JSON[self.api](body) if isinstance(body, dict) else None
+        return body if isinstance(body, dict) else None
+
+    def usage(self) -> Usage | None:
+        """The provider's own report of the whole answer, or None."""
+        if self.stream:
+            return self._usage.usage if self._usage.final else None
+        body = self._json()
+        return _FROM_JSON[self.api](body) if body is not None else None
+
+    def estimate(self, request_body: object) -> Usage:
+        """What the answer so far is charged when its report never came (edge_ext.cost.estimate)."""
+        if self.stream:
+            return estimated_usage(self._usage.usage, request_body, self._text.chars)
+        body = self._json()
+        if body is None:
+            # Cut inside the JSON: its bytes, framing included, are all that can be counted.
+            return estimated_usage(None, request_body, len(self._body))
+        self._text.observe_body(body)
+        return estimated_usage(_FROM_JSON[self.api](body), request_body, self._text.chars)
 
 
 @dataclass(frozen=True, slots=True)
 class Charge:
     usage: Usage
     cost: CostResult
+    # From an estimate (edge_ext.cost.estimate), not the provider's report.
+    estimated: bool = False
 
     def headers(self) -> tuple[tuple[str, str], ...]:
         u = self.usage
         tokens = (f"input={u.input_tokens}, output={u.output_tokens}, cached_input={u.cached_input_tokens}, "
                   f"cache_write={u.cache_write_tokens}, reasoning={u.reasoning_tokens}")
-        return (("x-edge-cost-usd", self.usd_text()), ("x-edge-tokens", tokens))
+        marked = (("x-edge-cost-estimated", "true"),) if self.estimated else ()
+        return (("x-edge-cost-usd", self.usd_text()), ("x-edge-tokens", tokens), *marked)
 
     def usd_text(self) -> str:
         return format(self.cost.usd, "f") if self.cost.priced else "unpriced"
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         u = self.usage
+        marked = (("cost_estimated", "true"),) if self.estimated else ()
         return (("tokens_in", str(u.input_tokens + u.cached_input_tokens + u.cache_write_tokens)),
-                ("tokens_out", str(u.output_tokens)), ("cost_usd", self.usd_text()))
+                ("tokens_out", str(u.output_tokens)), ("cost_usd", self.usd_text()), *marked)
 
 
 class Accounting:
@@ -73,13 +110,13 @@ class Accounting:
         self._on_charge, self._on_saved = on_charge, on_saved
         self._warned: set[str] = set()
 
-    def charge(self, provider: str, upstream_model: str, usage: Usage) -> Charge:
+    def charge(self, provider: str, upstream_model: str, usage: Usage, estimated: bool = False) -> Charge:
         result = cost_of(usage, upstream_model, self._prices)
         if not result.priced and upstream_model not in self._warned:
             # Never silently zero: the metric counts every one, the log names the model once.
             self._warned.add(upstream_model)
             log.warning("model %s has no price; its requests are counted as unpriced", upstream_model)
-        charge = Charge(usage, result)
+        charge = Charge(usage, result, estimated)
         self._on_charge(provider, upstream_model, charge)
         return charge
 

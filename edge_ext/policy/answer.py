@@ -1,4 +1,5 @@
-"""The response half of the policy: who answered, what the client gets, what it cost.
+"""The response half of the policy: who answered, what the client gets, what it cost (also when
+the answer is cut short).
 
 Pure like the rest of the policy: the servicer hands it the response headers (with Envoy's
 code details and, after an in-flight failover, who served the request after how many attempts)
@@ -16,6 +17,7 @@ from edge_ext.policy.caching import CacheStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, ResponseMode
 from edge_ext.policy.failover import settle
 from edge_ext.policy.state import StreamState
+from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.router import Router
 
 
@@ -28,7 +30,7 @@ class AnswerStep:
 
     def on_headers(self, st: StreamState, status: int, headers: dict[str, str], details: str = "via_upstream",
                             served: str = "", attempts: int = 1) -> Decision:
-        st.response_status = status
+        st.response_status, st.response_details = status, details
         from_upstream = details == "via_upstream"
         failed_over = False
         if st.breaker_pending:
@@ -82,14 +84,18 @@ class AnswerStep:
         if st.meter is not None:
             st.meter.feed(chunk)
             if end_of_stream:
-                usage, st.meter = st.meter.usage(), None
-                if usage is not None:
-                    charge = st.charge = self._accounting.charge(st.provider, st.upstream_model, usage)
-                    metadata = charge.metadata()
-                    if self._budgets is not None:
-                        self._budgets.record(st.caller, charge.cost.usd if charge.cost.priced else None, usage.total)
-                    if buffered:
-                        set_headers.extend(charge.headers())
+                meter, st.meter = st.meter, None
+                usage = meter.usage()
+                estimated = usage is None
+                if estimated:
+                    usage = meter.estimate(st.request.body if st.request is not None else None)
+                charge = st.charge = self._accounting.charge(st.provider, st.upstream_model, usage, estimated)
+                metadata = charge.metadata()
+                # Now, not when Envoy closes the stream: the client may send its next request
+                # as soon as it has this answer.
+                self._settle(st)
+                if buffered:
+                    set_headers.extend(charge.headers())
         if out is not None and buffered:
             set_headers.append(("content-length", str(len(out))))
             override = getattr(st.codec, "status_override", None)
@@ -98,3 +104,31 @@ class AnswerStep:
         if out is None and not set_headers and not metadata:
             return CONTINUE
         return Continue(set_headers=tuple(set_headers), body=out, metadata=metadata)
+
+    def on_stream_end(self, st: StreamState) -> None:
+        """An answer cut short (client gone, provider or Envoy reset) is charged what it delivered,
+        estimated; then the request's reservations are settled to its charge, or released."""
+        if st.charge is None and st.routed_at and self._accounting is not None and _cut_short(st):
+            meter, st.meter = st.meter or Meter(st.upstream_api or "openai", st.stream), None
+            usage = meter.estimate(st.request.body if st.request is not None else None)
+            st.charge = self._accounting.charge(st.provider, st.upstream_model, usage, estimated=True)
+        self._settle(st)
+
+    def _settle(self, st: StreamState) -> None:
+        """Once per request: its reservations become its charge, or are released without one."""
+        if st.admission is not None and self._budgets is not None:
+            admission, st.admission = st.admission, None
+            self._budgets.settle(admission, st.charge)
+
+
+def _cut_short(st: StreamState) -> bool:
+    """Whether a routed request that got no usage may have cost something at the provider."""
+    if st.meter is not None:
+        return True  # a 200 whose body never ended
+    if not st.response_status:
+        return True  # no answer yet: the provider had the prompt when the client left
+    if st.response_details == "via_upstream":
+        return False  # the provider's own error: not billed
+    # Envoy's reply after the provider had the request (reset, timeout) may follow billed work;
+    # not after a connect failure or Envoy's own refusal.
+    return classify(st.response_status, st.response_details) in (FailureKind.RESET, FailureKind.TIMEOUT)

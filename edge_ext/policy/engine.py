@@ -82,6 +82,7 @@ class Policy:
         # The response phases live in AnswerStep; bound here so the servicer calls them directly.
         self.on_response_headers = answer.on_headers
         self.on_response_body = answer.on_body
+        self._settle = answer.on_stream_end
 
     def new_stream(self) -> StreamState:
         return StreamState(started=self._clock(), caller=ANONYMOUS)
@@ -149,7 +150,7 @@ class Policy:
             st.model, st.stream = request.model, request.stream
             st.caller.check_model(request.model)
             if self._budgets is not None:
-                await self._budgets.check(st.caller)
+                st.admission = await self._budgets.admit(st.caller, request.body, request.model)
             request = guard_prompt(request, st.caller.pii or self._default_pii)
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
@@ -207,11 +208,13 @@ class Policy:
 
     def on_stream_end(self, st: StreamState) -> None:
         """Every stream ends here, answered or not: a leader that stored nothing frees its followers,
-        and a request that never got an answer gives back its breaker probe slot."""
+        a request that never got an answer gives back its breaker probe slot, and what the request
+        cost (estimated when it was cut short) settles its budget reservations."""
         self._cache.finish(st, None)
         if st.breaker_pending:
             st.breaker_pending = False
             self._router.release(st.provider)
+        self._settle(st)
 
     @property
     def router(self) -> Router:

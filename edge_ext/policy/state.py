@@ -46,6 +46,8 @@ class StreamState:
     upstream_model: str = ""
     meter: Any = None  # usage reader of the answer being received (policy.accounting.Meter)
     charge: Any = None  # usage and cost of the answer, once known (policy.accounting.Charge)
+    # Budget and tokens-per-minute reservations (policy.budgeting.Admission), settled at the end.
+    admission: Any = None
     response_mode: Any = None
     routed_at: float = 0.0
     request: Any = None  # the client's parsed request (ChatRequest), once routed
@@ -56,5 +58,6 @@ class StreamState:
     retried: tuple[str, ...] = ()
     breaker_pending: bool = False  # the router awaits this request's outcome
     response_status: int = 0
+    response_details: str = ""  # Envoy's response code details: via_upstream, or why Envoy answered
     response_bytes: int = 0
     outcome: str = ""

@@ -59,6 +59,13 @@ def test_yaml_syntax_error_reports_line():
     assert info.value.problems[0].line is not None
 
 
+def test_budgets_without_accounting_rejected():
+    budgets = "budgets: {limits: [{scope: tenant, id: t, period: daily, limit_usd: 1}]}\n"
+    with pytest.raises(ConfigInvalid, match="need accounting.enabled"):
+        parse_config(MINIMAL + budgets + "accounting: {enabled: false}\n")
+    assert parse_config(MINIMAL + budgets).budgets.limits
+
+
 def test_duplicate_provider_names_rejected():
     text = MINIMAL + textwrap.indent(MINIMAL.split("providers:\n", 1)[1], "")
     with pytest.raises(ConfigInvalid, match="unique"):

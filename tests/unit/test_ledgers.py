@@ -1,9 +1,11 @@
-"""Spend ledgers against real stores: disk shared by processes, Redis with an outage in the middle."""
+"""Spend ledgers against real stores: disk shared by processes, Redis with an outage in the middle;
+reservations keep the same promises in memory, on disk and in Redis."""
 
 from decimal import Decimal
 
 import pytest
 
+from edge_ext.cost.ledger_api import Hold, MemoryLedger, Totals
 from edge_ext.cost.ledgers import DiskLedger, LedgerUnavailable, RedisLedger, from_micros, to_micros
 from tests.redis_server import RedisServer
 
@@ -38,5 +40,144 @@ async def test_redis_outage_keeps_spend_and_writes_it_back(tmp_path):
         assert await ledger.spent("tenant:t", "p") == Decimal("2")
         other = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
         assert await other.spent("tenant:t", "p") == Decimal("2")
+    finally:
+        server.cleanup()
+
+
+# --- reservations: the same promises from every ledger ------------------------------------------
+NOW = 1795737600.0  # 2026-11-27T00:00:00Z
+
+
+@pytest.fixture(scope="module")
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def make_ledger(kind: str, tmp_path, redis_server, name: str = "a"):
+    if kind == "memory":
+        return MemoryLedger()
+    if kind == "disk":
+        return DiskLedger(str(tmp_path / "ledger"), wall=lambda: NOW)
+    # A prefix per test: the module's Redis is shared by the tests.
+    return RedisLedger(redis_server.url, DiskLedger(str(tmp_path / f"fallback-{name}"), wall=lambda: NOW), fail_open=False,
+                       prefix=f"t:{tmp_path.name}:", timeout_s=1)
+
+
+KINDS = ["memory", "disk", "redis"]
+
+
+def hold(hold_id: str, usd: str, expires: float = NOW + 600, scope: str = "tenant:acme") -> Hold:
+    return Hold(scope, "2026-11-27", hold_id, Decimal(usd), expires)
+
+
+@pytest.fixture(params=KINDS)
+def ledger(request, tmp_path):
+    server = request.getfixturevalue("redis_server") if request.param == "redis" else None
+    return make_ledger(request.param, tmp_path, server)
+
+
+async def test_reservations_admit_while_spend_and_holds_are_below_the_limit(ledger):
+    limit = Decimal("1.00")
+    results = [await ledger.reserve(hold(f"h{i}", "0.40"), limit, NOW) for i in range(4)]
+    assert [admitted for admitted, _ in results] == [True, True, True, False]
+    assert [before.held for _, before in results] == [0, Decimal("0.4"), Decimal("0.8"), Decimal("1.2")]
+    assert await ledger.totals("tenant:acme", "2026-11-27", NOW) == Totals(Decimal(0), Decimal("1.2"), Decimal(0))
+    # Other subjects and periods are untouched.
+    assert (await ledger.totals("tenant:other", "2026-11-27", NOW)).held == 0
+
+
+async def test_settling_replaces_a_hold_by_the_charge_and_marks_estimates(ledger):
+    limit = Decimal("1.00")
+    for name in ("real", "cut", "refused"):
+        assert (await ledger.reserve(hold(name, "0.30"), limit, NOW))[0]
+    await ledger.settle(hold("real", "0.30"), Decimal("0.10"), estimated=False)
+    await ledger.settle(hold("cut", "0.30"), Decimal("0.05"), estimated=True)
+    await ledger.settle(hold("refused", "0.30"), Decimal(0), estimated=False)  # released: no provider call
+    assert await ledger.totals("tenant:acme", "2026-11-27", NOW) == Totals(Decimal("0.15"), Decimal(0), Decimal("0.05"))
+    assert await ledger.spent("tenant:acme", "2026-11-27") == Decimal("0.15")
+    # Settling twice (or a hold already expired) never frees someone else's reservation.
+    assert (await ledger.reserve(hold("next", "0.30"), limit, NOW))[0]
+    await ledger.settle(hold("real", "0.30"), Decimal(0), estimated=False)
+    assert (await ledger.totals("tenant:acme", "2026-11-27", NOW)).held == Decimal("0.3")
+
+
+async def test_a_hold_left_by_a_dead_worker_expires(ledger):
+    limit = Decimal("1.00")
+    assert (await ledger.reserve(hold("orphan", "0.90", expires=NOW + 60), limit, NOW))[0]
+    assert (await ledger.reserve(hold("late", "0.50"), limit, NOW + 30))[0]  # 0.90 held: admitted, last one
+    assert not (await ledger.reserve(hold("refused", "0.50"), limit, NOW + 30))[0]
+    admitted, before = await ledger.reserve(hold("after", "0.10"), limit, NOW + 61)
+    assert admitted and before.held == Decimal("0.5")
+
+
+@pytest.mark.parametrize("limit, spent, admitted", [("0", "0", False), ("1", "1", False), ("1", "0.999999", True)],
+                         ids=["zero-limit", "spent-at-limit", "a-micro-left"])
+async def test_reserve_edges(ledger, limit, spent, admitted):
+    await ledger.add("tenant:acme", "2026-11-27", Decimal(spent))
+    assert (await ledger.reserve(hold("h", "5"), Decimal(limit), NOW))[0] is admitted
+
+
+async def test_token_windows_admit_below_the_limit_and_take_corrections(ledger):
+    assert await ledger.take("tpm:k:1", 80, 100, 120) == (True, 0)
+    assert await ledger.take("tpm:k:1", 80, 100, 120) == (True, 80)  # below the limit: admitted
+    assert await ledger.take("tpm:k:1", 1, 100, 120) == (False, 160)
+    assert await ledger.incr("tpm:k:1", -150, 120) == 10  # reservations corrected to real counts
+    assert await ledger.count("tpm:k:1") == 10
+    assert await ledger.incr("tpm:k:1", -50, 120) == 0  # never below zero
+    assert await ledger.count("tpm:k:2") == 0
+
+
+@pytest.mark.parametrize("kind", ["disk", "redis"])
+async def test_concurrent_admissions_from_two_workers_never_overbook(kind, tmp_path, redis_server):
+    import asyncio
+
+    workers = [make_ledger(kind, tmp_path, redis_server, name) for name in ("a", "b")]
+    limit = Decimal("1.00")
+    # 40 requests at once, alternating between two workers (two connections to one store).
+    results = await asyncio.gather(*(workers[i % 2].reserve(hold(f"h{i}", "0.30"), limit, NOW) for i in range(40)))
+    assert sum(admitted for admitted, _ in results) == 4  # 0, 0.3, 0.6, 0.9 < 1.00
+    assert (await workers[0].totals("tenant:acme", "2026-11-27", NOW)).held == Decimal("1.2")
+
+
+async def test_disk_ledger_keeps_plain_rows(tmp_path):
+    import sqlite3
+
+    ledger = DiskLedger(str(tmp_path / "instance"))
+    assert (tmp_path / "instance").stat().st_mode & 0o777 == 0o700
+    await ledger.settle(hold("h", "0"), Decimal("0.25"), estimated=True)
+    with sqlite3.connect(tmp_path / "instance" / "ledger.sqlite3") as db:
+        assert db.execute("SELECT scope, period, micros, estimated FROM spend").fetchall() == [
+            ("tenant:acme", "2026-11-27", 250000, 250000)]
+
+
+async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path):
+    server = RedisServer()
+    server.start()
+    try:
+        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
+        limit = Decimal("1.00")
+        await ledger.add("tenant:t", "p", Decimal("0.50"))
+        assert (await ledger.reserve(Hold("tenant:t", "p", "shared", Decimal("0.10"), NOW + 600), limit, NOW))[0]
+        server.stop()
+        # Last known spend (0.50) plus this replica's own holds made during the outage.
+        first = await ledger.reserve(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), limit, NOW)
+        second = await ledger.reserve(Hold("tenant:t", "p", "b", Decimal("0.30"), NOW + 600), limit, NOW)
+        third = await ledger.reserve(Hold("tenant:t", "p", "c", Decimal("0.30"), NOW + 600), limit, NOW)
+        assert [first[0], second[0], third[0]] == [True, True, False]
+        await ledger.settle(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), Decimal("0.20"), estimated=True)
+        assert (await ledger.totals("tenant:t", "p", NOW)).spent == Decimal("0.70")  # kept for Redis
+        # Tokens per minute fall back to the local ledger.
+        assert await ledger.take("tpm:k:1", 10, 100, 120) == (True, 0)
+        closed = RedisLedger(server.url, DiskLedger(str(tmp_path / "closed")), fail_open=False)
+        for call in (closed.reserve(Hold("tenant:t", "p", "x", Decimal("0.1"), NOW + 600), limit, NOW),
+                     closed.totals("tenant:t", "p", NOW), closed.take("tpm:k:1", 1, 100, 120)):
+            with pytest.raises(LedgerUnavailable):
+                await call
+        server.start()  # empty again: what this replica spent meanwhile is written back
+        totals = await ledger.totals("tenant:t", "p", NOW)
+        assert (totals.spent, totals.estimated) == (Decimal("0.20"), Decimal("0.20"))
     finally:
         server.cleanup()

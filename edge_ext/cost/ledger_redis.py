@@ -1,0 +1,203 @@
+"""Replicas share spend, holds and token windows through Redis; an outage loses no spend.
+
+Each admission and each settlement is one Lua script, so it is atomic across replicas. Per
+subject and period (``{prefix}{scope}:{period}``, the spend key, plus ``held:``, ``holds:`` and
+``estimated:`` keys of the same suffix): spend and estimated spend are integer micro-dollars; a
+hold is a member ``{id}:{micros}`` of a sorted set scored by its expiry, and ``held`` is their
+sum, so an admission reads two integers (expired holds are swept first). The keys of one subject
+and period are used together by one script: a single Redis (or a primary), not Redis Cluster.
+
+With Redis unreachable: failing closed refuses (LedgerUnavailable); failing open admits against
+the last known figures plus what this replica spent and holds meanwhile, keeps its spend and
+writes it when Redis is back (``flush``). A hold left in Redis by a settlement that could not
+reach it expires on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from decimal import Decimal
+from typing import Any
+
+from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, Totals, from_micros, to_micros
+
+log = logging.getLogger("edge_ext.budget")
+
+_SWEEP = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+for _, member in ipairs(expired) do
+  redis.call('DECRBY', KEYS[2], tonumber(string.match(member, ':(%d+)$')))
+end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1]) end
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+local held = tonumber(redis.call('GET', KEYS[2]) or '0')
+local estimated = tonumber(redis.call('GET', KEYS[4]) or '0')
+"""
+# KEYS: spend, held, holds, estimated. ARGV: now.
+_TOTALS = _SWEEP + "return {spent, held, estimated}"
+# ARGV: now, limit, micros, member, expires, ttl.
+_RESERVE = _SWEEP + """
+if spent + held >= tonumber(ARGV[2]) then return {0, spent, held, estimated} end
+redis.call('INCRBY', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+return {1, spent, held, estimated}
+"""
+# KEYS: spend, held, holds, estimated. ARGV: member, held micros, spent micros, estimated (0/1).
+_SETTLE = """
+if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then redis.call('DECRBY', KEYS[2], ARGV[2]) end
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[3]) > 0 then
+  spent = redis.call('INCRBY', KEYS[1], ARGV[3])
+  if ARGV[4] == '1' then redis.call('INCRBY', KEYS[4], ARGV[3]) end
+end
+return spent
+"""
+# KEYS: counter. ARGV: n, limit, ttl.
+_TAKE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[2]) then return {0, used} end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, used}
+"""
+# KEYS: counter. ARGV: n (negative gives back part of a reservation), ttl. Never below zero.
+_ADJUST = """
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if total < 0 then redis.call('SET', KEYS[1], 0); total = 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return total
+"""
+
+
+class RedisLedger:
+    def __init__(self, url: str, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:"):
+        import redis.asyncio as redis
+        from redis.exceptions import RedisError
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._down = (RedisError, OSError)
+        self._fallback, self.fail_open, self._prefix = fallback, fail_open, prefix
+        self._scripts = {name: self._redis.register_script(text) for name, text in
+                         (("totals", _TOTALS), ("reserve", _RESERVE), ("settle", _SETTLE), ("take", _TAKE), ("adjust", _ADJUST))}
+        # By Redis key: micro-dollars spent while Redis was away, and the last figure read.
+        self._pending: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        # Holds admitted while Redis was away: {spend key: {hold id: (micros, expires)}}.
+        self._local: dict[str, dict[str, tuple[int, float]]] = {}
+
+    def _keys(self, scope_id: str, period_key: str) -> list[str]:
+        suffix = f"{scope_id}:{period_key}"
+        return [self._prefix + suffix, f"{self._prefix}held:{suffix}", f"{self._prefix}holds:{suffix}",
+                f"{self._prefix}estimated:{suffix}"]
+
+    def _unreachable(self, exc: Exception) -> None:
+        if not self.fail_open:
+            raise LedgerUnavailable(str(exc)) from exc
+        log.warning("budget store unreachable (%s); checking against the last known spend", type(exc).__name__)
+
+    def _known(self, key: str) -> int:
+        return self._last.get(key, 0) + self._pending.get(key, 0)
+
+    def _local_held(self, key: str, now: float) -> int:
+        holds = self._local.get(key, {})
+        for hold_id in [h for h, (_, expires) in holds.items() if expires <= now]:
+            del holds[hold_id]
+        return sum(micros for micros, _ in holds.values())
+
+    async def spent(self, scope_id: str, period_key: str) -> Decimal:
+        key = self._keys(scope_id, period_key)[0]
+        try:
+            await self.flush()
+            self._last[key] = int(await self._redis.get(key) or 0)
+        except self._down as exc:
+            self._unreachable(exc)
+        return from_micros(self._known(key))
+
+    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
+        key, micros = self._keys(scope_id, period_key)[0], to_micros(usd)
+        try:
+            await self.flush()
+            self._last[key] = int(await self._redis.incrby(key, micros))
+        except self._down:
+            # Kept and written when Redis returns: spend is never dropped.
+            self._pending[key] = self._pending.get(key, 0) + micros
+        return from_micros(self._known(key))
+
+    async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
+        keys = self._keys(scope_id, period_key)
+        held = self._local_held(keys[0], now)
+        try:
+            await self.flush()
+            spent, shared, estimated = (int(v) for v in await self._scripts["totals"](keys=keys, args=[now]))
+            self._last[keys[0]], self._last[keys[3]] = spent, estimated
+            held += shared
+        except self._down as exc:
+            self._unreachable(exc)
+        return Totals(from_micros(self._known(keys[0])), from_micros(held), from_micros(self._known(keys[3])))
+
+    async def reserve(self, hold: Hold, limit: Decimal, now: float) -> tuple[bool, Totals]:
+        keys = self._keys(hold.scope_id, hold.period_key)
+        ttl = max(1, math.ceil(hold.expires - now) + 60)
+        try:
+            await self.flush()
+            reply = await self._scripts["reserve"](keys=keys, args=[now, to_micros(limit), hold.micros,
+                                                                    f"{hold.id}:{hold.micros}", hold.expires, ttl])
+            admitted, spent, held, estimated = (int(v) for v in reply)
+            self._last[keys[0]], self._last[keys[3]] = spent, estimated
+            return bool(admitted), Totals(from_micros(spent), from_micros(held), from_micros(estimated))
+        except self._down as exc:
+            self._unreachable(exc)
+        spent, held = self._known(keys[0]), self._local_held(keys[0], now)
+        before = Totals(from_micros(spent), from_micros(held), from_micros(self._known(keys[3])))
+        if spent + held >= to_micros(limit):
+            return False, before
+        self._local.setdefault(keys[0], {})[hold.id] = (hold.micros, hold.expires)
+        return True, before
+
+    async def settle(self, hold: Hold, usd: Decimal, estimated: bool) -> None:
+        keys = self._keys(hold.scope_id, hold.period_key)
+        micros = to_micros(usd)
+        self._local.get(keys[0], {}).pop(hold.id, None)
+        try:
+            await self.flush()
+            spent = await self._scripts["settle"](keys=keys, args=[f"{hold.id}:{hold.micros}", hold.micros, micros,
+                                                                   1 if estimated else 0])
+            self._last[keys[0]] = int(spent)
+        except self._down:
+            for key in (keys[0], keys[3]) if estimated else (keys[0],):
+                if micros:
+                    self._pending[key] = self._pending.get(key, 0) + micros
+
+    async def count(self, key: str) -> int:
+        try:
+            return int(await self._redis.get(self._prefix + "count:" + key) or 0)
+        except self._down as exc:
+            self._unreachable(exc)
+            return await self._fallback.count(key)
+
+    async def incr(self, key: str, n: int, ttl_s: float) -> int:
+        try:
+            return int(await self._scripts["adjust"](keys=[self._prefix + "count:" + key], args=[n, int(ttl_s)]))
+        except self._down:
+            return await self._fallback.incr(key, n, ttl_s)
+
+    async def take(self, key: str, n: int, limit: int, ttl_s: float) -> tuple[bool, int]:
+        try:
+            admitted, used = await self._scripts["take"](keys=[self._prefix + "count:" + key], args=[n, limit, int(ttl_s)])
+            return bool(admitted), int(used)
+        except self._down as exc:
+            self._unreachable(exc)
+            return await self._fallback.take(key, n, limit, ttl_s)
+
+    async def flush(self) -> None:
+        for key in list(self._pending):
+            micros = self._pending[key]
+            total = await self._redis.incrby(key, micros)
+            self._last[key] = int(total)
+            if self._pending.get(key) == micros:
+                del self._pending[key]
+            else:
+                self._pending[key] -= micros
