@@ -34,7 +34,10 @@ class DiskLedger:
     def __init__(self, directory: str):
         import diskcache
 
-        self._cache = diskcache.Cache(directory)
+        from edge_ext.cache.disk import PlainDisk
+
+        # Integers only, never unpickled (see PlainDisk).
+        self._cache = diskcache.Cache(directory, disk=PlainDisk)
 
     async def count(self, key: str) -> int:
         return int(self._cache.get(f"count:{key}", 0))
