@@ -29,8 +29,11 @@ class Provider(Strict):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     # azure_openai: the api-version query parameter.
     api_version: str | None = None
-    # anthropic: sent unless the client pins its own.
+    # anthropic: the API version, whatever a client sends.
     anthropic_version: str = "2023-06-01"
+    # anthropic: beta features clients may turn on with their anthropic-beta header; any other
+    # beta is dropped (a beta changes what the API does, billed to this provider's key).
+    anthropic_betas: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")], ...] = ()
     # Anthropic requires max_tokens; used when an OpenAI-shaped request omits it.
     default_max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
     # Routing: share for `weighted`, order for `failover` (lower first).
@@ -56,6 +59,8 @@ class Provider(Strict):
             raise ValueError("list at least one model under models or model_map")
         if self.kind == "azure_openai" and not self.api_version:
             raise ValueError("azure_openai needs api_version (e.g. 2024-10-21)")
+        if self.anthropic_betas and self.kind != "anthropic":
+            raise ValueError("anthropic_betas is for kind anthropic only")
         return self
 
     @property

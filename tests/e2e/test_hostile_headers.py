@@ -1,0 +1,153 @@
+"""A hostile client against real Envoy: headers it sends to steer the provider or Envoy, and a
+pickle planted in the disk cache."""
+
+import json
+import os
+import pickle
+import sqlite3
+
+import pytest
+
+from tests.hostile import ANTHROPIC_PROVIDER_KEY, MESSAGES, OPENAI_PROVIDER_KEY, hostile_config, post, provider_env
+from tests.support import start_edge, start_mock, stop, wait_until
+
+LISTED_BETA = "listed-beta-2025-01-01"
+CONFIGURED_VERSION = "2023-06-01"
+
+
+@pytest.fixture(scope="module")
+def mocks():
+    started = {"openai": start_mock("hostile-hdr-openai", "--openai-key", OPENAI_PROVIDER_KEY),
+               "anthropic": start_mock("hostile-hdr-anthropic", "--anthropic-key", ANTHROPIC_PROVIDER_KEY)}
+    yield started
+    for mock in started.values():
+        stop(mock.proc)
+
+
+@pytest.fixture(autouse=True)
+def clean(mocks):
+    for mock in mocks.values():
+        mock.clear()
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory, mocks):
+    tmp = tmp_path_factory.mktemp("hostile-headers")
+    # No L1: every cache read goes to the disk L2, as in a fresh worker.
+    cache = {"l1_max_entries": 0, "local_dir": str(tmp / "l2"), "single_flight_wait_s": 1}
+    config = hostile_config(tmp, mocks["openai"], mocks["anthropic"], cache=cache)
+    config["providers"][1]["anthropic_betas"] = [LISTED_BETA]
+    running = start_edge(tmp, config, env=provider_env())
+    running.extra["l2"] = tmp / "l2"
+    yield running
+    assert stop(running.proc) == 0, running.log()
+
+
+# -- client headers never reach the provider ---------------------------------------------------
+
+ROUTES = {
+    "openai": ("/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES}, "openai"),
+    "anthropic": ("/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": MESSAGES}, "anthropic"),
+    "openai-client-to-anthropic": ("/v1/chat/completions", {"model": "claude-haiku-4-5", "messages": MESSAGES}, "anthropic"),
+}
+# header -> what the provider may see of it (None: nothing at all).
+HOSTILE = [
+    pytest.param("openai-organization", "org-attacker", None, id="openai-organization"),
+    pytest.param("openai-project", "proj-attacker", None, id="openai-project"),
+    pytest.param("anthropic-beta", "unlisted-beta-2099-01-01", None, id="anthropic-beta-unlisted"),
+    pytest.param("anthropic-version", "2099-01-01", CONFIGURED_VERSION, id="anthropic-version-client-chosen"),
+    pytest.param("cookie", "session=attacker", None, id="cookie"),
+    pytest.param("proxy-authorization", "Basic YTpi", None, id="proxy-authorization"),
+    pytest.param("x-envoy-anything", "attacker-chosen", None, id="x-envoy-unknown"),
+    pytest.param("x-envoy-retry-on", "5xx", None, id="x-envoy-retry-on"),
+    pytest.param("x-envoy-upstream-rq-timeout-alt-response", "204", None, id="x-envoy-timeout-alt-response"),
+    pytest.param("x-forwarded-for", "203.0.113.7", None, id="x-forwarded-for"),
+    pytest.param("x-forwarded-proto", "https", "http", id="x-forwarded-proto"),
+    pytest.param("x-stainless-lang", "python", None, id="sdk-telemetry"),
+    pytest.param("accept-encoding", "gzip, br", "identity", id="accept-encoding"),
+]
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("header, value, seen", HOSTILE)
+def test_a_client_header_never_reaches_the_provider(edge, mocks, route, header, value, seen):
+    path, body, provider = ROUTES[route]
+    status, _, answer = post(edge.url + path, body, {header: value, "anthropic-version": "2023-06-01"}
+                             if header != "anthropic-version" else {header: value})
+    assert status == 200, answer
+    (sent,) = mocks[provider].requests()
+    expected = seen if header != "anthropic-version" or provider == "anthropic" else None
+    assert sent["headers"].get(header) == expected
+    assert value not in json.dumps(sent["headers"])
+
+
+def test_trace_context_and_content_type_do_reach_the_provider(edge, mocks):
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    status, _, _ = post(edge.url + "/v1/chat/completions", ROUTES["openai"][1], {"traceparent": trace})
+    assert status == 200
+    (sent,) = mocks["openai"].requests()
+    assert sent["headers"]["traceparent"] == trace and sent["headers"]["content-type"] == "application/json"
+    assert sent["headers"]["authorization"] == f"Bearer {OPENAI_PROVIDER_KEY}"
+
+
+def test_client_headers_cannot_make_envoy_retry_or_time_out(edge, mocks):
+    mocks["openai"].faults(status=500)
+    steer = {"x-envoy-max-retries": "5", "x-envoy-retry-on": "5xx", "x-envoy-upstream-rq-timeout-ms": "1",
+             "x-envoy-upstream-rq-per-try-timeout-ms": "1", "x-envoy-hedge-on-per-try-timeout": "true"}
+    status, _, _ = post(edge.url + "/v1/chat/completions", ROUTES["openai"][1], steer)
+    assert status == 500 and len(mocks["openai"].requests()) == 1
+    mocks["openai"].faults(latency_ms=300)
+    status, _, _ = post(edge.url + "/v1/chat/completions", ROUTES["openai"][1], steer)
+    assert status == 200
+
+
+def test_only_listed_betas_reach_anthropic_and_they_key_the_cache(edge, mocks):
+    body = {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "beta"}], "temperature": 0}
+    url, version = edge.url + "/v1/messages", {"anthropic-version": "2023-06-01"}
+    stored, betas = len(stored_entries(edge.extra["l2"])), {**version, "anthropic-beta": f"unlisted-beta, {LISTED_BETA}"}
+    status, first, _ = post(url, body, betas)
+    assert status == 200 and first["x-edge-cache"] == "miss"
+    assert mocks["anthropic"].requests()[-1]["headers"]["anthropic-beta"] == LISTED_BETA
+    # L2 writes happen in the background.
+    wait_until(lambda: len(stored_entries(edge.extra["l2"])) == stored + 1, timeout=5, what="the answer stored")
+    # Without the beta the answer may differ: another entry.
+    status, plain, _ = post(url, body, version)
+    assert status == 200 and plain["x-edge-cache"] == "miss"
+    assert "anthropic-beta" not in mocks["anthropic"].requests()[-1]["headers"]
+    status, again, _ = post(url, body, betas)
+    assert status == 200 and again["x-edge-cache"] == "hit-l2"
+    assert len(mocks["anthropic"].requests()) == 2
+
+
+# -- the disk cache is never unpickled ---------------------------------------------------------
+
+class Payload:
+    """Pickled, it creates a directory when loaded: proof that a row was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def stored_entries(directory) -> list[str]:
+    with sqlite3.connect(directory / "cache.db") as db:
+        return [key for (key,) in db.execute("SELECT key FROM Cache") if not key.startswith("lock:")]
+
+
+def test_a_pickle_planted_in_the_disk_cache_never_runs(edge, mocks, tmp_path):
+    marker = tmp_path / "pwned"
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "planted"}], "temperature": 0}
+    url = edge.url + "/v1/chat/completions"
+    before = set(stored_entries(edge.extra["l2"]))
+    assert post(url, body)[0] == 200
+    wait_until(lambda: set(stored_entries(edge.extra["l2"])) - before, timeout=5, what="the answer stored in the disk L2")
+    (key,) = set(stored_entries(edge.extra["l2"])) - before
+    # As anyone who can write the cache directory would: MODE_PICKLE (4) and a pickled value.
+    with sqlite3.connect(edge.extra["l2"] / "cache.db") as db:
+        db.execute("UPDATE Cache SET mode = 4, value = ? WHERE key = ?", (pickle.dumps(Payload(marker)), key))
+    status, headers, answer = post(url, body)
+    assert status == 200 and headers["x-edge-cache"] == "miss", answer
+    assert not marker.exists()
+    assert len(mocks["openai"].requests()) == 2
