@@ -52,4 +52,10 @@ class Config(Strict):
             raise ValueError(f"provider names must be unique: {sorted(dup)}")
         if not self.providers:
             raise ValueError("configure at least one provider")
+        # Envoy's request timer runs until the request goes upstream: a follower of an identical
+        # cacheable miss waits for the leader's answer (one extended processor message) first.
+        held = self.cache.single_flight_wait_s + 1 + self.processor.message_timeout_ms / 1000
+        if self.cache.enabled and self.listen.request_timeout_s <= held:
+            raise ValueError(f"listen.request_timeout_s must exceed {held:g}s (cache.single_flight_wait_s + 1 + "
+                             "processor.message_timeout_ms): a cache follower's request waits that long")
         return self

@@ -31,6 +31,13 @@ class Listen(Strict):
     # Envoy terminates TLS on the listener when set.
     tls: ListenTLS | None = None
     rate_limit: RateLimit | None = None
+    # How long a client may take, so that no client holds a connection and a processor stream
+    # open at will: to send its request headers; to send the whole request (until Envoy sends
+    # it upstream or answers; a streamed answer is bounded by the provider's timeout_s instead);
+    # and between two bytes in either direction, the wait for a provider's first byte included.
+    request_headers_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    stream_idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
 
 
 class ProcessorMTLS(Strict):

@@ -1,18 +1,25 @@
-"""A hostile client against real Envoy: headers it sends to steer the provider or Envoy, and a
-pickle planted in the disk cache."""
+"""A hostile client against real Envoy: headers it sends to steer the provider or Envoy, secrets it
+puts in the query string, connections it holds open, and a pickle planted in the disk cache."""
 
 import json
 import os
 import pickle
+import socket
 import sqlite3
+import time
 
 import pytest
 
-from tests.hostile import ANTHROPIC_PROVIDER_KEY, MESSAGES, OPENAI_PROVIDER_KEY, hostile_config, post, provider_env
+from tests.hostile import (
+    ANTHROPIC_PROVIDER_KEY, KEY_ACME, MESSAGES, OPENAI_PROVIDER_KEY, hostile_config, post, provider_env,
+)
 from tests.support import start_edge, start_mock, stop, wait_until
 
 LISTED_BETA = "listed-beta-2025-01-01"
 CONFIGURED_VERSION = "2023-06-01"
+# Short, so the slow-client tests finish in seconds; the defaults are bounded the same way.
+HEADERS_TIMEOUT_S, REQUEST_TIMEOUT_S = 1, 3
+IN_QUERY = "sk-secret-in-the-query-string-0001"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +44,7 @@ def edge(tmp_path_factory, mocks):
     cache = {"l1_max_entries": 0, "local_dir": str(tmp / "l2"), "single_flight_wait_s": 1}
     config = hostile_config(tmp, mocks["openai"], mocks["anthropic"], cache=cache)
     config["providers"][1]["anthropic_betas"] = [LISTED_BETA]
+    config["listen"].update(request_headers_timeout_s=HEADERS_TIMEOUT_S, request_timeout_s=REQUEST_TIMEOUT_S)
     running = start_edge(tmp, config, env=provider_env())
     running.extra["l2"] = tmp / "l2"
     yield running
@@ -151,3 +159,85 @@ def test_a_pickle_planted_in_the_disk_cache_never_runs(edge, mocks, tmp_path):
     assert status == 200 and headers["x-edge-cache"] == "miss", answer
     assert not marker.exists()
     assert len(mocks["openai"].requests()) == 2
+
+
+# -- the access log never holds a query string -------------------------------------------------
+
+LOGGED = {"refused-401": ("/v1/chat/completions", "sk-not-a-key", 401), "unknown-path-404": ("/v1/nowhere", KEY_ACME, 404),
+          "served-200": ("/v1/chat/completions", KEY_ACME, 200)}
+
+
+@pytest.fixture(scope="module")
+def access_log(edge, mocks):
+    """Each LOGGED request sent with a key in its query string: its access log entry by name."""
+    sent = {}
+    for name, (path, key, status) in LOGGED.items():
+        got, headers, _ = post(f"{edge.url}{path}?api_key={IN_QUERY}&x=1", ROUTES["openai"][1], key=key)
+        assert got == status
+        sent[name] = headers["x-request-id"]
+
+    def entries():
+        lines = [json.loads(line) for line in edge.log().splitlines() if line.startswith('{"')]
+        return {name: e for e in lines for name, rid in sent.items() if e.get("request_id") == rid}
+
+    # Envoy flushes its access log every 10 s (--file-flush-interval-msec).
+    wait_until(lambda: len(entries()) == len(sent), timeout=15, what="the access log lines")
+    return entries()
+
+
+@pytest.mark.parametrize("name", list(LOGGED))
+def test_the_access_log_has_the_path_without_its_query(edge, access_log, name):
+    path, _, status = LOGGED[name]
+    assert access_log[name]["status"] == status and access_log[name]["path"] == path
+    assert IN_QUERY not in edge.log()
+
+
+# -- slow clients cannot hold a connection and a processor stream ------------------------------
+
+def exchange(port: int, data: bytes, within_s: float) -> tuple[bytes, float | None]:
+    """Send ``data`` and read until Envoy closes the connection: (what came back, seconds it took),
+    or (..., None) when it is still open after ``within_s``."""
+    start = time.monotonic()
+    deadline = start + within_s
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=within_s) as conn:
+        conn.sendall(data)
+        while time.monotonic() < deadline:
+            conn.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = conn.recv(65536)
+            except (TimeoutError, socket.timeout):
+                break
+            except ConnectionResetError:
+                return received, time.monotonic() - start
+            if not chunk:
+                return received, time.monotonic() - start
+            received += chunk
+    return received, None
+
+
+def test_a_client_that_never_finishes_its_headers_is_cut_off(edge):
+    partial = f"POST /v1/chat/completions HTTP/1.1\r\nhost: edge\r\nauthorization: Bearer {KEY_ACME}\r\n".encode()
+    _, closed_after = exchange(edge.port, partial, within_s=HEADERS_TIMEOUT_S + 5)
+    assert closed_after is not None and closed_after < HEADERS_TIMEOUT_S + 3
+
+
+def test_a_client_that_never_finishes_its_body_gets_408(edge, mocks):
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: edge\r\nauthorization: Bearer {KEY_ACME}\r\n"
+            "content-type: application/json\r\ncontent-length: 1000\r\n\r\n").encode()
+    received, closed_after = exchange(edge.port, head + b'{"model": "gpt-4o-mini", ', within_s=REQUEST_TIMEOUT_S + 5)
+    assert received.startswith(b"HTTP/1.1 408"), received[:200]
+    assert b'"error"' in received  # in the caller's API shape
+    assert mocks["openai"].requests() == []
+
+
+def test_a_streamed_answer_may_outlast_the_request_timeout(edge, mocks):
+    # The request timer stops once the request went upstream: a long answer is the provider
+    # timeout's business, not this one's.
+    mocks["openai"].faults(latency_ms=1500, chunk_delay_ms=250)
+    start = time.monotonic()
+    status, _, answer = post(edge.url + "/v1/chat/completions", {**ROUTES["openai"][1], "stream": True})
+    took = time.monotonic() - start
+    assert status == 200 and took > REQUEST_TIMEOUT_S
+    text = answer.decode() if isinstance(answer, bytes) else json.dumps(answer)
+    assert text.rstrip().endswith("data: [DONE]")
