@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from edge_ext.config.base import Strict
+from edge_ext.config.hosts import is_loopback
 
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -40,6 +41,8 @@ class Provider(Strict):
     weight: Annotated[float, Field(gt=0)] = 1.0
     priority: int = 0
     connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # An http:// base_url off this machine sends the key in plaintext: refused unless set.
+    allow_insecure_http: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -61,7 +64,16 @@ class Provider(Strict):
             raise ValueError("azure_openai needs api_version (e.g. 2024-10-21)")
         if self.anthropic_betas and self.kind != "anthropic":
             raise ValueError("anthropic_betas is for kind anthropic only")
+        if self.sends_key_in_plaintext and not self.allow_insecure_http:
+            raise ValueError(
+                f"base_url {self.base_url} is plain http to another machine and the provider has a key: "
+                "the key would cross the network unencrypted; use https:// or set allow_insecure_http: true")
         return self
+
+    @property
+    def sends_key_in_plaintext(self) -> bool:
+        """A key configured for an http:// upstream that is not this machine."""
+        return bool(self.api_key_env or self.api_key_file) and not self.tls and not is_loopback(self.host)
 
     @property
     def url(self):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge_ext.config.base import Strict
+from edge_ext.config.hosts import is_loopback
 
 
 class ListenTLS(Strict):
@@ -91,11 +93,34 @@ class Processor(Strict):
 
 
 class Telemetry(Strict):
-    # OTLP/gRPC collector, e.g. http://127.0.0.1:4317; unset: tracing off.
+    # OTLP/gRPC collector, https://HOST:PORT (TLS) or http://HOST:PORT (plaintext); unset: off.
     otlp_endpoint: str | None = None
-    insecure: bool = True
+    # Spans name tenants, key ids, models and costs. Plaintext to a collector on another machine
+    # is the operator's explicit choice: http:// there needs insecure: true.
+    insecure: bool | None = None
     service_name: str = "edge-ext"
     sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _transport(self) -> "Telemetry":
+        if self.otlp_endpoint is None:
+            return self
+        parts = urlsplit(self.otlp_endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("otlp_endpoint must be https://HOST:PORT (TLS) or http://HOST:PORT (plaintext): "
+                             "without a scheme the transport would be a guess")
+        if parts.scheme == "https" and self.insecure:
+            raise ValueError("insecure: true contradicts an https:// otlp_endpoint")
+        if parts.scheme == "http" and self.insecure is False:
+            raise ValueError("insecure: false contradicts an http:// otlp_endpoint; use https://")
+        if parts.scheme == "http" and not self.insecure and not is_loopback(parts.hostname):
+            raise ValueError(f"otlp_endpoint {self.otlp_endpoint} sends spans unencrypted to another machine: "
+                             "use https:// or set telemetry.insecure: true")
+        return self
+
+    @property
+    def plaintext(self) -> bool:
+        return urlsplit(self.otlp_endpoint or "").scheme == "http"
 
 
 class Metrics(Strict):
