@@ -17,7 +17,7 @@ from edge_ext.config.base import Strict
 from edge_ext.config.clients import Accounting, Auth, Budget, Budgets, ClientKey, PiiPolicy
 from edge_ext.config.providers import Provider, ProviderKind
 from edge_ext.config.server import (
-    EnvoyAdmin, EnvoySettings, Listen, ListenTLS, Metrics, Processor, ProcessorMTLS, RateLimit, Telemetry,
+    EnvoyAdmin, EnvoySettings, Listen, ListenTLS, Metrics, Processor, ProcessorMTLS, RateLimit, Scrapers, Telemetry,
 )
 from edge_ext.config.traffic import Breaker, Cache, Routing
 from edge_ext.cost.pricing import PricingOverrides
@@ -25,7 +25,7 @@ from edge_ext.cost.pricing import PricingOverrides
 __all__ = [
     "Accounting", "Auth", "Breaker", "Budget", "Budgets", "Cache", "ClientKey", "Config", "EnvoyAdmin",
     "EnvoySettings", "Listen", "ListenTLS", "Metrics", "PiiPolicy", "PricingOverrides", "Processor",
-    "ProcessorMTLS", "Provider", "ProviderKind", "RateLimit", "Routing", "Strict", "Telemetry",
+    "ProcessorMTLS", "Provider", "ProviderKind", "RateLimit", "Routing", "Scrapers", "Strict", "Telemetry",
 ]
 
 

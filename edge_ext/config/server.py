@@ -123,10 +123,21 @@ class Telemetry(Strict):
         return urlsplit(self.otlp_endpoint or "").scheme == "http"
 
 
+class Scrapers(Strict):
+    """Who may reach the metrics port in the Kubernetes and Istio renders (a NetworkPolicy rule).
+    Metrics name tenants and key ids and carry their spend."""
+
+    # By name: the kubernetes.io/metadata.name label, which only the API server sets.
+    namespaces: tuple[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")], ...] = ("monitoring",)
+    # Within those namespaces, only pods with these labels; empty: any pod there.
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+
+
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 9464
+    scrapers: Scrapers = Scrapers()
 
 
 class EnvoyAdmin(Strict):
