@@ -44,6 +44,8 @@ def edge(tmp_path_factory, mocks):
     cache = {"l1_max_entries": 0, "local_dir": str(tmp / "l2"), "single_flight_wait_s": 1}
     config = hostile_config(tmp, mocks["openai"], mocks["anthropic"], cache=cache)
     config["providers"][1]["anthropic_betas"] = [LISTED_BETA]
+    # gpt-4o fails over from the OpenAI provider to the Anthropic one.
+    config["providers"][1]["model_map"] = {"gpt-4o": "claude-haiku-4-5"}
     config["listen"].update(request_headers_timeout_s=HEADERS_TIMEOUT_S, request_timeout_s=REQUEST_TIMEOUT_S)
     running = start_edge(tmp, config, env=provider_env())
     running.extra["l2"] = tmp / "l2"
@@ -87,6 +89,21 @@ def test_a_client_header_never_reaches_the_provider(edge, mocks, route, header, 
     expected = seen if header != "anthropic-version" or provider == "anthropic" else None
     assert sent["headers"].get(header) == expected
     assert value not in json.dumps(sent["headers"])
+
+
+def test_a_failed_over_attempt_gets_the_same_allow_list(edge, mocks):
+    # The retry starts from the header map the first attempt left: it must carry neither the
+    # client's headers nor the first provider's key.
+    mocks["openai"].faults(status=500)
+    hostile = {p.values[0]: p.values[1] for p in HOSTILE}
+    status, headers, answer = post(edge.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": MESSAGES}, hostile)
+    assert status == 200 and headers["x-edge-provider"] == "an", answer
+    assert len(mocks["openai"].requests()) == 1
+    (retry,) = mocks["anthropic"].requests()
+    sent = retry["headers"]
+    assert sent["x-api-key"] == ANTHROPIC_PROVIDER_KEY and sent["anthropic-version"] == CONFIGURED_VERSION
+    assert "authorization" not in sent and OPENAI_PROVIDER_KEY not in json.dumps(sent)
+    assert not [name for name, value in hostile.items() if value in sent.values()]
 
 
 def test_trace_context_and_content_type_do_reach_the_provider(edge, mocks):
