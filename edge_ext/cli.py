@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -21,8 +22,14 @@ def _load(path: str):
 
 
 def cmd_check_config(args) -> int:
+    from edge_ext.config.exposure import exposure_warnings
+
     config = _load(args.file)
-    print(f"{args.file}: OK ({len(config.providers)} providers, {config.processor.worker_count()} workers)")
+    found = exposure_warnings(config)
+    for warning in found:
+        print(f"edge-ext: warning: {warning}", file=sys.stderr)
+    tail = f", {len(found)} warning{'s' if len(found) != 1 else ''}" if found else ""
+    print(f"{args.file}: OK ({len(config.providers)} providers, {config.processor.worker_count()} workers{tail})")
     return 0
 
 
@@ -108,6 +115,10 @@ def _run_edge(args, *, with_envoy: bool) -> int:
         if plan.banner:
             print(plan.banner, flush=True)
         _prepare_instance(plan.config)
+        from edge_ext.config.exposure import exposure_warnings
+
+        for warning in exposure_warnings(plan.config):
+            logging.getLogger("edge_ext").warning("%s", warning)
         edge.start_metrics_server(plan.config, metrics_dir)
         sup = edge.build(plan, runtime, with_envoy=with_envoy, metrics_dir=metrics_dir)
         c = plan.config

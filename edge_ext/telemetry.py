@@ -34,7 +34,7 @@ def build_tracer(config: Telemetry, exporter: Any = None) -> trace.Tracer | None
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=config.insecure)))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=config.plaintext)))
         GrpcAioInstrumentorServer().instrument(tracer_provider=provider)
     return provider.get_tracer("edge_ext")
 

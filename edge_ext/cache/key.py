@@ -13,10 +13,13 @@ _DELIVERY_ONLY = frozenset({"stream", "stream_options", "user", "metadata", "sto
 _CREDENTIALS = ("authorization", "x-api-key", "api-key")
 
 
-def cache_key(namespace: str, api: str, body: dict[str, Any]) -> str:
+def cache_key(namespace: str, api: str, body: dict[str, Any], variant: tuple[tuple[str, str], ...] = ()) -> str:
+    """``variant``: the request headers that reach the provider and change its answer (betas)."""
     canonical = {k: v for k, v in body.items() if k not in _DELIVERY_ONLY}
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(f"{namespace}\0{api}\0{text}".encode()).hexdigest()
+    # Without a variant the key is what it always was: stored entries stay valid.
+    headers = "".join(f"\0{name}={value}" for name, value in variant)
+    digest = hashlib.sha256(f"{namespace}\0{api}\0{text}{headers}".encode()).hexdigest()
     return f"{namespace}:{digest}"
 
 

@@ -37,7 +37,8 @@ class StoreError(Exception):
 
 
 class DiskStore:
-    """diskcache: SQLite + files, safe across processes, with its own LRU size limit.
+    """diskcache: SQLite, safe across processes, with its own LRU size limit. Rows are str keys
+    and bytes values only (``PlainDisk``): nothing read back is ever unpickled.
 
     A read is a local SQLite lookup of tens of microseconds: done inline. Writes touch the disk
     and go to a thread.
@@ -48,7 +49,10 @@ class DiskStore:
     def __init__(self, directory: str, size_limit: int):
         import diskcache
 
-        self._cache = diskcache.Cache(directory, size_limit=size_limit, eviction_policy="least-recently-used")
+        from edge_ext.cache.disk import PlainDisk
+
+        self._cache = diskcache.Cache(directory, disk=PlainDisk, size_limit=size_limit,
+                                      eviction_policy="least-recently-used")
 
     async def get(self, key: str) -> bytes | None:
         try:

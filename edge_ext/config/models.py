@@ -17,7 +17,7 @@ from edge_ext.config.base import Strict
 from edge_ext.config.clients import Accounting, Auth, Budget, Budgets, ClientKey, PiiPolicy
 from edge_ext.config.providers import Provider, ProviderKind
 from edge_ext.config.server import (
-    EnvoyAdmin, EnvoySettings, Listen, ListenTLS, Metrics, Processor, ProcessorMTLS, RateLimit, Telemetry,
+    EnvoyAdmin, EnvoySettings, Listen, ListenTLS, Metrics, Processor, ProcessorMTLS, RateLimit, Scrapers, Telemetry,
 )
 from edge_ext.config.traffic import Breaker, Cache, Routing
 from edge_ext.cost.pricing import PricingOverrides
@@ -25,7 +25,7 @@ from edge_ext.cost.pricing import PricingOverrides
 __all__ = [
     "Accounting", "Auth", "Breaker", "Budget", "Budgets", "Cache", "ClientKey", "Config", "EnvoyAdmin",
     "EnvoySettings", "Listen", "ListenTLS", "Metrics", "PiiPolicy", "PricingOverrides", "Processor",
-    "ProcessorMTLS", "Provider", "ProviderKind", "RateLimit", "Routing", "Strict", "Telemetry",
+    "ProcessorMTLS", "Provider", "ProviderKind", "RateLimit", "Routing", "Scrapers", "Strict", "Telemetry",
 ]
 
 
@@ -52,6 +52,12 @@ class Config(Strict):
             raise ValueError(f"provider names must be unique: {sorted(dup)}")
         if not self.providers:
             raise ValueError("configure at least one provider")
+        # Envoy's request timer runs until the request goes upstream: a follower of an identical
+        # cacheable miss waits for the leader's answer (one extended processor message) first.
+        held = self.cache.single_flight_wait_s + 1 + self.processor.message_timeout_ms / 1000
+        if self.cache.enabled and self.listen.request_timeout_s <= held:
+            raise ValueError(f"listen.request_timeout_s must exceed {held:g}s (cache.single_flight_wait_s + 1 + "
+                             "processor.message_timeout_ms): a cache follower's request waits that long")
         return self
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from edge_ext.config.base import Strict
+from edge_ext.config.hosts import is_loopback
 
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -29,14 +30,19 @@ class Provider(Strict):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
     # azure_openai: the api-version query parameter.
     api_version: str | None = None
-    # anthropic: sent unless the client pins its own.
+    # anthropic: the API version, whatever a client sends.
     anthropic_version: str = "2023-06-01"
+    # anthropic: beta features clients may turn on with their anthropic-beta header; any other
+    # beta is dropped (a beta changes what the API does, billed to this provider's key).
+    anthropic_betas: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")], ...] = ()
     # Anthropic requires max_tokens; used when an OpenAI-shaped request omits it.
     default_max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
     # Routing: share for `weighted`, order for `failover` (lower first).
     weight: Annotated[float, Field(gt=0)] = 1.0
     priority: int = 0
     connect_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    # An http:// base_url off this machine sends the key in plaintext: refused unless set.
+    allow_insecure_http: bool = False
 
     @field_validator("base_url")
     @classmethod
@@ -56,7 +62,18 @@ class Provider(Strict):
             raise ValueError("list at least one model under models or model_map")
         if self.kind == "azure_openai" and not self.api_version:
             raise ValueError("azure_openai needs api_version (e.g. 2024-10-21)")
+        if self.anthropic_betas and self.kind != "anthropic":
+            raise ValueError("anthropic_betas is for kind anthropic only")
+        if self.sends_key_in_plaintext and not self.allow_insecure_http:
+            raise ValueError(
+                f"base_url {self.base_url} is plain http to another machine and the provider has a key: "
+                "the key would cross the network unencrypted; use https:// or set allow_insecure_http: true")
         return self
+
+    @property
+    def sends_key_in_plaintext(self) -> bool:
+        """A key configured for an http:// upstream that is not this machine."""
+        return bool(self.api_key_env or self.api_key_file) and not self.tls and not is_loopback(self.host)
 
     @property
     def url(self):

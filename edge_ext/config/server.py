@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from edge_ext.config.base import Strict
+from edge_ext.config.hosts import is_loopback
 
 
 class ListenTLS(Strict):
@@ -31,6 +33,13 @@ class Listen(Strict):
     # Envoy terminates TLS on the listener when set.
     tls: ListenTLS | None = None
     rate_limit: RateLimit | None = None
+    # How long a client may take, so that no client holds a connection and a processor stream
+    # open at will: to send its request headers; to send the whole request (until Envoy sends
+    # it upstream or answers; a streamed answer is bounded by the provider's timeout_s instead);
+    # and between two bytes in either direction, the wait for a provider's first byte included.
+    request_headers_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    request_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    stream_idle_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
 
 
 class ProcessorMTLS(Strict):
@@ -134,17 +143,51 @@ class Processor(Strict):
 
 
 class Telemetry(Strict):
-    # OTLP/gRPC collector, e.g. http://127.0.0.1:4317; unset: tracing off.
+    # OTLP/gRPC collector, https://HOST:PORT (TLS) or http://HOST:PORT (plaintext); unset: off.
     otlp_endpoint: str | None = None
-    insecure: bool = True
+    # Spans name tenants, key ids, models and costs. Plaintext to a collector on another machine
+    # is the operator's explicit choice: http:// there needs insecure: true.
+    insecure: bool | None = None
     service_name: str = "edge-ext"
     sample_ratio: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _transport(self) -> "Telemetry":
+        if self.otlp_endpoint is None:
+            return self
+        parts = urlsplit(self.otlp_endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("otlp_endpoint must be https://HOST:PORT (TLS) or http://HOST:PORT (plaintext): "
+                             "without a scheme the transport would be a guess")
+        if parts.scheme == "https" and self.insecure:
+            raise ValueError("insecure: true contradicts an https:// otlp_endpoint")
+        if parts.scheme == "http" and self.insecure is False:
+            raise ValueError("insecure: false contradicts an http:// otlp_endpoint; use https://")
+        if parts.scheme == "http" and not self.insecure and not is_loopback(parts.hostname):
+            raise ValueError(f"otlp_endpoint {self.otlp_endpoint} sends spans unencrypted to another machine: "
+                             "use https:// or set telemetry.insecure: true")
+        return self
+
+    @property
+    def plaintext(self) -> bool:
+        return urlsplit(self.otlp_endpoint or "").scheme == "http"
+
+
+class Scrapers(Strict):
+    """Who may reach the metrics port in the Kubernetes and Istio renders (a NetworkPolicy rule).
+    Metrics name tenants and key ids and carry their spend."""
+
+    # By name: the kubernetes.io/metadata.name label, which only the API server sets.
+    namespaces: tuple[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")], ...] = ("monitoring",)
+    # Within those namespaces, only pods with these labels; empty: any pod there.
+    pod_labels: dict[str, str] = Field(default_factory=dict)
 
 
 class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 9464
+    scrapers: Scrapers = Scrapers()
 
 
 class EnvoyAdmin(Strict):

@@ -160,12 +160,24 @@ def processor_objects(dep: Deployment, istio: bool) -> list[tuple[str, dict[str,
     ]
 
 
+def metrics_ingress(dep: Deployment) -> list[dict[str, Any]]:
+    """Metrics name tenants and key ids and carry their spend: only the configured scrapers
+    (metrics.scrapers) reach the port. Namespaces are matched by name, a label only the API
+    server sets; a pod label alone could be put on any pod by whoever may create one."""
+    scrapers = dep.config.metrics.scrapers
+    if not dep.metrics_port or not scrapers.namespaces:
+        return []
+    peer: dict[str, Any] = {"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(scrapers.namespaces)}]}}
+    if scrapers.pod_labels:
+        peer["podSelector"] = {"matchLabels": dict(scrapers.pod_labels)}
+    return [{"from": [peer], "ports": [{"protocol": "TCP", "port": dep.metrics_port}]}]
+
+
 def network_policies(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, Any]]]:
     clients = processor_clients(dep, istio)
     ingress: list[dict[str, Any]] = [{"from": clients, "ports": [{"protocol": "TCP", "port": p} for p in dep.ports]}]
-    if dep.metrics_port:
-        # Metrics carry no keys or prompts; Prometheus may live in any namespace.
-        ingress.append({"ports": [{"protocol": "TCP", "port": dep.metrics_port}]})
+    ingress += metrics_ingress(dep)
     egress: list[dict[str, Any]] = []
     if dep.in_cluster_redis:
         egress.append({"to": [{"podSelector": {"matchLabels": labels("redis")}}], "ports": [{"protocol": "TCP", "port": 6379}]})

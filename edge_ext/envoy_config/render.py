@@ -16,12 +16,14 @@ TEMPLATE = Path(__file__).with_name("template.yaml")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 PROCESSOR_CLUSTER = "edge_ext_processor"
 
-# Access log fields: ids, routing and timing only. Never headers or bodies (keys, prompts).
+# Access log fields: ids, routing and timing only. Never headers or bodies (keys, prompts), nor
+# the query string: clients put keys there too (?api_key=...), and a refused request is logged
+# as it came. NQ: the path without its query (Envoy 1.31+).
 ACCESS_LOG_FORMAT = {
     "time": "%START_TIME%",
     "request_id": "%REQ(X-REQUEST-ID)%",
     "method": "%REQ(:METHOD)%",
-    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "path": "%PATH(NQ:ORIG_OR_PATH)%",
     "status": "%RESPONSE_CODE%",
     "details": "%RESPONSE_CODE_DETAILS%",
     "flags": "%RESPONSE_FLAGS%",
@@ -201,6 +203,9 @@ def render(config: Config) -> dict[str, Any]:
         "status_on_error": config.processor.status_on_error,
         "message_timeout": f"{config.processor.message_timeout_ms / 1000}s",
         "route_timeout": f"{max(p.timeout_s for p in config.providers)}s",
+        "request_headers_timeout": f"{config.listen.request_headers_timeout_s}s",
+        "request_timeout": f"{config.listen.request_timeout_s}s",
+        "stream_idle_timeout": f"{config.listen.stream_idle_timeout_s}s",
     }
     bootstrap = yaml.safe_load(Template(TEMPLATE.read_text()).substitute(values))
     if config.envoy.admin.port is None:

@@ -3,13 +3,16 @@
 A test either marks one request (headers) or scripts the server so that
 "the next N requests" misbehave (``POST /_mock/faults``). Scripted faults are
 consumed in FIFO order by API requests only; header values override the
-fields of a scripted fault for that request.
+fields of a scripted fault for that request. A scripted entry may also carry
+``headers``: ``x-mock-*`` headers (faults and reply knobs alike) applied as if
+the request had carried them, for requests that come through a gateway which
+does not forward client headers.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from .settings import MAX_LATENCY_MS
@@ -141,9 +144,22 @@ class ScriptedFault:
     remaining: int  # -1: until cleared
     path: str | None
     fired: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.spec.to_dict(), "count": self.remaining, "path": self.path, "fired": self.fired}
+        return {**self.spec.to_dict(), "count": self.remaining, "path": self.path, "fired": self.fired,
+                "headers": self.headers}
+
+
+def _scripted_headers(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise FaultError("headers must be an object of header names to string values")
+    headers = {k.lower(): v for k, v in value.items()}
+    foreign = sorted(k for k in headers if not k.startswith("x-mock-"))
+    if foreign:
+        raise FaultError(f"only x-mock-* headers may be scripted, not {', '.join(foreign)}")
+    parse_headers(headers)  # fault headers are checked now; reply knobs when they are used
+    return headers
 
 
 def parse_payload(payload: Any) -> ScriptedFault:
@@ -151,7 +167,7 @@ def parse_payload(payload: Any) -> ScriptedFault:
     so a typo cannot silently script a no-op)."""
     if not isinstance(payload, dict):
         raise FaultError("a fault must be a JSON object")
-    unknown = set(payload) - set(_PAYLOAD_KEYS) - {"count", "path"}
+    unknown = set(payload) - set(_PAYLOAD_KEYS) - {"count", "path", "headers"}
     if unknown:
         raise FaultError(f"unknown fault fields: {', '.join(sorted(unknown))}")
     spec = _build(lambda key: payload.get(_key_for(key)), "")
@@ -162,9 +178,10 @@ def parse_payload(payload: Any) -> ScriptedFault:
     path = payload.get("path")
     if path is not None and (not isinstance(path, str) or not path.startswith("/")):
         raise FaultError("path must be a string starting with '/'")
-    if spec == FaultSpec():
-        raise FaultError("fault has no effect: set status, latency_ms, chunk_delay_ms, drop or stream_error")
-    return ScriptedFault(spec=spec, remaining=count, path=path)
+    headers = _scripted_headers(payload.get("headers", {}))
+    if spec == FaultSpec() and not headers:
+        raise FaultError("fault has no effect: set status, latency_ms, chunk_delay_ms, drop, stream_error or headers")
+    return ScriptedFault(spec=spec, remaining=count, path=path, headers=headers)
 
 
 def _key_for(header_suffix: str) -> str:
@@ -187,6 +204,10 @@ class FaultQueue:
         return parsed
 
     def take(self, path: str) -> FaultSpec | None:
+        item = self.take_scripted(path)
+        return item.spec if item is not None else None
+
+    def take_scripted(self, path: str) -> ScriptedFault | None:
         if not self._items:
             return None
         for item in self._items:
@@ -196,7 +217,7 @@ class FaultQueue:
                     item.remaining -= 1
                     if item.remaining == 0:
                         self._items.remove(item)
-                return item.spec
+                return item
         return None
 
     def clear(self) -> int:

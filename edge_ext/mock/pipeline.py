@@ -148,11 +148,14 @@ async def begin(request: web.Request, dialect: Dialect) -> Exchange | web.Stream
         method=request.method, path=request.path, query=request.query_string,
         headers=headers, body=text, parsed=parsed, api=dialect.name,
     )
-    exchange = Exchange(request, state, dialect, entry, headers, parsed, invalid, _NO_FAULT, request_id)
+    scripted = state.faults.take_scripted(request.path)
+    # Scripted x-mock-* headers act as if the request carried them; the record keeps what arrived.
+    acting = {**scripted.headers, **headers} if scripted is not None else headers
+    exchange = Exchange(request, state, dialect, entry, acting, parsed, invalid, _NO_FAULT, request_id)
 
-    fault = state.faults.take(request.path) or _NO_FAULT
+    fault = scripted.spec if scripted is not None and scripted.spec != _NO_FAULT else _NO_FAULT
     try:
-        requested = parse_headers(headers)
+        requested = parse_headers(acting)
     except FaultError as exc:
         return exchange.error(400, f"mock: {exc}")
     if requested is not None:

@@ -71,23 +71,13 @@ class AttemptStep:
             shaped = upstream_body(request, adapter.wire_api, target, upstream_model)
         except EdgeError as err:
             return self._refuse(f"the request cannot be sent to {st.provider!r}: {err.message}")
+        # st.headers is the shared header map as this attempt found it: the adapter's allow-list
+        # removes whatever an earlier attempt set for its provider along with any client header.
         upstream = adapter.upstream(target, router.api_key(st.provider), upstream_model, st.headers)
-        replaced = {name for name, _ in upstream.set_headers}
-        # Whatever an earlier attempt set for its provider is still in the shared header map.
-        stale = tuple(sorted(self._provider_headers(st) - replaced))
         set_headers = [(":path", upstream.path), (":authority", target.url.netloc), *upstream.set_headers]
         if shaped.body is not None:
             set_headers.append(("content-length", str(len(shaped.body))))
-        return Continue(set_headers=tuple(set_headers), remove_headers=(*stale, *upstream.remove_headers), body=shaped.body)
-
-    def _provider_headers(self, st: AttemptState) -> set[str]:
-        router, names = self._router, set()
-        for name in router.serving(st.model):
-            provider = router.provider(name)
-            model = router.upstream_model(st.model, name) or ""
-            upstream = adapter_for(provider.kind).upstream(provider, router.api_key(name), model, st.headers)
-            names.update(header for header, _ in upstream.set_headers)
-        return names
+        return Continue(set_headers=tuple(set_headers), remove_headers=upstream.remove_headers, body=shaped.body)
 
     @staticmethod
     def _refuse(message: str) -> Respond:

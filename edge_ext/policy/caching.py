@@ -12,6 +12,7 @@ from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Cache as CacheConfig
 from edge_ext.policy.decisions import Respond
 from edge_ext.providers.base import ChatRequest
+from edge_ext.providers.headers import answer_variant
 from edge_ext.sse import SSEParser
 
 
@@ -61,7 +62,8 @@ class CacheStep:
                          allow_multiple_choices=c.cache_multiple_choices, max_ttl=c.max_ttl_s)
 
     def key(self, headers: dict[str, str], request: ChatRequest, tenant: str | None) -> str:
-        return cache_key(namespace_for(headers, self._config.shared_namespace, tenant), request.api, request.body)
+        return cache_key(namespace_for(headers, self._config.shared_namespace, tenant), request.api, request.body,
+                         answer_variant(headers))
 
     async def lookup(self, key: str) -> tuple[Entry | None, str]:
         return await self._cache.get(key)

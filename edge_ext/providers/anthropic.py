@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest, credentials
+from edge_ext.providers.base import UpstreamRequest
+from edge_ext.providers.headers import beta_tokens, upstream_headers
 
 
 class AnthropicAdapter:
@@ -11,10 +12,14 @@ class AnthropicAdapter:
     wire_api = "anthropic"
 
     def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
-        # A client of the Anthropic API may pin a newer version or beta features; keep its choice.
-        version = client_headers.get("anthropic-version") or provider.anthropic_version
-        headers = (("anthropic-version", version),)
+        # The API version is the operator's, never the client's: it changes what the API does on
+        # the edge's key. Betas likewise, except those the provider's config lets clients ask for.
+        headers = [("anthropic-version", provider.anthropic_version)]
+        allowed = set(provider.anthropic_betas)
+        betas = [t for t in beta_tokens(client_headers.get("anthropic-beta", "")) if t in allowed]
+        if betas:
+            headers.append(("anthropic-beta", ",".join(betas)))
         if api_key:
-            headers = (("x-api-key", api_key), *headers)
-        set_headers, remove = credentials(headers)
+            headers.insert(0, ("x-api-key", api_key))
+        set_headers, remove = upstream_headers(client_headers, tuple(headers))
         return UpstreamRequest(f"{provider.path_prefix}/v1/messages", set_headers, remove)

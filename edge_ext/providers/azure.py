@@ -5,7 +5,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest, credentials
+from edge_ext.providers.base import UpstreamRequest
+from edge_ext.providers.headers import upstream_headers
 
 
 class AzureOpenAIAdapter:
@@ -19,5 +20,5 @@ class AzureOpenAIAdapter:
             f"?api-version={quote(provider.api_version or '', safe='')}"
         )
         auth = (("api-key", api_key),) if api_key else ()
-        set_headers, remove = credentials(auth, ("anthropic-version", "anthropic-beta"))
+        set_headers, remove = upstream_headers(client_headers, auth)
         return UpstreamRequest(path, set_headers, remove)

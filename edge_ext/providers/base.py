@@ -13,11 +13,6 @@ from typing import Any, Protocol
 from edge_ext.config.models import Provider
 from edge_ext.policy.decisions import Headers
 
-# Client credentials in any style are stripped before the provider's own are set, so a
-# client key can never reach a provider.
-CLIENT_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
-
-
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A parsed, validated request in the shape of the client's API (``api``)."""
@@ -42,10 +37,7 @@ class ProviderAdapter(Protocol):
     kind: str
     wire_api: str  # the client API shape this provider speaks: "openai" | "anthropic"
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest: ...
-
-
-def credentials(set_headers: Headers, extra_remove: tuple[str, ...] = ()) -> tuple[Headers, tuple[str, ...]]:
-    """The provider's credential headers, and every client credential header they do not replace."""
-    replaced = {k for k, _ in set_headers}
-    return set_headers, tuple(h for h in (*CLIENT_CREDENTIAL_HEADERS, *extra_remove) if h not in replaced)
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+        """Path and headers for this provider. ``client_headers`` are all the request headers the
+        processor saw; the headers module decides which of them may pass (see its docstring)."""
+        ...

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest, credentials
-
-# Headers only Anthropic understands; an OpenAI upstream has no use for them.
-_ANTHROPIC_ONLY = ("anthropic-version", "anthropic-beta")
+from edge_ext.providers.base import UpstreamRequest
+from edge_ext.providers.headers import upstream_headers
 
 
 class OpenAIAdapter:
@@ -14,8 +12,9 @@ class OpenAIAdapter:
     wire_api = "openai"
 
     def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+        # openai-organization / openai-project are not forwarded: the key's owner bills the default.
         auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        set_headers, remove = credentials(auth, _ANTHROPIC_ONLY)
+        set_headers, remove = upstream_headers(client_headers, auth)
         return UpstreamRequest(f"{provider.path_prefix}/v1/chat/completions", set_headers, remove)
 
 

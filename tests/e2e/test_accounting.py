@@ -40,9 +40,10 @@ def oai(edge):
     return openai.OpenAI(base_url=f"{edge.url}/v1", api_key="sk-client-acct", max_retries=0)
 
 
-def test_openai_json_answer_cost_header_matches_its_usage(edge):
-    raw = oai(edge).chat.completions.with_raw_response.create(
-        model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-mock-cached-tokens": "4", "x-mock-reasoning-tokens": "3"})
+def test_openai_json_answer_cost_header_matches_its_usage(edge, mock):
+    # Scripted at the mock: the edge forwards no x-mock-* header.
+    mock.faults(headers={"x-mock-cached-tokens": "4", "x-mock-reasoning-tokens": "3"})
+    raw = oai(edge).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     usage = raw.parse().usage
     cached = usage.prompt_tokens_details.cached_tokens
     assert cached == 4
@@ -53,11 +54,10 @@ def test_openai_json_answer_cost_header_matches_its_usage(edge):
     assert "reasoning=3" in raw.headers["x-edge-tokens"]
 
 
-def test_anthropic_json_answer_with_cache_read_and_write(edge):
+def test_anthropic_json_answer_with_cache_read_and_write(edge, mock):
     client = anthropic.Anthropic(base_url=edge.url, api_key="sk-client-acct", max_retries=0)
-    raw = client.messages.with_raw_response.create(
-        model="claude-sonnet-4-6", max_tokens=64, messages=MESSAGES,
-        extra_headers={"x-mock-cached-tokens": "5", "x-mock-cache-creation-tokens": "2"})
+    mock.faults(headers={"x-mock-cached-tokens": "5", "x-mock-cache-creation-tokens": "2"})
+    raw = client.messages.with_raw_response.create(model="claude-sonnet-4-6", max_tokens=64, messages=MESSAGES)
     u = raw.parse().usage
     expected = (u.input_tokens * SONNET["input"] + u.cache_read_input_tokens * SONNET["cached"]
                 + u.cache_creation_input_tokens * SONNET["write"] + u.output_tokens * SONNET["output"]) / M

@@ -28,13 +28,19 @@ def config_for(tmp, mock, **budgets):
     return edge_config(tmp, providers, auth=auth, budgets={"limits": limits, **budgets}, cache={"enabled": False})
 
 
-def spend_until_refused(edge, limit=20):
+def long_answers(mock, count):
+    """The next ``count`` answers have 20 words (the edge forwards no x-mock-* header itself)."""
+    mock.clear()
+    mock.faults(headers={"x-mock-output-words": "20"}, count=count)
+
+
+def spend_until_refused(edge, mock, limit=20):
     client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=KEY, max_retries=0)
     served = 0
+    long_answers(mock, limit)
     for _ in range(limit):
         try:
-            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=50,
-                                           extra_headers={"x-mock-output-words": "20"})
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=50)
             served += 1
             time.sleep(0.2)  # spend is recorded after the answer, in the background
         except openai.RateLimitError as err:
@@ -45,7 +51,7 @@ def spend_until_refused(edge, limit=20):
 def test_budget_runs_out_and_names_itself(tmp_path, mock):
     edge = start_edge(tmp_path, config_for(tmp_path, mock))
     try:
-        served, err = spend_until_refused(edge)
+        served, err = spend_until_refused(edge, mock)
         assert err is not None and 1 <= served <= 10
         assert err.body["code"] == "budget_exceeded"
         assert "key 'team-a'" in err.body["message"] and "daily" in err.body["message"]
@@ -60,7 +66,7 @@ def test_two_replicas_share_one_budget_through_redis(tmp_path, mock):
     try:
         for name in ("one", "two"):
             edges.append(start_edge(tmp_path / name, config_for(tmp_path / name, mock, redis_url=redis.url)))
-        served, err = spend_until_refused(edges[0])
+        served, err = spend_until_refused(edges[0], mock)
         assert err is not None and served >= 1
         client = openai.OpenAI(base_url=f"{edges[1].url}/v1", api_key=KEY, max_retries=0)
         with pytest.raises(openai.RateLimitError) as info:
@@ -79,9 +85,10 @@ def test_tokens_per_minute_per_key(tmp_path, mock):
     try:
         client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key=KEY, max_retries=0)
         refused = None
+        long_answers(mock, 10)
         for _ in range(10):
             try:
-                client.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={"x-mock-output-words": "20"})
+                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
                 time.sleep(0.2)
             except openai.RateLimitError as err:
                 refused = err
@@ -99,7 +106,7 @@ def test_admin_reports_spend_and_budget_state(tmp_path, mock):
     config = config_for(tmp_path, mock)
     edge = start_edge(tmp_path, config)
     try:
-        served, err = spend_until_refused(edge)
+        served, err = spend_until_refused(edge, mock)
         assert err is not None
         with edge.admin_client() as admin:
             reply = admin.GetSpend(admin_pb2.GetSpendRequest(scope="key", id="team-a"), timeout=5)

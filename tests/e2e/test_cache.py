@@ -109,8 +109,9 @@ def test_no_cache_refreshes_the_entry(edge, mock):
 
 def test_errors_are_not_stored(edge, mock):
     messages = [{"role": "user", "content": "fail once"}]
+    mock.faults(status=500)
     with pytest.raises(openai.InternalServerError):
-        ask(edge, messages=messages, extra_headers={"x-mock-status": "500"})
+        ask(edge, messages=messages)
     assert ask(edge, messages=messages).headers["x-edge-cache"] == "miss"
 
 
@@ -136,9 +137,9 @@ def test_streamed_answer_is_stored_and_served_to_json_requests(edge, mock):
 
 def test_truncated_stream_is_not_stored(edge, mock):
     messages = [{"role": "user", "content": "cut me"}]
+    mock.faults(drop="mid-stream", chunk_delay_ms=30)
     with pytest.raises(Exception):
-        list(client(edge).chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0, stream=True,
-                                                  extra_headers={"x-mock-drop": "mid-stream", "x-mock-chunk-delay-ms": "30"}))
+        list(client(edge).chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0, stream=True))
     assert ask(edge, messages=messages).headers["x-edge-cache"] == "miss"
 
 
@@ -215,8 +216,9 @@ def test_identical_concurrent_misses_make_one_provider_call(tmp_path, mock, work
     edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": workers}, cache=cache))
     try:
         messages = [{"role": "user", "content": "thundering herd"}]
+        mock.faults(latency_ms=800, count=6)  # any request that reaches the mock is slow
         with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(lambda _: ask(edge, messages=messages, extra_headers={"x-mock-latency-ms": "800"}), range(6)))
+            answers = list(pool.map(lambda _: ask(edge, messages=messages), range(6)))
         statuses = sorted(a.headers["x-edge-cache"] for a in answers)
         assert statuses.count("miss") == 1 and all(s.startswith("hit") for s in statuses if s != "miss"), statuses
         assert len({a.parse().choices[0].message.content for a in answers}) == 1

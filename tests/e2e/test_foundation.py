@@ -230,11 +230,12 @@ def test_sigterm_lets_an_in_flight_request_finish_then_exits_cleanly(tmp_path, m
                                      "api_key_env": "E2E_OPENAI_KEY"}], processor={"workers": 1})
     edge = start_edge(tmp_path, config, env={"E2E_OPENAI_KEY": PROVIDER_KEY})
     result = {}
+    mock.faults(latency_ms=1500)
 
     def slow_request():
         result["status"], _, result["body"] = http(
             "POST", f"{edge.url}/v1/chat/completions", json.dumps(CHAT).encode(),
-            {"content-type": "application/json", "x-mock-latency-ms": "1500"}, timeout=20)
+            {"content-type": "application/json"}, timeout=20)
 
     thread = threading.Thread(target=slow_request)
     thread.start()

@@ -57,6 +57,15 @@ def ant(edge):
     return anthropic.Anthropic(base_url=edge.url, api_key=CLIENT_KEY, max_retries=0)
 
 
+SERVED_BY = {"gpt-4o-mini": "openai", "claude-sonnet-4-6": "anthropic"}
+
+
+def script(mocks, model, headers):
+    """The next request to ``model``'s mock acts as if it carried these x-mock-* headers: the edge
+    forwards no client header of that kind."""
+    mocks[SERVED_BY[model]].faults(headers=headers)
+
+
 def only_request(mock):
     (seen,) = mock.requests()
     assert CLIENT_KEY not in json.dumps(seen["headers"])
@@ -197,9 +206,10 @@ ERRORS = [
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-6"], ids=["native", "translated"])
 @pytest.mark.parametrize("status, exc", ERRORS)
-def test_provider_errors_reach_openai_clients_in_openai_shape(oai, model, status, exc):
+def test_provider_errors_reach_openai_clients_in_openai_shape(oai, mocks, model, status, exc):
+    script(mocks, model, {"x-mock-status": str(status)})
     with pytest.raises(exc) as info:
-        oai.chat.completions.with_raw_response.create(model=model, messages=MESSAGES, extra_headers={"x-mock-status": str(status)})
+        oai.chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
     assert info.value.status_code == status
     assert isinstance(info.value.body, dict) and info.value.body.get("message")
     if status == 429:
@@ -208,9 +218,10 @@ def test_provider_errors_reach_openai_clients_in_openai_shape(oai, model, status
 
 @pytest.mark.parametrize("model", ["claude-sonnet-4-6", "gpt-4o-mini"], ids=["native", "translated"])
 @pytest.mark.parametrize("status, exc", [(400, anthropic.BadRequestError), (429, anthropic.RateLimitError), (500, anthropic.InternalServerError)])
-def test_provider_errors_reach_anthropic_clients_in_anthropic_shape(ant, model, status, exc):
+def test_provider_errors_reach_anthropic_clients_in_anthropic_shape(ant, mocks, model, status, exc):
+    script(mocks, model, {"x-mock-status": str(status)})
     with pytest.raises(exc) as info:
-        ant.messages.create(model=model, max_tokens=10, messages=MESSAGES, extra_headers={"x-mock-status": str(status)})
+        ant.messages.create(model=model, max_tokens=10, messages=MESSAGES)
     assert info.value.status_code == status
     assert info.value.body["type"] == "error" and info.value.body["error"]["message"]
 
@@ -232,49 +243,51 @@ def test_edge_errors_in_the_callers_shape(ant):
 #   processor is not called again, so no event can be added there.
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-6"], ids=["native", "translated"])
-def test_upstream_dying_before_the_answer_is_an_openai_error(oai, model):
+def test_upstream_dying_before_the_answer_is_an_openai_error(oai, mocks, model):
+    script(mocks, model, {"x-mock-drop": "before-response"})
     with pytest.raises(openai.APIStatusError) as info:
-        list(oai.chat.completions.create(model=model, messages=MESSAGES, stream=True, extra_headers={"x-mock-drop": "before-response"}))
+        list(oai.chat.completions.create(model=model, messages=MESSAGES, stream=True))
     assert info.value.status_code in (502, 503)
     assert info.value.body["type"] == "api_error" and info.value.body["code"].startswith("upstream_reset")
 
 
 @pytest.mark.parametrize("model", ["claude-sonnet-4-6", "gpt-4o-mini"], ids=["native", "translated"])
-def test_upstream_dying_before_the_answer_is_an_anthropic_error(ant, model):
+def test_upstream_dying_before_the_answer_is_an_anthropic_error(ant, mocks, model):
+    script(mocks, model, {"x-mock-drop": "before-response"})
     with pytest.raises(anthropic.APIStatusError) as info:
-        with ant.messages.stream(model=model, max_tokens=100, messages=MESSAGES, extra_headers={"x-mock-drop": "before-response"}) as stream:
+        with ant.messages.stream(model=model, max_tokens=100, messages=MESSAGES) as stream:
             list(stream.text_stream)
     assert info.value.status_code in (502, 503)
     assert info.value.body["type"] == "error" and info.value.body["error"]["type"] == "api_error"
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-6"], ids=["native", "translated"])
-def test_in_stream_error_reaches_openai_clients_in_their_shape(oai, model):
+def test_in_stream_error_reaches_openai_clients_in_their_shape(oai, mocks, model):
     received = []
+    script(mocks, model, {"x-mock-stream-error": "529", "x-mock-chunk-delay-ms": "20"})
     with pytest.raises(openai.APIError) as info:
-        for chunk in oai.chat.completions.create(model=model, messages=MESSAGES, stream=True,
-                                                 extra_headers={"x-mock-stream-error": "529", "x-mock-chunk-delay-ms": "20"}):
+        for chunk in oai.chat.completions.create(model=model, messages=MESSAGES, stream=True):
             received.append(chunk)
     assert received, "the error came after some content"
     assert info.value.message
 
 
 @pytest.mark.parametrize("model", ["claude-sonnet-4-6", "gpt-4o-mini"], ids=["native", "translated"])
-def test_in_stream_error_reaches_anthropic_clients_in_their_shape(ant, model):
+def test_in_stream_error_reaches_anthropic_clients_in_their_shape(ant, mocks, model):
+    script(mocks, model, {"x-mock-stream-error": "529", "x-mock-chunk-delay-ms": "20"})
     with pytest.raises(anthropic.APIStatusError) as info:
-        with ant.messages.stream(model=model, max_tokens=100, messages=MESSAGES,
-                                 extra_headers={"x-mock-stream-error": "529", "x-mock-chunk-delay-ms": "20"}) as stream:
+        with ant.messages.stream(model=model, max_tokens=100, messages=MESSAGES) as stream:
             list(stream.text_stream)
     assert info.value.body["type"] == "error"
 
 
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-sonnet-4-6"], ids=["native", "translated"])
 @pytest.mark.parametrize("delay_ms", ["0", "150"], ids=["cut-early", "cut-after-bytes-reached-the-client"])
-def test_stream_cut_mid_answer_never_looks_clean(oai, model, delay_ms):
+def test_stream_cut_mid_answer_never_looks_clean(oai, mocks, model, delay_ms):
     # Early cuts race Envoy forwarding the headers: either a 502 local reply or a reset stream.
+    script(mocks, model, {"x-mock-drop": "mid-stream", "x-mock-chunk-delay-ms": delay_ms})
     with pytest.raises((openai.APIStatusError, openai.APIConnectionError, httpx_errors())):
-        list(oai.chat.completions.create(model=model, messages=MESSAGES, stream=True,
-                                         extra_headers={"x-mock-drop": "mid-stream", "x-mock-chunk-delay-ms": delay_ms}))
+        list(oai.chat.completions.create(model=model, messages=MESSAGES, stream=True))
 
 
 def httpx_errors():

@@ -260,6 +260,29 @@ def test_network_policy_admits_only_the_edge_envoys_and_limits_egress():
     assert policy["egress"][0]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
 
 
+METRICS_PROVIDERS = 'providers: [{name: p, kind: openai, base_url: "https://api.openai.com", models: [m]}]\n'
+
+
+@pytest.mark.parametrize("metrics, expected", [
+    ("", [{"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]}}]),
+    ("metrics: {scrapers: {namespaces: [obs, prom], pod_labels: {app.kubernetes.io/name: prometheus}}}\n",
+     [{"namespaceSelector": {"matchExpressions": [
+         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["obs", "prom"]}]},
+       "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]),
+    ("metrics: {scrapers: {namespaces: []}}\n", None),
+    ("metrics: {enabled: false}\n", None),
+], ids=["default-monitoring-namespace", "configured-namespaces-and-pods", "no-scrapers", "metrics-off"])
+@pytest.mark.parametrize("target, path", [("k8s", "base/network-policy.yaml"), ("istio", "processor/network-policy.yaml")])
+def test_metrics_are_reachable_only_from_the_configured_scrapers(metrics, expected, target, path):
+    # Metrics name tenants and key ids and carry their spend: never open to any source.
+    text = metrics + METRICS_PROVIDERS
+    policy = find(docs_of(render_target(parse_config(text), target, text)[path]), "NetworkPolicy", PROCESSOR)["spec"]
+    rules = [rule for rule in policy["ingress"] if any(p["port"] == 9464 for p in rule["ports"])]
+    assert all("from" in rule for rule in policy["ingress"])
+    assert [rule["from"] for rule in rules] == ([expected] if expected else [])
+
+
 def test_edge_bootstrap_shares_clusters_with_the_config_and_passes_envoy_validate(tmp_path):
     config = load_config(EXAMPLE)
     objects = kustomize_build(ROOT / "k8s/overlays/standalone")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_ext.config import load_config, parse_config
+from edge_ext.config import ConfigInvalid, load_config, parse_config
 from edge_ext.envoy_config.render import render, render_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +108,36 @@ def test_failover_clusters_list_providers_in_attempt_order_and_pass_envoy_valida
 def test_no_failover_clusters_without_a_second_provider_or_attempt(tmp_path):
     single = render(parse_config(FAILOVER.replace("max_attempts: 3", "max_attempts: 1")))
     assert not [c for c in single["static_resources"]["clusters"] if c["name"].startswith("failover_")]
+
+
+def _hcm(text):
+    return render(parse_config(text))["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def _listening(listen: str) -> str:
+    """HTTPS with its listen section replaced."""
+    return f"listen: {{{listen}}}\n" + HTTPS.split("\n", 1)[1]
+
+
+@pytest.mark.parametrize("listen, expected", [
+    ("", {"request_headers_timeout": "10.0s", "request_timeout": "120.0s", "stream_idle_timeout": "300.0s"}),
+    ("request_headers_timeout_s: 2, request_timeout_s: 40, stream_idle_timeout_s: 90",
+     {"request_headers_timeout": "2.0s", "request_timeout": "40.0s", "stream_idle_timeout": "90.0s"}),
+], ids=["bounded-defaults", "configured"])
+def test_slow_clients_are_bounded_by_listener_timeouts(listen, expected):
+    hcm = _hcm(_listening(listen))
+    assert {key: hcm[key] for key in expected} == expected
+
+
+def test_a_request_timeout_shorter_than_a_cache_follower_waits_is_refused():
+    with pytest.raises(ConfigInvalid, match="request_timeout_s must exceed 26.5s"):
+        parse_config(_listening("request_timeout_s: 20"))
+    parse_config(_listening("request_timeout_s: 20") + "cache: {single_flight_wait_s: 5}\n")
+
+
+def test_the_access_log_path_has_no_query_string():
+    (log,) = _hcm(HTTPS)["access_log"]
+    fields = log["typed_config"]["log_format"]["json_format"]
+    # NQ: without the query, where clients put keys (?api_key=...).
+    assert fields["path"] == "%PATH(NQ:ORIG_OR_PATH)%"
+    assert not [v for v in fields.values() if "QUERY" in v or v in ("%REQ(:PATH)%", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%")]

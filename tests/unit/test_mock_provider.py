@@ -687,9 +687,25 @@ async def test_sdk_retries_through_scripted_rate_limits(mock, http):
     assert retries == ["0", "1", "2"]
 
 
+async def test_scripted_headers_act_as_if_the_request_carried_them(oai, http, mock):
+    # For requests through a gateway that forwards no x-mock-* header of its own.
+    scripted = {"headers": {"x-mock-reply": "scripted words here", "x-mock-cached-tokens": "4", "x-mock-status": "503"}}
+    async with http.post("/_mock/faults", json=[scripted, {"headers": {"x-mock-reply": "second"}}]) as r:
+        assert r.status == 200
+    with pytest.raises(openai.InternalServerError):
+        await oai.chat.completions.create(model="gpt-4o", messages=user("hi"))
+    completion = await oai.chat.completions.create(model="gpt-4o", messages=user("hi"))
+    assert completion.choices[0].message.content == "second"
+    completion = await oai.chat.completions.create(model="gpt-4o", messages=user("hi"))
+    assert completion.choices[0].message.content != "second"
+    assert all(not name.startswith("x-mock-") for r in mock.state.recorder.list() for name in r["headers"])
+
+
 @pytest.mark.parametrize(
     ("method", "path", "payload", "headers"),
     [
+        pytest.param("POST", "/_mock/faults", {"headers": {"authorization": "Bearer x"}}, {}, id="scripted-non-mock-header"),
+        pytest.param("POST", "/_mock/faults", {"headers": {"x-mock-status": "abc"}}, {}, id="scripted-header-invalid"),
         pytest.param("POST", "/_mock/faults", {"status": 200}, {}, id="fault-status-out-of-range"),
         pytest.param("POST", "/_mock/faults", {"drop": "sometimes"}, {}, id="fault-unknown-drop-mode"),
         pytest.param("POST", "/_mock/faults", {"statuss": 500}, {}, id="fault-unknown-field"),
