@@ -37,6 +37,12 @@ class InvalidJSON(InvalidRequest):
     code = "invalid_json"
 
 
+class BodyNotAllowed(InvalidRequest):
+    """A request body sent to an endpoint that takes none (health probes, model lists)."""
+
+    code = "body_not_allowed"
+
+
 class UnsupportedPath(EdgeError):
     status = 404
     code = "unknown_url"

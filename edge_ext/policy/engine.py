@@ -10,36 +10,30 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_ext.apis.anthropic import ANTHROPIC
-from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
+from edge_ext.apis.base import JSON_HEADERS, error_response
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Config
-from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, Unauthorized, UnsupportedPath
+from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InvalidRequest, Unauthorized
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.answer import AnswerStep
 from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond
+from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
+from edge_ext.providers.base import ChatRequest
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_state import MemoryBreakerStore
 
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
 CLUSTER_HEADER = "x-edge-cluster"
-
-_PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
-    "/v1/chat/completions": (Endpoint.CHAT, "POST", OPENAI),
-    "/v1/messages": (Endpoint.CHAT, "POST", ANTHROPIC),
-    "/v1/models": (Endpoint.MODELS, "GET", None),
-    "/health": (Endpoint.HEALTH, None, None),
-    "/health/ready": (Endpoint.HEALTH, None, None),
-}
 
 
 def _check_output_limit(body: dict, limit: int | None) -> None:
@@ -49,6 +43,18 @@ def _check_output_limit(body: dict, limit: int | None) -> None:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > limit:
             raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
+
+
+def _authenticated(st: StreamState) -> Caller:
+    """The caller the request headers authenticated, for a handler that takes a body. Nothing is
+    routed to a provider without one: a health probe, or a stream whose headers were refused or
+    never seen, fails closed here whatever Envoy sends."""
+    handler = st.handler
+    if handler is None or not handler.body:
+        raise BodyNotAllowed(f"{st.method} {st.path} takes no request body")
+    if not handler.authenticated or st.caller is None:
+        raise Unauthorized("Incorrect API key provided")
+    return st.caller
 
 
 # Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
@@ -82,7 +88,7 @@ class Policy:
         self.on_response_body = answer.on_body
 
     def new_stream(self) -> StreamState:
-        return StreamState(started=self._clock(), caller=ANONYMOUS)
+        return StreamState(started=self._clock(), api=OPENAI)
 
     # -- request headers ------------------------------------------------------------------
     def on_request_headers(self, st: StreamState, headers: dict[str, str], end_of_stream: bool) -> Decision:
@@ -90,15 +96,16 @@ class Policy:
         st.path = headers.get(":path", "").split("?", 1)[0]
         st.request_id = headers.get("x-request-id", "")
         st.headers = headers
-        endpoint, method, api = _PATHS.get(st.path, (Endpoint.OTHER, None, None))
-        st.endpoint, st.api = endpoint, api or (ANTHROPIC if "anthropic-version" in headers else OPENAI)
+        # Refusals before dispatch answer in the shape the caller's headers suggest.
+        st.api = ANTHROPIC if "anthropic-version" in headers else OPENAI
         try:
-            if endpoint is Endpoint.OTHER:
-                raise UnsupportedPath(f"Unknown request URL: {st.method} {st.path}")
-            if method and st.method != method:
-                raise MethodNotAllowed(f"{st.method} is not allowed on {st.path}; use {method}")
-            if endpoint is Endpoint.HEALTH:
-                st.outcome = "health"
+            handler = dispatch(st.method, st.path)
+            st.api = handler.api or st.api
+            if not handler.body and not end_of_stream:
+                raise BodyNotAllowed(f"{st.method} {st.path} takes no request body")
+            st.handler = handler
+            if not handler.authenticated:
+                st.outcome = handler.endpoint.value
                 return CONTINUE
             if self._keyring is not None:
                 digest = self._keyring.digest(headers)
@@ -106,26 +113,26 @@ class Policy:
                 if caller is None and self._key_store is not None:
                     known, caller = self._key_store.cached(digest)
                     if not known:
-                        return Defer(0, self._remote_auth(st, digest, endpoint, end_of_stream))
-                return self._after_auth(st, caller, endpoint, end_of_stream)
-            return self._after_auth(st, ANONYMOUS, endpoint, end_of_stream)
+                        return Defer(0, self._remote_auth(st, digest, end_of_stream))
+                return self._after_auth(st, caller, end_of_stream)
+            return self._after_auth(st, ANONYMOUS, end_of_stream)
         except EdgeError as err:
             return self._fail(st, err)
 
-    async def _remote_auth(self, st: StreamState, digest: str, endpoint: Endpoint, end_of_stream: bool) -> Decision:
+    async def _remote_auth(self, st: StreamState, digest: str, end_of_stream: bool) -> Decision:
         try:
             caller = await self._key_store.lookup(digest)
         except EdgeError as err:
             return self._fail(st, err)
-        return self._after_auth(st, caller, endpoint, end_of_stream)
+        return self._after_auth(st, caller, end_of_stream)
 
-    def _after_auth(self, st: StreamState, caller: Caller | None, endpoint: Endpoint, end_of_stream: bool) -> Decision:
+    def _after_auth(self, st: StreamState, caller: Caller | None, end_of_stream: bool) -> Decision:
         headers = st.headers
         try:
             if caller is None:
                 raise Unauthorized("Incorrect API key provided")
             st.caller = caller
-            if endpoint is Endpoint.MODELS:
+            if st.handler.endpoint is Endpoint.MODELS:
                 st.outcome = "models"
                 return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
             length = headers.get("content-length")
@@ -136,19 +143,20 @@ class Policy:
                 raise InvalidRequest("the request has no body; send a JSON object")
         except EdgeError as err:
             return self._fail(st, err)
-        return _WATCH_RESPONSE[st.api.name]
+        return _WATCH_RESPONSE[st.api.name] if st.handler.response else CONTINUE
 
     # -- request body ---------------------------------------------------------------------
     async def on_request_body(self, st: StreamState, body: bytes) -> Decision:
         try:
+            caller = _authenticated(st)
             if len(body) > self._max_body:
                 raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
             request = st.api.parse(body)
             st.model, st.stream = request.model, request.stream
-            st.caller.check_model(request.model)
+            caller.check_model(request.model)
             if self._budgets is not None:
-                await self._budgets.check(st.caller)
-            request = guard_prompt(request, st.caller.pii or self._default_pii)
+                await self._budgets.check(caller)
+            request = guard_prompt(request, caller.pii or self._default_pii)
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
         except EdgeError as err:
@@ -219,7 +227,8 @@ class Policy:
     def budgets(self) -> BudgetStep | None:
         return self._budgets
 
-    def _route_chat(self, st: StreamState, request) -> Decision:
+    def _route_chat(self, st: StreamState, request: ChatRequest) -> Decision:
+        caller = _authenticated(st)
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
             st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
         target = self._router.pick(request.model, request.body)
@@ -245,10 +254,10 @@ class Policy:
             body=body.body,
             clear_route_cache=True,
             metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
-                      ("tenant", st.caller.tenant), ("key_id", st.caller.key_id)),
+                      ("tenant", caller.tenant), ("key_id", caller.key_id)),
         )
 
-    def _fail(self, st: StreamState, err: EdgeError) -> Decision:
+    def _fail(self, st: StreamState, err: EdgeError) -> Respond:
         st.outcome = err.code
         reply = error_response(st.api, err)
         # x-edge-cache on every answer, errors included (Envoy adds it from this metadata).

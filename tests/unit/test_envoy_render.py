@@ -108,3 +108,17 @@ def test_failover_clusters_list_providers_in_attempt_order_and_pass_envoy_valida
 def test_no_failover_clusters_without_a_second_provider_or_attempt(tmp_path):
     single = render(parse_config(FAILOVER.replace("max_attempts: 3", "max_attempts: 1")))
     assert not [c for c in single["static_resources"]["clusters"] if c["name"].startswith("failover_")]
+
+
+def test_health_routes_send_no_body_to_the_processor_and_are_never_routed_to_a_provider():
+    vhost = render(parse_config(HTTPS))["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["route_config"]["virtual_hosts"][0]
+    routes = {r["name"]: r for r in vhost["routes"]}
+    assert [r["name"] for r in vhost["routes"]][-1] == "providers"  # health routes match first
+    live, ready = routes["health_live"], routes["health_ready"]
+    assert live["typed_per_filter_config"]["envoy.filters.http.ext_proc"]["disabled"] is True
+    assert live["match"]["headers"][0]["string_match"]["safe_regex"]["regex"] == "GET|HEAD"
+    mode = ready["typed_per_filter_config"]["envoy.filters.http.ext_proc"]["overrides"]["processing_mode"]
+    assert mode["request_header_mode"] == "SEND" and mode["request_body_mode"] == "NONE"
+    for route in (live, ready):
+        assert "direct_response" in route and "route" not in route
