@@ -36,13 +36,13 @@ from edge_ext.routing.shared_state import MemoryBreakerStore
 CLUSTER_HEADER = "x-edge-cluster"
 
 
-def _check_output_limit(body: dict, limit: int | None) -> None:
-    if limit is None:
-        return
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
-            raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
+def _requested_output(body: dict) -> tuple[str, int] | None:
+    """The output-limit field asking for the most tokens, and its value (validated integers)."""
+    asked = [(body[name], name) for name in ("max_completion_tokens", "max_tokens") if isinstance(body.get(name), int)]
+    if not asked:
+        return None
+    value, name = max(asked)
+    return name, value
 
 
 def _authenticated(st: StreamState) -> Caller:
@@ -149,11 +149,7 @@ class Policy:
     async def on_request_body(self, st: StreamState, body: bytes) -> Decision:
         try:
             caller = _authenticated(st)
-            if len(body) > self._max_body:
-                raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
-            request = st.api.parse(body)
-            st.model, st.stream = request.model, request.stream
-            caller.check_model(request.model)
+            request = self._validate(st, caller, body)
             if self._budgets is not None:
                 await self._budgets.check(caller)
             request = guard_prompt(request, caller.pii or self._default_pii)
@@ -165,6 +161,21 @@ class Policy:
             # A body json.loads accepted can still be too deep for a later walk (cache key,
             # translation, PII): refuse it like any other malformed request.
             return self._fail(st, InvalidRequest("the request body is nested too deeply"))
+
+    def _validate(self, st: StreamState, caller: Caller, body: bytes) -> ChatRequest:
+        """Every check of the request that does not need a provider, in one pass before the
+        router is asked: a refusal after the pick would hold a half-open breaker's probe slot."""
+        if len(body) > self._max_body:
+            raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
+        request = st.api.parse(body)
+        st.model, st.stream = request.model, request.stream
+        caller.check_model(request.model)
+        wanted = _requested_output(request.body)
+        limit = self._router.output_limit(request.model)
+        if wanted is not None and limit is not None and wanted[1] > limit:
+            name, value = wanted
+            raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
+        return request
 
     async def _lookup(self, st: StreamState, request) -> Respond | None:
         directive = self._cache.directive(st.headers, request)
@@ -231,14 +242,16 @@ class Policy:
         caller = _authenticated(st)
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
             st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
-        target = self._router.pick(request.model, request.body)
+        wanted = _requested_output(request.body)
+        target = self._router.pick(request.model, request.body, wanted[1] if wanted else None)
         provider = target.provider
-        _check_output_limit(request.body, self._router.output_limit(target.upstream_model))
+        # From here the router awaits this request's verdict: whatever follows, a refusal
+        # included, on_stream_end gives a half-open probe slot back.
+        st.provider, st.breaker_pending = provider.name, True
         adapter = adapter_for(provider.kind)
         upstream = adapter.upstream(provider, target.api_key, target.upstream_model, st.headers)
         body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)
-        st.provider, st.outcome = provider.name, "routed"
-        st.routed_at, st.breaker_pending = self._clock(), True
+        st.outcome, st.routed_at = "routed", self._clock()
         st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
         st.same_api = request.api == adapter.wire_api
         st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model

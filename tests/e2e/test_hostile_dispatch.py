@@ -1,7 +1,9 @@
-"""A hostile client against the endpoint table, through real Envoy with client keys configured:
-health endpoints never reach a provider."""
+"""A hostile client against the endpoint table and the validation pass, through real Envoy with
+client keys configured: health endpoints never reach a provider, type-confused fields are 400s in
+the caller's shape, and a refusal never holds a breaker's probe slot."""
 
 import json
+import time
 
 import httpx2
 import pytest
@@ -12,6 +14,7 @@ from tests.support import http, start_edge, start_mock, stop, wait_until
 OPENAI_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 ANTHROPIC_BODY = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
 ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
+BREAKER_OPEN_S = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,9 @@ def mocks():
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory, mocks):
     tmp = tmp_path_factory.mktemp("hostile-dispatch")
-    running = start_edge(tmp, hostile_config(tmp, *mocks), env=provider_env())
+    # One failure opens a breaker for a second, so the probe-slot test stays quick.
+    routing = {"breaker": {"failure_threshold": 1, "open_seconds": BREAKER_OPEN_S, "success_threshold": 1}}
+    running = start_edge(tmp, hostile_config(tmp, *mocks, routing=routing), env=provider_env())
     yield running
     assert stop(running.proc) == 0, running.log()
 
@@ -141,3 +146,108 @@ def test_anything_outside_the_table_or_without_a_key_is_refused(edge, mocks, met
     got, _, answer = post(f"{edge.url}{path}", OPENAI_BODY, key=key, method=method)
     assert (got, answer["error"]["code"]) == (status, code)
     assert provider_calls(mocks) == 0
+
+
+# -- finding 7: type-confused fields are client faults, in every translator direction ----------
+
+def _openai(**change):
+    return {**OPENAI_BODY, **change}
+
+
+def _anthropic(**change):
+    return {**ANTHROPIC_BODY, **change}
+
+
+def _claude_for_openai(**change):
+    return {**OPENAI_BODY, "model": "claude-haiku-4-5", **change}
+
+
+def _gpt_for_anthropic(**change):
+    return {**ANTHROPIC_BODY, "model": "gpt-4o-mini", **change}
+
+
+ASSISTANT_CALL = {"role": "assistant", "content": None,
+                  "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+CONFUSED = [
+    # OpenAI client, OpenAI provider (the body would otherwise pass through untouched).
+    pytest.param("openai", _openai(stop=1), "stop", id="openai-to-openai-stop"),
+    pytest.param("openai", _openai(messages=[{"role": "user", "content": 1}]), "messages[0].content",
+                 id="openai-to-openai-content"),
+    pytest.param("openai", _openai(tools=1), "tools", id="openai-to-openai-tools"),
+    pytest.param("openai", _openai(messages=[{"role": "user", "content": [{"type": "text", "text": 1}]}]),
+                 "messages[0].content[0].text", id="openai-to-openai-text-part"),
+    pytest.param("openai", _openai(messages=[{"role": "user", "content": "hi", "name": 1}]), "messages[0].name",
+                 id="openai-to-openai-name"),
+    # OpenAI client, Anthropic provider.
+    pytest.param("openai", _claude_for_openai(stop=1), "stop", id="openai-to-anthropic-stop"),
+    pytest.param("openai", _claude_for_openai(tools=1), "tools", id="openai-to-anthropic-tools"),
+    pytest.param("openai", _claude_for_openai(tools=[{"type": "function", "function": 1}]), "tools[0].function",
+                 id="openai-to-anthropic-tool-function"),
+    pytest.param("openai", _claude_for_openai(messages=[{"role": "user", "content": 1}]), "messages[0].content",
+                 id="openai-to-anthropic-content"),
+    pytest.param("openai", _claude_for_openai(messages=[{"role": "user", "content": "hi"}, {**ASSISTANT_CALL, "tool_calls": 1}]),
+                 "messages[1].tool_calls", id="openai-to-anthropic-tool-calls"),
+    pytest.param("openai", _claude_for_openai(tool_choice=1, tools=[{"type": "function", "function": {"name": "f"}}]),
+                 "tool_choice", id="openai-to-anthropic-tool-choice"),
+    # Anthropic client, OpenAI provider.
+    pytest.param("anthropic", _gpt_for_anthropic(system=1), "system", id="anthropic-to-openai-system"),
+    pytest.param("anthropic", _gpt_for_anthropic(tools=1), "tools", id="anthropic-to-openai-tools"),
+    pytest.param("anthropic", _gpt_for_anthropic(messages=[{"role": "user", "content": 1}]), "messages.0.content",
+                 id="anthropic-to-openai-content"),
+    pytest.param("anthropic", _gpt_for_anthropic(stop_sequences=1), "stop_sequences", id="anthropic-to-openai-stop"),
+    pytest.param("anthropic", _gpt_for_anthropic(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t1", "name": "f", "input": 1}]}]), "messages.1.content.0.input",
+        id="anthropic-to-openai-tool-use-input"),
+    # Anthropic client, Anthropic provider.
+    pytest.param("anthropic", _anthropic(system=1), "system", id="anthropic-to-anthropic-system"),
+    pytest.param("anthropic", _anthropic(tools=1), "tools", id="anthropic-to-anthropic-tools"),
+    pytest.param("anthropic", _anthropic(messages=[{"role": "user", "content": 1}]), "messages.0.content",
+                 id="anthropic-to-anthropic-content"),
+    pytest.param("anthropic", _anthropic(messages=[{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": 1}]}]}]),
+        "messages.0.content.0.content.0.text", id="anthropic-to-anthropic-tool-result-text"),
+]
+
+
+def _send(edge, api: str, body) -> tuple[int, dict, dict]:
+    if api == "anthropic":
+        return post(f"{edge.url}/v1/messages", body, headers=ANTHROPIC_HEADERS, key=KEY_ACME)
+    return post(f"{edge.url}/v1/chat/completions", body, key=KEY_ACME)
+
+
+def _message(api: str, answer: dict) -> str:
+    if api == "anthropic":
+        assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+    else:
+        assert answer["error"]["type"] == "invalid_request_error"
+    return answer["error"]["message"]
+
+
+@pytest.mark.parametrize("api, body, field", CONFUSED)
+def test_type_confused_fields_are_400_naming_the_field(edge, mocks, api, body, field):
+    status, _, answer = _send(edge, api, body)
+    assert status == 400, answer
+    message = _message(api, answer)
+    assert f"'{field}'" in message
+    for internal in ("Traceback", "TypeError", "object is not", "ext_proc", "internal error"):
+        assert internal not in message
+    assert provider_calls(mocks) == 0
+    assert "internal error" not in edge.log() and "Traceback" not in edge.log()
+
+
+def test_a_refusal_after_a_half_open_breaker_never_keeps_its_probe_slot(edge, mocks):
+    openai_mock = mocks[0]
+    openai_mock.faults(status=500, count=1)
+    assert _send(edge, "openai", OPENAI_BODY)[0] == 500  # one failure: the breaker opens
+    status, _, answer = _send(edge, "openai", OPENAI_BODY)
+    assert (status, answer["error"]["code"]) == (503, "provider_unavailable")  # open: not even asked
+    time.sleep(BREAKER_OPEN_S + 0.2)  # due for a half-open probe
+    # More output than gpt-4o-mini produces: a client fault, refused before any provider is picked.
+    status, _, answer = _send(edge, "openai", _openai(max_tokens=100_000))
+    assert status == 400 and answer["error"]["param"] == "max_tokens", answer
+    # The probe slot is free: the next valid request is the probe, answered, and closes the breaker.
+    status, headers, answer = _send(edge, "openai", OPENAI_BODY)
+    assert status == 200, answer
+    assert headers["x-edge-provider"] == "oa"
+    assert _send(edge, "openai", OPENAI_BODY)[0] == 200
+    assert len(openai_mock.requests()) == 3
