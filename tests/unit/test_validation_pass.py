@@ -1,5 +1,5 @@
-"""The one validation pass before routing: the type of every field the edge reads, output limits;
-and a breaker's probe slot given back by any refusal after a pick."""
+"""The one validation pass before routing: duplicate keys, lone surrogates, the type of every field
+the edge reads, output limits; and a breaker's probe slot given back by any refusal after a pick."""
 
 import json
 
@@ -9,7 +9,7 @@ from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.openai import OPENAI
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
-from edge_ext.errors import InvalidRequest
+from edge_ext.errors import InvalidJSON, InvalidRequest
 from edge_ext.policy.decisions import Continue, Respond
 from edge_ext.policy.engine import Policy
 from edge_ext.cost.pricing import load_pricing
@@ -26,6 +26,49 @@ def openai(**fields) -> bytes:
 
 def anthropic(**fields) -> bytes:
     return json.dumps({"model": "m", "max_tokens": 8, "messages": HI, **fields}).encode()
+
+
+@pytest.mark.parametrize("raw, key", [
+    pytest.param(b'{"model":"a","messages":[],"model":"b"}', "model", id="top-level"),
+    pytest.param(b'{"model":"a","messages":[{"role":"user","content":"x","content":"y"}]}', "content", id="in-a-message"),
+    pytest.param(b'{"model":"a","messages":[{"role":"user","content":"x"}],"extra":{"k":1,"k":1}}', "k",
+                 id="in-an-unknown-field-even-with-equal-values"),
+])
+def test_duplicate_keys_anywhere_are_refused_naming_the_key(raw, key):
+    with pytest.raises(InvalidJSON) as info:
+        OPENAI.parse(raw)
+    assert info.value.param == key and f"duplicate key '{key}'" in info.value.message
+
+
+def test_same_key_in_different_objects_is_fine():
+    raw = b'{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}'
+    assert OPENAI.parse(raw).body["messages"][1]["content"] == "b"
+
+
+@pytest.mark.parametrize("api, raw, where", [
+    pytest.param(OPENAI, b'{"model":"m","messages":[{"role":"user","content":"\\ud800"}]}', "messages[0].content",
+                 id="openai-high"),
+    pytest.param(OPENAI, b'{"model":"m","messages":[{"role":"user","content":"x"}],"user":"\\uDC00x"}', "user",
+                 id="openai-low-upper-case-hex"),
+    pytest.param(OPENAI, b'{"model":"m","messages":[{"role":"user","content":"x"}],"extra":["\\ude00\\ud83d"]}',
+                 "extra[0]", id="openai-reversed-pair-in-an-unknown-field"),
+    pytest.param(ANTHROPIC, b'{"model":"m","max_tokens":8,"messages":[{"role":"user","content":[{"type":"text",'
+                 b'"text":"a\\ud83d"}]}]}', "messages.0.content.0.text", id="anthropic-nested"),
+    pytest.param(OPENAI, b'{"model":"m","messages":[{"role":"user","content":"x"}],"meta":{"\\ud800":1}}', "meta",
+                 id="in-a-key"),
+])
+def test_lone_surrogates_are_refused_naming_the_field(api, raw, where):
+    with pytest.raises(InvalidJSON) as info:
+        api.parse(raw)
+    assert info.value.param == where
+
+
+@pytest.mark.parametrize("raw, text", [
+    pytest.param(b'{"model":"m","messages":[{"role":"user","content":"\\ud83d\\ude00"}]}', "\U0001F600", id="pair"),
+    pytest.param(b'{"model":"m","messages":[{"role":"user","content":"\\\\ud800"}]}', "\\ud800", id="escaped-backslash"),
+])
+def test_surrogate_pairs_and_escaped_backslashes_are_text(raw, text):
+    assert OPENAI.parse(raw).body["messages"][0]["content"] == text
 
 
 OPENAI_CONFUSED = [
