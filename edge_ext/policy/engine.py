@@ -15,7 +15,7 @@ from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Config
-from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InvalidRequest, Unauthorized
+from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InternalError, InvalidRequest, Unauthorized
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.answer import AnswerStep
 from edge_ext.policy.budgeting import BudgetStep
@@ -269,6 +269,10 @@ class Policy:
             metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
                       ("tenant", caller.tenant), ("key_id", caller.key_id)),
         )
+
+    def internal_error(self, st: StreamState, error_id: str) -> Respond:
+        """The answer to something unexpected: a 500 in the caller's shape naming ``error_id``."""
+        return self._fail(st, InternalError(error_id))
 
     def _fail(self, st: StreamState, err: EdgeError) -> Respond:
         st.outcome = err.code
