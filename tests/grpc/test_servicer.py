@@ -128,7 +128,7 @@ async def test_admin_status_lists_providers(worker):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from tests.unit.test_fuzz_policy import FUZZ_FIXED, bodies, header_sets, methods, paths  # noqa: E402
+from tests.fuzzing import FUZZ_FIXED, bodies, header_sets, methods, paths  # noqa: E402
 
 
 @settings(derandomize=FUZZ_FIXED, max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
