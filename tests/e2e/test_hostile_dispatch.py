@@ -1,7 +1,6 @@
-"""A hostile client against the endpoint table, the request parser and the validation pass, through
-real Envoy with client keys configured: health endpoints never reach a provider, duplicate JSON
-keys and type-confused fields are 400s in the caller's shape, and a refusal never holds a
-breaker's probe slot."""
+"""A hostile client against the endpoint table, the parser and the validation pass, through real Envoy
+with keys: health endpoints never reach a provider, duplicate keys and type-confused fields are
+400s in the caller's shape, and a refusal never holds a breaker's probe slot."""
 
 import json
 import time
