@@ -27,6 +27,17 @@ class ConfigError(EdgeError):
     code = "config_invalid"
 
 
+class InternalError(EdgeError):
+    """Something edge-ext did not expect. The client gets this id, never the exception; the one
+    log line about it carries the same id."""
+
+    code = "internal_error"
+
+    def __init__(self, error_id: str):
+        super().__init__(f"internal error {error_id}; the operator can look it up in the edge's log")
+        self.error_id = error_id
+
+
 class InvalidRequest(EdgeError):
     status = 400
     code = "invalid_request"
@@ -35,6 +46,12 @@ class InvalidRequest(EdgeError):
 
 class InvalidJSON(InvalidRequest):
     code = "invalid_json"
+
+
+class BodyNotAllowed(InvalidRequest):
+    """A request body sent to an endpoint that takes none (health probes, model lists)."""
+
+    code = "body_not_allowed"
 
 
 class UnsupportedPath(EdgeError):

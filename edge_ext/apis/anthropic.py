@@ -6,6 +6,7 @@ import json
 import time
 
 from edge_ext.apis.json_body import chat_basics
+from edge_ext.apis.schema import anthropic_style
 from edge_ext.apis.validate import anthropic_fields
 from edge_ext.errors import EdgeError, InvalidRequest
 from edge_ext.providers.base import ChatRequest
@@ -18,7 +19,7 @@ class AnthropicClientAPI:
     name = "anthropic"
 
     def parse(self, raw: bytes) -> ChatRequest:
-        body, model, stream = chat_basics(raw)
+        body, model, stream = chat_basics(raw, anthropic_style)
         anthropic_fields(body)
         max_tokens = body.get("max_tokens")
         # The Messages API requires max_tokens; an OpenAI provider behind us would not care, but

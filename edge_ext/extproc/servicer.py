@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import traceback
+import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import grpc
 
@@ -13,11 +16,13 @@ from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.attempt import AttemptState, AttemptStep
-from edge_ext.policy.decisions import CONTINUE, Defer
+from edge_ext.policy.decisions import CONTINUE, Decision, Defer, Respond
 from edge_ext.policy.engine import Policy
+from edge_ext.policy.state import StreamState
 from edge_ext.telemetry import end_request_span, start_request_span
 
 log = logging.getLogger("edge_ext.extproc")
+_PHASES = frozenset({"request_headers", "request_body", "response_headers", "response_body"})
 
 
 def _status_of(headers: dict[str, str]) -> int:
@@ -92,34 +97,22 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
             async for request in request_iterator:
                 started = clock()
                 phase = request.WhichOneof("request")
-                if phase == "request_headers":
-                    msg = request.request_headers
-                    headers = header_dict(msg.headers)
-                    if self._tracer is not None:
-                        span = start_request_span(self._tracer, headers)
-                    decision = policy.on_request_headers(st, headers, msg.end_of_stream)
-                    if isinstance(decision, Defer):  # a client key to look up in Redis
-                        decision = await decision.then
-                elif phase == "request_body":
-                    decision = await policy.on_request_body(st, request.request_body.body)
-                    if isinstance(decision, Defer):
-                        # Envoy would fail the request at message_timeout while we wait.
-                        yield extend_timeout(decision.extend_s)
-                        decision = await decision.then
-                        started = clock()
-                elif phase == "response_headers":
-                    headers = header_dict(request.response_headers.headers)
-                    metrics.on_first_byte(st, started)
-                    served, attempts = upstream_of(request)
-                    decision = policy.on_response_headers(st, _status_of(headers), headers, _code_details(request),
-                                                          served, attempts)
-                elif phase == "response_body":
-                    msg = request.response_body
-                    decision = policy.on_response_body(st, msg.body, msg.end_of_stream)
-                else:
+                if phase not in _PHASES:
                     # Trailers are never requested by our filter config; answer so Envoy is not stuck.
                     yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
                     continue
+                try:
+                    if phase == "request_headers" and self._tracer is not None:
+                        span = start_request_span(self._tracer, header_dict(request.request_headers.headers))
+                    decision = await self._decide(st, phase, request, started)
+                    if isinstance(decision, Defer):
+                        if phase == "request_body":
+                            # Envoy would fail the request at message_timeout while we wait.
+                            yield extend_timeout(decision.extend_s)
+                        decision = await decision.then
+                        started = clock()
+                except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
+                    decision = self._internal_error(st, phase, exc)
                 response = to_response(phase, decision)
                 metrics.observe_phase(phase, clock() - started)
                 yield response
@@ -132,3 +125,29 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
             metrics.on_finish(st, clock())
             if span is not None:
                 end_request_span(span, st)
+
+    async def _decide(self, st: StreamState, phase: str, request: pb.ProcessingRequest, started: float) -> Decision:
+        policy = self._policy
+        if phase == "request_headers":
+            msg = request.request_headers
+            return policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
+        if phase == "request_body":
+            return await policy.on_request_body(st, request.request_body.body)
+        if phase == "response_headers":
+            headers = header_dict(request.response_headers.headers)
+            self._metrics.on_first_byte(st, started)
+            served, attempts = upstream_of(request)
+            return policy.on_response_headers(st, _status_of(headers), headers, _code_details(request), served, attempts)
+        msg = request.response_body
+        return policy.on_response_body(st, msg.body, msg.end_of_stream)
+
+    def _internal_error(self, st: StreamState, phase: str, exc: Exception) -> Respond:
+        """A bug, not a client fault: the client gets a 500 in its API's shape with an id, the log
+        one line with the same id and where it happened. Never the exception's text: it may quote
+        the prompt or a key."""
+        error_id = uuid.uuid4().hex[:16]
+        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                            for f in reversed(traceback.extract_tb(exc.__traceback__)))
+        log.error("internal error %s in %s of request %s: %s at %s", error_id, phase, st.request_id or "-",
+                  type(exc).__name__, where)
+        return self._policy.internal_error(st, error_id)

@@ -10,23 +10,25 @@ from collections.abc import Callable
 from typing import Any
 
 from edge_ext.apis.anthropic import ANTHROPIC
-from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
+from edge_ext.apis.base import JSON_HEADERS, error_response
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Config
-from edge_ext.errors import BodyTooLarge, EdgeError, InvalidRequest, MethodNotAllowed, Unauthorized, UnsupportedPath
+from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InternalError, InvalidRequest, Unauthorized
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.answer import AnswerStep
 from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond
+from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
+from edge_ext.providers.base import ChatRequest
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_state import MemoryBreakerStore
@@ -34,22 +36,26 @@ from edge_ext.routing.shared_state import MemoryBreakerStore
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
 CLUSTER_HEADER = "x-edge-cluster"
 
-_PATHS: dict[str, tuple[Endpoint, str | None, ClientAPI | None]] = {
-    "/v1/chat/completions": (Endpoint.CHAT, "POST", OPENAI),
-    "/v1/messages": (Endpoint.CHAT, "POST", ANTHROPIC),
-    "/v1/models": (Endpoint.MODELS, "GET", None),
-    "/health": (Endpoint.HEALTH, None, None),
-    "/health/ready": (Endpoint.HEALTH, None, None),
-}
+
+def _requested_output(body: dict) -> tuple[str, int] | None:
+    """The output-limit field asking for the most tokens, and its value (validated integers)."""
+    asked = [(body[name], name) for name in ("max_completion_tokens", "max_tokens") if isinstance(body.get(name), int)]
+    if not asked:
+        return None
+    value, name = max(asked)
+    return name, value
 
 
-def _check_output_limit(body: dict, limit: int | None) -> None:
-    if limit is None:
-        return
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
-            raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
+def _authenticated(st: StreamState) -> Caller:
+    """The caller the request headers authenticated, for a handler that takes a body. Nothing is
+    routed to a provider without one: a health probe, or a stream whose headers were refused or
+    never seen, fails closed here whatever Envoy sends."""
+    handler = st.handler
+    if handler is None or not handler.body:
+        raise BodyNotAllowed(f"{st.method} {st.path} takes no request body")
+    if not handler.authenticated or st.caller is None:
+        raise Unauthorized("Incorrect API key provided")
+    return st.caller
 
 
 # Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
@@ -85,7 +91,7 @@ class Policy:
         self._settle = answer.on_stream_end
 
     def new_stream(self) -> StreamState:
-        return StreamState(started=self._clock(), caller=ANONYMOUS)
+        return StreamState(started=self._clock(), api=OPENAI)
 
     # -- request headers ------------------------------------------------------------------
     def on_request_headers(self, st: StreamState, headers: dict[str, str], end_of_stream: bool) -> Decision:
@@ -93,15 +99,16 @@ class Policy:
         st.path = headers.get(":path", "").split("?", 1)[0]
         st.request_id = headers.get("x-request-id", "")
         st.headers = headers
-        endpoint, method, api = _PATHS.get(st.path, (Endpoint.OTHER, None, None))
-        st.endpoint, st.api = endpoint, api or (ANTHROPIC if "anthropic-version" in headers else OPENAI)
+        # Refusals before dispatch answer in the shape the caller's headers suggest.
+        st.api = ANTHROPIC if "anthropic-version" in headers else OPENAI
         try:
-            if endpoint is Endpoint.OTHER:
-                raise UnsupportedPath(f"Unknown request URL: {st.method} {st.path}")
-            if method and st.method != method:
-                raise MethodNotAllowed(f"{st.method} is not allowed on {st.path}; use {method}")
-            if endpoint is Endpoint.HEALTH:
-                st.outcome = "health"
+            handler = dispatch(st.method, st.path)
+            st.api = handler.api or st.api
+            if not handler.body and not end_of_stream:
+                raise BodyNotAllowed(f"{st.method} {st.path} takes no request body")
+            st.handler = handler
+            if not handler.authenticated:
+                st.outcome = handler.endpoint.value
                 return CONTINUE
             if self._keyring is not None:
                 digest = self._keyring.digest(headers)
@@ -109,26 +116,26 @@ class Policy:
                 if caller is None and self._key_store is not None:
                     known, caller = self._key_store.cached(digest)
                     if not known:
-                        return Defer(0, self._remote_auth(st, digest, endpoint, end_of_stream))
-                return self._after_auth(st, caller, endpoint, end_of_stream)
-            return self._after_auth(st, ANONYMOUS, endpoint, end_of_stream)
+                        return Defer(0, self._remote_auth(st, digest, end_of_stream))
+                return self._after_auth(st, caller, end_of_stream)
+            return self._after_auth(st, ANONYMOUS, end_of_stream)
         except EdgeError as err:
             return self._fail(st, err)
 
-    async def _remote_auth(self, st: StreamState, digest: str, endpoint: Endpoint, end_of_stream: bool) -> Decision:
+    async def _remote_auth(self, st: StreamState, digest: str, end_of_stream: bool) -> Decision:
         try:
             caller = await self._key_store.lookup(digest)
         except EdgeError as err:
             return self._fail(st, err)
-        return self._after_auth(st, caller, endpoint, end_of_stream)
+        return self._after_auth(st, caller, end_of_stream)
 
-    def _after_auth(self, st: StreamState, caller: Caller | None, endpoint: Endpoint, end_of_stream: bool) -> Decision:
+    def _after_auth(self, st: StreamState, caller: Caller | None, end_of_stream: bool) -> Decision:
         headers = st.headers
         try:
             if caller is None:
                 raise Unauthorized("Incorrect API key provided")
             st.caller = caller
-            if endpoint is Endpoint.MODELS:
+            if st.handler.endpoint is Endpoint.MODELS:
                 st.outcome = "models"
                 return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
             length = headers.get("content-length")
@@ -139,19 +146,16 @@ class Policy:
                 raise InvalidRequest("the request has no body; send a JSON object")
         except EdgeError as err:
             return self._fail(st, err)
-        return _WATCH_RESPONSE[st.api.name]
+        return _WATCH_RESPONSE[st.api.name] if st.handler.response else CONTINUE
 
     # -- request body ---------------------------------------------------------------------
     async def on_request_body(self, st: StreamState, body: bytes) -> Decision:
         try:
-            if len(body) > self._max_body:
-                raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
-            request = st.api.parse(body)
-            st.model, st.stream = request.model, request.stream
-            st.caller.check_model(request.model)
+            caller = _authenticated(st)
+            request = self._validate(st, caller, body)
             if self._budgets is not None:
-                st.admission = await self._budgets.admit(st.caller, request.body, request.model)
-            request = guard_prompt(request, st.caller.pii or self._default_pii)
+                st.admission = await self._budgets.admit(caller, request.body, request.model)
+            request = guard_prompt(request, caller.pii or self._default_pii)
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
         except EdgeError as err:
@@ -160,6 +164,21 @@ class Policy:
             # A body json.loads accepted can still be too deep for a later walk (cache key,
             # translation, PII): refuse it like any other malformed request.
             return self._fail(st, InvalidRequest("the request body is nested too deeply"))
+
+    def _validate(self, st: StreamState, caller: Caller, body: bytes) -> ChatRequest:
+        """Every check of the request that does not need a provider, in one pass before the
+        router is asked: a refusal after the pick would hold a half-open breaker's probe slot."""
+        if len(body) > self._max_body:
+            raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
+        request = st.api.parse(body)
+        st.model, st.stream = request.model, request.stream
+        caller.check_model(request.model)
+        wanted = _requested_output(request.body)
+        limit = self._router.output_limit(request.model)
+        if wanted is not None and limit is not None and wanted[1] > limit:
+            name, value = wanted
+            raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
+        return request
 
     async def _lookup(self, st: StreamState, request) -> Respond | None:
         directive = self._cache.directive(st.headers, request)
@@ -224,17 +243,20 @@ class Policy:
     def budgets(self) -> BudgetStep | None:
         return self._budgets
 
-    def _route_chat(self, st: StreamState, request) -> Decision:
+    def _route_chat(self, st: StreamState, request: ChatRequest) -> Decision:
+        caller = _authenticated(st)
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
             st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
-        target = self._router.pick(request.model, request.body)
+        wanted = _requested_output(request.body)
+        target = self._router.pick(request.model, request.body, wanted[1] if wanted else None)
         provider = target.provider
-        _check_output_limit(request.body, self._router.output_limit(target.upstream_model))
+        # From here the router awaits this request's verdict: whatever follows, a refusal
+        # included, on_stream_end gives a half-open probe slot back.
+        st.provider, st.breaker_pending = provider.name, True
         adapter = adapter_for(provider.kind)
         upstream = adapter.upstream(provider, target.api_key, target.upstream_model, st.headers)
         body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)
-        st.provider, st.outcome = provider.name, "routed"
-        st.routed_at, st.breaker_pending = self._clock(), True
+        st.outcome, st.routed_at = "routed", self._clock()
         st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
         st.same_api = request.api == adapter.wire_api
         st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
@@ -251,10 +273,14 @@ class Policy:
             body=body.body,
             clear_route_cache=True,
             metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
-                      ("tenant", st.caller.tenant), ("key_id", st.caller.key_id), *grant),
+                      ("tenant", caller.tenant), ("key_id", caller.key_id), *grant),
         )
 
-    def _fail(self, st: StreamState, err: EdgeError) -> Decision:
+    def internal_error(self, st: StreamState, error_id: str) -> Respond:
+        """The answer to something unexpected: a 500 in the caller's shape naming ``error_id``."""
+        return self._fail(st, InternalError(error_id))
+
+    def _fail(self, st: StreamState, err: EdgeError) -> Respond:
         st.outcome = err.code
         reply = error_response(st.api, err)
         # x-edge-cache on every answer, errors included (Envoy adds it from this metadata).

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge_ext.apis.base import ClientAPI
+    from edge_ext.auth import Caller
+    from edge_ext.policy.endpoints import Handler
     from edge_ext.policy.caching import Recorder
     from edge_ext.policy.response import ResponseCodec
 
@@ -16,7 +18,6 @@ class Endpoint(Enum):
     CHAT = "chat"  # POST /v1/chat/completions (OpenAI) or /v1/messages (Anthropic)
     MODELS = "models"  # GET /v1/models, answered by the processor
     HEALTH = "health"  # /health/ready: answered by Envoy once the processor has seen it
-    OTHER = "other"
 
 
 @dataclass(slots=True)
@@ -25,12 +26,16 @@ class StreamState:
     request_id: str = ""
     method: str = ""
     path: str = ""
-    endpoint: Endpoint = Endpoint.OTHER
+    # What the request headers were dispatched to (edge_ext.policy.endpoints); None until then,
+    # or when they were refused.
+    handler: Handler | None = None
     # The API shape the client speaks; errors are answered in it.
     api: ClientAPI | Any = None
     # Request headers the policy reads later (lower-case names).
     headers: dict[str, str] = field(default_factory=dict)
-    caller: Any = None  # edge_ext.auth.Caller
+    # Who passed auth at the request headers (anonymous only where no keys are configured);
+    # None: nobody did, and the request is never routed.
+    caller: Caller | None = None
     model: str = ""
     provider: str = ""
     stream: bool = False

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_ext.config.models import Config, Provider
-from edge_ext.errors import ModelNotFound, ProviderKeyMissing, ProviderUnavailable
+from edge_ext.errors import InvalidRequest, ModelNotFound, ProviderKeyMissing, ProviderUnavailable
 from edge_ext.routing.breaker import BreakerState
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import NO_LATENCY, LatencyView
@@ -60,21 +60,43 @@ class Router:
         self._upstream_models = {(model, t.provider.name): t.upstream_model
                                  for model in self._table.models() for t in self._table.targets(model)}
         self._max_attempts = routing.max_attempts
+        self._output_limits = {(model, c.provider): self._limit_of(c.upstream_model)
+                               for model, candidates in self._candidates.items() for c in candidates}
 
-    def output_limit(self, upstream_model: str) -> int | None:
+    def _limit_of(self, upstream_model: str) -> int | None:
         price = self._prices(upstream_model) if self._prices else None
         return price.max_output_tokens if price is not None else None
+
+    def output_limit(self, model: str) -> int | None:
+        """The most output tokens any provider of the public ``model`` produces; None: no known
+        limit. Checked before ``pick`` so a refusal never holds a breaker's probe slot."""
+        limits = [self._output_limits[(model, c.provider)] for c in self._candidates.get(model, ())
+                  if self._has_key(c.provider)]
+        if not limits or None in limits:
+            return None
+        return max(limits)
+
+    def _fits(self, model: str, provider: str, output: int | None) -> bool:
+        limit = self._output_limits.get((model, provider))
+        return output is None or limit is None or output <= limit
 
     def models(self) -> tuple[str, ...]:
         return self._table.models()
 
-    def pick(self, model: str, body: dict | None = None) -> Chosen:
+    def pick(self, model: str, body: dict | None = None, output: int | None = None) -> Chosen:
+        """The provider for one request; in half-open the pick holds that breaker's probe slot
+        until ``report`` or ``release``. ``output``: the output tokens the request asks for;
+        providers whose model produces fewer are not candidates."""
         candidates = self._candidates.get(model)
         if not candidates:
             raise ModelNotFound(f"The model '{model}' does not exist or is not served here", param="model")
         keyed = [c for c in candidates if self._has_key(c.provider)]
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")
+        keyed = [c for c in keyed if self._fits(model, c.provider, output)]
+        if not keyed:
+            raise InvalidRequest(f"the request asks for {output} output tokens; '{model}' produces at most "
+                                 f"{self.output_limit(model)}")
         strategy = self._strategies[model]
         estimate, max_out = 0, None
         if strategy.name == "cost_optimized" and body is not None:

@@ -1,11 +1,12 @@
-"""A few hundred random requests through real Envoy: always a well-formed reply, the worker healthy."""
+"""A few hundred random requests through real Envoy: always a well-formed reply, the worker healthy;
+type-confused requests of every translation direction: never a 5xx."""
 
 import json
 
 from hypothesis import HealthCheck, given, settings
 
 from tests.support import edge_config, http, start_edge, start_mock, stop
-from tests.unit.test_fuzz_policy import FUZZ_FIXED, bodies, header_sets, paths
+from tests.fuzzing import FUZZ_FIXED, bodies, confused_requests, header_sets, paths
 
 import pytest
 
@@ -35,6 +36,20 @@ def test_random_requests_through_envoy(edge, path, headers, body):
     if status >= 400:
         assert hdrs.get("content-type") == "application/json", (status, payload[:200])
         assert json.loads(payload)
+
+
+@settings(derandomize=FUZZ_FIXED, max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=confused_requests)
+def test_type_confused_fields_are_never_a_5xx(edge, request):
+    api, path, body = request
+    headers = {"content-type": "application/json", **({"anthropic-version": "2023-06-01"} if api == "anthropic" else {})}
+    status, hdrs, payload = http("POST", f"{edge.url}{path}", body, headers, timeout=15)
+    # Routed (the mock answers) or refused as the client's fault; never the edge's failure.
+    assert status < 500, (status, payload[:300])
+    if status >= 400:
+        assert hdrs.get("content-type") == "application/json", (status, payload[:200])
+        error = json.loads(payload)
+        assert "internal error" not in json.dumps(error)
 
 
 def test_worker_healthy_after_fuzzing(edge):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import hostile
 from tests.e2e import conftest, test_budgets, test_cache, test_providers, test_security
 
 SECRETS = [
@@ -15,6 +16,7 @@ SECRETS = [
     test_providers.OPENAI_KEY, test_providers.ANTHROPIC_KEY, test_providers.AZURE_KEY, test_providers.CLIENT_KEY,
     test_cache.KEY_A, test_cache.KEY_B, test_budgets.KEY,
     test_security.KEY_A, test_security.KEY_B, test_security.KEY_PII, "sk-provider-sec", "sk-from-redis",
+    hostile.KEY_ACME, hostile.KEY_OTHER, hostile.OPENAI_PROVIDER_KEY, hostile.ANTHROPIC_PROVIDER_KEY,
 ]
 PLANTED_PII = ["jane.doe@example.com", "4111 1111 1111 1111", "+1 415 555 0100"]
 

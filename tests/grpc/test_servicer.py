@@ -2,6 +2,8 @@
 
 import json
 import os
+import logging
+import re
 
 import grpc
 import pytest
@@ -12,6 +14,7 @@ from edge_ext.config import parse_config
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc.server import build_server
+from edge_ext.routing.router import Router
 
 
 @pytest.fixture
@@ -114,6 +117,32 @@ async def test_state_directory_is_private(worker):
     assert stat.S_IMODE(os.stat(config.processor.admin_token_path).st_mode) == 0o600
 
 
+@pytest.mark.parametrize("path, extra, api", [
+    pytest.param("/v1/chat/completions", {}, "openai", id="openai-shape"),
+    pytest.param("/v1/messages", {"anthropic-version": "2023-06-01"}, "anthropic", id="anthropic-shape"),
+])
+async def test_an_unexpected_error_is_a_500_with_an_id_logged_once_without_its_text(worker, monkeypatch, caplog, path, extra, api):
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a message quoting the prompt: secret-0001")
+
+    monkeypatch.setattr(Router, "pick", broken)
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    with caplog.at_level(logging.INFO):
+        responses = await exchange(worker, headers_msg(path=path, **extra), body_msg(body))
+    final = responses[-1].immediate_response
+    assert final.status.code == 500 and final.details == "edge_ext_internal_error"
+    error = json.loads(final.body)
+    if api == "anthropic":
+        assert error["type"] == "error" and error["error"]["type"] == "api_error"
+    else:
+        assert error["error"]["code"] == "internal_error"
+    error_id = re.search(r"internal error ([0-9a-f]{16})", error["error"]["message"]).group(1)
+    (record,) = [r for r in caplog.records if error_id in r.getMessage()]
+    assert "RuntimeError" in record.getMessage() and "_route_chat" in record.getMessage()
+    assert record.exc_info is None  # one line: the exception's text may quote a prompt or a key
+    assert "secret-0001" not in caplog.text and "secret-0001" not in final.body.decode()
+
+
 async def test_health_service_reports_serving(worker):
     stub = health_pb2_grpc.HealthStub(worker)
     for service in ("", "envoy.service.ext_proc.v3.ExternalProcessor"):
@@ -139,7 +168,7 @@ async def test_admin_status_lists_providers(worker):
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from tests.unit.test_fuzz_policy import FUZZ_FIXED, bodies, header_sets, methods, paths  # noqa: E402
+from tests.fuzzing import FUZZ_FIXED, bodies, header_sets, methods, paths  # noqa: E402
 
 
 @settings(derandomize=FUZZ_FIXED, max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

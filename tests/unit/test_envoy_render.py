@@ -141,3 +141,17 @@ def test_the_access_log_path_has_no_query_string():
     # NQ: without the query, where clients put keys (?api_key=...).
     assert fields["path"] == "%PATH(NQ:ORIG_OR_PATH)%"
     assert not [v for v in fields.values() if "QUERY" in v or v in ("%REQ(:PATH)%", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%")]
+
+
+def test_health_routes_send_no_body_to_the_processor_and_are_never_routed_to_a_provider():
+    vhost = render(parse_config(HTTPS))["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["route_config"]["virtual_hosts"][0]
+    routes = {r["name"]: r for r in vhost["routes"]}
+    assert [r["name"] for r in vhost["routes"]][-1] == "providers"  # health routes match first
+    live, ready = routes["health_live"], routes["health_ready"]
+    assert live["typed_per_filter_config"]["envoy.filters.http.ext_proc"]["disabled"] is True
+    assert live["match"]["headers"][0]["string_match"]["safe_regex"]["regex"] == "GET|HEAD"
+    mode = ready["typed_per_filter_config"]["envoy.filters.http.ext_proc"]["overrides"]["processing_mode"]
+    assert mode["request_header_mode"] == "SEND" and mode["request_body_mode"] == "NONE"
+    for route in (live, ready):
+        assert "direct_response" in route and "route" not in route
