@@ -76,8 +76,9 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
     async def _attempt(self, first: pb.ProcessingRequest, provider: str,
                        rest: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingResponse]:
         """One retry attempt of a failed-over request (edge_ext.policy.attempt)."""
-        st = AttemptState()
-        decision = self._attempts.on_headers(st, header_dict(first.request_headers.headers), provider, route_metadata(first))
+        st, steps = AttemptState(), self._attempts
+        decision = self._guarded("attempt_headers", lambda: steps.on_headers(
+            st, header_dict(first.request_headers.headers), provider, route_metadata(first)))
         response = to_response("request_headers", decision)
         yield response
         if response.HasField("immediate_response"):
@@ -85,8 +86,20 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         async for request in rest:
             # Only the body follows: the filter skips the response and trailers.
             phase = request.WhichOneof("request")
-            decision = self._attempts.on_body(st, request.request_body.body) if phase == "request_body" else CONTINUE
-            yield to_response(phase, decision)
+            if phase != "request_body":
+                yield to_response(phase, CONTINUE)
+                continue
+            response = to_response(phase, self._guarded("attempt_body", lambda: steps.on_body(st, request.request_body.body)))
+            yield response
+            if response.HasField("immediate_response"):
+                return
+
+    def _guarded(self, phase: str, decide: Callable[[], Decision]) -> Decision:
+        """An attempt that fails unexpectedly is refused (fail closed), never sent on half-shaped."""
+        try:
+            return decide()
+        except Exception as exc:  # noqa: BLE001 - the one place an unexpected attempt error ends
+            return self._attempts.refuse(f"internal error {_log_internal(phase, '-', exc)}")
 
     async def _request(self, request_iterator: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingResponse]:
         policy, metrics, clock = self._policy, self._metrics, self._clock
@@ -142,12 +155,15 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         return policy.on_response_body(st, msg.body, msg.end_of_stream)
 
     def _internal_error(self, st: StreamState, phase: str, exc: Exception) -> Respond:
-        """A bug, not a client fault: the client gets a 500 in its API's shape with an id, the log
-        one line with the same id and where it happened. Never the exception's text: it may quote
-        the prompt or a key."""
-        error_id = uuid.uuid4().hex[:16]
-        where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
-                            for f in reversed(traceback.extract_tb(exc.__traceback__)))
-        log.error("internal error %s in %s of request %s: %s at %s", error_id, phase, st.request_id or "-",
-                  type(exc).__name__, where)
-        return self._policy.internal_error(st, error_id)
+        """A bug, not a client fault: the client gets a 500 in its API's shape with an id."""
+        return self._policy.internal_error(st, _log_internal(phase, st.request_id or "-", exc))
+
+
+def _log_internal(phase: str, request_id: str, exc: Exception) -> str:
+    """One log line with an id and where it happened; never the exception's text: it may quote
+    the prompt or a key."""
+    error_id = uuid.uuid4().hex[:16]
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                        for f in reversed(traceback.extract_tb(exc.__traceback__)))
+    log.error("internal error %s in %s of request %s: %s at %s", error_id, phase, request_id, type(exc).__name__, where)
+    return error_id

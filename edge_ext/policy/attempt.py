@@ -48,29 +48,29 @@ class AttemptStep:
         st.provider, st.headers = provider, headers
         st.first, st.model = route.get("provider", ""), route.get("model", "")
         if not st.first or not st.model:
-            return self._refuse("the request's routing metadata did not reach the retry")
+            return self.refuse("the request's routing metadata did not reach the retry")
         if not self._grants.allows(route, provider):
             # Not a retry of a request this edge authenticated and routed: never a credential.
-            return self._refuse("the retry carries no valid grant for this provider")
+            return self.refuse("the retry carries no valid grant for this provider")
         st.granted = True
         # Even back at the first provider, the shared header map may hold another's credentials.
         return _WANT_BODY
 
     def on_body(self, st: AttemptState, body: bytes) -> Decision:
         if not st.granted:
-            return self._refuse("the retry carries no valid grant for this provider")
+            return self.refuse("the retry carries no valid grant for this provider")
         router = self._router
         source, target = router.provider(st.first), router.provider(st.provider)
         upstream_model = router.upstream_model(st.model, st.provider)
         if source is None or target is None or upstream_model is None:
             # Never let an attempt leave with another provider's shape or credentials.
-            return self._refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
+            return self.refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
         adapter = adapter_for(target.kind)
         try:
             request = _APIS[adapter_for(source.kind).wire_api].parse(body)
             shaped = upstream_body(request, adapter.wire_api, target, upstream_model)
         except EdgeError as err:
-            return self._refuse(f"the request cannot be sent to {st.provider!r}: {err.message}")
+            return self.refuse(f"the request cannot be sent to {st.provider!r}: {err.message}")
         # st.headers is the shared header map as this attempt found it: the adapter's allow-list
         # removes whatever an earlier attempt set for its provider along with any client header.
         upstream = adapter.upstream(target, router.api_key(st.provider), upstream_model, st.headers)
@@ -80,7 +80,7 @@ class AttemptStep:
         return Continue(set_headers=tuple(set_headers), remove_headers=upstream.remove_headers, body=shaped.body)
 
     @staticmethod
-    def _refuse(message: str) -> Respond:
+    def refuse(message: str) -> Respond:
         # Seen with Envoy 1.40: a reply from this upstream filter is a local reply of the
         # request, and the listener's local_reply_config renders it in the client's API shape
         # (the metadata marking our own replies lives on the downstream stream, not here). So
