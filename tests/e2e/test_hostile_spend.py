@@ -32,6 +32,12 @@ TPM_LIMIT = 100
 LONG_ANSWER = {"x-mock-output-words": "20000", "x-mock-chunk-delay-ms": "1"}
 
 
+def script(mock, headers: dict, count: int = 1) -> None:
+    """The next ``count`` answers behave as ``headers`` say (the edge forwards no x-mock-* header)."""
+    mock.clear()
+    mock.faults(headers=headers, count=count)
+
+
 @pytest.fixture(scope="module")
 def mock():
     started = start_mock("spend-mock", "--openai-key", OPENAI_PROVIDER_KEY)
@@ -115,7 +121,8 @@ def tenant_figures(edge, tenant: str) -> tuple[float, float, float, float]:
 
 def test_a_stream_the_client_hangs_up_on_is_charged_what_it_delivered(edge, mock):
     before, streams = tenant_figures(edge, "acme"), metric(edge, "edge_ext_requests_total", **ROUTED)
-    raw = read_stream(edge, KEY_ACME, LONG_ANSWER, stop_after=45_000)
+    script(mock, LONG_ANSWER)
+    raw = read_stream(edge, KEY_ACME, {}, stop_after=45_000)
     assert len(raw) >= 45_000
     words = delivered_words(raw)
     assert words > 100
@@ -130,8 +137,9 @@ def test_a_stream_the_client_hangs_up_on_is_charged_what_it_delivered(edge, mock
 def test_a_provider_cutting_a_stream_short_is_charged_too(edge, mock):
     before, streams = tenant_figures(edge, "acme"), metric(edge, "edge_ext_requests_total", **ROUTED)
     # The provider drops the connection after 300 events: no final usage ever comes.
-    raw = read_stream(edge, KEY_ACME, {"x-mock-output-words": "2000", "x-mock-chunk-delay-ms": "1",
-                                       "x-mock-drop": "mid-stream", "x-mock-drop-after": "300"})
+    script(mock, {"x-mock-output-words": "2000", "x-mock-chunk-delay-ms": "1",
+                  "x-mock-drop": "mid-stream", "x-mock-drop-after": "300"})
+    raw = read_stream(edge, KEY_ACME, {})
     assert b"[DONE]" not in raw
     ended(edge, streams, "the dropped stream closed")
     tokens, usd, estimated_tokens, _ = (a - b for a, b in zip(tenant_figures(edge, "acme"), before))
@@ -141,7 +149,8 @@ def test_a_provider_cutting_a_stream_short_is_charged_too(edge, mock):
 def test_an_answer_abandoned_before_it_arrives_is_charged_its_prompt(edge, mock):
     before, streams = tenant_figures(edge, "acme"), metric(edge, "edge_ext_requests_total", **ROUTED)
     prompt = [{"role": "user", "content": "word " * 2000}]
-    status, _, _ = post_with_timeout(edge, {"model": "gpt-4o-mini", "messages": prompt}, {"x-mock-latency-ms": "3000"}, 0.5)
+    script(mock, {"x-mock-latency-ms": "3000"})
+    status, _, _ = post_with_timeout(edge, {"model": "gpt-4o-mini", "messages": prompt}, {}, 0.5)
     assert status is None  # the client gave up
     ended(edge, streams, "the abandoned request closed")
     tokens, usd, estimated_tokens, _ = (a - b for a, b in zip(tenant_figures(edge, "acme"), before))
@@ -166,7 +175,8 @@ def test_tokens_per_minute_count_an_aborted_stream(edge, mock):
     if time.time() % 60 > 40:
         time.sleep(60.5 - time.time() % 60)
     streams = metric(edge, "edge_ext_requests_total", **ROUTED)
-    raw = read_stream(edge, KEY_TPM, LONG_ANSWER, stop_after=45_000)
+    script(mock, LONG_ANSWER)
+    raw = read_stream(edge, KEY_TPM, {}, stop_after=45_000)
     assert delivered_words(raw) > TPM_LIMIT
     ended(edge, streams, "the cut-off stream closed")
     status, headers, body = post(f"{edge.url}/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES},
@@ -179,16 +189,16 @@ def test_tokens_per_minute_count_an_aborted_stream(edge, mock):
 def race_request(edge, max_tokens: int):
     body = {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": max_tokens}
     # Slow answers: every request is in flight before the first one is charged.
-    status, _, reply = post(f"{edge.url}/v1/chat/completions", body,
-                            {"x-mock-latency-ms": "1500", "x-mock-output-words": str(max_tokens)}, key=KEY_RACE)
+    status, _, reply = post(f"{edge.url}/v1/chat/completions", body, key=KEY_RACE)
     return status, reply
 
 
 def test_concurrent_requests_overrun_a_nearly_spent_budget_by_at_most_one_reservation(edge, mock):
     # Spend most of the budget first.
     streams = metric(edge, "edge_ext_requests_total", **ROUTED)
+    script(mock, {"x-mock-output-words": "1000"})
     status, headers, _ = post(f"{edge.url}/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES},
-                              {"x-mock-output-words": "1000"}, key=KEY_RACE)
+                              key=KEY_RACE)
     assert status == 200
     spent = Decimal(headers["x-edge-cost-usd"])
     assert spent < RACE_LIMIT
@@ -202,6 +212,7 @@ def test_concurrent_requests_overrun_a_nearly_spent_budget_by_at_most_one_reserv
     room = math.ceil(remaining / held)
     streams = metric(edge, "edge_ext_requests_total", **ROUTED)
     with ThreadPoolExecutor(max_workers=12) as pool:
+        script(mock, {"x-mock-latency-ms": "1500", "x-mock-output-words": str(max_tokens)}, count=12)
         results = list(pool.map(lambda _: race_request(edge, max_tokens), range(12)))
     admitted = [reply for status, reply in results if status == 200]
     refused = [reply for status, reply in results if status != 200]
