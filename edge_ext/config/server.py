@@ -53,6 +53,8 @@ class Processor(Strict):
     # Envoy's per-message deadline; kept above a cold Redis round trip on a busy box.
     message_timeout_ms: Annotated[int, Field(ge=10, le=60000)] = 500
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
+    # Text one request may hand the PII scanner (edge_ext.policy.pii).
+    max_scanned_chars: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 2 * 1024 * 1024
     # Fail closed: without the processor no provider is chosen and no credential is swapped.
     status_on_error: Annotated[int, Field(ge=400, le=599)] = 503
     mtls: ProcessorMTLS | None = None

@@ -23,7 +23,7 @@ from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
-from edge_ext.policy.pii import guard_prompt
+from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
 from edge_ext.providers.registry import adapter_for
@@ -72,6 +72,7 @@ class Policy:
         self._on_cache = on_cache
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self._max_body = config.processor.max_body_bytes
+        self._pii = PromptGuard(config.processor.max_scanned_chars)
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
@@ -148,7 +149,7 @@ class Policy:
             st.caller.check_model(request.model)
             if self._budgets is not None:
                 await self._budgets.check(st.caller)
-            request = guard_prompt(request, st.caller.pii or self._default_pii)
+            request = await self._pii.check(request, st.caller.pii or self._default_pii)
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
         except EdgeError as err:

@@ -5,6 +5,8 @@ returns the kinds found, deduplicated, in the fixed order of :data:`KINDS` (so t
 always give the same list, whatever their position). ``detect`` returns only the kinds;
 ``redact_json`` redacts every string leaf of a parsed JSON value (keys are left alone, and so are
 numbers: a phone number sent as a JSON integer is not found); ``scan`` returns the spans.
+:class:`~edge_ext.redact.document.Document` scans a whole JSON document (keys, strings, long
+numbers, strings holding JSON) in one pass and redacts it in place: the prompt policy uses it.
 
 What is found, and the rules that keep ordinary text out:
 
