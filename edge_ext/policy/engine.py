@@ -11,6 +11,7 @@ from typing import Any
 
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS, ClientAPI, error_response
+from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
@@ -72,7 +73,7 @@ class Policy:
         self._on_cache = on_cache
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self._max_body = config.processor.max_body_bytes
-        self._pii = PromptGuard(config.processor.max_scanned_chars)
+        self._limits, self._pii = RequestLimits.of(config.processor), PromptGuard(config.processor.max_scanned_chars)
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
@@ -145,6 +146,7 @@ class Policy:
             if len(body) > self._max_body:
                 raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
             request = st.api.parse(body)
+            check_shape(request.body, self._limits)
             st.model, st.stream = request.model, request.stream
             st.caller.check_model(request.model)
             if self._budgets is not None:

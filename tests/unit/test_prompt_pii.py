@@ -9,7 +9,9 @@ import time
 import pytest
 
 from edge_ext.apis.anthropic import ANTHROPIC
+from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.openai import OPENAI
+from edge_ext.config.models import Processor
 from edge_ext.errors import BodyTooLarge, PiiBlocked
 from edge_ext.policy.pii import PromptGuard, guard_prompt
 from edge_ext.redact.document import Document
@@ -240,3 +242,28 @@ async def test_a_small_body_is_scanned_inline():
     request = oa({"role": "user", "content": "hello"})
     assert await guard.check(request, "block") is request
     assert guard._executor is None
+
+
+# --- request shape ------------------------------------------------------------------------------
+
+LIMITS = RequestLimits(max_messages=4, max_content_parts=6)
+PART = {"type": "text", "text": "x"}
+SHAPES = [
+    pytest.param({"messages": [USER] * 5}, "max_messages", id="too-many-messages"),
+    pytest.param({"messages": [{"role": "user", "content": [PART] * 7}]}, "max_content_parts", id="content-parts"),
+    pytest.param({"messages": [call("{}")] * 4, "system": [PART] * 3}, "max_content_parts", id="tool-calls-and-system"),
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "tool_result", "content": [PART] * 6}]}]},
+                 "max_content_parts", id="tool-result-content"),
+]
+
+
+@pytest.mark.parametrize("body, cap", SHAPES)
+def test_request_shape_over_a_cap_is_413_naming_it(body, cap):
+    with pytest.raises(BodyTooLarge, match=f"processor.{cap}") as info:
+        check_shape(body, LIMITS)
+    assert info.value.status == 413
+
+
+def test_request_shape_within_the_caps_passes():
+    check_shape({"messages": [USER, {"role": "user", "content": [PART] * 3}, call("{}")], "system": [PART] * 2}, LIMITS)
+    assert RequestLimits.of(Processor()) == RequestLimits(max_messages=10_000, max_content_parts=40_000)
