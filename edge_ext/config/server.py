@@ -56,7 +56,7 @@ class Processor(Strict):
     # What one request may cost a worker beyond its size (edge_ext.apis.limits, policy.pii).
     max_messages: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     max_content_parts: Annotated[int, Field(ge=1, le=1_000_000)] = 40_000
-    max_scanned_chars: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 2 * 1024 * 1024
+    max_scanned_chars: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # Fail closed: without the processor no provider is chosen and no credential is swapped.
     status_on_error: Annotated[int, Field(ge=400, le=599)] = 503
     mtls: ProcessorMTLS | None = None

@@ -17,8 +17,8 @@ one is, never the values.
 A large body is scanned in a worker thread, one at a time, so the event loop keeps answering
 other streams: ``re`` holds the GIL while it matches, but hands it over at least every switch
 interval (5 ms). Measured with a 2 MB text dense with findings (~0.6 s of scanning): inline, other
-streams of the worker stalled for the whole scan; in a thread their round trips stayed at ~5 ms
-(at most ~35 ms). A process pool did better still (~0.1 ms) but costs a process per worker and a
+streams of the worker stalled for the whole scan (1.5 s round trips); in a thread their round
+trips stayed at ~5 ms (at most ~35 ms). A process pool did better still (~0.1 ms) but costs a process per worker and a
 copy of the body each way; the thread is enough to keep other streams far inside Envoy's
 message timeout. Small bodies are scanned inline: the hop to a thread would cost more than the
 scan (a few microseconds for a typical chat request).
