@@ -146,8 +146,8 @@ class Policy:
             if len(body) > self._max_body:
                 raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
             request = st.api.parse(body)
-            check_shape(request.body, self._limits)
             st.model, st.stream = request.model, request.stream
+            check_shape(request.body, self._limits)
             st.caller.check_model(request.model)
             if self._budgets is not None:
                 await self._budgets.check(st.caller)
