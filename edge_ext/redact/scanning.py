@@ -134,7 +134,8 @@ def _finding_start(finding: Finding) -> int:
 # prefix) lets the engine skip ahead fast; islands without a digit are dropped after.
 _NUMERIC_ISLAND = _re(r"[0-9(+][0-9 ().+\-]*")
 _NUMERIC_MIN = 7  # the shortest numeric finding, an IPv4 address like 1.1.1.1
-_COLON_ISLAND = _re(r":[0-9A-Fa-f:.]*")
+# Only runs with two colons or more: a lone "name: value" colon is not worth a Python step.
+_COLON_ISLAND = _re(r":[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -149,8 +150,6 @@ def _numeric_islands(text: str) -> list[tuple[int, int]]:
 def _colon_islands(text: str) -> list[tuple[int, int]]:
     islands = []
     for m in _COLON_ISLAND.finditer(text):
-        if m.group().count(":") < 2:
-            continue
         start = m.start()
         # An address's first group (up to 4 hex digits) precedes the first colon.
         while start > 0 and m.start() - start < 4 and text[start - 1] in _HEX:
@@ -172,7 +171,10 @@ def _scan(text: str, chosen: frozenset[str] | None, use_islands: bool, scrub: bo
             folded = text.lower()
         if det.needs:
             haystack = folded if det.folded else text
-            if not any(literal in haystack for literal in det.needs):
+            for literal in det.needs:
+                if literal in haystack:
+                    break
+            else:
                 continue
         if det.gate is not None and det.gate.search(folded) is None:
             continue
