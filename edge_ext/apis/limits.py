@@ -1,8 +1,9 @@
-"""Caps on the shape of one request, checked right after parsing, before any pass over it.
+"""Caps on the shape of one request, checked right after parsing: before the PII scan, the
+cache key and translation walk it again.
 
 What a request costs the processor grows with its number of pieces as much as with its size:
-230,000 one-word messages fit in 8 MB, and every pass over them (validation, PII scan, cache
-key, translation) costs a few hundred milliseconds of one worker's event loop. The byte limit
+230,000 one-word messages fit in 8 MB, and the passes over them (validation, PII scan, cache
+key, translation) took one worker's event loop over a second in all. The byte limit
 (``processor.max_body_bytes``) cannot bound that; these caps do. Over a cap: 413 naming it.
 """
 
