@@ -67,6 +67,10 @@ class Processor(Strict):
     # Envoy's per-message deadline; kept above a cold Redis round trip on a busy box.
     message_timeout_ms: Annotated[int, Field(ge=10, le=60000)] = 500
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
+    # What one request may cost a worker beyond its size (edge_ext.apis.limits, policy.pii).
+    max_messages: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    max_content_parts: Annotated[int, Field(ge=1, le=1_000_000)] = 40_000
+    max_scanned_chars: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     # Fail closed: without the processor no provider is chosen and no credential is swapped.
     status_on_error: Annotated[int, Field(ge=400, le=599)] = 503
     mtls: ProcessorMTLS | None = None

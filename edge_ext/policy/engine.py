@@ -11,6 +11,7 @@ from typing import Any
 
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS, error_response
+from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
@@ -25,7 +26,7 @@ from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
-from edge_ext.policy.pii import guard_prompt
+from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
 from edge_ext.providers.base import ChatRequest
@@ -80,6 +81,7 @@ class Policy:
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self.grants = AttemptGrants(keys)
         self._max_body = config.processor.max_body_bytes
+        self._limits, self._pii = RequestLimits.of(config.processor), PromptGuard(config.processor.max_scanned_chars)
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
@@ -155,7 +157,7 @@ class Policy:
             request = self._validate(st, caller, body)
             if self._budgets is not None:
                 st.admission = await self._budgets.admit(caller, request.body, request.model)
-            request = guard_prompt(request, caller.pii or self._default_pii)
+            request = await self._pii.check(request, caller.pii or self._default_pii)
             hit = await self._lookup(st, request)
             return hit or self._route_chat(st, request)
         except EdgeError as err:
@@ -172,6 +174,7 @@ class Policy:
             raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
         request = st.api.parse(body)
         st.model, st.stream = request.model, request.stream
+        check_shape(request.body, self._limits)
         caller.check_model(request.model)
         wanted = _requested_output(request.body)
         limit = self._router.output_limit(request.model)

@@ -57,7 +57,10 @@ def redact(text: str, *, kinds: Collection[str] | None = None) -> tuple[str, lis
 
 def detect(text: str, *, kinds: Collection[str] | None = None) -> list[str]:
     """The kinds ``redact`` would report for ``text``."""
-    return _ordered_kinds(scan(text, kinds=kinds))
+    if not isinstance(text, str):
+        raise TypeError(f"expected str, got {type(text).__name__}")
+    # Recurrences of a found secret only add spans of a kind already found.
+    return _ordered_kinds(_scan(text, _check_kinds(kinds), use_islands=True, scrub=False))
 
 
 def redact_json(value: Any, *, kinds: Collection[str] | None = None) -> tuple[Any, list[str]]:

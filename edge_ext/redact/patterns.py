@@ -40,6 +40,11 @@ _ASSIGNMENT = _re(
     r"(?P<value>[^\s\"'`,;&<>]{6,})"
 )
 
+# What every _ASSIGNMENT match holds, in the lowercased text: the end of a name, then the
+# separator. A cheap gate (~4 us per KB against ~50 for _ASSIGNMENT itself): "max_tokens" and
+# "secret" occur in ordinary bodies, a name followed by ":" or "=" rarely.
+_ASSIGNMENT_GATE = re.compile(r"""(?:key(?:[_\-]?id)?|secret|token|passw(?:or)?d|pwd)["']?[ \t]{0,3}[:=]""")
+
 # PEM private keys, header to footer. The body (base64, line breaks, RFC 1421 headers such as
 # "DEK-Info: AES-128-CBC,...") never holds "-----", so each header is scanned only up to the
 # next dash run, possessively: many headers without footers stay linear.

@@ -6,12 +6,12 @@ overlap) and scrubs every other occurrence of a secret or email once found.
 
 from __future__ import annotations
 
-import bisect
 import re
 from dataclasses import dataclass
 
 from edge_ext.redact.patterns import (
     _ASSIGNMENT,
+    _ASSIGNMENT_GATE,
     _BEARER,
     _CARD,
     _EMAIL,
@@ -39,9 +39,19 @@ from edge_ext.redact.validators import (
     _phone_national,
 )
 
-# Kinds whose value is a secret in itself: every other occurrence of it is scrubbed too.
-_SCRUB_EVERYWHERE = frozenset({"EMAIL", "API_KEY", "BEARER"})
+# Kinds whose value is a secret in itself: every other occurrence of it is scrubbed too. Emails
+# and PEM blocks are left out: their own patterns match wherever the same string recurs (a longer
+# token around an email is itself an email), while a value found by its context (`api_key=`,
+# `Bearer `, a key glued to a word) can recur without it.
+_SCRUB_EVERYWHERE = frozenset({"API_KEY", "BEARER"})
 _SCRUB_MIN_LEN = 8
+# Each distinct value costs one pass over the text (str.find, ~0.3 ms per MB): this bounds
+# values x text length, so a text stuffed with distinct secrets cannot make the scrub quadratic.
+SCRUB_BUDGET = 1 << 28
+
+
+class TooManySecrets(ValueError):
+    """More distinct secrets than the text can be searched for within :data:`SCRUB_BUDGET`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +71,8 @@ class _Detector:
     # than a regex scan.
     needs: tuple[str, ...] = ()
     folded: bool = False
+    # Or only if this pattern is found in the lowercased text.
+    gate: re.Pattern[str] | None = None
     # Where the regex is run: the whole text, or only the islands found by _numeric_islands
     # or _colon_islands (see there).
     islands: str = "all"
@@ -70,7 +82,7 @@ class _Detector:
 _DETECTORS: tuple[_Detector, ...] = (
     _Detector("API_KEY", _PEM_KEY, needs=("PRIVATE KEY-----",)),
     _Detector("API_KEY", _KNOWN_KEY, needs=_KEY_PREFIXES),
-    _Detector("API_KEY", _ASSIGNMENT, _assignment, needs=("key", "token", "secret", "passw", "pwd"), folded=True),
+    _Detector("API_KEY", _ASSIGNMENT, _assignment, gate=_ASSIGNMENT_GATE),
     _Detector("BEARER", _BEARER, _bearer, needs=("bearer",), folded=True),
     _Detector("EMAIL", _EMAIL, needs=("@",)),
     _Detector("IBAN", _IBAN, _iban),
@@ -84,26 +96,32 @@ _DETECTORS: tuple[_Detector, ...] = (
 )
 
 
-class _Spans:
-    """Accepted, non-overlapping spans kept sorted by start."""
+def _merge(accepted: list[Finding], candidates: list[tuple[int, int]], kind: str) -> list[Finding]:
+    """``accepted`` (sorted, non-overlapping) plus the candidates that overlap nothing accepted
+    before them: one sort and one pass per detector, so many findings stay linear."""
+    candidates.sort(key=_start)
+    added: list[Finding] = []
+    j, count, last_end = 0, len(accepted), -1
+    for start, end in candidates:
+        if end <= start or start < last_end:
+            continue
+        while j < count and accepted[j].end <= start:
+            j += 1
+        if j < count and accepted[j].start < end:
+            continue
+        added.append(Finding(kind, start, end))
+        last_end = end
+    if not added:
+        return accepted
+    return sorted(accepted + added, key=_finding_start)
 
-    __slots__ = ("starts", "findings")
 
-    def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.findings: list[Finding] = []
+def _start(span: tuple[int, int]) -> int:
+    return span[0]
 
-    def add(self, kind: str, start: int, end: int) -> bool:
-        if end <= start:
-            return False
-        i = bisect.bisect_right(self.starts, start)
-        if i > 0 and self.findings[i - 1].end > start:
-            return False
-        if i < len(self.starts) and self.starts[i] < end:
-            return False
-        self.starts.insert(i, start)
-        self.findings.insert(i, Finding(kind, start, end))
-        return True
+
+def _finding_start(finding: Finding) -> int:
+    return finding.start
 
 
 # Islands. A regex that cannot skip ahead to a literal costs ~15-40 us per KB of prose, and
@@ -116,7 +134,8 @@ class _Spans:
 # prefix) lets the engine skip ahead fast; islands without a digit are dropped after.
 _NUMERIC_ISLAND = _re(r"[0-9(+][0-9 ().+\-]*")
 _NUMERIC_MIN = 7  # the shortest numeric finding, an IPv4 address like 1.1.1.1
-_COLON_ISLAND = _re(r":[0-9A-Fa-f:.]*")
+# Only runs with two colons or more: a lone "name: value" colon is not worth a Python step.
+_COLON_ISLAND = _re(r":[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -131,8 +150,6 @@ def _numeric_islands(text: str) -> list[tuple[int, int]]:
 def _colon_islands(text: str) -> list[tuple[int, int]]:
     islands = []
     for m in _COLON_ISLAND.finditer(text):
-        if m.group().count(":") < 2:
-            continue
         start = m.start()
         # An address's first group (up to 4 hex digits) precedes the first colon.
         while start > 0 and m.start() - start < 4 and text[start - 1] in _HEX:
@@ -141,19 +158,26 @@ def _colon_islands(text: str) -> list[tuple[int, int]]:
     return islands
 
 
-def _scan(text: str, chosen: frozenset[str] | None, use_islands: bool) -> list[Finding]:
+def _scan(text: str, chosen: frozenset[str] | None, use_islands: bool, scrub: bool = True) -> list[Finding]:
+    """Findings sorted by position. ``scrub=False`` skips the search for recurrences of found
+    secrets, which only adds spans of kinds already found."""
     folded: str | None = None
     island_cache: dict[str, list[tuple[int, int]]] = {}
-    spans = _Spans()
+    accepted: list[Finding] = []
     for det in _DETECTORS:
         if chosen is not None and det.kind not in chosen:
             continue
+        if (det.folded or det.gate) and folded is None:
+            folded = text.lower()
         if det.needs:
-            if det.folded and folded is None:
-                folded = text.lower()
             haystack = folded if det.folded else text
-            if not any(literal in haystack for literal in det.needs):
+            for literal in det.needs:
+                if literal in haystack:
+                    break
+            else:
                 continue
+        if det.gate is not None and det.gate.search(folded) is None:
+            continue
         if det.islands == "all" or not use_islands:
             regions = [(0, len(text))]
         else:
@@ -161,24 +185,33 @@ def _scan(text: str, chosen: frozenset[str] | None, use_islands: bool) -> list[F
                 finder = _numeric_islands if det.islands == "numeric" else _colon_islands
                 island_cache[det.islands] = finder(text)
             regions = [(start, min(end + 1, len(text))) for start, end in island_cache[det.islands]]
+        candidates: list[tuple[int, int]] = []
         for start, end in regions:
             for m in det.regex.finditer(text, start, end):
                 found = det.validate(m, text) if det.validate else m.span()
                 if isinstance(found, list):
-                    for span in found:
-                        spans.add(det.kind, *span)
+                    candidates.extend(found)
                 elif found is not None:
-                    spans.add(det.kind, *found)
+                    candidates.append(found)
+        if candidates:
+            accepted = _merge(accepted, candidates, det.kind)
+    return _scrub(text, accepted) if scrub else accepted
+
+
+def _scrub(text: str, accepted: list[Finding]) -> list[Finding]:
     # A value reported once is removed wherever it recurs, e.g. a key first seen as
     # `api_key=XYZ` and later quoted bare.
-    secrets = {
-        text[f.start:f.end]: f.kind
-        for f in list(spans.findings)
-        if f.kind in _SCRUB_EVERYWHERE and f.end - f.start >= _SCRUB_MIN_LEN
-    }
+    secrets: dict[str, str] = {}
+    for f in accepted:
+        if f.kind in _SCRUB_EVERYWHERE and f.end - f.start >= _SCRUB_MIN_LEN:
+            secrets.setdefault(text[f.start:f.end], f.kind)
+    if len(secrets) * len(text) > SCRUB_BUDGET:
+        raise TooManySecrets(f"{len(secrets)} distinct secrets in {len(text)} characters")
     for value, kind in secrets.items():
+        recurrences = []
         at = text.find(value)
         while at != -1:
-            spans.add(kind, at, at + len(value))
+            recurrences.append((at, at + len(value)))
             at = text.find(value, at + 1)
-    return spans.findings
+        accepted = _merge(accepted, recurrences, kind)
+    return accepted
