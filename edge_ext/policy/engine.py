@@ -6,12 +6,12 @@ its decisions into ProcessingResponses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS, error_response
-from edge_ext.apis.limits import RequestLimits, check_shape
+from edge_ext.apis.limits import RequestLimits
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.cache.tiered import TieredCache
@@ -29,6 +29,7 @@ from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
+from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
 from edge_ext.providers.base import ChatRequest
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
@@ -36,27 +37,6 @@ from edge_ext.routing.shared_state import MemoryBreakerStore
 
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
 CLUSTER_HEADER = "x-edge-cluster"
-
-
-def _requested_output(body: dict) -> tuple[str, int] | None:
-    """The output-limit field asking for the most tokens, and its value (validated integers)."""
-    asked = [(body[name], name) for name in ("max_completion_tokens", "max_tokens") if isinstance(body.get(name), int)]
-    if not asked:
-        return None
-    value, name = max(asked)
-    return name, value
-
-
-def _authenticated(st: StreamState) -> Caller:
-    """The caller the request headers authenticated, for a handler that takes a body. Nothing is
-    routed to a provider without one: a health probe, or a stream whose headers were refused or
-    never seen, fails closed here whatever Envoy sends."""
-    handler = st.handler
-    if handler is None or not handler.body:
-        raise BodyNotAllowed(f"{st.method} {st.path} takes no request body")
-    if not handler.authenticated or st.caller is None:
-        raise Unauthorized("Incorrect API key provided")
-    return st.caller
 
 
 # Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
@@ -81,7 +61,10 @@ class Policy:
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self.grants = AttemptGrants(keys)
         self._max_body = config.processor.max_body_bytes
-        self._limits, self._pii = RequestLimits.of(config.processor), PromptGuard(config.processor.max_scanned_chars)
+        self._check = RequestCheck(self._router, RequestLimits.of(config.processor), config.processor.max_body_bytes)
+        self._pii = PromptGuard(config.processor.max_scanned_chars)
+        # Envoy's max_message_timeout is 30 s: the scan, then perhaps a single-flight wait.
+        self._scan_extend_s = min(29.0, 10.0 + config.cache.single_flight_wait_s)
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
@@ -152,36 +135,37 @@ class Policy:
 
     # -- request body ---------------------------------------------------------------------
     async def on_request_body(self, st: StreamState, body: bytes) -> Decision:
+        return await self._refusing(st, self._body(st, body))
+
+    async def _body(self, st: StreamState, body: bytes) -> Decision:
+        caller = authenticated(st)
+        request = self._check.validate(st, caller, body)
+        if self._budgets is not None:
+            st.admission = await self._budgets.admit(caller, request.body, request.model)
+        pii = caller.pii or self._default_pii
+        if self._pii.offloads(request, pii):
+            # A large body is scanned in a thread; Envoy would answer 504 at message_timeout.
+            return Defer(self._scan_extend_s, self._refusing(st, self._scanned(st, request, pii)))
+        return await self._answer_or_route(st, self._pii.inline(request, pii))
+
+    async def _scanned(self, st: StreamState, request: ChatRequest, pii: str) -> Decision:
+        decision = await self._answer_or_route(st, await self._pii.check(request, pii))
+        # A follower of an identical request in flight waits here too, within the same extension.
+        return await decision.then if isinstance(decision, Defer) else decision
+
+    async def _answer_or_route(self, st: StreamState, request: ChatRequest) -> Decision:
+        hit = await self._lookup(st, request)
+        return hit or self._route_chat(st, request)
+
+    async def _refusing(self, st: StreamState, steps: Awaitable[Decision]) -> Decision:
         try:
-            caller = _authenticated(st)
-            request = self._validate(st, caller, body)
-            if self._budgets is not None:
-                st.admission = await self._budgets.admit(caller, request.body, request.model)
-            request = await self._pii.check(request, caller.pii or self._default_pii)
-            hit = await self._lookup(st, request)
-            return hit or self._route_chat(st, request)
+            return await steps
         except EdgeError as err:
             return self._fail(st, err)
         except RecursionError:
             # A body json.loads accepted can still be too deep for a later walk (cache key,
             # translation, PII): refuse it like any other malformed request.
             return self._fail(st, InvalidRequest("the request body is nested too deeply"))
-
-    def _validate(self, st: StreamState, caller: Caller, body: bytes) -> ChatRequest:
-        """Every check of the request that does not need a provider, in one pass before the
-        router is asked: a refusal after the pick would hold a half-open breaker's probe slot."""
-        if len(body) > self._max_body:
-            raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
-        request = st.api.parse(body)
-        st.model, st.stream = request.model, request.stream
-        check_shape(request.body, self._limits)
-        caller.check_model(request.model)
-        wanted = _requested_output(request.body)
-        limit = self._router.output_limit(request.model)
-        if wanted is not None and limit is not None and wanted[1] > limit:
-            name, value = wanted
-            raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
-        return request
 
     async def _lookup(self, st: StreamState, request) -> Respond | None:
         directive = self._cache.directive(st.headers, request)
@@ -247,10 +231,10 @@ class Policy:
         return self._budgets
 
     def _route_chat(self, st: StreamState, request: ChatRequest) -> Decision:
-        caller = _authenticated(st)
+        caller = authenticated(st)
         if st.cache_key and st.recorder is None and st.cache_status == "bypass":
             st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
-        wanted = _requested_output(request.body)
+        wanted = requested_output(request.body)
         target = self._router.pick(request.model, request.body, wanted[1] if wanted else None)
         provider = target.provider
         # From here the router awaits this request's verdict: whatever follows, a refusal

@@ -98,9 +98,16 @@ class PromptGuard:
         # further between them and the loop.
         self._executor: ThreadPoolExecutor | None = None
 
+    def offloads(self, request: ChatRequest, policy: str) -> bool:
+        """Whether ``check`` scans in the thread (and may take longer than Envoy's message deadline)."""
+        return policy != "off" and len(request.raw) > self._inline_bytes
+
+    def inline(self, request: ChatRequest, policy: str) -> ChatRequest:
+        return guard_prompt(request, policy, self._max_chars)
+
     async def check(self, request: ChatRequest, policy: str) -> ChatRequest:
-        if policy == "off" or len(request.raw) <= self._inline_bytes:
-            return guard_prompt(request, policy, self._max_chars)
+        if not self.offloads(request, policy):
+            return self.inline(request, policy)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-ext-pii")
         return await asyncio.get_running_loop().run_in_executor(

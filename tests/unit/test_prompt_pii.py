@@ -267,3 +267,46 @@ def test_request_shape_over_a_cap_is_413_naming_it(body, cap):
 def test_request_shape_within_the_caps_passes():
     check_shape({"messages": [USER, {"role": "user", "content": [PART] * 3}, call("{}")], "system": [PART] * 2}, LIMITS)
     assert RequestLimits.of(Processor()) == RequestLimits(max_messages=10_000, max_content_parts=40_000)
+
+
+# -- Envoy's deadline while a large body is scanned -------------------------------------------
+def policy_with_pii(pii: str):
+    from edge_ext.clock import FakeClock
+    from edge_ext.config import parse_config
+    from edge_ext.policy.engine import Policy
+
+    config = parse_config(f"""
+auth: {{enabled: false, pii: {pii}}}
+cache: {{enabled: false}}
+providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:9", models: [gpt-4o-mini]}}]
+""")
+    return Policy(config, FakeClock(), {"p": "sk-p"})
+
+
+@pytest.mark.parametrize("pii, text, routed", [
+    ("redact", "plain words " * 3000, True),
+    ("block", "write to alice@example.com " + "plain words " * 3000, False),
+], ids=["large-clean-body-is-routed-after-the-scan", "large-body-with-pii-is-refused-after-the-scan"])
+async def test_a_scan_off_the_loop_first_extends_envoys_deadline(pii, text, routed):
+    from edge_ext.policy.decisions import Continue, Defer, Respond
+
+    policy = policy_with_pii(pii)
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).encode()
+    deferred = await policy.on_request_body(st, body)
+    assert isinstance(deferred, Defer) and deferred.extend_s > 5  # above the 500 ms message timeout
+    decision = await deferred.then
+    assert isinstance(decision, Continue if routed else Respond)
+    if not routed:
+        assert decision.status == 400 and b"alice@example.com" not in decision.body
+
+
+async def test_a_small_body_is_scanned_inline_without_a_deferral():
+    from edge_ext.policy.decisions import Continue
+
+    policy = policy_with_pii("block")
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    assert isinstance(await policy.on_request_body(st, body), Continue)

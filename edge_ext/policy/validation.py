@@ -1,0 +1,58 @@
+"""The one validation pass a request body gets before the router is asked, and the rule that
+nothing is routed without an authenticated caller.
+
+Every check that does not need a provider runs here: a refusal after the router's pick would hold
+a half-open breaker's probe slot, and a check after forwarding would be too late.
+"""
+
+from __future__ import annotations
+
+from edge_ext.apis.limits import RequestLimits, check_shape
+from edge_ext.auth import Caller
+from edge_ext.errors import BodyNotAllowed, BodyTooLarge, InvalidRequest, Unauthorized
+from edge_ext.policy.state import StreamState
+from edge_ext.providers.base import ChatRequest
+from edge_ext.routing.router import Router
+
+
+def requested_output(body: dict) -> tuple[str, int] | None:
+    """The output-limit field asking for the most tokens, and its value (validated integers)."""
+    asked = [(body[name], name) for name in ("max_completion_tokens", "max_tokens") if isinstance(body.get(name), int)]
+    if not asked:
+        return None
+    value, name = max(asked)
+    return name, value
+
+
+def authenticated(st: StreamState) -> Caller:
+    """The caller the request headers authenticated, for a handler that takes a body. Nothing is
+    routed to a provider without one: a health probe, or a stream whose headers were refused or
+    never seen, fails closed here whatever Envoy sends."""
+    handler = st.handler
+    if handler is None or not handler.body:
+        raise BodyNotAllowed(f"{st.method} {st.path} takes no request body")
+    if not handler.authenticated or st.caller is None:
+        raise Unauthorized("Incorrect API key provided")
+    return st.caller
+
+
+class RequestCheck:
+    def __init__(self, router: Router, limits: RequestLimits, max_body: int):
+        self._router = router
+        self._limits = limits
+        self._max_body = max_body
+
+    def validate(self, st: StreamState, caller: Caller, body: bytes) -> ChatRequest:
+        """Parse, shape caps, the caller's models, the model's output limit: a 4xx or a request."""
+        if len(body) > self._max_body:
+            raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
+        request = st.api.parse(body)
+        st.model, st.stream = request.model, request.stream
+        check_shape(request.body, self._limits)
+        caller.check_model(request.model)
+        wanted = requested_output(request.body)
+        limit = self._router.output_limit(request.model)
+        if wanted is not None and limit is not None and wanted[1] > limit:
+            name, value = wanted
+            raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
+        return request
