@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from edge_ext.auth import hash_key
-from tests.support import MockProvider, edge_config, http
+from tests.support import MockProvider, edge_config, http, start_mock, stop
 
 OPENAI_PROVIDER_KEY = "sk-provider-openai-hostile-0001"
 ANTHROPIC_PROVIDER_KEY = "sk-ant-provider-hostile-0002"
@@ -17,6 +17,17 @@ ANTHROPIC_PROVIDER_KEY = "sk-ant-provider-hostile-0002"
 KEY_ACME = "sk-edge-hostile-acme-0001"
 KEY_OTHER = "sk-edge-hostile-other-0002"
 MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def start_mocks(prefix: str) -> dict[str, MockProvider]:
+    """An OpenAI and an Anthropic mock, each checking the key the edge must send it."""
+    return {"openai": start_mock(f"{prefix}-openai", "--openai-key", OPENAI_PROVIDER_KEY),
+            "anthropic": start_mock(f"{prefix}-anthropic", "--anthropic-key", ANTHROPIC_PROVIDER_KEY)}
+
+
+def stop_mocks(mocks: dict[str, MockProvider]) -> None:
+    for mock in mocks.values():
+        stop(mock.proc)
 
 
 def hostile_config(tmp: Path, openai_mock: MockProvider, anthropic_mock: MockProvider | None = None, **sections) -> dict:

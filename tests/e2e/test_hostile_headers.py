@@ -11,9 +11,9 @@ import time
 import pytest
 
 from tests.hostile import (
-    ANTHROPIC_PROVIDER_KEY, KEY_ACME, MESSAGES, OPENAI_PROVIDER_KEY, hostile_config, post, provider_env,
+    ANTHROPIC_PROVIDER_KEY, KEY_ACME, MESSAGES, OPENAI_PROVIDER_KEY, hostile_config, post, provider_env, start_mocks, stop_mocks,
 )
-from tests.support import start_edge, start_mock, stop, wait_until
+from tests.support import start_edge, stop, wait_until
 
 LISTED_BETA = "listed-beta-2025-01-01"
 CONFIGURED_VERSION = "2023-06-01"
@@ -24,11 +24,9 @@ IN_QUERY = "sk-secret-in-the-query-string-0001"
 
 @pytest.fixture(scope="module")
 def mocks():
-    started = {"openai": start_mock("hostile-hdr-openai", "--openai-key", OPENAI_PROVIDER_KEY),
-               "anthropic": start_mock("hostile-hdr-anthropic", "--anthropic-key", ANTHROPIC_PROVIDER_KEY)}
+    started = start_mocks("hostile-hdr")
     yield started
-    for mock in started.values():
-        stop(mock.proc)
+    stop_mocks(started)
 
 
 @pytest.fixture(autouse=True)

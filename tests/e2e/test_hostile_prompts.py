@@ -11,9 +11,9 @@ import pytest
 
 from edge_ext.auth import hash_key
 from tests.hostile import (
-    ANTHROPIC_PROVIDER_KEY, KEY_ACME, KEY_OTHER, OPENAI_PROVIDER_KEY, hostile_config, post, provider_env,
+    KEY_ACME, KEY_OTHER, hostile_config, post, provider_env, start_mocks, stop_mocks,
 )
-from tests.support import start_edge, start_mock, stop
+from tests.support import start_edge, stop
 
 KEY_REDACT = "sk-edge-hostile-redact-0003"
 EMAIL, SSN, CARD = "jane.doe@example.com", "123-45-6789", "4111111111111111"
@@ -23,11 +23,9 @@ OPENAI_MODEL, ANTHROPIC_MODEL = "gpt-4o-mini", "claude-haiku-4-5"
 
 @pytest.fixture(scope="module")
 def mocks():
-    started = {"openai": start_mock("hostile-oa", "--openai-key", OPENAI_PROVIDER_KEY),
-               "anthropic": start_mock("hostile-an", "--anthropic-key", ANTHROPIC_PROVIDER_KEY)}
+    started = start_mocks("hostile")
     yield started
-    for mock in started.values():
-        stop(mock.proc)
+    stop_mocks(started)
 
 
 @pytest.fixture(autouse=True)

@@ -214,6 +214,34 @@ providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:1", models: [gp
         await server.stop(0)
 
 
+async def retry_attempt(tmp_path, monkeypatch):
+    """Envoy's failover filter on a retry to provider "next" of a request first shaped for "first":
+    the replies to its headers and its body."""
+    monkeypatch.setenv("FIRST_KEY", "sk-first")
+    monkeypatch.setenv("NEXT_KEY", "sk-next")
+    config = parse_config(f"""
+processor: {{address: "unix:{tmp_path}", workers: 1}}
+providers:
+  - {{name: first, kind: openai, base_url: "http://127.0.0.1:18080", api_key_env: FIRST_KEY, models: [m]}}
+  - {{name: next, kind: anthropic, base_url: "http://127.0.0.1:18081", api_key_env: NEXT_KEY, model_map: {{m: claude-x}}}}
+""")
+    address = config.processor.worker_address(0)
+    server, _ = await build_server(config, 0, address)
+    try:
+        async with grpc.aio.insecure_channel(address) as channel:
+            start = headers_msg(authorization="Bearer sk-first")
+            host = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "next" } } } } '
+            start.attributes["envoy.filters.http.ext_proc"].fields["xds.upstream_host_metadata"].string_value = host
+            from edge_ext.policy.grant import AttemptGrants
+
+            grant = dict(AttemptGrants({"first": "sk-first", "next": "sk-next"}).metadata("first", "m", ("first", "next")))
+            start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai", **grant})
+            body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+            return await exchange(channel, start, body_msg(body))
+    finally:
+        await server.stop(0)
+
+
 async def test_an_attempt_that_fails_unexpectedly_is_refused_without_credentials(tmp_path, monkeypatch, caplog):
     """A bug while shaping a retry fails closed: a refusal, never the provider's key, one log line."""
     import edge_ext.policy.attempt as attempt_module
@@ -222,29 +250,7 @@ async def test_an_attempt_that_fails_unexpectedly_is_refused_without_credentials
         raise RuntimeError("a prompt quoted in an exception: sk-secret")
 
     monkeypatch.setattr(attempt_module, "upstream_body", broken)
-    monkeypatch.setenv("FIRST_KEY", "sk-first")
-    monkeypatch.setenv("NEXT_KEY", "sk-next")
-    config = parse_config(f"""
-processor: {{address: "unix:{tmp_path}", workers: 1}}
-providers:
-  - {{name: first, kind: openai, base_url: "http://127.0.0.1:18080", api_key_env: FIRST_KEY, models: [m]}}
-  - {{name: next, kind: anthropic, base_url: "http://127.0.0.1:18081", api_key_env: NEXT_KEY, model_map: {{m: claude-x}}}}
-""")
-    address = config.processor.worker_address(0)
-    server, _ = await build_server(config, 0, address)
-    try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            start = headers_msg(authorization="Bearer sk-first")
-            host = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "next" } } } } '
-            start.attributes["envoy.filters.http.ext_proc"].fields["xds.upstream_host_metadata"].string_value = host
-            from edge_ext.policy.grant import AttemptGrants
-
-            grant = dict(AttemptGrants({"first": "sk-first", "next": "sk-next"}).metadata("first", "m", ("first", "next")))
-            start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai", **grant})
-            body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
-            first, second = await exchange(channel, start, body_msg(body))
-    finally:
-        await server.stop(0)
+    first, second = await retry_attempt(tmp_path, monkeypatch)
     assert second.HasField("immediate_response") and second.immediate_response.details == "edge_ext_failover_refused"
     assert b"sk-next" not in second.SerializeToString() and b"sk-secret" not in second.SerializeToString()
     assert "sk-secret" not in caplog.text and "RuntimeError" in caplog.text
@@ -253,29 +259,7 @@ providers:
 async def test_a_retry_attempt_stream_is_reshaped_for_its_provider(tmp_path, monkeypatch):
     """The failover cluster's filter: endpoint metadata names the attempt's provider, the
     forwarded request metadata the first provider and the model."""
-    monkeypatch.setenv("FIRST_KEY", "sk-first")
-    monkeypatch.setenv("NEXT_KEY", "sk-next")
-    config = parse_config(f"""
-processor: {{address: "unix:{tmp_path}", workers: 1}}
-providers:
-  - {{name: first, kind: openai, base_url: "http://127.0.0.1:18080", api_key_env: FIRST_KEY, models: [m]}}
-  - {{name: next, kind: anthropic, base_url: "http://127.0.0.1:18081", api_key_env: NEXT_KEY, model_map: {{m: claude-x}}}}
-""")
-    address = config.processor.worker_address(0)
-    server, _ = await build_server(config, 0, address)
-    try:
-        async with grpc.aio.insecure_channel(address) as channel:
-            start = headers_msg(authorization="Bearer sk-first")
-            host = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "next" } } } } '
-            start.attributes["envoy.filters.http.ext_proc"].fields["xds.upstream_host_metadata"].string_value = host
-            from edge_ext.policy.grant import AttemptGrants
-
-            grant = dict(AttemptGrants({"first": "sk-first", "next": "sk-next"}).metadata("first", "m", ("first", "next")))
-            start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai", **grant})
-            body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
-            first, second = await exchange(channel, start, body_msg(body))
-    finally:
-        await server.stop(0)
+    first, second = await retry_attempt(tmp_path, monkeypatch)
     assert first.mode_override.request_body_mode == pb.ProcessingMode.BUFFERED
     common = second.request_body.response
     mutated = {o.header.key: o.header.raw_value.decode() for o in common.header_mutation.set_headers}
