@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import yaml
@@ -121,8 +122,14 @@ def wrk(url: str, connections: int, duration: int, tmp: Path, kind: str = "plain
     script = tmp / f"post-{kind}.lua"
     if kind in UNIQUE:
         prefix, suffix = json.dumps({**UNIQUE[kind], "temperature": 0}).rsplit('."', 1)
-        lua_body = (f"request = function()\n  counter = (counter or 0) + 1\n"
-                    f"  return wrk.format(nil, nil, nil, {json.dumps(prefix)} .. '. ' .. math.random(1e9) .. counter .. '.\"' .. {json.dumps(suffix)})\nend\n")
+        # Unique per run, per wrk thread and per request. (Lua's math.random is unseeded in wrk:
+        # every thread of every run drew the same numbers, so later runs replayed earlier bodies
+        # and measured cache hits under the name of misses.)
+        lua_body = (f"local threads = 0\n"
+                    f"setup = function(thread)\n  threads = threads + 1\n  thread:set('tid', threads)\nend\n"
+                    f"request = function()\n  counter = (counter or 0) + 1\n"
+                    f"  return wrk.format(nil, nil, nil, {json.dumps(prefix)} .. '. {uuid.uuid4().hex}-' .. tid .. '-' .. counter"
+                    f" .. '.\"' .. {json.dumps(suffix)})\nend\n")
     else:
         lua_body = f"wrk.body = {json.dumps(json.dumps(BODIES[kind]))}\n"
     script.write_text(
