@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--workers", type=int, default=0, help="processor workers (0 = one per core)")
+    parser.add_argument("--cases", default="", help="comma-separated words: run only the cases whose name holds one "
+                        "(e.g. 'pass,floor'); the bare cases always run, as every ratio's base")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -180,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                  ("edge-ext miss+store 1conn", edge_t, 1, "unique"), ("edge-ext miss+routing 1conn", edge_t, 1, "routed"),
                  ("edge-ext hit 1conn", edge_t, 1, "hit"))
         results: dict[str, list[dict]] = {}
+        wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
+        cases = tuple(c for c in cases if not wanted or c[0].startswith("bare") or any(w in c[0] for w in wanted))
         for _ in range(args.rounds):
             for name, target, conns, kind in cases:
                 results.setdefault(name, []).append(measure(target, conns, args.duration, tmp, kind))
@@ -217,8 +221,11 @@ def report(results: dict[str, list[dict]], args) -> None:
               f"{m['rps'] / base['rps']:>7.2f}")
     print("\nratios (same run):")
     for label, top, bottom, key in RATIOS:
-        print(f"  {label:<42}{med[top][key] / med[bottom][key]:>6.2f}")
+        if top in med and bottom in med:
+            print(f"  {label:<42}{med[top][key] / med[bottom][key]:>6.2f}")
     for case in ("pass", "miss+store", "miss+routing", "hit"):
+        if f"edge-ext {case} 1conn" not in med:
+            continue
         added = med[f"edge-ext {case} 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]
         print(f"p50 added by edge-ext ({case}) at 1 connection: {added:.2f} ms")
 
