@@ -15,6 +15,7 @@ import yaml
 
 from edge_ext.config.models import Config
 from edge_ext.envoy_config.render import render_yaml
+from edge_ext.metric_files import METRICS_DIR_ENV, WorkerFilesCollector, fold_exited
 from edge_ext.supervisor import Child, Supervisor, child_env, python_argv
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
@@ -92,11 +93,9 @@ def runtime_dir() -> Path:
 def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> Supervisor:
     config = plan.config
     sup = Supervisor()
-    env = child_env({"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), DEMO_KEY_ENV: os.environ.get(DEMO_KEY_ENV, "demo-key")})
+    env = child_env({METRICS_DIR_ENV: str(metrics_dir), DEMO_KEY_ENV: os.environ.get(DEMO_KEY_ENV, "demo-key")})
     for host, port in plan.mocks:
         sup.add(Child(f"mock-provider:{port}", python_argv("edge_ext.mock", "--host", host, "--port", str(port), "--name", f"mock-{port}"), env))
-    from prometheus_client import multiprocess
-
     from edge_ext.wiring import STATE_FILES, state_directory
 
     # A fresh edge starts with closed breakers and no latency history.
@@ -107,7 +106,7 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
         address = config.processor.worker_address(index)
         child = Child(f"worker-{index}", python_argv("edge_ext.worker", "--config", str(plan.config_path), "--index", str(index)),
                       env, ready=lambda address=address: accepts(address))
-        child.on_exit.append(multiprocess.mark_process_dead)
+        child.on_exit.append(lambda pid: fold_exited(metrics_dir, pid))
         sup.add(child)
     if with_envoy:
         bootstrap = runtime / "envoy.yaml"
@@ -125,12 +124,12 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
 def start_metrics_server(config: Config, metrics_dir: Path) -> None:
     if not config.metrics.enabled:
         return
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import CollectorRegistry, start_http_server
 
+    from edge_ext.metrics import WorkerMetrics
     from edge_ext.shared_metrics import SharedStateCollector
 
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
+    registry.register(WorkerFilesCollector(metrics_dir, WorkerMetrics().families))
     registry.register(SharedStateCollector(config))
     start_http_server(config.metrics.port, addr=config.metrics.host, registry=registry)

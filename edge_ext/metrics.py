@@ -1,13 +1,16 @@
 """Prometheus metrics of one worker process.
 
-Workers write to prometheus-client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR, set by
-the supervisor before any worker imports prometheus_client); the supervisor serves the sum of
-all workers on one endpoint, so a scrape sees the instance, not a random worker.
+Samples go to in-memory values (edge_ext.metric_values): the request path adds to floats and
+list slots, nothing else. A background flush writes them to the supervisor's metrics directory
+(edge_ext.metric_files), and the supervisor serves the sum of all workers on one endpoint, so a
+scrape sees the instance, not a random worker.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+
+from edge_ext.metric_values import Counter, Histogram, families, merge, snapshot
 
 # Processor time per ext_proc message is tens of microseconds; buckets start well below 1 ms.
 _PHASE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -15,66 +18,70 @@ _PHASE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 
 class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
-        # A private registry: in multiprocess mode values go to the shared directory whatever
-        # the registry, and tests can build many workers in one process.
-        kw = {"registry": registry if registry is not None else CollectorRegistry()}
-        self.streams = Counter("edge_ext_streams", "ext_proc streams opened by Envoy", **kw)
+        self.streams = Counter("edge_ext_streams", "ext_proc streams opened by Envoy")
         self.requests = Counter(
             "edge_ext_requests",
             "HTTP requests seen by the processor, by outcome (routed or an error code) and provider",
             ["outcome", "provider"],
-            **kw,
         )
         self.phase_seconds = Histogram(
             "edge_ext_processing_seconds",
             "Processor time spent on one ext_proc message, by phase",
             ["phase"],
             buckets=_PHASE_BUCKETS,
-            **kw,
         )
-        self.cache_lookups = Counter(
-            "edge_ext_cache_lookups", "Cache lookups by result (hit-l1, hit-l2, miss)", ["result"], **kw)
-        self.cache_stored_bytes = Counter("edge_ext_cache_stored_bytes", "Bytes of answers written to the cache", **kw)
-        self.cache_stores = Counter("edge_ext_cache_stores", "Answers written to the cache", **kw)
-        self.cache_evictions = Counter("edge_ext_cache_l1_evictions", "L1 entries evicted to stay within bounds", **kw)
-        self.cache_l2_errors = Counter("edge_ext_cache_l2_errors", "L2 store failures treated as misses", ["store"], **kw)
+        self.cache_lookups = Counter("edge_ext_cache_lookups", "Cache lookups by result (hit-l1, hit-l2, miss)", ["result"])
+        self.cache_stored_bytes = Counter("edge_ext_cache_stored_bytes", "Bytes of answers written to the cache")
+        self.cache_stores = Counter("edge_ext_cache_stores", "Answers written to the cache")
+        self.cache_evictions = Counter("edge_ext_cache_l1_evictions", "L1 entries evicted to stay within bounds")
+        self.cache_l2_errors = Counter("edge_ext_cache_l2_errors", "L2 store failures treated as misses", ["store"])
         self.breaker_transitions = Counter(
-            "edge_ext_breaker_transitions", "Circuit breaker state changes by provider and new state", ["provider", "to"], **kw)
+            "edge_ext_breaker_transitions", "Circuit breaker state changes by provider and new state", ["provider", "to"])
         # Names follow the OpenTelemetry GenAI semantic conventions where one exists.
         self.token_usage = Histogram(
             "gen_ai_client_token_usage", "Tokens per answer by token type", ["gen_ai_token_type", "provider", "model"],
-            buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576), **kw)
-        self.cost_usd = Counter("edge_ext_cost_usd", "USD spent at providers, by provider and model", ["provider", "model"], **kw)
-        self.saved_usd = Counter("edge_ext_saved_usd", "USD not spent thanks to cache hits, by model", ["model"], **kw)
-        self.unpriced = Counter("edge_ext_unpriced_requests", "Answers for models without a price", ["model"], **kw)
+            buckets=(1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576))
+        self.cost_usd = Counter("edge_ext_cost_usd", "USD spent at providers, by provider and model", ["provider", "model"])
+        self.saved_usd = Counter("edge_ext_saved_usd", "USD not spent thanks to cache hits, by model", ["model"])
+        self.unpriced = Counter("edge_ext_unpriced_requests", "Answers for models without a price", ["model"])
         self.request_duration = Histogram(
             "gen_ai_server_request_duration_seconds", "Time from routing to the end of the provider's answer",
-            ["provider", "model"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), **kw)
+            ["provider", "model"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
         self.time_to_first_token = Histogram(
             "gen_ai_server_time_to_first_token_seconds", "Time from routing to the provider's response headers",
-            ["provider", "model"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), **kw)
-        self.responses = Counter("edge_ext_responses", "Provider answers by status class", ["provider", "status_class"], **kw)
-        self.tenant_cost_usd = Counter("edge_ext_tenant_cost_usd", "USD spent at providers by tenant", ["tenant"], **kw)
-        self.tenant_tokens = Counter("edge_ext_tenant_tokens", "Tokens (input and output) by tenant", ["tenant"], **kw)
+            ["provider", "model"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.responses = Counter("edge_ext_responses", "Provider answers by status class", ["provider", "status_class"])
+        self.tenant_cost_usd = Counter("edge_ext_tenant_cost_usd", "USD spent at providers by tenant", ["tenant"])
+        self.tenant_tokens = Counter("edge_ext_tenant_tokens", "Tokens (input and output) by tenant", ["tenant"])
         self.estimated_tokens = Counter(
             "edge_ext_estimated_tokens", "Tokens charged from an estimate (answers cut short or without usage), by "
-            "tenant; also in edge_ext_tenant_tokens", ["tenant"], **kw)
+            "tenant; also in edge_ext_tenant_tokens", ["tenant"])
         self.estimated_cost_usd = Counter(
             "edge_ext_estimated_cost_usd", "USD charged from an estimate (answers cut short or without usage), by "
-            "tenant; also in edge_ext_tenant_cost_usd", ["tenant"], **kw)
+            "tenant; also in edge_ext_tenant_cost_usd", ["tenant"])
         self.budget_refusals = Counter("edge_ext_budget_refusals", "Requests refused by a budget or a tokens-per-minute limit",
-                                       ["kind"], **kw)
+                                       ["kind"])
         self.auth_failures = Counter("edge_ext_auth_failures", "Requests refused for a missing, unknown or unauthorized key",
-                                     ["code"], **kw)
+                                     ["code"])
         self.translations = Counter("edge_ext_translations", "Requests served by a provider speaking another API",
-                                    ["client_api", "provider_api"], **kw)
+                                    ["client_api", "provider_api"])
         self.attempts = Counter(
             "edge_ext_upstream_attempts",
             "Provider attempts by result: answered, or retried (failed, and Envoy tried the next provider)",
-            ["provider", "result"], **kw)
+            ["provider", "result"])
         self.failovers = Counter("edge_ext_failovers", "Requests answered by another provider than the first one tried",
-                                 ["from_provider", "to_provider"], **kw)
+                                 ["from_provider", "to_provider"])
         self._phase_children = {}
+        if registry is not None:
+            # This process's own values (a single process, or a test); the supervisor serves the
+            # workers' sum through edge_ext.metric_files instead.
+            registry.register(self)
+
+    def families(self) -> list:
+        return [v for v in vars(self).values() if isinstance(v, (Counter, Histogram))]
+
+    def collect(self):
+        return families(self.families(), merge([snapshot(self.families())]), with_empty=True)
 
     def on_cache(self, result: str, stored_bytes: int) -> None:
         if result == "stored":

@@ -13,6 +13,7 @@ from edge_ext.cache.tiered import TieredCache
 from edge_ext.clock import Clock, monotonic
 from edge_ext.config.models import Config
 from edge_ext.cost.pricing import load_pricing
+from edge_ext.metric_files import METRICS_DIR_ENV, MetricsFlusher
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.engine import Policy
@@ -143,4 +144,7 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s)
     policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
                     router=router, latency=latency, accounting=accounting, budgets=budgets)
+    metrics_dir = os.environ.get(METRICS_DIR_ENV)
+    if config.metrics.enabled and metrics_dir:
+        services.append(MetricsFlusher(metrics, metrics_dir, config.metrics.flush_interval_s))
     return WorkerDeps(config, clock, metrics, policy, services)

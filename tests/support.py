@@ -48,6 +48,33 @@ def wait_until(check, timeout: float = 20.0, what: str = "condition") -> None:
     raise TimeoutError(f"{what} not reached in {timeout}s (last error: {last})")
 
 
+def scrape(edge: "Edge") -> str:
+    status, _, payload = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")
+    assert status == 200, payload
+    return payload.decode()
+
+
+def scrape_until(edge: "Edge", *lines: str, timeout: float = 10.0) -> str:
+    """The metrics text once it holds every line. Workers write their values every
+    metrics.flush_interval_s (1 s), so a request's samples show up within that of its stream's end."""
+    last = [""]
+
+    def holds() -> bool:
+        last[0] = scrape(edge)
+        return all(line in last[0] for line in lines)
+
+    try:
+        wait_until(holds, timeout=timeout, what="metrics lines")
+    except TimeoutError:
+        raise AssertionError(f"not in the metrics after {timeout}s: {[line for line in lines if line not in last[0]]}") from None
+    return last[0]
+
+
+def worker_pids(edge: "Edge") -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(edge.proc.pid), "-f", "edge_ext.worker"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
 def stop(proc: subprocess.Popen, timeout: float = 15) -> int:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -52,7 +52,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             version=__version__,
             worker_index=self._index,
             worker_pid=os.getpid(),
-            streams_total=int(self._metrics.streams._value.get()),
+            streams_total=int(self._metrics.streams.value),
             providers=[
                 pb.ProviderStatus(
                     name=p.name,

@@ -191,6 +191,9 @@ class Metrics(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 9464
+    # How often each worker writes its values for the endpoint: a scrape lags by at most this,
+    # and a worker killed without its last write loses at most this much of its samples.
+    flush_interval_s: Annotated[float, Field(ge=0.05, le=60)] = 1.0
     scrapers: Scrapers = Scrapers()
 
 

@@ -1,9 +1,15 @@
 """The floor: a processor doing the least any router must (constant replies, no parsing).
 
-    python -m tests.bench.floor UNIX_SOCKET_PATH CLUSTER
+    python -m tests.bench.floor UNIX_SOCKET_PATH CLUSTER [MESSAGES]
 
 The benchmark runs it behind the same Envoy bootstrap as edge-ext to show how much of the cost
 is grpc.aio and Envoy's ext_proc round trips, and how much is edge-ext's own policy.
+
+MESSAGES 2 (the default) answers the request headers and body, as a cache hit or a request that
+needs nothing from the answer does. MESSAGES 4 also asks for the response headers and the
+buffered response body in its reply to the request headers (mode_override, as edge-ext does for
+an answer it reads) and answers them with constants too: the floor of a request whose answer is
+read.
 """
 
 from __future__ import annotations
@@ -18,27 +24,39 @@ from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 
 
-def replies(cluster: str) -> tuple[pb.ProcessingResponse, pb.ProcessingResponse]:
+def replies(cluster: str, messages: int = 2) -> dict[str, pb.ProcessingResponse]:
+    """The constant reply to each message kind."""
     headers = pb.ProcessingResponse(request_headers=pb.HeadersResponse())
+    if messages == 4:
+        # An override replaces the whole mode: the request side is restated, as edge-ext does.
+        headers.mode_override.CopyFrom(pb.ProcessingMode(
+            request_header_mode=pb.ProcessingMode.SEND, request_body_mode=pb.ProcessingMode.BUFFERED,
+            response_header_mode=pb.ProcessingMode.SEND, response_body_mode=pb.ProcessingMode.BUFFERED,
+            request_trailer_mode=pb.ProcessingMode.SKIP, response_trailer_mode=pb.ProcessingMode.SKIP))
+    elif messages != 2:
+        raise ValueError("the floor answers 2 or 4 messages")
     body = pb.ProcessingResponse()
     mutation = body.request_body.response.header_mutation
     mutation.set_headers.add(header=pb.HeaderValue(key="x-edge-cluster", raw_value=cluster.encode()))
     body.request_body.response.clear_route_cache = True
-    return headers, body
+    return {"request_headers": headers, "request_body": body,
+            "response_headers": pb.ProcessingResponse(response_headers=pb.HeadersResponse()),
+            "response_body": pb.ProcessingResponse(response_body=pb.BodyResponse())}
 
 
 class Floor(service_pb2_grpc.ExternalProcessorServicer):
-    def __init__(self, cluster: str):
-        self.headers, self.body = replies(cluster)
+    def __init__(self, cluster: str, messages: int = 2):
+        self.replies = replies(cluster, messages)
 
     async def Process(self, request_iterator, context):
+        replies = self.replies
         async for request in request_iterator:
-            yield self.body if request.HasField("request_body") else self.headers
+            yield replies[request.WhichOneof("request")]
 
 
-async def serve(address: str, cluster: str) -> None:
+async def serve(address: str, cluster: str, messages: int = 2) -> None:
     server = grpc.aio.server()
-    service_pb2_grpc.add_ExternalProcessorServicer_to_server(Floor(cluster), server)
+    service_pb2_grpc.add_ExternalProcessorServicer_to_server(Floor(cluster, messages), server)
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     await servicer.set("envoy.service.ext_proc.v3.ExternalProcessor", health_pb2.HealthCheckResponse.SERVING)
@@ -51,4 +69,4 @@ if __name__ == "__main__":
     import uvloop  # as edge-ext's workers do: it measured 15-20% faster here
 
     uvloop.install()
-    asyncio.run(serve(sys.argv[1], sys.argv[2]))
+    asyncio.run(serve(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 2))

@@ -3,109 +3,41 @@
     python -m tests.bench.run [--duration 10] [--connections 16]
 
 The "floor processor" (tests/bench/floor.py) answers with constant replies behind the same
-bootstrap: it is what grpc.aio and the two ext_proc round trips cost before any policy.
+bootstrap: it is what grpc.aio and the ext_proc round trips cost before any policy, at 2
+messages (request headers and body) and at 4 (the answer's headers and body too).
 The upstream is an Envoy answering a canned chat.completion with a direct_response, so neither
-side is limited by the upstream. "bare" is edge-ext's own rendered bootstrap with the ext_proc
-filter removed and the route pinned to the provider cluster: the ratio isolates what edge-ext
-costs. wrk drives load (Debian package `wrk`). Every run is bounded by --duration.
+side is limited by the upstream. "bare" is edge-ext's own bootstrap without the processor
+(tests/bench/envoys.py): the ratio isolates what edge-ext costs. wrk drives load (Debian package `wrk`). Every run is bounded by --duration. The "msgs"
+column is the ext_proc messages per request Envoy's listener filter sent during the run, "cpu us"
+the processor's CPU time per request (all its processes: the floor's one, edge-ext's workers).
+docs/performance.md explains the cases and the ratios printed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from edge_ext.config import parse_config
-from edge_ext.edge import envoy_binary
 from edge_ext.envoy_config.render import render
-from tests.support import edge_config, free_port, http, start_edge, stop, wait_until
+from tests.bench.envoys import bare_bootstrap, floor_bootstrap, start_envoy, upstream_bootstrap
+from tests.support import edge_config, free_port, http, start_edge, stop, wait_until, worker_pids
 
-COMPLETION = {
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, how can I help?"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 8, "total_tokens": 20},
-}
-SSE = "".join(
-    "data: " + json.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
-                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}) + "\n\n"
-    for delta, finish, extra in [({"role": "assistant", "content": ""}, None, {}), ({"content": "Hello"}, None, {}),
-                                 ({"content": " there"}, None, {}), ({}, "stop", {})]
-) + "data: " + json.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
-                           "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}) + "\n\ndata: [DONE]\n\n"
 REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are terse."},
                                                 {"role": "user", "content": "Say hello to the benchmark."}]}
-
-
-def upstream_bootstrap(port: int, admin: int) -> dict:
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
-        "static_resources": {"listeners": [{
-            "name": "upstream", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "upstream",
-                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
-                "route_config": {"virtual_hosts": [{"name": "u", "domains": ["*"], "routes": [{
-                    "match": {"prefix": "/sse/"},
-                    "direct_response": {"status": 200, "body": {"inline_string": SSE}},
-                    "response_headers_to_add": [{"header": {"key": "content-type", "value": "text/event-stream"}}],
-                }, {
-                    "match": {"prefix": "/"},
-                    "direct_response": {"status": 200, "body": {"inline_string": json.dumps(COMPLETION)}},
-                    "response_headers_to_add": [{"header": {"key": "content-type", "value": "application/json"}}],
-                }]}]},
-            }}]}],
-        }]},
-    }
-
-
-def bare_bootstrap(edge_bootstrap: dict, port: int, admin: int, cluster: str) -> dict:
-    bare = copy.deepcopy(edge_bootstrap)
-    bare["admin"]["address"]["socket_address"]["port_value"] = admin
-    listener = bare["static_resources"]["listeners"][0]
-    listener["address"]["socket_address"]["port_value"] = port
-    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != "envoy.filters.http.ext_proc"]
-    hcm["access_log"] = []
-    for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
-        if "route" in route:
-            route["route"].pop("cluster_header")
-            route["route"]["cluster"] = cluster
-    bare["static_resources"]["clusters"] = [c for c in bare["static_resources"]["clusters"] if c["name"] != "edge_ext_processor"]
-    return bare
-
-
-def floor_bootstrap(edge_bootstrap: dict, port: int, admin: int, sock: Path) -> dict:
-    floor = copy.deepcopy(edge_bootstrap)
-    floor["admin"]["address"]["socket_address"]["port_value"] = admin
-    listener = floor["static_resources"]["listeners"][0]
-    listener["address"]["socket_address"]["port_value"] = port
-    listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"] = []
-    processor = floor["static_resources"]["clusters"][0]
-    processor["load_assignment"]["endpoints"][0]["lb_endpoints"] = [{"endpoint": {"address": {"pipe": {"path": str(sock)}}}}]
-    return floor
-
-
-def start_envoy(bootstrap: dict, tmp: Path, name: str) -> subprocess.Popen:
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(bootstrap))
-    return subprocess.Popen([envoy_binary(), "-c", str(path), "--disable-hot-restart", "-l", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 BODIES = {
-    "plain": REQUEST,  # not cacheable (no temperature 0): routed, answer passes through
+    "plain": REQUEST,  # not cacheable (no temperature 0): routed; its answer is read for usage
     "stream": {**REQUEST, "model": "gpt-stream", "stream": True},
     "hit": {**REQUEST, "temperature": 0},  # the same cacheable body every time
 }
@@ -121,8 +53,14 @@ def wrk(url: str, connections: int, duration: int, tmp: Path, kind: str = "plain
     script = tmp / f"post-{kind}.lua"
     if kind in UNIQUE:
         prefix, suffix = json.dumps({**UNIQUE[kind], "temperature": 0}).rsplit('."', 1)
-        lua_body = (f"request = function()\n  counter = (counter or 0) + 1\n"
-                    f"  return wrk.format(nil, nil, nil, {json.dumps(prefix)} .. '. ' .. math.random(1e9) .. counter .. '.\"' .. {json.dumps(suffix)})\nend\n")
+        # Unique per run, per wrk thread and per request. (Lua's math.random is unseeded in wrk:
+        # every thread of every run drew the same numbers, so later runs replayed earlier bodies
+        # and measured cache hits under the name of misses.)
+        lua_body = (f"local threads = 0\n"
+                    f"setup = function(thread)\n  threads = threads + 1\n  thread:set('tid', threads)\nend\n"
+                    f"request = function()\n  counter = (counter or 0) + 1\n"
+                    f"  return wrk.format(nil, nil, nil, {json.dumps(prefix)} .. '. {uuid.uuid4().hex}-' .. tid .. '-' .. counter"
+                    f" .. '.\"' .. {json.dumps(suffix)})\nend\n")
     else:
         lua_body = f"wrk.body = {json.dumps(json.dumps(BODIES[kind]))}\n"
     script.write_text(
@@ -144,12 +82,62 @@ def wrk(url: str, connections: int, duration: int, tmp: Path, kind: str = "plain
     return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": int(non2xx.group(1)) if non2xx else 0}
 
 
+def envoy_counts(admin: str) -> tuple[int, int]:
+    """(messages Envoy sent to the processor, requests completed) on the listener, so far."""
+    body = http("GET", f"{admin}/stats?filter=^http\\.edge\\.(ext_proc\\.stream_msgs_sent|downstream_rq_completed)$&format=json")[2]
+    stats = {s["name"]: int(s["value"]) for s in json.loads(body).get("stats", [])}
+    return stats.get("http.edge.ext_proc.stream_msgs_sent", 0), stats.get("http.edge.downstream_rq_completed", 0)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Target:
+    url: str
+    admin: str | None = None  # Envoy's admin, for the message count; None: no processor
+    pids: Callable[[], list[int]] = list  # the processor's processes, for its CPU time
+
+
+def measure(target: Target, connections: int, duration: int, tmp: Path, kind: str) -> dict:
+    """One wrk run; with a processor, the ext_proc messages Envoy's listener filter sent and the
+    processor's CPU time, per request, counted meanwhile."""
+    if not target.admin:
+        return {**wrk(target.url, connections, duration, tmp, kind), "msgs": 0.0, "cpu_us": 0.0}
+    pids = target.pids()
+    before, cpu = envoy_counts(target.admin), cpu_seconds(pids)
+    result = wrk(target.url, connections, duration, tmp, kind)
+    after, cpu = envoy_counts(target.admin), cpu_seconds(pids) - cpu
+    requests = max(1, after[1] - before[1])
+    return {**result, "msgs": (after[0] - before[0]) / requests, "cpu_us": cpu / requests * 1e6}
+
+
+def start_floor(edge_bootstrap: dict, tmp: Path, messages: int, procs: list) -> Target:
+    port, admin, sock = free_port(), free_port(), tmp / f"floor{messages}.sock"
+    floor = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", f"unix:{sock}", "provider_bench", str(messages)])
+    procs.append(floor)
+    procs.append(start_envoy(floor_bootstrap(edge_bootstrap, port, admin, sock), tmp, f"floor{messages}"))
+    wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/health/ready", timeout=1)[0] == 200, what=f"floor processor ({messages})")
+    return Target(f"http://127.0.0.1:{port}/v1/chat/completions", f"http://127.0.0.1:{admin}", lambda: [floor.pid])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (bounded)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     parser.add_argument("--workers", type=int, default=0, help="processor workers (0 = one per core)")
+    parser.add_argument("--cases", default="", help="comma-separated words: run only the cases whose name holds one "
+                        "(e.g. 'pass,floor'); the bare cases always run, as every ratio's base")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -173,33 +161,32 @@ def main(argv: list[str] | None = None) -> int:
         edge_bootstrap = render(parse_config(json.dumps(config)))
         bare = bare_bootstrap(edge_bootstrap, bare_port, free_port(), "provider_bench")
         procs.append(start_envoy(bare, tmp, "bare"))
-        floor_port, floor_sock = free_port(), tmp / "floor.sock"
-        procs.append(subprocess.Popen([sys.executable, "-m", "tests.bench.floor", f"unix:{floor_sock}", "provider_bench"]))
-        procs.append(start_envoy(floor_bootstrap(edge_bootstrap, floor_port, free_port(), floor_sock), tmp, "floor"))
-        bare_url = f"http://127.0.0.1:{bare_port}/v1/chat/completions"
-        bare_sse_url = f"http://127.0.0.1:{bare_port}/sse/v1/chat/completions"
-        floor_url = f"http://127.0.0.1:{floor_port}/v1/chat/completions"
-        edge_url = f"{edge.url}/v1/chat/completions"
         wait_until(lambda: http("GET", f"http://127.0.0.1:{bare_port}/health/live", timeout=1)[0] == 200, what="bare envoy")
-        wait_until(lambda: http("GET", f"http://127.0.0.1:{floor_port}/health/ready", timeout=1)[0] == 200, what="floor processor")
-        for url in (bare_url, floor_url, edge_url):  # warm-up, and a sanity check that all answer 200
-            status, _, body = http("POST", url, json.dumps(REQUEST).encode(), {"content-type": "application/json"})
-            assert status == 200, (url, status, body)
-            wrk(url, args.connections, 2, tmp)
+        bare_t = Target(f"http://127.0.0.1:{bare_port}/v1/chat/completions")
+        bare_sse_t = Target(f"http://127.0.0.1:{bare_port}/sse/v1/chat/completions")
+        floor2_t, floor4_t = start_floor(edge_bootstrap, tmp, 2, procs), start_floor(edge_bootstrap, tmp, 4, procs)
+        edge_t = Target(f"{edge.url}/v1/chat/completions", f"http://127.0.0.1:{config['envoy']['admin']['port']}",
+                        lambda: worker_pids(edge))
+        for target in (bare_t, floor2_t, floor4_t, edge_t):  # warm-up, and a sanity check that all answer 200
+            status, _, body = http("POST", target.url, json.dumps(REQUEST).encode(), {"content-type": "application/json"})
+            assert status == 200, (target.url, status, body)
+            wrk(target.url, args.connections, 2, tmp)
 
+        c = args.connections
+        cases = (("bare", bare_t, c, "plain"), ("floor 2msg", floor2_t, c, "plain"), ("floor 4msg", floor4_t, c, "plain"),
+                 ("edge-ext pass", edge_t, c, "plain"), ("edge-ext miss+store", edge_t, c, "unique"),
+                 ("edge-ext hit", edge_t, c, "hit"), ("edge-ext miss+routing", edge_t, c, "routed"),
+                 ("bare stream", bare_sse_t, c, "stream"), ("edge-ext stream", edge_t, c, "stream"),
+                 ("bare 1conn", bare_t, 1, "plain"), ("floor 2msg 1conn", floor2_t, 1, "plain"),
+                 ("floor 4msg 1conn", floor4_t, 1, "plain"), ("edge-ext pass 1conn", edge_t, 1, "plain"),
+                 ("edge-ext miss+store 1conn", edge_t, 1, "unique"), ("edge-ext miss+routing 1conn", edge_t, 1, "routed"),
+                 ("edge-ext hit 1conn", edge_t, 1, "hit"))
         results: dict[str, list[dict]] = {}
-        cases = (("bare", bare_url, args.connections, "plain"), ("floor processor", floor_url, args.connections, "plain"),
-                 ("edge-ext pass", edge_url, args.connections, "plain"), ("edge-ext miss+store", edge_url, args.connections, "unique"),
-                 ("edge-ext hit", edge_url, args.connections, "hit"),
-                 ("edge-ext miss+routing", edge_url, args.connections, "routed"),
-                 ("bare stream", bare_sse_url, args.connections, "stream"), ("edge-ext stream", edge_url, args.connections, "stream"),
-                 ("bare 1conn", bare_url, 1, "plain"), ("floor 1conn", floor_url, 1, "plain"),
-                 ("edge-ext pass 1conn", edge_url, 1, "plain"), ("edge-ext miss+store 1conn", edge_url, 1, "unique"),
-                 ("edge-ext miss+routing 1conn", edge_url, 1, "routed"),
-                 ("edge-ext hit 1conn", edge_url, 1, "hit"))
+        wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
+        cases = tuple(c for c in cases if not wanted or c[0].startswith("bare") or any(w in c[0] for w in wanted))
         for _ in range(args.rounds):
-            for name, url, conns, kind in cases:
-                results.setdefault(name, []).append(wrk(url, conns, args.duration, tmp, kind))
+            for name, target, conns, kind in cases:
+                results.setdefault(name, []).append(measure(target, conns, args.duration, tmp, kind))
         report(results, args)
     finally:
         for proc in procs:
@@ -208,14 +195,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# The ratios issue 13's targets are stated in (docs/performance.md): name, numerator, denominator, field.
+RATIOS = (
+    ("floor 2msg / bare (req/s)", "floor 2msg", "bare", "rps"),
+    ("floor 4msg / bare (req/s)", "floor 4msg", "bare", "rps"),
+    ("pass / floor 2msg (req/s)", "edge-ext pass", "floor 2msg", "rps"),
+    ("hit / floor 2msg (req/s)", "edge-ext hit", "floor 2msg", "rps"),
+    ("miss+store / floor 4msg (req/s)", "edge-ext miss+store", "floor 4msg", "rps"),
+    ("stream / bare stream (req/s)", "edge-ext stream", "bare stream", "rps"),
+    ("pass p50 / floor 2msg p50, 1 connection", "edge-ext pass 1conn", "floor 2msg 1conn", "p50_ms"),
+    ("hit p50 / floor 2msg p50, 1 connection", "edge-ext hit 1conn", "floor 2msg 1conn", "p50_ms"),
+    ("floor 2msg p50 / bare p50, 1 connection", "floor 2msg 1conn", "bare 1conn", "p50_ms"),
+)
+
+
 def report(results: dict[str, list[dict]], args) -> None:
-    med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50_ms", "p99_ms", "errors")} for name, runs in results.items()}
+    fields = ("rps", "p50_ms", "p99_ms", "errors", "msgs", "cpu_us")
+    med = {name: {k: statistics.median(r[k] for r in runs) for k in fields} for name, runs in results.items()}
     print(f"\nedge-ext benchmark: {args.rounds} rounds x {args.duration}s, wrk -c{args.connections}; medians")
-    print(f"{'case':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}{'ratio':>8}")
+    print(f"{'case':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'msgs':>6}{'cpu us':>8}{'/bare':>7}")
     for name, m in med.items():
         base = med["bare 1conn" if "1conn" in name else "bare stream" if "stream" in name else "bare"]
-        print(f"{name:<22}{m['rps']:>10.0f}{m['p50_ms']:>10.2f}{m['p99_ms']:>10.2f}{m['errors']:>9.0f}{m['rps'] / base['rps']:>8.2f}")
+        msgs, cpu = (f"{m['msgs']:.1f}", f"{m['cpu_us']:.0f}") if m["msgs"] else ("-", "-")
+        print(f"{name:<28}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['errors']:>9.0f}{msgs:>6}{cpu:>8}"
+              f"{m['rps'] / base['rps']:>7.2f}")
+    print("\nratios (same run):")
+    for label, top, bottom, key in RATIOS:
+        if top in med and bottom in med:
+            print(f"  {label:<42}{med[top][key] / med[bottom][key]:>6.2f}")
     for case in ("pass", "miss+store", "miss+routing", "hit"):
+        if f"edge-ext {case} 1conn" not in med:
+            continue
         added = med[f"edge-ext {case} 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]
         print(f"p50 added by edge-ext ({case}) at 1 connection: {added:.2f} ms")
 

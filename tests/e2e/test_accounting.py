@@ -7,7 +7,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.support import edge_config, http, start_edge, start_mock, stop, wait_until
+from tests.support import edge_config, scrape_until, start_edge, start_mock, stop, wait_until
 
 MESSAGES = [{"role": "user", "content": "How much does this cost?"}]
 # Shipped prices (USD per million tokens) for the models used here.
@@ -95,8 +95,7 @@ def test_streamed_usage_is_counted_once_in_the_access_log(edge, model):
 def test_unpriced_model_is_counted_never_zero(edge):
     raw = oai(edge).chat.completions.with_raw_response.create(model="my-local-llama", messages=MESSAGES)
     assert raw.headers["x-edge-cost-usd"] == "unpriced"
-    text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
-    assert 'edge_ext_unpriced_requests_total{model="my-local-llama"}' in text
+    scrape_until(edge, 'edge_ext_unpriced_requests_total{model="my-local-llama"}')
     assert "has no price" in edge.log()
 
 
@@ -104,16 +103,12 @@ def test_metrics_carry_tokens_and_cost(edge):
     oai(edge).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     oai(edge).chat.completions.create(model="claude-sonnet-4-6", messages=MESSAGES)
 
-    def scrape() -> str:
-        return http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
-
-    # Per-request figures are counted when Envoy closes the stream, just after the client's answer.
-    wait_until(lambda: 'edge_ext_translations_total{client_api="openai",provider_api="anthropic"}' in scrape())
-    text = scrape()
-    assert 'gen_ai_client_token_usage_count{gen_ai_token_type="output",model="gpt-4o-mini",provider="oa"}' in text
-    assert 'edge_ext_cost_usd_total{model="gpt-4o-mini",provider="oa"}' in text
-    assert 'gen_ai_server_request_duration_seconds_count{model="gpt-4o-mini",provider="oa"}' in text
-    assert 'gen_ai_server_time_to_first_token_seconds_count{model="gpt-4o-mini",provider="oa"}' in text
-    assert 'edge_ext_responses_total{provider="oa",status_class="2xx"}' in text
-    assert 'edge_ext_tenant_cost_usd_total{tenant="anonymous"}' in text
-    assert 'edge_ext_translations_total{client_api="openai",provider_api="anthropic"}' in text
+    # Per-request figures are counted when Envoy closes the stream, just after the client's answer,
+    # and reach the endpoint with the worker's next flush.
+    scrape_until(edge, 'gen_ai_client_token_usage_count{gen_ai_token_type="output",model="gpt-4o-mini",provider="oa"}',
+                 'edge_ext_cost_usd_total{model="gpt-4o-mini",provider="oa"}',
+                 'gen_ai_server_request_duration_seconds_count{model="gpt-4o-mini",provider="oa"}',
+                 'gen_ai_server_time_to_first_token_seconds_count{model="gpt-4o-mini",provider="oa"}',
+                 'edge_ext_responses_total{provider="oa",status_class="2xx"}',
+                 'edge_ext_tenant_cost_usd_total{tenant="anonymous"}',
+                 'edge_ext_translations_total{client_api="openai",provider_api="anthropic"}')

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from tests.redis_server import RedisServer
-from tests.support import edge_config, http, start_edge, start_mock, stop, wait_until
+from tests.support import edge_config, scrape_until, start_edge, start_mock, stop, wait_until
 
 KEY_A, KEY_B = "sk-tenant-a-1111", "sk-tenant-b-2222"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -158,10 +158,8 @@ def test_cache_metrics(edge):
     messages = [{"role": "user", "content": "metrics of a hit"}]
     ask(edge, messages=messages)
     wait_until(lambda: ask(edge, messages=messages).headers["x-edge-cache"].startswith("hit"))
-    text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
-    assert 'edge_ext_saved_usd_total{model="gpt-4o-mini"}' in text
-    assert 'edge_ext_cache_lookups_total{result="miss"}' in text
-    assert "edge_ext_cache_stored_bytes_total" in text
+    scrape_until(edge, 'edge_ext_saved_usd_total{model="gpt-4o-mini"}', 'edge_ext_cache_lookups_total{result="miss"}',
+                 "edge_ext_cache_stored_bytes_total")
 
 
 # -- Redis as L2 -------------------------------------------------------------------------------
@@ -185,8 +183,7 @@ def test_redis_down_is_a_miss_and_its_return_brings_l2_hits_back(tmp_path, mock,
         redis_server.stop()
         for _ in range(5):
             assert ask(edge, messages=messages).headers["x-edge-cache"] == "miss"
-        text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
-        assert 'edge_ext_cache_l2_errors_total{store="redis"}' in text
+        scrape_until(edge, 'edge_ext_cache_l2_errors_total{store="redis"}')
 
         redis_server.start()  # same port, empty: the next answer is stored again
         ask(edge, messages=messages)

@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.support import edge_config, free_port, http, start_edge, start_mock, stop
+from tests.support import edge_config, free_port, scrape_until, start_edge, start_mock, stop
 
 OPENAI_KEY, ANTHROPIC_KEY, SPARE_KEY = "sk-openai-primary", "sk-ant-secondary", "sk-openai-spare"
 MESSAGES = [{"role": "user", "content": "fail me over"}]
@@ -164,8 +164,7 @@ def test_concurrent_failovers_across_workers_all_succeed(edge, mocks):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(40)))
     assert results == [("secondary", "2")] * 40
-    text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
-    assert 'edge_ext_failovers_total{from_provider="primary",to_provider="secondary"}' in text
+    scrape_until(edge, 'edge_ext_failovers_total{from_provider="primary",to_provider="secondary"}')
 
 
 def test_a_dead_first_provider_is_failed_over(tmp_path, mocks):

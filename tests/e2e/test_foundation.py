@@ -12,7 +12,7 @@ from edge_ext.envoy_config.render import render_yaml
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from tests.e2e.conftest import CLIENT_KEY, PROVIDER_KEY
-from tests.support import edge_config, http, start_edge, stop, wait_until
+from tests.support import edge_config, http, scrape_until, start_edge, stop, wait_until, worker_pids
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 
@@ -111,11 +111,8 @@ def test_health_routes(edge, path, expected):
 
 def test_metrics_count_requests_and_phase_latency(edge, client):
     client.chat.completions.create(**CHAT)
-    status, _, payload = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")
-    text = payload.decode()
-    assert status == 200
-    assert 'edge_ext_requests_total{outcome="routed",provider="openai-main"}' in text
-    assert 'edge_ext_processing_seconds_count{phase="request_body"}' in text
+    scrape_until(edge, 'edge_ext_requests_total{outcome="routed",provider="openai-main"}',
+                 'edge_ext_processing_seconds_count{phase="request_body"}')
 
 
 def test_access_log_has_request_fields_and_no_keys(edge, client):
@@ -123,11 +120,6 @@ def test_access_log_has_request_fields_and_no_keys(edge, client):
     wait_until(lambda: '"provider":"openai-main"' in edge.log(), what="access log line")
     log = edge.log()
     assert CLIENT_KEY not in log and PROVIDER_KEY not in log
-
-
-def worker_pids(edge) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(edge.proc.pid), "-f", "edge_ext.worker"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def test_a_killed_worker_is_restarted_and_requests_keep_succeeding(edge, client):

@@ -30,6 +30,9 @@ KEY_TPM = "sk-edge-hostile-tpm-0004"
 RACE_LIMIT = Decimal("0.002")
 TPM_LIMIT = 100
 LONG_ANSWER = {"x-mock-output-words": "20000", "x-mock-chunk-delay-ms": "1"}
+# Workers write their metric values every flush interval; short here, so that waiting one out
+# (settle) costs little.
+FLUSH_S = 0.2
 
 
 def script(mock, headers: dict, count: int = 1) -> None:
@@ -56,6 +59,7 @@ def edge(tmp_path_factory, mock):
                                "tokens_per_minute": TPM_LIMIT}]
     config["budgets"]["limits"] = [*config["budgets"]["limits"],
                                    {"scope": "tenant", "id": "race", "period": "daily", "limit_usd": float(RACE_LIMIT)}]
+    config["metrics"]["flush_interval_s"] = FLUSH_S
     running = start_edge(tmp, config, env=provider_env())
     yield running
     assert stop(running.proc) == 0, running.log()
@@ -106,6 +110,12 @@ def delivered_words(raw: bytes) -> int:
 ROUTED = {"outcome": "routed", "provider": "oa"}
 
 
+def settle() -> None:
+    """Waits out one metrics flush (and a margin): readings taken after it count every stream that
+    had ended before it, so they can serve as the "before" of a difference."""
+    time.sleep(FLUSH_S + 0.3)
+
+
 def ended(edge, before: float, what: str) -> None:
     """Waits until the processor has closed one more routed stream than ``before``."""
     wait_until(lambda: metric(edge, "edge_ext_requests_total", **ROUTED) > before, timeout=10, what=what)
@@ -120,6 +130,7 @@ def tenant_figures(edge, tenant: str) -> tuple[float, float, float, float]:
 
 
 def test_a_stream_the_client_hangs_up_on_is_charged_what_it_delivered(edge, mock):
+    settle()
     before, streams = tenant_figures(edge, "acme"), metric(edge, "edge_ext_requests_total", **ROUTED)
     script(mock, LONG_ANSWER)
     raw = read_stream(edge, KEY_ACME, {}, stop_after=45_000)
@@ -135,6 +146,7 @@ def test_a_stream_the_client_hangs_up_on_is_charged_what_it_delivered(edge, mock
 
 
 def test_a_provider_cutting_a_stream_short_is_charged_too(edge, mock):
+    settle()
     before, streams = tenant_figures(edge, "acme"), metric(edge, "edge_ext_requests_total", **ROUTED)
     # The provider drops the connection after 300 events: no final usage ever comes.
     script(mock, {"x-mock-output-words": "2000", "x-mock-chunk-delay-ms": "1",
@@ -147,6 +159,7 @@ def test_a_provider_cutting_a_stream_short_is_charged_too(edge, mock):
 
 
 def test_an_answer_abandoned_before_it_arrives_is_charged_its_prompt(edge, mock):
+    settle()
     before, streams = tenant_figures(edge, "acme"), metric(edge, "edge_ext_requests_total", **ROUTED)
     prompt = [{"role": "user", "content": "word " * 2000}]
     script(mock, {"x-mock-latency-ms": "3000"})
@@ -174,6 +187,7 @@ def test_tokens_per_minute_count_an_aborted_stream(edge, mock):
     # Minutes are UTC windows: start early enough in one that the whole test stays inside it.
     if time.time() % 60 > 40:
         time.sleep(60.5 - time.time() % 60)
+    settle()
     streams = metric(edge, "edge_ext_requests_total", **ROUTED)
     script(mock, LONG_ANSWER)
     raw = read_stream(edge, KEY_TPM, {}, stop_after=45_000)
@@ -195,6 +209,7 @@ def race_request(edge, max_tokens: int):
 
 def test_concurrent_requests_overrun_a_nearly_spent_budget_by_at_most_one_reservation(edge, mock):
     # Spend most of the budget first.
+    settle()
     streams = metric(edge, "edge_ext_requests_total", **ROUTED)
     script(mock, {"x-mock-output-words": "1000"})
     status, headers, _ = post(f"{edge.url}/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES},

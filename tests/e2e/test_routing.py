@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-from tests.support import edge_config, http, start_edge, start_mock, stop, wait_until
+from tests.support import edge_config, http, scrape_until, start_edge, start_mock, stop, wait_until
 
 MESSAGES = [{"role": "user", "content": "route me"}]
 
@@ -73,8 +73,7 @@ def test_failing_primary_opens_its_breaker_then_recovers(tmp_path, mocks):
         mocks[0].clear()  # healthy again
         wait_until(lambda: served_by(edge)[0] == "primary", timeout=10, what="probe after the open time")
         assert served_by(edge, 5) == ["primary"] * 5
-        text = http("GET", f"http://127.0.0.1:{edge.metrics_port}/metrics")[2].decode()
-        assert 'edge_ext_breaker_transitions_total{provider="primary",to="open"}' in text
+        text = scrape_until(edge, 'edge_ext_breaker_transitions_total{provider="primary",to="open"}')
         assert 'edge_ext_breaker_state{provider="primary"} 0.0' in text  # closed again
         assert 'edge_ext_provider_latency_ewma_seconds{provider="primary"}' in text
     finally:
