@@ -25,6 +25,7 @@ from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
+from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over
 from edge_ext.policy.pii import guard_prompt
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
@@ -80,6 +81,8 @@ class Policy:
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self.grants = AttemptGrants(keys)
         self._max_body = config.processor.max_body_bytes
+        # Plain answers skip the response phases unless the client must get its cost in a header.
+        self._fast_path = config.accounting.fast_path and not (config.accounting.enabled and config.accounting.cost_header)
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
@@ -89,6 +92,8 @@ class Policy:
         self.on_response_headers = answer.on_headers
         self.on_response_body = answer.on_body
         self._settle = answer.on_stream_end
+        # The response phases of 2-message requests, from their outcomes (any worker's).
+        self.on_outcome = OutcomeStep(self._router, latency, accounting, budgets, self._wall).apply
 
     def new_stream(self) -> StreamState:
         return StreamState(started=self._clock(), api=OPENAI)
@@ -267,13 +272,18 @@ class Policy:
         if body.body is not None:
             # With request headers SEND and the body BUFFERED, content-length is ours to fix.
             set_headers.append(("content-length", str(len(body.body))))
+        metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
+                    ("tenant", caller.tenant), ("key_id", caller.key_id), *grant)
+        last = self._fast_path and answer_unseen(self._router, st, target.plan)
+        if last:
+            metadata += hand_over(st, request, self._accounting is not None)
         return Continue(
             set_headers=tuple(set_headers),
             remove_headers=upstream.remove_headers,
             body=body.body,
             clear_route_cache=True,
-            metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
-                      ("tenant", caller.tenant), ("key_id", caller.key_id), *grant),
+            metadata=metadata,
+            last=last,
         )
 
     def internal_error(self, st: StreamState, error_id: str) -> Respond:
