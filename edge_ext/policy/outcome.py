@@ -93,7 +93,7 @@ def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> boo
 def hand_over(st: StreamState, request: Any, accounting: bool) -> tuple[tuple[str, str], ...]:
     """The stream ends with the body reply: the breaker verdict and the settlement of the
     reservations come with the outcome, so what they need travels in the request's metadata."""
-    st.breaker_pending, st.outcome = False, "routed"
+    st.breaker_pending, st.handed_over, st.outcome = False, True, "routed"
     admission, st.admission = st.admission, None
     handed = [("outcome", "1"), ("api", st.api.name), ("upstream_model", st.upstream_model)]
     if accounting:
