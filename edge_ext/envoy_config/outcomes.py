@@ -84,3 +84,10 @@ def apply(hcm: dict[str, Any], config: Config, processor_cluster: str) -> None:
         router = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.router")
         filters.insert(router, usage_filter())
     hcm["access_log"].append(outcome_log(config, processor_cluster))
+    # x-edge-provider names who answered: after an in-flight failover that is not the provider
+    # the request was routed to, and no response phase corrects the header. The answering
+    # endpoint's metadata wins when there is one (empty, e.g. for a cache hit, it adds nothing).
+    route = next(r for r in hcm["route_config"]["virtual_hosts"][0]["routes"] if r["name"] == "providers")
+    route["response_headers_to_add"].append({
+        "header": {"key": "x-edge-provider", "value": "%UPSTREAM_METADATA(edge_ext:provider)%"},
+        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "keep_empty_value": False})
