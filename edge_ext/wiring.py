@@ -106,6 +106,8 @@ def build_budgets(config: Config):
     # A hold outlives the longest request the route timeouts allow plus the delivery of its
     # outcome (a flush interval), with a grace; then, unsettled, it is charged as estimated.
     longest = max((p.timeout_s for p in config.providers), default=120) * config.routing.max_attempts
+    if config.cache.enabled:
+        longest += config.cache.single_flight_wait_s + 1  # a follower may wait for its leader first
     grace = config.accounting.outcome_flush_ms / 1000 + config.accounting.outcome_grace_s
     return BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
 

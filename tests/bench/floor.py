@@ -33,7 +33,12 @@ class Floor(service_pb2_grpc.ExternalProcessorServicer):
 
     async def Process(self, request_iterator, context):
         async for request in request_iterator:
-            yield self.body if request.HasField("request_body") else self.headers
+            if request.HasField("request_body"):
+                yield self.body
+                # The bootstrap sends response headers statically (edge-ext's 2-message path):
+                # ending the stream is how a processor declines them.
+                return
+            yield self.headers
 
 
 async def serve(address: str, cluster: str) -> None:
