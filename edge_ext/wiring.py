@@ -104,9 +104,13 @@ def build_budgets(config: Config):
     local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
     ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open") if b.redis_url else local
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
-    # A hold outlives the longest request the route timeouts allow, then frees itself.
+    # A hold outlives the longest request the route timeouts allow plus the delivery of its
+    # outcome (a flush interval), with a grace; then, unsettled, it is charged as estimated.
     longest = max((p.timeout_s for p in config.providers), default=120) * config.routing.max_attempts
-    return BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + 60)
+    if config.cache.enabled:
+        longest += config.cache.single_flight_wait_s + 1  # a follower may wait for its leader first
+    grace = config.accounting.outcome_flush_ms / 1000 + config.accounting.outcome_grace_s
+    return BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
 
 
 def model_prices(config: Config):

@@ -11,9 +11,22 @@ from edge_ext.config.base import Strict
 
 
 class Accounting(Strict):
-    # Reads every answer's usage (the whole JSON body, or every SSE chunk) to price it: one more
-    # ext_proc message per non-streamed answer. Off: answers that need nothing else pass through.
+    # Prices every answer from its usage. Streams and answers the processor reads anyway (cache
+    # stores, translations) are read by the processor; a plain answer's usage is extracted by
+    # Envoy (json_to_metadata) and reaches the processor with its outcome (fast_path).
     enabled: bool = True
+    # The common request (same API, not cached, not streamed) in 2 ext_proc messages: the
+    # processor ends its stream after the request body, and the outcome (status, usage,
+    # timings) comes back through Envoy's gRPC access log, in batches (docs/envoy.md).
+    fast_path: bool = True
+    # Envoy's access log flush interval: how late an outcome may arrive, at most.
+    outcome_flush_ms: Annotated[int, Field(ge=10, le=5000)] = 100
+    # How long after the longest request could last an outcome may still settle its budget
+    # reservations; then they are charged as estimated (docs/configuration.md).
+    outcome_grace_s: Annotated[float, Field(ge=0.5, le=3600)] = 10.0
+    # x-edge-cost-usd on plain answers: keeps their response phase (4 messages), since only the
+    # processor holds the price table. Off: the figure is in the access log and metrics.
+    cost_header: bool = False
 
 
 PiiPolicy = Literal["off", "redact", "block"]

@@ -4,7 +4,10 @@ Per subject (``tenant:acme``) and period (``2026-11-27``) a ledger keeps:
 
 * **spend**: what answers cost, settled when each request ends;
 * **holds**: what requests in flight reserved when they were admitted, each with an id and an
-  expiry (a worker that dies mid-request holds nothing for ever);
+  expiry (a worker that dies mid-request holds nothing for ever). A *due* hold is charged, as
+  estimated spend, when it expires unsettled: its request was sent to a provider and its outcome
+  may have been lost (edge_ext.policy.outcome), so no answer is left unaccounted; settling a due
+  hold that already expired adds nothing, so each is counted exactly once;
 * **estimated**: the part of spend charged from an estimate (an answer cut off before the
   provider reported its usage).
 
@@ -56,6 +59,8 @@ class Hold:
     id: str
     usd: Decimal
     expires: float
+    # Charged at expiry when unsettled (see the module docstring); else it frees itself.
+    due: bool = False
 
     @property
     def micros(self) -> int:
@@ -80,7 +85,8 @@ class BudgetLedger(Protocol):
         ...
 
     async def settle(self, hold: Hold, usd: Decimal, estimated: bool) -> None:
-        """Drop ``hold`` (if it has not expired) and add ``usd`` of spend, in one step."""
+        """Drop ``hold`` (if it has not expired) and add ``usd`` of spend, in one step; for a due
+        hold, only while it is still held (an expired one was charged already)."""
         ...
 
     async def take(self, key: str, n: int, limit: int, ttl_s: float) -> tuple[bool, int]:
@@ -109,7 +115,7 @@ class MemoryLedger:
     def __init__(self) -> None:
         self._spend: dict[tuple[str, str], int] = {}
         self._estimated: dict[tuple[str, str], int] = {}
-        self._holds: dict[tuple[str, str], dict[str, tuple[int, float]]] = {}
+        self._holds: dict[tuple[str, str], dict[str, tuple[int, float, bool]]] = {}
         self._counts: dict[str, int] = {}
 
     async def spent(self, scope_id: str, period_key: str) -> Decimal:
@@ -122,26 +128,31 @@ class MemoryLedger:
 
     def _held(self, key: tuple[str, str], now: float) -> int:
         holds = self._holds.get(key, {})
-        for hold_id in [h for h, (_, expires) in holds.items() if expires <= now]:
-            del holds[hold_id]
-        return sum(micros for micros, _ in holds.values())
+        for hold_id in [h for h, (_, expires, _) in holds.items() if expires <= now]:
+            micros, _, due = holds.pop(hold_id)
+            if due:
+                self._spend[key] = self._spend.get(key, 0) + micros
+                self._estimated[key] = self._estimated.get(key, 0) + micros
+        return sum(micros for micros, _, _ in holds.values())
 
     async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
         key = (scope_id, period_key)
-        return Totals(from_micros(self._spend.get(key, 0)), from_micros(self._held(key, now)),
-                      from_micros(self._estimated.get(key, 0)))
+        held = self._held(key, now)  # first: expired due holds become spend
+        return Totals(from_micros(self._spend.get(key, 0)), from_micros(held), from_micros(self._estimated.get(key, 0)))
 
     async def reserve(self, hold: Hold, limit: Decimal, now: float) -> tuple[bool, Totals]:
         before = await self.totals(hold.scope_id, hold.period_key, now)
         if to_micros(before.spent) + to_micros(before.held) >= to_micros(limit):
             return False, before
-        self._holds.setdefault((hold.scope_id, hold.period_key), {})[hold.id] = (hold.micros, hold.expires)
+        self._holds.setdefault((hold.scope_id, hold.period_key), {})[hold.id] = (hold.micros, hold.expires, hold.due)
         return True, before
 
     async def settle(self, hold: Hold, usd: Decimal, estimated: bool) -> None:
         key = (hold.scope_id, hold.period_key)
-        self._holds.get(key, {}).pop(hold.id, None)
+        held = self._holds.get(key, {}).pop(hold.id, None)
         micros = to_micros(_amount(usd))
+        if hold.due and held is None:
+            return
         self._spend[key] = self._spend.get(key, 0) + micros
         if estimated:
             self._estimated[key] = self._estimated.get(key, 0) + micros

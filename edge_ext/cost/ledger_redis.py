@@ -24,10 +24,16 @@ from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, Totals, from_micro
 
 log = logging.getLogger("edge_ext.budget")
 
+# A due hold's member ends in ':due': expired unsettled, it becomes estimated spend.
 _SWEEP = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
 for _, member in ipairs(expired) do
-  redis.call('DECRBY', KEYS[2], tonumber(string.match(member, ':(%d+)$')))
+  local micros = tonumber(string.match(member, ':(%d+)$') or string.match(member, ':(%d+):due$'))
+  redis.call('DECRBY', KEYS[2], micros)
+  if string.sub(member, -4) == ':due' then
+    redis.call('INCRBY', KEYS[1], micros)
+    redis.call('INCRBY', KEYS[4], micros)
+  end
 end
 if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1]) end
 local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -45,10 +51,13 @@ redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
 return {1, spent, held, estimated}
 """
-# KEYS: spend, held, holds, estimated. ARGV: member, held micros, spent micros, estimated (0/1).
+# KEYS: spend, held, holds, estimated. ARGV: member, held micros, spent micros, estimated (0/1),
+# due (0/1): a due hold no longer held was charged at its expiry.
 _SETTLE = """
-if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then redis.call('DECRBY', KEYS[2], ARGV[2]) end
+local held = redis.call('ZREM', KEYS[3], ARGV[1]) == 1
+if held then redis.call('DECRBY', KEYS[2], ARGV[2]) end
 local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+if ARGV[5] == '1' and not held then return spent end
 if tonumber(ARGV[3]) > 0 then
   spent = redis.call('INCRBY', KEYS[1], ARGV[3])
   if ARGV[4] == '1' then redis.call('INCRBY', KEYS[4], ARGV[3]) end
@@ -70,6 +79,10 @@ if total < 0 then redis.call('SET', KEYS[1], 0); total = 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return total
 """
+
+
+def _member(hold: Hold) -> str:
+    return f"{hold.id}:{hold.micros}:due" if hold.due else f"{hold.id}:{hold.micros}"
 
 
 class RedisLedger:
@@ -140,11 +153,12 @@ class RedisLedger:
 
     async def reserve(self, hold: Hold, limit: Decimal, now: float) -> tuple[bool, Totals]:
         keys = self._keys(hold.scope_id, hold.period_key)
-        ttl = max(1, math.ceil(hold.expires - now) + 60)
+        # A due hold must still be there to be charged when it is next swept.
+        ttl = max(1, math.ceil(hold.expires - now) + (2 * 86400 if hold.due else 60))
         try:
             await self.flush()
             reply = await self._scripts["reserve"](keys=keys, args=[now, to_micros(limit), hold.micros,
-                                                                    f"{hold.id}:{hold.micros}", hold.expires, ttl])
+                                                                    _member(hold), hold.expires, ttl])
             admitted, spent, held, estimated = (int(v) for v in reply)
             self._last[keys[0]], self._last[keys[3]] = spent, estimated
             return bool(admitted), Totals(from_micros(spent), from_micros(held), from_micros(estimated))
@@ -163,8 +177,8 @@ class RedisLedger:
         self._local.get(keys[0], {}).pop(hold.id, None)
         try:
             await self.flush()
-            spent = await self._scripts["settle"](keys=keys, args=[f"{hold.id}:{hold.micros}", hold.micros, micros,
-                                                                   1 if estimated else 0])
+            spent = await self._scripts["settle"](keys=keys, args=[_member(hold), hold.micros, micros,
+                                                                   1 if estimated else 0, 1 if hold.due else 0])
             self._last[keys[0]] = int(spent)
         except self._down:
             for key in (keys[0], keys[3]) if estimated else (keys[0],):

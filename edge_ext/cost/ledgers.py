@@ -31,11 +31,16 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (scope TEXT NOT NULL, period TEXT NOT NULL, micros INTEGER NOT NULL,
     estimated INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (scope, period));
 CREATE TABLE IF NOT EXISTS holds (scope TEXT NOT NULL, period TEXT NOT NULL, id TEXT NOT NULL,
-    micros INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (scope, period, id));
+    micros INTEGER NOT NULL, expires REAL NOT NULL, due INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (scope, period, id));
 CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires);
 CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, n INTEGER NOT NULL, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS counts_expiry ON counts (expires);
 """
+# Due holds that expired unsettled become estimated spend (edge_ext.cost.ledger_api), then every
+# expired hold goes.
+_CHARGE_EXPIRED = ("INSERT INTO spend (scope, period, micros, estimated) SELECT scope, period, SUM(micros), SUM(micros) "
+                   "FROM holds WHERE expires <= ? AND due = 1 GROUP BY scope, period ON CONFLICT (scope, period) "
+                   "DO UPDATE SET micros = micros + excluded.micros, estimated = estimated + excluded.estimated")
 _ADD_SPEND = ("INSERT INTO spend (scope, period, micros, estimated) VALUES (?, ?, ?, ?) ON CONFLICT (scope, period) "
               "DO UPDATE SET micros = micros + excluded.micros, estimated = estimated + excluded.estimated")
 
@@ -51,6 +56,10 @@ class DiskLedger:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            try:  # a ledger file written before due holds existed
+                self._db.execute("ALTER TABLE holds ADD COLUMN due INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError:
+                pass
 
     def _transaction(self, work: Callable[[sqlite3.Connection], Any], write: bool) -> Any:
         with self._lock:
@@ -67,6 +76,11 @@ class DiskLedger:
         return await asyncio.to_thread(self._transaction, work, write)
 
     # -- spend and holds ------------------------------------------------------------------------
+    @staticmethod
+    def _sweep(db: sqlite3.Connection, now: float) -> None:
+        db.execute(_CHARGE_EXPIRED, (now,))
+        db.execute("DELETE FROM holds WHERE expires <= ?", (now,))
+
     @staticmethod
     def _totals(db: sqlite3.Connection, scope_id: str, period_key: str) -> tuple[int, int, int]:
         row = db.execute("SELECT micros, estimated FROM spend WHERE scope = ? AND period = ?", (scope_id, period_key)).fetchone()
@@ -88,7 +102,7 @@ class DiskLedger:
 
     async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
         def work(db: sqlite3.Connection) -> tuple[int, int, int]:
-            db.execute("DELETE FROM holds WHERE expires <= ?", (now,))
+            self._sweep(db, now)
             return self._totals(db, scope_id, period_key)
 
         spent, held, estimated = await self._run(work)
@@ -96,12 +110,12 @@ class DiskLedger:
 
     async def reserve(self, hold: Hold, limit: Decimal, now: float) -> tuple[bool, Totals]:
         def work(db: sqlite3.Connection) -> tuple[bool, tuple[int, int, int]]:
-            db.execute("DELETE FROM holds WHERE expires <= ?", (now,))
+            self._sweep(db, now)
             spent, held, estimated = self._totals(db, hold.scope_id, hold.period_key)
             if spent + held >= to_micros(limit):
                 return False, (spent, held, estimated)
-            db.execute("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?, ?)",
-                       (hold.scope_id, hold.period_key, hold.id, hold.micros, hold.expires))
+            db.execute("INSERT OR REPLACE INTO holds (scope, period, id, micros, expires, due) VALUES (?, ?, ?, ?, ?, ?)",
+                       (hold.scope_id, hold.period_key, hold.id, hold.micros, hold.expires, int(hold.due)))
             return True, (spent, held, estimated)
 
         admitted, (spent, held, estimated) = await self._run(work)
@@ -111,7 +125,10 @@ class DiskLedger:
         micros = to_micros(usd)
 
         def work(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM holds WHERE scope = ? AND period = ? AND id = ?", (hold.scope_id, hold.period_key, hold.id))
+            gone = db.execute("DELETE FROM holds WHERE scope = ? AND period = ? AND id = ?",
+                              (hold.scope_id, hold.period_key, hold.id)).rowcount
+            if hold.due and not gone:
+                return  # expired and charged by its estimate already
             if micros:
                 db.execute(_ADD_SPEND, (hold.scope_id, hold.period_key, micros, micros if estimated else 0))
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from edge_ext.config.models import Config, Provider
+from edge_ext.envoy_config import outcomes
 from edge_ext.envoy_config.failover import endpoint_metadata, failover_clusters
 
 TEMPLATE = Path(__file__).with_name("template.yaml")
@@ -36,6 +37,8 @@ ACCESS_LOG_FORMAT = {
     "tokens_out": "%DYNAMIC_METADATA(edge_ext:tokens_out)%",
     "cost_usd": "%DYNAMIC_METADATA(edge_ext:cost_usd)%",
     "cost_estimated": "%DYNAMIC_METADATA(edge_ext:cost_estimated)%",
+    # The provider's usage as Envoy read it from a plain answer (the 2-message path).
+    "usage": "%DYNAMIC_METADATA(edge_usage)%",
     "upstream": "%UPSTREAM_HOST%",
     "bytes_in": "%BYTES_RECEIVED%",
     "bytes_out": "%BYTES_SENT%",
@@ -223,6 +226,8 @@ def render(config: Config) -> dict[str, Any]:
                 },
             }
         ]
+    if config.accounting.fast_path:
+        outcomes.apply(hcm, config, PROCESSOR_CLUSTER)
     listener = bootstrap["static_resources"]["listeners"][0]
     if config.listen.tls:
         listener["filter_chains"][0]["transport_socket"] = {

@@ -21,7 +21,8 @@ from edge_ext.admin.pb import admin_pb2_grpc
 from edge_ext.admin.service import AdminService, TokenCheck
 from edge_ext.config.instance import admin_token, check_socket_path, ensure_private_dir
 from edge_ext.config.models import Config
-from edge_ext.extproc.pb import service_pb2_grpc
+from edge_ext.extproc.access_log import AccessLogService
+from edge_ext.extproc.pb import als_service_pb2_grpc, service_pb2_grpc
 from edge_ext.extproc.servicer import ExternalProcessor
 from edge_ext.telemetry import build_tracer
 from edge_ext.wiring import build_worker
@@ -92,11 +93,14 @@ async def build_admin_server(config: Config, index: int, deps) -> grpc.aio.Serve
 class WorkerServer:
     """The worker's two gRPC servers and its background services, stopped together."""
 
-    def __init__(self, ext_proc: grpc.aio.Server, admin: grpc.aio.Server, services: list):
-        self.ext_proc, self.admin, self.services = ext_proc, admin, services
+    def __init__(self, ext_proc: grpc.aio.Server, admin: grpc.aio.Server, services: list,
+                 outcomes: AccessLogService | None = None):
+        self.ext_proc, self.admin, self.services, self.outcomes = ext_proc, admin, services, outcomes
 
     async def stop(self, grace_s: float | None) -> None:
         await self.admin.stop(0)
+        if self.outcomes is not None:
+            self.outcomes.drain()  # Envoy's next batches go to the other workers
         await self.ext_proc.stop(grace_s)
         for service in self.services:
             await service.aclose()
@@ -111,6 +115,9 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
     service_pb2_grpc.add_ExternalProcessorServicer_to_server(
         ExternalProcessor(deps.policy, deps.metrics, deps.clock, tracer), server
     )
+    # Envoy's access log brings the outcomes of 2-message requests (edge_ext.extproc.access_log).
+    outcomes = AccessLogService(deps.policy.on_outcome, deps.metrics)
+    als_service_pb2_grpc.add_AccessLogServiceServicer_to_server(outcomes, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     _clear_socket(address)
@@ -122,7 +129,7 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
     admin = await build_admin_server(config, index, deps)
     for name in ("", EXT_PROC_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return WorkerServer(server, admin, deps.services), health_servicer
+    return WorkerServer(server, admin, deps.services, outcomes), health_servicer
 
 
 async def serve_worker(config: Config, index: int, grace_s: float = 5.0) -> None:

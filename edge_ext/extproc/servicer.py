@@ -129,7 +129,9 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 response = to_response(phase, decision)
                 metrics.observe_phase(phase, clock() - started)
                 yield response
-                if response.HasField("immediate_response"):
+                if response.HasField("immediate_response") or getattr(decision, "last", False):
+                    # Ending the stream (gRPC OK) tells Envoy the processor wants no more of
+                    # this request: it skips every response phase.
                     break
         finally:
             # Every stream ends here, answered, failed or cancelled by Envoy.

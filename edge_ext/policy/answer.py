@@ -108,6 +108,8 @@ class AnswerStep:
     def on_stream_end(self, st: StreamState) -> None:
         """An answer cut short (client gone, provider or Envoy reset) is charged what it delivered,
         estimated; then the request's reservations are settled to its charge, or released."""
+        if st.handed_over:
+            return  # answered in 2 messages: its outcome settles it (edge_ext.policy.outcome)
         if st.charge is None and st.routed_at and self._accounting is not None and _cut_short(st):
             meter, st.meter = st.meter or Meter(st.upstream_api or "openai", st.stream), None
             usage = meter.estimate(st.request.body if st.request is not None else None)

@@ -25,7 +25,7 @@ from typing import Any
 
 from edge_ext.auth import Caller
 from edge_ext.cost.budget import BudgetSpec, BudgetVerdict, check, format_usd, period_key
-from edge_ext.cost.ledger_api import Hold, LedgerUnavailable
+from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, from_micros
 from edge_ext.cost.pricing import Price
 from edge_ext.cost.reserve import reservation
 from edge_ext.errors import BudgetExceeded, BudgetStoreUnavailable, TokenRateExceeded
@@ -34,7 +34,8 @@ log = logging.getLogger("edge_ext.budget")
 
 # A window is read in its own minute only; it is kept a little longer for requests that settle late.
 WINDOW_TTL_S = 120
-# A hold outlives any request (the route timeouts bound them) and then frees itself.
+# A hold outlives any request (the route timeouts bound them) and the delivery of its outcome;
+# unsettled by then, it is charged as estimated (edge_ext.cost.ledger_api).
 HOLD_TTL_S = 900.0
 
 
@@ -45,6 +46,31 @@ class Admission:
     holds: tuple[Hold, ...] = ()
     window: str | None = None  # its tokens-per-minute counter
     tokens: int = 0  # tokens reserved in that window
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The admission as request metadata: a request answered in 2 messages is settled by
+        whichever worker receives its outcome (edge_ext.policy.outcome)."""
+        out: list[tuple[str, str]] = []
+        if self.holds:
+            first = self.holds[0]
+            out += [("hold", first.id), ("hold_expires", repr(first.expires)),
+                    ("holds", ";".join(f"{h.scope_id}|{h.period_key}|{h.micros}" for h in self.holds))]
+        if self.window is not None:
+            out += [("tpm", self.window), ("tpm_tokens", str(self.tokens))]
+        return tuple(out)
+
+    @staticmethod
+    def from_metadata(route: dict[str, str]) -> "Admission | None":
+        """The inverse of ``metadata``; None when the request held nothing."""
+        holds: list[Hold] = []
+        hold_id, expires = route.get("hold", ""), route.get("hold_expires", "")
+        for part in filter(None, route.get("holds", "").split(";")) if hold_id and expires else ():
+            scope_id, period, micros = part.split("|")
+            holds.append(Hold(scope_id, period, hold_id, from_micros(int(micros)), float(expires), due=True))
+        window = route.get("tpm") or None
+        if not holds and window is None:
+            return None
+        return Admission(tuple(holds), window, int(route.get("tpm_tokens", "0") or 0))
 
 
 class BudgetStep:
@@ -102,7 +128,8 @@ class BudgetStep:
                 taken = Admission(window=window, tokens=estimate.tokens)
             hold_id = uuid.uuid4().hex
             for spec in specs:
-                hold = Hold(spec.scope_id, period_key(spec.period, now), hold_id, estimate.usd, now + self._hold_ttl)
+                # Due: charged as estimated if it expires unsettled (the request's outcome lost).
+                hold = Hold(spec.scope_id, period_key(spec.period, now), hold_id, estimate.usd, now + self._hold_ttl, due=True)
                 admitted, before = await self._ledger.reserve(hold, spec.limit_usd, now)
                 if not admitted:
                     verdict = check(spec, before.spent, held=before.held, now_epoch=now)

@@ -37,6 +37,10 @@ class Continue:
     # Pairs, not a dict: decisions are hashable, so the servicer can reuse converted replies.
     metadata: Headers = ()
     mode: Mode | None = None
+    # The last message the processor wants of this request: the servicer ends the ext_proc
+    # stream after this reply, and Envoy runs no response phase (its outcome comes back
+    # through the access log, edge_ext.policy.outcome). Only for a request-body reply.
+    last: bool = False
 
 
 @dataclass(frozen=True, slots=True)

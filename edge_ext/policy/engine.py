@@ -26,6 +26,7 @@ from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
+from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over
 from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
@@ -65,6 +66,8 @@ class Policy:
         self._pii = PromptGuard(config.processor.max_scanned_chars)
         # Envoy's max_message_timeout is 30 s: the scan, then perhaps a single-flight wait.
         self._scan_extend_s = min(29.0, 10.0 + config.cache.single_flight_wait_s)
+        # Plain answers skip the response phases unless the client must get its cost in a header.
+        self._fast_path = config.accounting.fast_path and not (config.accounting.enabled and config.accounting.cost_header)
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
@@ -74,6 +77,8 @@ class Policy:
         self.on_response_headers = answer.on_headers
         self.on_response_body = answer.on_body
         self._settle = answer.on_stream_end
+        # The response phases of 2-message requests, from their outcomes (any worker's).
+        self.on_outcome = OutcomeStep(self._router, latency, accounting, budgets, self._wall).apply
 
     def new_stream(self) -> StreamState:
         return StreamState(started=self._clock(), api=OPENAI)
@@ -254,13 +259,18 @@ class Policy:
         if body.body is not None:
             # With request headers SEND and the body BUFFERED, content-length is ours to fix.
             set_headers.append(("content-length", str(len(body.body))))
+        metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
+                    ("tenant", caller.tenant), ("key_id", caller.key_id), *grant)
+        last = self._fast_path and answer_unseen(self._router, st, target.plan)
+        if last:
+            metadata += hand_over(st, request, self._accounting is not None)
         return Continue(
             set_headers=tuple(set_headers),
             remove_headers=upstream.remove_headers,
             body=body.body,
             clear_route_cache=True,
-            metadata=(("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
-                      ("tenant", caller.tenant), ("key_id", caller.key_id), *grant),
+            metadata=metadata,
+            last=last,
         )
 
     def internal_error(self, st: StreamState, error_id: str) -> Respond:

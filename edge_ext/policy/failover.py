@@ -29,22 +29,29 @@ def retry_headers(target: Chosen) -> tuple[tuple[str, str], ...]:
             ("x-envoy-upstream-rq-per-try-timeout-ms", str(timeout_ms)), retries)
 
 
-def served_by(st: StreamState, provider: str, attempts: int) -> str:
+def served_by(plan: tuple[str, ...], first: str, provider: str, attempts: int) -> str:
     """The provider that answered; the plan position of the last attempt when Envoy did not say."""
-    if provider in st.plan:
+    if provider in plan:
         return provider
-    if 1 <= attempts <= len(st.plan):
-        return st.plan[attempts - 1]
-    return st.provider
+    if 1 <= attempts <= len(plan):
+        return plan[attempts - 1]
+    return first
+
+
+def tried_before(plan: tuple[str, ...], first: str, served: str) -> tuple[str, ...]:
+    """The providers Envoy tried, and that failed, before ``served`` answered."""
+    if served == first:
+        return ()
+    return plan[: plan.index(served)] if served in plan else (first,)
 
 
 def settle(router: Router, st: StreamState, provider: str, attempts: int, now: int) -> bool:
     """Records who answered; True when it is not the first provider (the request failed over)."""
-    served = served_by(st, provider, attempts)
+    served = served_by(st.plan, st.provider, provider, attempts)
     st.attempts = max(attempts, 1)
     if served == st.provider:
         return False
-    st.retried = st.plan[: st.plan.index(served)] if served in st.plan else (st.provider,)
+    st.retried = tried_before(st.plan, st.provider, served)
     for name in st.retried:
         router.report_retried(name)
     _retarget(router, st, served, now)

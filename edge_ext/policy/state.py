@@ -62,6 +62,8 @@ class StreamState:
     attempts: int = 0
     retried: tuple[str, ...] = ()
     breaker_pending: bool = False  # the router awaits this request's outcome
+    # Answered in 2 messages: its outcome (edge_ext.policy.outcome) settles it, not the stream end.
+    handed_over: bool = False
     response_status: int = 0
     response_details: str = ""  # Envoy's response code details: via_upstream, or why Envoy answered
     response_bytes: int = 0

@@ -147,11 +147,11 @@ class Router:
         if breaker is not None:
             breaker.on_failure(FailureKind.RETRIED)
 
-    def report(self, provider: str, status: int, code_details: str, retry_after: str | None) -> None:
+    def report(self, provider: str, status: int, code_details: str, retry_after: str | None, flags: str = "") -> None:
         breaker = self._breakers.get(provider)
         if breaker is None:
             return
-        kind = classify(status, code_details)
+        kind = classify(status, code_details, flags)
         if kind is None:
             breaker.on_success()
         else:

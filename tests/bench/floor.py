@@ -46,12 +46,17 @@ def replies(cluster: str, messages: int = 2) -> dict[str, pb.ProcessingResponse]
 
 class Floor(service_pb2_grpc.ExternalProcessorServicer):
     def __init__(self, cluster: str, messages: int = 2):
-        self.replies = replies(cluster, messages)
+        self.replies, self.messages = replies(cluster, messages), messages
 
     async def Process(self, request_iterator, context):
         replies = self.replies
         async for request in request_iterator:
-            yield replies[request.WhichOneof("request")]
+            kind = request.WhichOneof("request")
+            yield replies[kind]
+            if kind == "request_body" and self.messages == 2:
+                # The bootstrap sends response headers statically (edge-ext's 2-message path):
+                # ending the stream is how a processor declines them.
+                return
 
 
 async def serve(address: str, cluster: str, messages: int = 2) -> None:

@@ -31,7 +31,10 @@ def edge(tmp_path_factory, mock):
         {"name": "an", "kind": "anthropic", "base_url": mock.url, "models": ["claude-sonnet-4-6"]},
         {"name": "free", "kind": "openai_compatible", "base_url": mock.url, "models": ["my-local-llama"]},
     ]
-    running = start_edge(tmp, edge_config(tmp, providers, cache={"enabled": False}))
+    # cost_header: plain answers keep their response phase, so that the processor can put their
+    # price in x-edge-cost-usd (without it, the 2-message path carries the price in the access
+    # log and metrics only: tests/e2e/test_fast_path.py).
+    running = start_edge(tmp, edge_config(tmp, providers, cache={"enabled": False}, accounting={"cost_header": True}))
     yield running
     assert stop(running.proc) == 0, running.log()
 

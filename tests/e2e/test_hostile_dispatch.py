@@ -289,10 +289,20 @@ def test_paired_surrogate_escapes_are_ordinary_text(edge, mocks):
     assert seen["json"]["messages"][0]["content"] == "smile \U0001F600"
 
 
+def _breaker(edge, provider: str) -> str:
+    from edge_ext.admin.pb import admin_pb2
+
+    with edge.admin_client() as admin:
+        status = admin.GetStatus(admin_pb2.GetStatusRequest(), timeout=5)
+    return {p.name: p.circuit_state for p in status.providers}[provider]
+
+
 def test_a_refusal_after_a_half_open_breaker_never_keeps_its_probe_slot(edge, mocks):
     openai_mock = mocks[0]
     openai_mock.faults(status=500, count=1)
     assert _send(edge, "openai", OPENAI_BODY)[0] == 500  # one failure: the breaker opens
+    # ... when its outcome arrives, a flush interval after the answer (the 2-message path).
+    wait_until(lambda: _breaker(edge, "oa") == "open", timeout=5, what="breaker open")
     status, _, answer = _send(edge, "openai", OPENAI_BODY)
     assert (status, answer["error"]["code"]) == (503, "provider_unavailable")  # open: not even asked
     time.sleep(BREAKER_OPEN_S + 0.2)  # due for a half-open probe
@@ -303,5 +313,6 @@ def test_a_refusal_after_a_half_open_breaker_never_keeps_its_probe_slot(edge, mo
     status, headers, answer = _send(edge, "openai", OPENAI_BODY)
     assert status == 200, answer
     assert headers["x-edge-provider"] == "oa"
+    wait_until(lambda: _breaker(edge, "oa") == "closed", timeout=5, what="the probe's outcome closes the breaker")
     assert _send(edge, "openai", OPENAI_BODY)[0] == 200
     assert len(openai_mock.requests()) == 3

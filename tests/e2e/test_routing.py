@@ -48,6 +48,20 @@ def answers(edge, n=1, **kw):
     return out
 
 
+def breaker_state(edge, provider: str) -> str:
+    from edge_ext.admin.pb import admin_pb2
+
+    with edge.admin_client() as admin:
+        status = admin.GetStatus(admin_pb2.GetStatusRequest(), timeout=5)
+    return {p.name: p.circuit_state for p in status.providers}[provider]
+
+
+def wait_open(edge, provider: str) -> None:
+    """A plain answer's outcome reaches the breaker a flush interval after the answer (the
+    2-message path, docs/envoy.md): wait for it, bounded, before relying on the open breaker."""
+    wait_until(lambda: breaker_state(edge, provider) == "open", timeout=5, what=f"{provider}'s breaker open")
+
+
 def served_by(edge, n=1, **kw):
     return [a if isinstance(a, int) else a[0] for a in answers(edge, n, **kw)]
 
@@ -60,6 +74,7 @@ def test_failing_primary_opens_its_breaker_then_recovers(tmp_path, mocks):
         # In-flight failover: each of the primary's failures is retried on the secondary.
         assert answers(edge, 5) == [("secondary", "2")] * 5
         assert len(mocks[0].requests()) == 5
+        wait_open(edge, "primary")
         # Open after 5 failures: the secondary is the first choice, the primary gets nothing.
         assert answers(edge, 10) == [("secondary", "1")] * 10
         assert len(mocks[0].requests()) == 5
@@ -72,6 +87,9 @@ def test_failing_primary_opens_its_breaker_then_recovers(tmp_path, mocks):
 
         mocks[0].clear()  # healthy again
         wait_until(lambda: served_by(edge)[0] == "primary", timeout=10, what="probe after the open time")
+        # Half-open probes are one at a time, each freed by its outcome: wait for the close.
+        wait_until(lambda: served_by(edge)[0] == "primary" and breaker_state(edge, "primary") == "closed",
+                   timeout=10, what="closed after the probes")
         assert served_by(edge, 5) == ["primary"] * 5
         text = scrape_until(edge, 'edge_ext_breaker_transitions_total{provider="primary",to="open"}')
         assert 'edge_ext_breaker_state{provider="primary"} 0.0' in text  # closed again
@@ -86,6 +104,8 @@ def test_all_providers_open_is_an_immediate_503_with_retry_after(tmp_path, mocks
         for mock in mocks:
             mock.faults(status=503, count=-1)
         served_by(edge, 2)
+        for name in ("primary", "secondary"):
+            wait_open(edge, name)
         calls = sum(len(m.requests()) for m in mocks)
         client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key="sk-client", max_retries=0)
         with pytest.raises(openai.APIStatusError) as info:
@@ -193,6 +213,7 @@ def test_a_hanging_provider_is_cut_off_by_its_timeout_and_failed_over(tmp_path, 
     try:
         mocks[0].faults(latency_ms=3000, count=-1)
         assert answers(edge, 2) == [("secondary", "2")] * 2
+        wait_open(edge, "primary")
         assert answers(edge, 3) == [("secondary", "1")] * 3  # the timeouts opened its breaker
         assert len(mocks[0].requests()) == 2
     finally:
@@ -210,6 +231,7 @@ def test_without_failover_a_hanging_provider_times_out_and_opens_its_breaker(tmp
             with pytest.raises(openai.APIStatusError) as info:
                 client.chat.completions.create(model="m", messages=MESSAGES)
             assert info.value.status_code == 504 and info.value.body["code"] == "response_timeout"
+        wait_open(edge, "primary")
         assert served_by(edge, 3) == ["secondary"] * 3
     finally:
         assert stop(edge.proc) == 0, edge.log()

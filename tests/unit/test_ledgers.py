@@ -113,6 +113,21 @@ async def test_a_hold_left_by_a_dead_worker_expires(ledger):
     assert admitted and before.held == Decimal("0.5")
 
 
+async def test_a_due_hold_is_charged_as_estimated_when_it_expires_unsettled(ledger):
+    # A 2-message request whose outcome never arrived: its reservation becomes estimated spend.
+    limit = Decimal("1.00")
+    lost = Hold("tenant:acme", "2026-11-27", "lost", Decimal("0.40"), NOW + 60, due=True)
+    kept = Hold("tenant:acme", "2026-11-27", "kept", Decimal("0.30"), NOW + 60, due=True)
+    for h in (lost, kept):
+        assert (await ledger.reserve(h, limit, NOW))[0]
+    await ledger.settle(kept, Decimal("0.10"), estimated=False)  # its outcome came
+    assert await ledger.totals("tenant:acme", "2026-11-27", NOW + 61) == Totals(Decimal("0.5"), Decimal(0), Decimal("0.4"))
+    # Settling after the expiry (an outcome later than every bound), or twice, adds nothing.
+    await ledger.settle(lost, Decimal("0.20"), estimated=False)
+    await ledger.settle(kept, Decimal("0.10"), estimated=False)
+    assert await ledger.totals("tenant:acme", "2026-11-27", NOW + 62) == Totals(Decimal("0.5"), Decimal(0), Decimal("0.4"))
+
+
 @pytest.mark.parametrize("limit, spent, admitted", [("0", "0", False), ("1", "1", False), ("1", "0.999999", True)],
                          ids=["zero-limit", "spent-at-limit", "a-micro-left"])
 async def test_reserve_edges(ledger, limit, spent, admitted):

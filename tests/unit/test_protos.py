@@ -34,3 +34,13 @@ def test_service_name_is_envoys():
     from edge_ext.extproc.pb import service_pb2
 
     assert service_pb2.DESCRIPTOR.services_by_name["ExternalProcessor"].full_name == "envoy.service.ext_proc.v3.ExternalProcessor"
+
+
+def test_access_log_service_name_is_envoys():
+    from edge_ext.extproc.pb import accesslog_pb2, als_service_pb2
+
+    service = als_service_pb2.DESCRIPTOR.services_by_name["AccessLogService"]
+    assert service.full_name == "envoy.service.accesslog.v3.AccessLogService"
+    common = accesslog_pb2.AccessLogCommon.DESCRIPTOR.fields_by_name
+    # Spot checks against Envoy's accesslog.proto: the numbers the outcome channel reads.
+    assert (common["metadata"].number, common["upstream_request_attempt_count"].number, common["custom_tags"].number) == (17, 24, 22)

@@ -40,6 +40,9 @@ providers:
 auth:
   keys: [{{id: acme-key, sha256: "{hash_key(KEY)}", tenant: acme, tokens_per_minute: 100000}}]
   pii: block
+# The response phases' own accounting: a plain answer read by the processor (on the default
+# 2-message path its outcome does the same, tests/unit/test_outcome.py).
+accounting: {{fast_path: false}}
 """
 WALL = 1795737600.0 + 30  # 2026-11-27T00:00:30Z
 DAY = "2026-11-27"

@@ -1,0 +1,170 @@
+"""What the response phases do, for a request answered in 2 ext_proc messages: applied when its
+outcome arrives, after the answer, off the request path.
+
+The processor ended such a request's stream after its body (``Continue.last``); Envoy then
+reports how it went through its gRPC access log, in batches (edge_ext.extproc.access_log turns
+each entry into an ``Outcome``). Any worker may receive it: everything needed travels in the
+request's edge_ext metadata (provider, model, plan, reservations). Pure like the rest of the
+policy; the metrics are the servicer's.
+
+Bounds (docs/envoy.md): an outcome arrives one flush interval (``accounting.outcome_flush_ms``)
+after the answer, plus the worker's own queue. Outcomes of one batch are applied in order, each
+counted on its breaker as the response phase would have counted it. An outcome lost on the way
+(a worker killed with entries in flight) settles nothing: its budget holds are due holds, charged
+as estimated when they expire (edge_ext.cost.ledger_api), its tokens-per-minute reservation stays
+counted, and a half-open probe slot it held is freed by the breaker's own probe timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_ext.apis.anthropic import ANTHROPIC
+from edge_ext.apis.openai import OPENAI
+from edge_ext.auth import Caller
+from edge_ext.cost.calc import estimate_input_tokens
+from edge_ext.policy.accounting import Accounting
+from edge_ext.policy.budgeting import Admission, BudgetStep
+from edge_ext.policy.failover import served_by, tried_before
+from edge_ext.policy.response import Passthrough
+from edge_ext.policy.state import StreamState
+from edge_ext.providers.registry import adapter_for
+from edge_ext.routing.failures import FailureKind, classify
+from edge_ext.routing.router import Router
+from edge_ext.usage import Usage, from_anthropic, from_openai
+
+_APIS = {api.name: api for api in (OPENAI, ANTHROPIC)}
+# The edge_usage keys (edge_ext.envoy_config.outcomes) as each API's usage object.
+_USAGE_SHAPES: dict[str, tuple[Callable[[dict], Usage | None], dict[str, tuple[str, ...]]]] = {
+    "openai": (from_openai, {"prompt_tokens": ("prompt_tokens",), "completion_tokens": ("completion_tokens",),
+                             "cached_tokens": ("prompt_tokens_details", "cached_tokens"),
+                             "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")}),
+    "anthropic": (from_anthropic, {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
+                                   "cache_read_input_tokens": ("cache_read_input_tokens",),
+                                   "cache_creation_input_tokens": ("cache_creation_input_tokens",)}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One finished request as Envoy logged it. Times in seconds; None where Envoy had none."""
+
+    request_id: str
+    status: int  # 0: no response was sent (client gone before it)
+    details: str  # Envoy's response code details: via_upstream, or why Envoy answered
+    flags: str = ""  # Envoy's short response flags (UF,URX...), "" for none
+    served: str = ""  # the provider whose endpoint answered (its endpoint metadata)
+    attempts: int = 0  # upstream attempts; 0 when none was made
+    upstream_ttfb_s: float | None = None  # first upstream byte sent -> first byte received
+    duration_s: float | None = None  # first downstream byte -> last downstream byte sent
+    response_bytes: int = 0
+    retry_after: str | None = None
+    # Envoy's extraction of the answer's usage (numbers), and the processor's own metadata.
+    usage: Mapping[str, float] = field(default_factory=dict)
+    route: Mapping[str, str] = field(default_factory=dict)
+
+
+def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
+    """The answer's usage in ``api``'s terms from Envoy's extraction; None when it had none."""
+    parse, paths = _USAGE_SHAPES[api]
+    usage: dict[str, Any] = {}
+    for key, path in paths.items():
+        if key in extracted:
+            value = extracted[key]
+            node = usage
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            # JSON numbers come back as doubles; edge_ext.usage counts integers only.
+            node[path[-1]] = int(value) if float(value).is_integer() and value >= 0 else -1
+    return parse({"usage": usage}) if usage else None
+
+
+def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> bool:
+    """Whether a routed request's answer needs no response phase: passed through as it comes
+    (same API, not streamed, not stored), whichever provider of its plan answers."""
+    if st.recorder is not None or not isinstance(st.codec, Passthrough):
+        return False
+    apis = {adapter_for(p.kind).wire_api for name in plan if (p := router.provider(name)) is not None}
+    return apis == {st.api.name}
+
+
+def hand_over(st: StreamState, request: Any, accounting: bool) -> tuple[tuple[str, str], ...]:
+    """The stream ends with the body reply: the breaker verdict and the settlement of the
+    reservations come with the outcome, so what they need travels in the request's metadata."""
+    st.breaker_pending, st.handed_over, st.outcome = False, True, "routed"
+    admission, st.admission = st.admission, None
+    handed = [("outcome", "1"), ("api", st.api.name), ("upstream_model", st.upstream_model)]
+    if accounting:
+        handed.append(("est_in", str(estimate_input_tokens(request.body))))
+    return (*handed, *(admission.metadata() if admission is not None else ()))
+
+
+def _billed_without_usage(outcome: Outcome) -> bool:
+    """Whether a request that reported no usage may still have cost something (as
+    edge_ext.policy.answer judges an answer cut short)."""
+    if not outcome.status:
+        return bool(outcome.attempts)  # the provider had the prompt when the client left
+    if outcome.details == "via_upstream":
+        return outcome.status == 200  # a complete answer without usage: estimated
+    return classify(outcome.status, outcome.details, outcome.flags) in (FailureKind.RESET, FailureKind.TIMEOUT)
+
+
+class OutcomeStep:
+    def __init__(self, router: Router, latency: Any, accounting: Accounting | None, budgets: BudgetStep | None,
+                 wall: Callable[[], float]):
+        self._router, self._latency, self._accounting, self._budgets = router, latency, accounting, budgets
+        self._wall = wall
+
+    def apply(self, outcome: Outcome) -> StreamState | None:
+        """Breakers, latency, failover, cost and budgets for one outcome; returns the request as
+        its response phases would have left it (for metrics), or None when it is not ours."""
+        route = outcome.route
+        first, model = route.get("provider", ""), route.get("model", "")
+        if route.get("outcome") != "1" or not first:
+            return None
+        plan = tuple(filter(None, route.get("plan", "").split(","))) or (first,)
+        served = served_by(plan, first, outcome.served, outcome.attempts)
+        retried = tried_before(plan, first, served)
+        for name in retried:
+            self._router.report_retried(name)
+        if outcome.status:
+            self._router.report(served, outcome.status, outcome.details, outcome.retry_after, outcome.flags)
+        else:
+            self._router.release(served)  # no verdict: a half-open probe slot is given back
+        if (self._latency is not None and outcome.details == "via_upstream" and not retried
+                and outcome.upstream_ttfb_s is not None):
+            self._latency.observe(served, outcome.upstream_ttfb_s)
+        st = self._stream(outcome, served, retried, model)
+        if self._accounting is not None:
+            st.charge = self._charge(outcome, st)
+        if self._budgets is not None:
+            admission = Admission.from_metadata(dict(route))
+            if admission is not None:
+                self._budgets.settle(admission, st.charge)
+        return st
+
+    def _stream(self, outcome: Outcome, served: str, retried: tuple[str, ...], model: str) -> StreamState:
+        route = outcome.route
+        provider = self._router.provider(served)
+        api = _APIS.get(route.get("api", ""), OPENAI)
+        st = StreamState(started=0.0, request_id=outcome.request_id, api=api, model=model, provider=served,
+                         outcome="routed", retried=retried, response_status=outcome.status,
+                         response_details=outcome.details, attempts=max(outcome.attempts, 1))
+        st.upstream_api = adapter_for(provider.kind).wire_api if provider is not None else api.name
+        st.upstream_model = self._router.upstream_model(model, served) or route.get("upstream_model", model)
+        st.caller = Caller(route.get("key_id", ""), route.get("tenant", "default"), frozenset(), None)
+        return st
+
+    def _charge(self, outcome: Outcome, st: StreamState):
+        usage = usage_of(st.upstream_api, outcome.usage) if outcome.status == 200 else None
+        if usage is not None:
+            return self._accounting.charge(st.provider, st.upstream_model, usage)
+        if not _billed_without_usage(outcome):
+            return None
+        # The prompt as estimated at admission, the answer's bytes as its text: the estimate an
+        # answer cut short gets (edge_ext.cost.estimate), without the bodies.
+        prompt = int(outcome.route.get("est_in", "0") or 0)
+        estimate = Usage(input_tokens=prompt, output_tokens=-(-outcome.response_bytes // 4) if outcome.status == 200 else 0)
+        return self._accounting.charge(st.provider, st.upstream_model, estimate, estimated=True)

@@ -1,0 +1,155 @@
+"""The 2-message path in the policy: which requests end their stream after the body, what they
+hand over in metadata, and what their outcome does when it arrives (fake clocks, real ledgers)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from edge_ext.auth import hash_key
+from edge_ext.clock import FakeClock
+from edge_ext.config import parse_config
+from edge_ext.cost.budget import BudgetSpec
+from edge_ext.cost.ledger_api import MemoryLedger
+from edge_ext.cost.ledgers import DiskLedger
+from edge_ext.cost.pricing import load_pricing
+from edge_ext.policy.accounting import Accounting
+from edge_ext.policy.budgeting import Admission, BudgetStep
+from edge_ext.policy.decisions import Continue
+from edge_ext.policy.engine import Policy
+from edge_ext.policy.outcome import Outcome, usage_of
+from edge_ext.routing.breaker import BreakerState
+from edge_ext.usage import Usage
+from edge_ext.wiring import model_prices
+
+KEY = "sk-outcome-unit-0001"
+CONFIG = f"""\
+providers:
+  - {{name: oa, kind: openai, base_url: "http://127.0.0.1:18080", models: [gpt-4o-mini]}}
+  - {{name: an, kind: anthropic, base_url: "http://127.0.0.1:18081", models: [claude-haiku-4-5]}}
+auth:
+  keys: [{{id: acme-key, sha256: "{hash_key(KEY)}", tenant: acme, tokens_per_minute: 100000}}]
+"""
+WALL = 1795737600.0 + 30  # 2026-11-27T00:00:30Z
+DAY = "2026-11-27"
+MINUTE = f"tpm:acme-key:{int(WALL // 60)}"
+PRICES = load_pricing()
+MINI = PRICES.price("gpt-4o-mini")
+
+
+def make_policy(ledger, config: str = CONFIG):
+    parsed = parse_config(config)
+    wall = FakeClock(WALL)
+    budgets = BudgetStep([BudgetSpec("tenant", "acme", "daily", Decimal("5"))], ledger, wall, {"acme-key": 100_000},
+                         prices=model_prices(parsed))
+    policy = Policy(parsed, FakeClock(), {"oa": None, "an": None}, wall=wall, accounting=Accounting(PRICES), budgets=budgets)
+    return policy, budgets
+
+
+@pytest.fixture(params=["memory", "disk"])
+def ledger(request, tmp_path):
+    return MemoryLedger() if request.param == "memory" else DiskLedger(str(tmp_path), wall=lambda: WALL)
+
+
+def chat(model="gpt-4o-mini", **extra) -> bytes:
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": "hello " * 40}], **extra}).encode()
+
+
+async def routed(policy, body: bytes, path: str = "/v1/chat/completions"):
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": path, "authorization": f"Bearer {KEY}"}, False)
+    decision = await policy.on_request_body(st, body)
+    assert isinstance(decision, Continue)
+    policy.on_stream_end(st)  # the servicer ends the stream after a last reply
+    return st, decision
+
+
+async def figures(ledger):
+    return await ledger.totals("tenant:acme", DAY, WALL), await ledger.count(MINUTE)
+
+
+@pytest.mark.parametrize("body, last", [
+    pytest.param(chat(), True, id="plain-same-api"),
+    pytest.param(chat(stream=True), False, id="stream"),
+    pytest.param(chat("claude-haiku-4-5"), False, id="translated"),
+])
+async def test_only_answers_passed_through_end_the_stream_after_the_body(ledger, body, last):
+    policy, _ = make_policy(ledger)
+    st, decision = await routed(policy, body)
+    metadata = dict(decision.metadata)
+    assert decision.last is last and ("outcome" in metadata) is last
+    held, tokens = await figures(ledger)
+    # Handed over or not, nothing is settled yet: the reservation waits for the outcome.
+    if last:
+        assert held.held > 0 and tokens > 0 and st.admission is None and not st.breaker_pending
+        assert Admission.from_metadata(metadata).holds[0].due
+
+
+def test_a_cost_header_keeps_the_response_phase(ledger):
+    policy, _ = make_policy(ledger, CONFIG + "accounting: {cost_header: true}\n")
+    assert not policy._fast_path
+
+
+def outcome_of(decision, **fields) -> Outcome:
+    return Outcome(request_id="r1", route=dict(decision.metadata), **{"details": "via_upstream", "attempts": 1, **fields})
+
+
+@pytest.mark.parametrize("fields, charge", [
+    pytest.param({"status": 200, "usage": {"prompt_tokens": 45.0, "completion_tokens": 7.0}, "upstream_ttfb_s": 0.2},
+                 Usage(input_tokens=45, output_tokens=7), id="reported-usage"),
+    pytest.param({"status": 200, "response_bytes": 400}, "estimated", id="answer-without-usage"),
+    pytest.param({"status": 500}, None, id="provider-error-not-billed"),
+    pytest.param({"status": 503, "details": "upstream_reset_before_response_started{remote_reset}"}, "estimated",
+                 id="provider-reset"),
+    pytest.param({"status": 0, "details": "downstream_remote_disconnect"}, "estimated", id="client-gone"),
+    pytest.param({"status": 503, "details": "upstream_reset_before_response_started{remote_connection_failure}",
+                  "attempts": 1}, None, id="never-connected"),
+])
+async def test_an_outcome_settles_what_the_response_phases_did(ledger, fields, charge):
+    policy, budgets = make_policy(ledger)
+    _, decision = await routed(policy, chat())
+    st = policy.on_outcome(outcome_of(decision, **fields))
+    await budgets.flush()
+    totals, tokens = await figures(ledger)
+    assert totals.held == 0
+    if charge is None:
+        assert st.charge is None and totals.spent == 0 and tokens == 0
+    elif charge == "estimated":
+        assert st.charge.estimated and totals.spent == totals.estimated > 0 and tokens == st.charge.usage.total > 0
+    else:
+        assert not st.charge.estimated and st.charge.usage == charge and tokens == charge.total
+        # 45 x $0.15 + 7 x $0.60 per million, rounded up to the micro-dollar.
+        assert totals.spent == Decimal("0.000011") and MINI.input == Decimal("0.15")
+
+
+async def test_a_batch_of_failures_opens_the_breaker_in_order(ledger):
+    policy, _ = make_policy(ledger)  # the default breaker: 5 failures in a row open it
+    decisions = [(await routed(policy, chat()))[1] for _ in range(6)]
+    for decision in decisions[:4]:
+        policy.on_outcome(outcome_of(decision, status=500))
+    assert policy.router.states()["oa"] is BreakerState.CLOSED
+    policy.on_outcome(outcome_of(decisions[4], status=502))
+    assert policy.router.states()["oa"] is BreakerState.OPEN
+    policy.on_outcome(outcome_of(decisions[5], status=200))  # arrived after: counted, still open
+    assert policy.router.states()["oa"] is BreakerState.OPEN
+
+
+async def test_an_entry_that_is_not_a_handed_over_request_is_ignored(ledger):
+    policy, _ = make_policy(ledger)
+    assert policy.on_outcome(Outcome(request_id="x", status=500, details="via_upstream", route={"provider": "oa"})) is None
+    assert policy.router.states()["oa"] is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize("api, extracted, usage", [
+    pytest.param("openai", {"prompt_tokens": 10.0, "completion_tokens": 5.0, "cached_tokens": 4.0, "reasoning_tokens": 2.0},
+                 Usage(input_tokens=6, output_tokens=5, cached_input_tokens=4, reasoning_tokens=2), id="openai"),
+    pytest.param("anthropic", {"input_tokens": 10.0, "output_tokens": 5.0, "cache_read_input_tokens": 3.0,
+                               "cache_creation_input_tokens": 1.0},
+                 Usage(input_tokens=10, output_tokens=5, cached_input_tokens=3, cache_write_tokens=1), id="anthropic"),
+    pytest.param("openai", {"input_tokens": 10.0}, None, id="other-api-keys-only"),
+    pytest.param("openai", {"prompt_tokens": 1.5, "completion_tokens": -3.0}, Usage(), id="not-counts"),
+])
+def test_usage_extracted_by_envoy_is_read_like_the_answer_itself(api, extracted, usage):
+    assert usage_of(api, extracted) == usage
