@@ -9,8 +9,10 @@ and period are used together by one script: a single Redis (or a primary), not R
 
 With Redis unreachable: failing closed refuses (LedgerUnavailable); failing open admits against
 the last known figures plus what this replica spent and holds meanwhile, keeps its spend and
-writes it when Redis is back (``flush``). A hold left in Redis by a settlement that could not
-reach it expires on its own.
+writes it when Redis is back (``flush``). A hold admitted during the outage lives only here: its
+settlement is plain spend (a due one expiring unsettled is charged as estimated, as in Redis). A
+settlement of a hold that is in Redis but could not reach it is queued and replayed through the
+same script, so the hold is removed and charged once, never again at its expiry.
 """
 
 from __future__ import annotations
@@ -98,8 +100,10 @@ class RedisLedger:
         # By Redis key: micro-dollars spent while Redis was away, and the last figure read.
         self._pending: dict[str, int] = {}
         self._last: dict[str, int] = {}
-        # Holds admitted while Redis was away: {spend key: {hold id: (micros, expires)}}.
-        self._local: dict[str, dict[str, tuple[int, float]]] = {}
+        # Holds admitted while Redis was away: {spend key: {hold id: (micros, expires, due)}}.
+        self._local: dict[str, dict[str, tuple[int, float, bool]]] = {}
+        # Settlements of holds kept in Redis that could not reach it: (keys, settle args).
+        self._unsettled: list[tuple[list[str], list]] = []
 
     def _keys(self, scope_id: str, period_key: str) -> list[str]:
         suffix = f"{scope_id}:{period_key}"
@@ -114,11 +118,19 @@ class RedisLedger:
     def _known(self, key: str) -> int:
         return self._last.get(key, 0) + self._pending.get(key, 0)
 
-    def _local_held(self, key: str, now: float) -> int:
-        holds = self._local.get(key, {})
-        for hold_id in [h for h, (_, expires) in holds.items() if expires <= now]:
-            del holds[hold_id]
-        return sum(micros for micros, _ in holds.values())
+    def _keep(self, keys: list[str], micros: int, estimated: bool) -> None:
+        """Spend to write when Redis is back."""
+        for key in (keys[0], keys[3]) if estimated else (keys[0],):
+            if micros:
+                self._pending[key] = self._pending.get(key, 0) + micros
+
+    def _local_held(self, keys: list[str], now: float) -> int:
+        holds = self._local.get(keys[0], {})
+        for hold_id in [h for h, (_, expires, _) in holds.items() if expires <= now]:
+            micros, _, due = holds.pop(hold_id)
+            if due:  # expired unsettled: charged as estimated, as the Redis sweep does
+                self._keep(keys, micros, estimated=True)
+        return sum(micros for micros, _, _ in holds.values())
 
     async def spent(self, scope_id: str, period_key: str) -> Decimal:
         key = self._keys(scope_id, period_key)[0]
@@ -141,7 +153,7 @@ class RedisLedger:
 
     async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
         keys = self._keys(scope_id, period_key)
-        held = self._local_held(keys[0], now)
+        held = self._local_held(keys, now)
         try:
             await self.flush()
             spent, shared, estimated = (int(v) for v in await self._scripts["totals"](keys=keys, args=[now]))
@@ -164,26 +176,32 @@ class RedisLedger:
             return bool(admitted), Totals(from_micros(spent), from_micros(held), from_micros(estimated))
         except self._down as exc:
             self._unreachable(exc)
-        spent, held = self._known(keys[0]), self._local_held(keys[0], now)
+        spent, held = self._known(keys[0]), self._local_held(keys, now)
         before = Totals(from_micros(spent), from_micros(held), from_micros(self._known(keys[3])))
         if spent + held >= to_micros(limit):
             return False, before
-        self._local.setdefault(keys[0], {})[hold.id] = (hold.micros, hold.expires)
+        self._local.setdefault(keys[0], {})[hold.id] = (hold.micros, hold.expires, hold.due)
         return True, before
 
     async def settle(self, hold: Hold, usd: Decimal, estimated: bool) -> None:
         keys = self._keys(hold.scope_id, hold.period_key)
         micros = to_micros(usd)
-        self._local.get(keys[0], {}).pop(hold.id, None)
+        if self._local.get(keys[0], {}).pop(hold.id, None) is not None:
+            # Admitted during an outage: Redis never saw the hold, only the charge goes there.
+            self._keep(keys, micros, estimated)
+            try:
+                await self.flush()
+            except self._down:
+                pass
+            return
+        args = [_member(hold), hold.micros, micros, 1 if estimated else 0, 1 if hold.due else 0]
         try:
             await self.flush()
-            spent = await self._scripts["settle"](keys=keys, args=[_member(hold), hold.micros, micros,
-                                                                   1 if estimated else 0, 1 if hold.due else 0])
-            self._last[keys[0]] = int(spent)
+            self._last[keys[0]] = int(await self._scripts["settle"](keys=keys, args=args))
         except self._down:
-            for key in (keys[0], keys[3]) if estimated else (keys[0],):
-                if micros:
-                    self._pending[key] = self._pending.get(key, 0) + micros
+            # Replayed through the script: the hold is removed with its charge, not charged again
+            # when it expires.
+            self._unsettled.append((keys, args))
 
     async def count(self, key: str) -> int:
         try:
@@ -207,6 +225,10 @@ class RedisLedger:
             return await self._fallback.take(key, n, limit, ttl_s)
 
     async def flush(self) -> None:
+        while self._unsettled:
+            keys, args = self._unsettled[0]
+            self._last[keys[0]] = int(await self._scripts["settle"](keys=keys, args=args))
+            self._unsettled.pop(0)
         for key in list(self._pending):
             micros = self._pending[key]
             total = await self._redis.incrby(key, micros)

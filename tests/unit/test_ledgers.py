@@ -196,3 +196,45 @@ async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path)
         assert (totals.spent, totals.estimated) == (Decimal("0.20"), Decimal("0.20"))
     finally:
         server.cleanup()
+
+
+async def test_a_settlement_that_cannot_reach_redis_is_charged_once_not_again_at_expiry(tmp_path):
+    server = RedisServer()
+    server.start()
+    try:
+        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+        due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
+        assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]
+        server.pause()
+        try:
+            await ledger.settle(due, Decimal("0.05"), estimated=False)  # queued for Redis
+        finally:
+            server.resume()
+        now = await ledger.totals("tenant:t", "p", NOW)
+        assert (now.spent, now.held) == (Decimal("0.05"), Decimal("0"))
+        later = await ledger.totals("tenant:t", "p", NOW + 700)  # past the hold's expiry
+        assert (later.spent, later.estimated) == (Decimal("0.05"), Decimal("0"))
+    finally:
+        server.cleanup()
+
+
+async def test_holds_admitted_during_an_outage_are_charged_when_settled_or_due(tmp_path):
+    server = RedisServer()
+    server.start()
+    try:
+        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+        assert (await ledger.totals("tenant:t", "p", NOW)).spent == 0
+        server.pause()
+        try:
+            settled = Hold("tenant:t", "p", "a", Decimal("0.20"), NOW + 600, due=True)
+            abandoned = Hold("tenant:t", "p", "b", Decimal("0.10"), NOW + 1, due=True)
+            for hold_ in (settled, abandoned):
+                assert (await ledger.reserve(hold_, Decimal("1.00"), NOW))[0]  # kept by this replica
+            await ledger.totals("tenant:t", "p", NOW + 5)  # the abandoned one expires unsettled
+        finally:
+            server.resume()
+        await ledger.settle(settled, Decimal("0.20"), estimated=False)
+        totals = await ledger.totals("tenant:t", "p", NOW + 5)
+        assert (totals.spent, totals.estimated, totals.held) == (Decimal("0.30"), Decimal("0.10"), Decimal("0"))
+    finally:
+        server.cleanup()
