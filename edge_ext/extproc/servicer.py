@@ -129,9 +129,12 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 response = to_response(phase, decision)
                 metrics.observe_phase(phase, clock() - started)
                 yield response
-                if response.HasField("immediate_response") or getattr(decision, "last", False):
-                    # Ending the stream (gRPC OK) tells Envoy the processor wants no more of
-                    # this request: it skips every response phase.
+                if getattr(decision, "last", False):
+                    # Sent: from here the request's outcome settles it. Ending the stream (gRPC
+                    # OK) tells Envoy the processor wants no more of it: no response phase runs.
+                    policy.handed_over(st)
+                    break
+                if response.HasField("immediate_response"):
                     break
         finally:
             # Every stream ends here, answered, failed or cancelled by Envoy.

@@ -26,7 +26,7 @@ from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
-from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over
+from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over
 from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
@@ -216,6 +216,11 @@ class Policy:
         hit = self._cache.hit_response(entry, tier, request)
         return Respond(hit.status, hit.body, hit.headers, hit.details,
                        metadata=(("provider", entry.provider), ("model", st.model), ("cache", tier)))
+
+    @staticmethod
+    def handed_over(st: StreamState) -> None:
+        """Called once the body reply that ended a 2-message request's stream was sent."""
+        handed_over(st)
 
     def on_stream_end(self, st: StreamState) -> None:
         """Every stream ends here, answered or not: a leader that stored nothing frees its followers,

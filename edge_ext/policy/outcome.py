@@ -92,13 +92,17 @@ def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> boo
 
 def hand_over(st: StreamState, request: Any, accounting: bool) -> tuple[tuple[str, str], ...]:
     """The stream ends with the body reply: the breaker verdict and the settlement of the
-    reservations come with the outcome, so what they need travels in the request's metadata."""
-    st.breaker_pending, st.handed_over, st.outcome = False, True, "routed"
-    admission, st.admission = st.admission, None
+    reservations come with the outcome, so what they need travels in the request's metadata.
+    The stream keeps them until ``handed_over``: a reply that never left settles at stream end."""
     handed = [("outcome", "1"), ("api", st.api.name), ("upstream_model", st.upstream_model)]
     if accounting:
         handed.append(("est_in", str(estimate_input_tokens(request.body))))
-    return (*handed, *(admission.metadata() if admission is not None else ()))
+    return (*handed, *(st.admission.metadata() if st.admission is not None else ()))
+
+
+def handed_over(st: StreamState) -> None:
+    """The body reply of a 2-message request was sent: its outcome settles it from now on."""
+    st.breaker_pending, st.handed_over, st.admission = False, True, None
 
 
 def _billed_without_usage(outcome: Outcome) -> bool:

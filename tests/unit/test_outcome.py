@@ -62,7 +62,9 @@ async def routed(policy, body: bytes, path: str = "/v1/chat/completions"):
     policy.on_request_headers(st, {":method": "POST", ":path": path, "authorization": f"Bearer {KEY}"}, False)
     decision = await policy.on_request_body(st, body)
     assert isinstance(decision, Continue)
-    policy.on_stream_end(st)  # the servicer ends the stream after a last reply
+    if decision.last:  # the servicer sent it, and ends the stream
+        policy.handed_over(st)
+    policy.on_stream_end(st)
     return st, decision
 
 
@@ -85,6 +87,22 @@ async def test_only_answers_passed_through_end_the_stream_after_the_body(ledger,
     if last:
         assert held.held > 0 and tokens > 0 and st.admission is None and not st.breaker_pending
         assert Admission.from_metadata(metadata).holds[0].due
+
+
+async def test_a_last_reply_that_never_left_settles_at_stream_end(ledger):
+    """A stream cancelled before the body reply went out: no outcome will come, so it settles at
+    stream end like any routed request left without an answer (its prompt, estimated), nothing is
+    left for a hold's expiry to charge in full, and the probe slot is given back at once."""
+    policy, budgets = make_policy(ledger)
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions", "authorization": f"Bearer {KEY}"}, False)
+    decision = await policy.on_request_body(st, chat())
+    assert decision.last
+    policy.on_stream_end(st)  # cancelled at the yield: handed_over never called
+    await budgets.flush()
+    totals, _ = await figures(ledger)
+    assert totals.held == 0 and totals.spent == totals.estimated and not st.breaker_pending
+    assert st.charge.estimated and st.charge.usage.output_tokens == 0
 
 
 def test_a_cost_header_keeps_the_response_phase(ledger):
