@@ -20,8 +20,9 @@ from typing import Any
 from edge_ext.apis.schema import Style, openai_style
 from edge_ext.errors import InvalidJSON, InvalidRequest
 
-# Only bodies with a surrogate escape (emoji written by ASCII-only encoders, mostly) are walked.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Only bodies with a lone surrogate escape are walked: a high one not followed by a low one, or a
+# low one not preceded by a high one. Pairs (emoji from ASCII-only encoders) are valid text.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]")
 
 
 class _DuplicateKey(Exception):

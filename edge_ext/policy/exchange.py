@@ -19,7 +19,14 @@ class UpstreamBody:
 
 
 def _dump(body: dict) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        # The outer body was checked for lone surrogates (edge_ext.apis.json_body); one escaped
+        # inside a JSON-in-a-string field (tool-call arguments) surfaces only once that is decoded,
+        # by the translator or the PII redactor: a client fault all the same.
+        raise InvalidRequest("the request holds a lone UTF-16 surrogate escape (\\ud800-\\udfff) "
+                             "inside a JSON string field; send valid Unicode") from exc
 
 
 def upstream_body(request: ChatRequest, wire_api: str, provider: Provider, upstream_model: str) -> UpstreamBody:

@@ -310,3 +310,31 @@ async def test_a_small_body_is_scanned_inline_without_a_deferral():
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
     assert isinstance(await policy.on_request_body(st, body), Continue)
+
+
+@pytest.mark.parametrize("pii, model", [
+    ("redact", "gpt-4o-mini"),
+    ("off", "claude-haiku-4-5"),
+], ids=["redacted-arguments", "arguments-translated-for-anthropic"])
+async def test_a_lone_surrogate_inside_tool_call_arguments_is_a_400(pii, model):
+    from edge_ext.clock import FakeClock
+    from edge_ext.config import parse_config
+    from edge_ext.policy.decisions import Respond
+    from edge_ext.policy.engine import Policy
+
+    config = parse_config(f"""
+auth: {{enabled: false, pii: "{pii}"}}
+cache: {{enabled: false}}
+providers:
+  - {{name: p, kind: openai, base_url: "http://127.0.0.1:9", models: [gpt-4o-mini]}}
+  - {{name: a, kind: anthropic, base_url: "http://127.0.0.1:8", models: [claude-haiku-4-5]}}
+""")
+    policy = Policy(config, FakeClock(), {"p": "sk-p", "a": "sk-a"})
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": "\\ud800 bob@example.com"}'}}
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"},
+                                                     {"role": "assistant", "tool_calls": [call]},
+                                                     {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}).encode()
+    decision = await policy.on_request_body(st, body)
+    assert isinstance(decision, Respond) and decision.status == 400 and b"surrogate" in decision.body
