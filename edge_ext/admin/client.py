@@ -13,9 +13,10 @@ class AdminClient:
     """Synchronous stub whose every call carries the admin token."""
 
     def __init__(self, config: Config, index: int = 0, token: str | None = None):
+        token = token or admin_token(config.processor.admin_token_path, create=False)
+        self._metadata = (("authorization", f"Bearer {token}"),)
         self._channel = grpc.insecure_channel(config.processor.admin_address(index))
         self._stub = admin_pb2_grpc.AdminStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token or admin_token(config.processor.admin_token_path, create=False)}"),)
 
     def __getattr__(self, method: str):
         call = getattr(self._stub, method)

@@ -15,6 +15,7 @@ from google.protobuf.json_format import MessageToDict
 
 from edge_ext.admin.client import AdminClient
 from edge_ext.admin.pb import admin_pb2 as pb
+from edge_ext.errors import ConfigError
 
 
 def add_parser(sub) -> None:
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace, config) -> int:
     try:
         with AdminClient(config, args.worker) as admin:
             reply = getattr(admin, method)(request)
-    except OSError as exc:  # no token file: not this instance, or never started
+    except (OSError, ConfigError) as exc:  # no or unusable token file: not this instance, or never started
         print(f"edge-ext admin: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:

@@ -71,7 +71,9 @@ class Auth(Strict):
 
 class Budget(Strict):
     scope: Literal["key", "tenant"]
-    id: str  # the key's id (auth.keys[].id) or the tenant
+    # The key's id (auth.keys[].id) or the tenant, with their pattern: budget ids travel in
+    # request metadata joined by '|' and ';' (edge_ext.policy.budgeting).
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
     period: Literal["daily", "monthly", "total"]
     limit_usd: Annotated[float, Field(ge=0)]
 

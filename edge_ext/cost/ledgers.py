@@ -55,11 +55,10 @@ class DiskLedger:
                                    check_same_thread=False)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL's usual setting: a worker crash loses nothing; a power loss may lose the last
+            # commits. FULL made every admission and settlement an fsync (0.53 vs 0.19 ms).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            try:  # a ledger file written before due holds existed
-                self._db.execute("ALTER TABLE holds ADD COLUMN due INTEGER NOT NULL DEFAULT 0")
-            except sqlite3.OperationalError:
-                pass
 
     def _transaction(self, work: Callable[[sqlite3.Connection], Any], write: bool) -> Any:
         with self._lock:
