@@ -212,3 +212,16 @@ class StreamUsage:
         else:
             fields.setdefault("reasoning_tokens", 0)
         fields["reasoning_tokens"] = min(fields["reasoning_tokens"], fields["output_tokens"])
+
+
+# Where each API's answer carries its usage, under "usage": the keys Envoy's json_to_metadata
+# extracts on the 2-message path (edge_ext.envoy_config.outcomes) and the usage object they are
+# put back into for from_openai / from_anthropic (edge_ext.policy.outcome). One table for both.
+USAGE_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "openai": {"prompt_tokens": ("prompt_tokens",), "completion_tokens": ("completion_tokens",),
+               "cached_tokens": ("prompt_tokens_details", "cached_tokens"),
+               "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")},
+    "anthropic": {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
+                  "cache_read_input_tokens": ("cache_read_input_tokens",),
+                  "cache_creation_input_tokens": ("cache_creation_input_tokens",)},
+}

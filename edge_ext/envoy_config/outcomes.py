@@ -12,21 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from edge_ext.config.models import Config
+from edge_ext.usage import USAGE_PATHS
 
 LOG_NAME = "edge_ext_outcomes"
 USAGE_NAMESPACE = "edge_usage"
-# (metadata key, JSON path under "usage") for both APIs' answers; the processor reads the keys
-# of the API that answered (edge_ext.usage does the arithmetic, as for answers it reads itself).
-USAGE_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("prompt_tokens", ("prompt_tokens",)),
-    ("completion_tokens", ("completion_tokens",)),
-    ("cached_tokens", ("prompt_tokens_details", "cached_tokens")),
-    ("reasoning_tokens", ("completion_tokens_details", "reasoning_tokens")),
-    ("input_tokens", ("input_tokens",)),
-    ("output_tokens", ("output_tokens",)),
-    ("cache_read_input_tokens", ("cache_read_input_tokens",)),
-    ("cache_creation_input_tokens", ("cache_creation_input_tokens",)),
-)
 # The custom tag naming the provider endpoint that answered (after an in-flight failover, not
 # the first one tried): the endpoint's own edge_ext metadata.
 SERVED_TAG = "served"
@@ -35,7 +24,7 @@ SERVED_TAG = "served"
 def usage_filter() -> dict[str, Any]:
     rules = [{"selectors": [{"key": "usage"}, *({"key": part} for part in path)],
               "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key, "type": "NUMBER"}}
-             for key, path in USAGE_FIELDS]
+             for paths in USAGE_PATHS.values() for key, path in paths.items()]
     return {
         "name": "envoy.filters.http.json_to_metadata",
         "typed_config": {

@@ -115,9 +115,9 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                     yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
                     continue
                 try:
-                    if phase == "request_headers" and self._tracer is not None:
-                        span = start_request_span(self._tracer, header_dict(request.request_headers.headers))
                     decision = await self._decide(st, phase, request, started)
+                    if phase == "request_headers" and self._tracer is not None:
+                        span = start_request_span(self._tracer, st.headers)
                     if isinstance(decision, Defer):
                         if phase == "request_body":
                             # Envoy would fail the request at message_timeout while we wait.

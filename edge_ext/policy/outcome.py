@@ -33,18 +33,10 @@ from edge_ext.policy.state import StreamState
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.router import Router
-from edge_ext.usage import Usage, from_anthropic, from_openai
+from edge_ext.usage import USAGE_PATHS, Usage, from_anthropic, from_openai
 
 _APIS = {api.name: api for api in (OPENAI, ANTHROPIC)}
-# The edge_usage keys (edge_ext.envoy_config.outcomes) as each API's usage object.
-_USAGE_SHAPES: dict[str, tuple[Callable[[dict], Usage | None], dict[str, tuple[str, ...]]]] = {
-    "openai": (from_openai, {"prompt_tokens": ("prompt_tokens",), "completion_tokens": ("completion_tokens",),
-                             "cached_tokens": ("prompt_tokens_details", "cached_tokens"),
-                             "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")}),
-    "anthropic": (from_anthropic, {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
-                                   "cache_read_input_tokens": ("cache_read_input_tokens",),
-                                   "cache_creation_input_tokens": ("cache_creation_input_tokens",)}),
-}
+_PARSERS: dict[str, Callable[[dict], Usage | None]] = {"openai": from_openai, "anthropic": from_anthropic}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +60,7 @@ class Outcome:
 
 def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
     """The answer's usage in ``api``'s terms from Envoy's extraction; None when it had none."""
-    parse, paths = _USAGE_SHAPES[api]
+    parse, paths = _PARSERS[api], USAGE_PATHS[api]
     usage: dict[str, Any] = {}
     for key, path in paths.items():
         if key in extracted:
