@@ -27,6 +27,10 @@ _VALUE, _KEY, _NUMBER = 0, 1, 2
 # one can be a card number, sent as a JSON number.
 _MIN_NUMBER = 10**6
 _JSON_START = frozenset("{[ \t\r\n")
+# The slots whose string the provider (or our translator) decodes as JSON: tool-call arguments.
+# Any other string is text the model reads as written: scanned and redacted as text, never
+# re-serialized (that would change its formatting and numbers).
+_JSON_SLOTS = frozenset({"arguments"})
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 # skip(holder, key, value, parent_key) -> True: the value is not text (e.g. base64 image data).
@@ -102,7 +106,8 @@ class Document:
                     pos += len(slot)
                 kind, text, child = type(value), None, None
                 if kind is str:
-                    if value and value[0] in _JSON_START and (child := _nested(value)) is not None:
+                    if (keyed and slot in _JSON_SLOTS and value and value[0] in _JSON_START
+                            and (child := _nested(value)) is not None):
                         nested.append((container, slot, child, doc))
                         child_doc = len(nested)
                     elif not skip(container, slot, value, parent_key):

@@ -338,3 +338,11 @@ providers:
                                                      {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}).encode()
     decision = await policy.on_request_body(st, body)
     assert isinstance(decision, Respond) and decision.status == 400 and b"surrogate" in decision.body
+
+
+def test_a_prompt_that_is_json_text_is_redacted_as_text_keeping_its_form():
+    text = '{\n  "user": "bob@example.com",\n  "ratio": 1000.0,\n  "big": 12345678901234567890\n}'
+    request = OPENAI.parse(json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode())
+    redacted = guard_prompt(request, "redact", 1_000_000).body["messages"][0]["content"]
+    assert "bob@example.com" not in redacted
+    assert redacted.replace(redacted.split('"user": "')[1].split('"')[0], "bob@example.com") == text
