@@ -40,18 +40,32 @@ class Meter:
         if stream:
             self._parser = SSEParser()
             self._usage = StreamUsage(upstream_api)
+            # Text events are not parsed once the framing of one is known: the delivered text is
+            # only needed for an answer cut short, and a parse per event doubled a stream's cost.
+            self._envelope: int | None = None
+            self._unparsed = 0
         else:
             self._body = bytearray()
 
     def feed(self, chunk: bytes) -> None:
-        if self.stream:
-            for event in self._parser.feed(chunk):
-                payload = _payload(event.data)
-                if payload is not None:
-                    self._usage.observe_payload(payload)
-                    self._text.observe_event(payload)
-        else:
+        if not self.stream:
             self._body += chunk
+            return
+        for event in self._parser.feed(chunk):
+            data = event.data
+            reports = '"usage"' in data
+            if not reports and self._envelope is not None:
+                self._unparsed += max(0, len(data) - self._envelope)
+                continue
+            payload = _payload(data)
+            if payload is None:
+                continue
+            if reports:
+                self._usage.observe_payload(payload)
+            before = self._text.chars
+            self._text.observe_event(payload)
+            if self._envelope is None and self._text.chars > before:
+                self._envelope = len(data) - (self._text.chars - before)
 
     def _json(self) -> dict | None:
         try:
@@ -70,7 +84,7 @@ class Meter:
     def estimate(self, request_body: object) -> Usage:
         """What the answer so far is charged when its report never came (edge_ext.cost.estimate)."""
         if self.stream:
-            return estimated_usage(self._usage.usage, request_body, self._text.chars)
+            return estimated_usage(self._usage.usage, request_body, self._text.chars + self._unparsed)
         body = self._json()
         if body is None:
             # Cut inside the JSON: its bytes, framing included, are all that can be counted.
