@@ -49,6 +49,9 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
     route = metadata[METADATA_NAMESPACE] if METADATA_NAMESPACE in metadata else None
     usage = metadata[USAGE_NAMESPACE] if USAGE_NAMESPACE in metadata else None
     sent = _seconds(common, "time_to_first_upstream_tx_byte")
+    # From the request's last byte, where the response phases' clock starts too (the processor
+    # routes it then): least-latency compares samples of both paths.
+    received = _seconds(common, "time_to_last_rx_byte")
     return Outcome(
         request_id=entry.request.request_id,
         status=response.response_code.value if response.HasField("response_code") else 0,
@@ -56,7 +59,7 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
         flags=",".join(short for name, short in _FLAGS if getattr(flags, name)),
         served=common.custom_tags.get(SERVED_TAG, ""),
         attempts=common.upstream_request_attempt_count,
-        upstream_ttfb_s=_between(sent, _seconds(common, "time_to_first_upstream_rx_byte")),
+        upstream_ttfb_s=_between(received if received is not None else sent, _seconds(common, "time_to_first_upstream_rx_byte")),
         duration_s=_between(sent, _seconds(common, "time_to_last_upstream_rx_byte")),
         response_bytes=response.response_body_bytes,
         retry_after=response.response_headers.get("retry-after"),

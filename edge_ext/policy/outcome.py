@@ -49,8 +49,8 @@ class Outcome:
     flags: str = ""  # Envoy's short response flags (UF,URX...), "" for none
     served: str = ""  # the provider whose endpoint answered (its endpoint metadata)
     attempts: int = 0  # upstream attempts; 0 when none was made
-    upstream_ttfb_s: float | None = None  # first upstream byte sent -> first byte received
-    duration_s: float | None = None  # first downstream byte -> last downstream byte sent
+    upstream_ttfb_s: float | None = None  # the request's last byte received -> the answer's first byte
+    duration_s: float | None = None  # first upstream byte sent -> last upstream byte received
     response_bytes: int = 0
     retry_after: str | None = None
     # Envoy's extraction of the answer's usage (numbers), and the processor's own metadata.
