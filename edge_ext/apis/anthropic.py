@@ -6,6 +6,7 @@ import json
 import time
 
 from edge_ext.apis.json_body import chat_basics
+from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.schema import anthropic_style
 from edge_ext.apis.validate import anthropic_fields
 from edge_ext.errors import EdgeError, InvalidRequest
@@ -18,8 +19,10 @@ _TYPES = {404: "not_found_error", 413: "request_too_large", 503: "overloaded_err
 class AnthropicClientAPI:
     name = "anthropic"
 
-    def parse(self, raw: bytes) -> ChatRequest:
+    def parse(self, raw: bytes, limits: RequestLimits | None = None) -> ChatRequest:
         body, model, stream = chat_basics(raw, anthropic_style)
+        if limits is not None:
+            check_shape(body, limits)  # before the walks it bounds
         anthropic_fields(body)
         max_tokens = body.get("max_tokens")
         # The Messages API requires max_tokens; an OpenAI provider behind us would not care, but

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from edge_ext.apis.limits import RequestLimits
 from edge_ext.errors import EdgeError
 from edge_ext.policy.decisions import Respond
 from edge_ext.providers.base import ChatRequest
@@ -14,7 +15,7 @@ JSON_HEADERS = (("content-type", "application/json"),)
 class ClientAPI(Protocol):
     name: str  # "openai" | "anthropic": also the wire API name of provider adapters
 
-    def parse(self, raw: bytes) -> ChatRequest: ...
+    def parse(self, raw: bytes, limits: RequestLimits | None = None) -> ChatRequest: ...
 
     def error_body(self, err: EdgeError) -> bytes: ...
 

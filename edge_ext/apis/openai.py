@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from edge_ext.apis.json_body import chat_basics
+from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.validate import openai_fields
 from edge_ext.errors import EdgeError
 from edge_ext.providers.base import ChatRequest
@@ -13,8 +14,10 @@ from edge_ext.providers.base import ChatRequest
 class OpenAIClientAPI:
     name = "openai"
 
-    def parse(self, raw: bytes) -> ChatRequest:
+    def parse(self, raw: bytes, limits: RequestLimits | None = None) -> ChatRequest:
         body, model, stream = chat_basics(raw)
+        if limits is not None:
+            check_shape(body, limits)  # before the walks it bounds
         openai_fields(body)
         return ChatRequest(body=body, raw=raw, model=model, stream=stream, api=self.name)
 

@@ -7,7 +7,7 @@ a half-open breaker's probe slot, and a check after forwarding would be too late
 
 from __future__ import annotations
 
-from edge_ext.apis.limits import RequestLimits, check_shape
+from edge_ext.apis.limits import RequestLimits
 from edge_ext.auth import Caller
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, InvalidRequest, Unauthorized
 from edge_ext.policy.state import StreamState
@@ -46,9 +46,8 @@ class RequestCheck:
         """Parse, shape caps, the caller's models, the model's output limit: a 4xx or a request."""
         if len(body) > self._max_body:
             raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
-        request = st.api.parse(body)
+        request = st.api.parse(body, self._limits)
         st.model, st.stream = request.model, request.stream
-        check_shape(request.body, self._limits)
         caller.check_model(request.model)
         wanted = requested_output(request.body)
         limit = self._router.output_limit(request.model)
