@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from edge_ext.config.hosts import is_loopback
 from edge_ext.config.models import Config
 from edge_ext.envoy_config.render import render_yaml
 from edge_ext.metric_files import METRICS_DIR_ENV, WorkerFilesCollector, fold_exited
@@ -55,7 +56,7 @@ def demo_plan(config: Config, runtime: Path) -> Plan:
 
 def loopback_mocks(config: Config) -> tuple[tuple[str, int], ...]:
     """Mock providers for every loopback base_url (for `up --with-mock`)."""
-    seen = {(p.host, p.port) for p in config.providers if p.host in ("127.0.0.1", "localhost", "::1")}
+    seen = {(p.host, p.port) for p in config.providers if is_loopback(p.host)}
     return tuple(sorted(seen))
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from edge_ext.config.hosts import is_loopback as host_is_loopback
 from edge_ext.config.models import Config, Provider
 from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, render
 
@@ -51,8 +52,6 @@ DEFAULT_PORT = 50051
 # Service ports (one per worker) are fixed at render time, and os.cpu_count() in a pod is the
 # node's core count, not the CPU limit: "auto" is pinned to this.
 DEFAULT_WORKERS = 2
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 class DeployError(ValueError):
     """The config cannot be deployed to the chosen target as it stands."""
@@ -219,7 +218,7 @@ def redis_sections(config: Config) -> list[tuple[str, str | None]]:
 
 
 def is_loopback(p: Provider) -> bool:
-    return p.host in LOOPBACK
+    return host_is_loopback(p.host)
 
 
 def is_ip(host: str) -> bool:
