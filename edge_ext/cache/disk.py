@@ -1,5 +1,5 @@
-"""How every diskcache of edge-ext stores rows (the disk L2 cache, the disk budget ledger):
-str keys and bytes or integer values, in SQLite, nothing else.
+"""How the disk L2 cache stores rows: str keys and bytes (or integer) values, in SQLite, nothing
+else. (The disk budget ledger is a plain SQLite table of integers, edge_ext.cost.ledgers.)
 
 diskcache's own Disk pickles any key or value that is not a plain str, bytes or number, and
 unpickles whatever a row says is pickled (``raw = 0`` keys, ``MODE_PICKLE`` values), and reads

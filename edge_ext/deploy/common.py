@@ -53,6 +53,7 @@ DEFAULT_PORT = 50051
 # node's core count, not the CPU limit: "auto" is pinned to this.
 DEFAULT_WORKERS = 2
 
+
 class DeployError(ValueError):
     """The config cannot be deployed to the chosen target as it stands."""
 
