@@ -12,6 +12,7 @@ message.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from edge_ext.config.models import Config
@@ -37,7 +38,8 @@ STREAM_START_RETRY = {
 
 def processor_service(processor_cluster: str) -> dict[str, Any]:
     """The gRPC service of every ext_proc filter: the workers' cluster, stream starts retried."""
-    return {"envoy_grpc": {"cluster_name": processor_cluster}, "retry_policy": STREAM_START_RETRY}
+    # A copy each: a shared dict would be dumped as a YAML anchor and alias.
+    return {"envoy_grpc": {"cluster_name": processor_cluster}, "retry_policy": copy.deepcopy(STREAM_START_RETRY)}
 
 
 def endpoint_metadata(provider: str) -> dict[str, Any]:
