@@ -12,13 +12,7 @@ from edge_ext.config import ConfigInvalid, load_config
 
 
 def _load(path: str):
-    try:
-        return load_config(path)
-    except ConfigInvalid as exc:
-        print(f"edge-ext: invalid config {exc.source}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return _checked(lambda: load_config(path))
 
 
 def cmd_check_config(args) -> int:
@@ -97,21 +91,22 @@ def _prepare_instance(config) -> None:
 
 def _run_edge(args, *, with_envoy: bool) -> int:
     from edge_ext import edge
+    from edge_ext.admin import edge_server
     from edge_ext.logs import setup_logging
+    from edge_ext.reload import LiveConfig, Reloader
 
     setup_logging()
     runtime = edge.runtime_dir()
     metrics_dir = runtime / "metrics"
     metrics_dir.mkdir()
     try:
-        config = _load(args.config or str(edge.DEFAULT_CONFIG))
-        if args.workers:
-            config = config.model_copy(update={"processor": config.processor.model_copy(update={"workers": args.workers})})
-        if with_envoy and not args.config:
-            plan = edge.demo_plan(config, runtime)
-        else:
-            mocks = edge.loopback_mocks(config) if getattr(args, "with_mock", False) else ()
-            plan = edge.Plan(config, edge.write_config(config, runtime), mocks, None)
+        source = Path(args.config or edge.DEFAULT_CONFIG)
+
+        def make_plan():
+            return edge.make_plan(source, runtime, demo=with_envoy and not args.config, workers=args.workers,
+                                  with_mock=getattr(args, "with_mock", False))
+
+        plan = _checked(make_plan)
         if plan.banner:
             print(plan.banner, flush=True)
         _prepare_instance(plan.config)
@@ -119,18 +114,35 @@ def _run_edge(args, *, with_envoy: bool) -> int:
 
         for warning in exposure_warnings(plan.config):
             logging.getLogger("edge_ext").warning("%s", warning)
-        edge.start_metrics_server(plan.config, metrics_dir)
-        sup = edge.build(plan, runtime, with_envoy=with_envoy, metrics_dir=metrics_dir)
+        live = LiveConfig(plan.version)
+        edge.start_metrics_server(plan.config, metrics_dir, live)
+        sup, envoy_files = edge.build(plan, runtime, with_envoy=with_envoy, metrics_dir=metrics_dir)
+        sup.on_reload = Reloader(make_plan, plan, sup, envoy_files, live, edge.worker_argv).reload
+        admin = edge_server.serve(plan.config, sup.request_reload)
         c = plan.config
 
         def announce() -> None:
             what = f"http://{c.listen.host}:{c.listen.port}" if with_envoy else c.processor.socket_address
             metrics = f"http://{c.metrics.host}:{c.metrics.port}/metrics" if c.metrics.enabled else "off"
-            print(f"edge-ext: serving on {what} with {c.processor.worker_count()} workers; metrics {metrics}", flush=True)
+            print(f"edge-ext: serving on {what} with {c.processor.worker_count()} workers; metrics {metrics}; "
+                  f"config version {plan.version}", flush=True)
 
-        return sup.run(ready_hook=announce)
+        try:
+            return sup.run(ready_hook=announce)
+        finally:
+            admin.stop(0)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _checked(load):
+    try:
+        return load()
+    except ConfigInvalid as exc:
+        print(f"edge-ext: invalid config {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def cmd_up(args) -> int:
@@ -148,6 +160,34 @@ def cmd_admin(args) -> int:
     from edge_ext.admin.command import run
 
     return run(args, _load(args.config))
+
+
+def cmd_reload(args) -> int:
+    """Ask the running edge to re-read its config file. The file is checked here first: a file
+    that fails is reported with its lines, and the running edge is not asked."""
+    import grpc
+
+    from edge_ext.admin.client import AdminClient
+    from edge_ext.admin.pb import admin_pb2 as pb
+    from edge_ext.errors import ConfigError
+
+    config = _load(args.config)
+    try:
+        with AdminClient(config, address=config.processor.edge_admin_address) as admin:
+            reply = admin.Reload(pb.ReloadRequest(), timeout=args.timeout)
+    except (OSError, ConfigError) as exc:
+        print(f"edge-ext reload: {exc}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        print(f"edge-ext reload: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    if not reply.applied:
+        print(f"edge-ext reload: refused; config version {reply.version} keeps serving:", file=sys.stderr)
+        for problem in reply.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"edge-ext reload: config version {reply.version} serves")
+    return 0
 
 
 def cmd_mock_provider(args) -> int:
@@ -196,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             p.add_argument("--with-mock", action="store_true", help="start mock providers on loopback base_urls")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("reload", help="make the running edge apply its changed config file (as SIGHUP does)")
+    p.add_argument("--config", required=True, help="the config file the edge was started with")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the edge's answer")
+    p.set_defaults(func=cmd_reload)
 
     from edge_ext.admin.command import add_parser as add_admin
 

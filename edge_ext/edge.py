@@ -7,16 +7,20 @@ import shutil
 import socket
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
 
+from edge_ext.config import ConfigInvalid, parse_config
 from edge_ext.config.hosts import is_loopback
+from edge_ext.config.loader import Problem
 from edge_ext.config.models import Config
-from edge_ext.envoy_config.render import render_yaml
+from edge_ext.envoy_config.render import render
+from edge_ext.envoy_files import EnvoyFiles
 from edge_ext.metric_files import METRICS_DIR_ENV, WorkerFilesCollector, fold_exited
+from edge_ext.reload import LiveConfig, version_of
 from edge_ext.supervisor import Child, Supervisor, child_env, python_argv
 
 DEFAULT_CONFIG = Path(__file__).with_name("data") / "default.yaml"
@@ -27,16 +31,35 @@ DEMO_KEY_ENV = "EDGE_EXT_DEMO_PROVIDER_KEY"
 @dataclass(frozen=True)
 class Plan:
     config: Config
-    config_path: Path
+    config_path: Path  # what the workers read: the config as planned, one file per version
     mocks: tuple[tuple[str, int], ...]  # (host, port) of mock providers to start
     banner: str | None
+    source: Path | None = None  # the file the operator edits; a reload reads it again
+    version: str = ""
 
 
-def demo_plan(config: Config, runtime: Path) -> Plan:
+def make_plan(source: Path, runtime: Path, *, demo: bool, workers: int | None, with_mock: bool) -> Plan:
+    """Read and validate ``source`` into what to run (raises ConfigInvalid)."""
+    try:
+        text = source.read_bytes()
+        config = parse_config(text.decode("utf-8"), str(source), source)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigInvalid(str(source), [Problem("(file)", None, getattr(exc, "strerror", None) or str(exc))]) from exc
+    if workers:
+        config = config.model_copy(update={"processor": config.processor.model_copy(update={"workers": workers})})
+    version = version_of(text)
+    if demo:
+        plan = demo_plan(config, runtime, version)
+    else:
+        plan = Plan(config, write_config(config, runtime, version), loopback_mocks(config) if with_mock else (), None)
+    return replace(plan, source=source, version=version)
+
+
+def demo_plan(config: Config, runtime: Path, version: str = "") -> Plan:
     """Point every provider whose key is missing at the bundled mock providers."""
     missing = [p for p in config.providers if (p.api_key_env or p.api_key_file) and not p.read_key()]
     if not missing:
-        return Plan(config, write_config(config, runtime), (), None)
+        return Plan(config, write_config(config, runtime, version), (), None)
     names = {p.name for p in missing}
     providers = tuple(
         p.model_copy(update={"base_url": DEMO_MOCK_URL, "api_key_env": DEMO_KEY_ENV, "api_key_file": None})
@@ -51,7 +74,7 @@ def demo_plan(config: Config, runtime: Path) -> Plan:
         f"providers {sorted(names)} are served by the bundled mock providers at {DEMO_MOCK_URL}"
     )
     mock = urlsplit(DEMO_MOCK_URL)
-    return Plan(demo, write_config(demo, runtime), ((mock.hostname, mock.port),), banner)
+    return Plan(demo, write_config(demo, runtime, version), ((mock.hostname, mock.port),), banner)
 
 
 def loopback_mocks(config: Config) -> tuple[tuple[str, int], ...]:
@@ -73,8 +96,8 @@ def accepts(address: str) -> bool:
         return False
 
 
-def write_config(config: Config, runtime: Path) -> Path:
-    path = runtime / "effective-config.yaml"
+def write_config(config: Config, runtime: Path, version: str = "") -> Path:
+    path = runtime / f"effective-config{'-' + version if version else ''}.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
     return path
 
@@ -91,7 +114,18 @@ def runtime_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="edge-ext-"))
 
 
-def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> Supervisor:
+def worker_argv(config_path: str, index: int) -> list[str]:
+    return python_argv("edge_ext.worker", "--config", config_path, "--index", str(index))
+
+
+def envoy_drain_s(config: Config) -> int:
+    """Envoy's drain time: a listener changed by a reload keeps its open requests to their end."""
+    from edge_ext.extproc.server import longest_request_s
+
+    return max(5, int(longest_request_s(config)) + 1)
+
+
+def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> tuple[Supervisor, EnvoyFiles | None]:
     config = plan.config
     sup = Supervisor()
     env = child_env({METRICS_DIR_ENV: str(metrics_dir), DEMO_KEY_ENV: os.environ.get(DEMO_KEY_ENV, "demo-key")})
@@ -105,24 +139,27 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
 
     for index in range(config.processor.worker_count()):
         address = config.processor.worker_address(index)
-        child = Child(f"worker-{index}", python_argv("edge_ext.worker", "--config", str(plan.config_path), "--index", str(index)),
+        child = Child(f"worker-{index}", worker_argv(str(plan.config_path), index),
                       env, ready=lambda address=address: accepts(address))
         child.on_exit.append(lambda pid: fold_exited(metrics_dir, pid))
         sup.add(child)
-    if with_envoy:
-        bootstrap = runtime / "envoy.yaml"
-        bootstrap.write_text(render_yaml(config))
-        argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--drain-time-s", "5", "--log-level", "warn"]
-        if config.envoy.concurrency:
-            argv += ["--concurrency", str(config.envoy.concurrency)]
-        # After the workers listen: Envoy's first health check then passes, so it never starts
-        # in panic routing (which would send streams to workers that are not there).
-        sup.add(Child("envoy", argv, env, critical=True, after_ready=True))
-        sup.envoy_admin = config.envoy.admin.target(config.processor)
-    return sup
+    if not with_envoy:
+        return sup, None
+    sup.envoy_admin = config.envoy.admin.target(config.processor)
+    files = EnvoyFiles(runtime / "envoy", sup.envoy_admin)
+    bootstrap = runtime / "envoy.yaml"
+    bootstrap.write_text(yaml.safe_dump(files.bootstrap(render(config), plan.version), sort_keys=False))
+    argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--drain-time-s", str(envoy_drain_s(config)),
+            "--log-level", "warn"]
+    if config.envoy.concurrency:
+        argv += ["--concurrency", str(config.envoy.concurrency)]
+    # After the workers listen: Envoy's first health check then passes, so it never starts
+    # in panic routing (which would send streams to workers that are not there).
+    sup.add(Child("envoy", argv, env, critical=True, after_ready=True))
+    return sup, files
 
 
-def start_metrics_server(config: Config, metrics_dir: Path) -> None:
+def start_metrics_server(config: Config, metrics_dir: Path, live: LiveConfig) -> None:
     if not config.metrics.enabled:
         return
     from prometheus_client import CollectorRegistry, start_http_server
@@ -133,4 +170,5 @@ def start_metrics_server(config: Config, metrics_dir: Path) -> None:
     registry = CollectorRegistry()
     registry.register(WorkerFilesCollector(metrics_dir, WorkerMetrics().families))
     registry.register(SharedStateCollector(config))
+    registry.register(live)
     start_http_server(config.metrics.port, addr=config.metrics.host, registry=registry)

@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edge-ext-worker")
     parser.add_argument("--config", required=True)
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--ready-fd", type=int, help="write b'1' here once serving (a successor during a reload)")
     args = parser.parse_args(argv)
     setup_logging()
     config = load_config(args.config)
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    asyncio.run(serve_worker(config, args.index))
+    asyncio.run(serve_worker(config, args.index, args.ready_fd))
     logging.getLogger("edge_ext.worker").debug("exit")
     return 0
 

@@ -1,4 +1,4 @@
-"""A client of one worker's admin API: its socket and token come from the instance's config."""
+"""A client of one worker's admin API (or the edge's own): its socket and token come from the instance's config."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from edge_ext.config.models import Config
 class AdminClient:
     """Synchronous stub whose every call carries the admin token."""
 
-    def __init__(self, config: Config, index: int = 0, token: str | None = None):
+    def __init__(self, config: Config, index: int = 0, token: str | None = None, address: str | None = None):
         token = token or admin_token(config.processor.admin_token_path, create=False)
         self._metadata = (("authorization", f"Bearer {token}"),)
-        self._channel = grpc.insecure_channel(config.processor.admin_address(index))
+        self._channel = grpc.insecure_channel(address or config.processor.admin_address(index))
         self._stub = admin_pb2_grpc.AdminStub(self._channel)
 
     def __getattr__(self, method: str):

@@ -19,6 +19,14 @@ from edge_ext.config.models import Config
 from edge_ext.metrics import WorkerMetrics
 
 
+_NO_TOKEN = "the admin API needs the instance's admin token"
+
+
+def _authorized(details: grpc.HandlerCallDetails, expected: bytes) -> bool:
+    sent = dict(details.invocation_metadata or ()).get("authorization", "")
+    return hmac.compare_digest(sent.encode() if isinstance(sent, str) else sent, expected)
+
+
 class TokenCheck(grpc.aio.ServerInterceptor):
     """Refuses every admin call without the bearer token, before any handler runs."""
 
@@ -26,16 +34,24 @@ class TokenCheck(grpc.aio.ServerInterceptor):
         self._expected = f"Bearer {token}".encode()
 
         async def refuse(request, context: grpc.aio.ServicerContext):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the admin API needs the instance's admin token")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, _NO_TOKEN)
 
         self._refuse = grpc.unary_unary_rpc_method_handler(refuse)
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
-        sent = dict(details.invocation_metadata or ()).get("authorization", "")
-        sent = sent.encode() if isinstance(sent, str) else sent
-        if hmac.compare_digest(sent, self._expected):
-            return await continuation(details)
-        return self._refuse
+        return await continuation(details) if _authorized(details, self._expected) else self._refuse
+
+
+class SyncTokenCheck(grpc.ServerInterceptor):
+    """The same check for the supervisor's (thread-pool) admin server."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+        self._refuse = grpc.unary_unary_rpc_method_handler(
+            lambda request, context: context.abort(grpc.StatusCode.UNAUTHENTICATED, _NO_TOKEN))
+
+    def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        return continuation(details) if _authorized(details, self._expected) else self._refuse
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
@@ -88,3 +104,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no provider named {request.provider!r}")
         self._router.force(request.provider, state)
         return pb.SetBreakerResponse(provider=request.provider, state=self._router.states()[request.provider].value)
+
+    async def Reload(self, request: pb.ReloadRequest, context: grpc.aio.ServicerContext) -> pb.ReloadResponse:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"a worker cannot reload the edge: ask {self._config.processor.edge_admin_address} "
+                            "(`edge-ext reload --config FILE`)")

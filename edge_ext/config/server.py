@@ -142,6 +142,11 @@ class Processor(Strict):
         return f"unix:{self.directory}/admin/worker-{index}.sock"
 
     @property
+    def edge_admin_address(self) -> str:
+        """The supervisor's admin socket (Reload), beside the workers' ones."""
+        return f"unix:{self.directory}/admin/edge.sock"
+
+    @property
     def admin_token_path(self) -> str:
         return self.admin_token_file or f"{self.directory}/admin.token"
 

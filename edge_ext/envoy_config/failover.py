@@ -12,12 +12,34 @@ message.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from edge_ext.config.models import Config
 from edge_ext.routing.plan import all_plans, cluster_for
 
 _ATTEMPT_COUNT = "x-envoy-attempt-count"
+
+# A processor stream that no worker has answered yet is started again on another worker: a
+# worker that is gone (killed, restarting) refuses the connection or resets the stream before
+# its first reply, and nothing was decided on it. A stream a worker already answered is never
+# replayed (Envoy retries only before the response starts), so no decision is taken twice.
+STREAM_START_RETRY = {
+    "retry_on": "connect-failure,refused-stream,reset",
+    "num_retries": 2,
+    # Envoy also uses the longest back-off as the per-try timeout; it only starts once Envoy
+    # half-closes the stream, which ext_proc does at its very end.
+    "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.002s"},
+    "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+    "host_selection_retry_max_attempts": 5,
+}
+
+
+def processor_service(processor_cluster: str) -> dict[str, Any]:
+    """The gRPC service of every ext_proc filter: the workers' cluster, stream starts retried."""
+    # A copy each: a shared dict would be dumped as a YAML anchor and alias.
+    return {"envoy_grpc": {"cluster_name": processor_cluster}, "retry_policy": copy.deepcopy(STREAM_START_RETRY)}
 
 
 def endpoint_metadata(provider: str) -> dict[str, Any]:
@@ -30,7 +52,7 @@ def attempt_filter(config: Config, processor_cluster: str) -> dict[str, Any]:
         "name": "envoy.filters.http.ext_proc",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-            "grpc_service": {"envoy_grpc": {"cluster_name": processor_cluster}},
+            "grpc_service": processor_service(processor_cluster),
             # A retry the processor cannot re-shape must not leave with the first provider's
             # credentials: fail closed.
             "failure_mode_allow": False,

@@ -11,7 +11,7 @@ import yaml
 
 from edge_ext.config.models import Config, Provider
 from edge_ext.envoy_config import outcomes
-from edge_ext.envoy_config.failover import endpoint_metadata, failover_clusters
+from edge_ext.envoy_config.failover import endpoint_metadata, failover_clusters, processor_service
 
 TEMPLATE = Path(__file__).with_name("template.yaml")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -216,6 +216,8 @@ def render(config: Config) -> dict[str, Any]:
         bootstrap["admin"]["address"] = {"pipe": {"path": config.envoy.admin.socket_path(config.processor), "mode": 0o600}}
     hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["local_reply_config"]["mappers"] = local_reply_mappers()
+    ext_proc = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.ext_proc")
+    ext_proc["typed_config"]["grpc_service"] = processor_service(PROCESSOR_CLUSTER)
     if config.envoy.access_log:
         hcm["access_log"] = [
             {

@@ -4,6 +4,13 @@ the admin API on a second one.
 Two doors, two keys. The ext_proc socket is for Envoy alone: it lives in the instance's private
 directory (0700), or behind mutual TLS on TCP. The admin API (spend, breaker overrides) is for
 operators: its own Unix socket per worker, under the same private directory, and a bearer token.
+
+Handover: a worker binds its Unix sockets under a name of its own and renames them onto the
+worker's path only once it serves. A successor started beside a running worker (a reload)
+therefore takes the path over atomically: Envoy's next connection reaches the successor, while
+its open connection to the old worker carries on until that worker's GOAWAY. (gRPC unlinks the
+path it bound when it stops, which is why the old worker must never have bound the shared path
+itself.) On TCP, gRPC's SO_REUSEPORT lets the successor listen on the same port.
 """
 
 from __future__ import annotations
@@ -73,21 +80,31 @@ def prepare_directories(config: Config) -> None:
     ensure_private_dir(proc.directory + "/admin")
 
 
-def _clear_socket(address: str) -> None:
-    """A Unix socket left by a crashed worker would make the bind fail."""
-    if address.startswith("unix:"):
-        Path(address[5:]).unlink(missing_ok=True)
+def staging_address(address: str) -> str:
+    """Where this process binds before it serves: a name of its own beside the shared path,
+    no longer than it (``.<pid>.sock`` is at most as long as ``worker-N.sock``)."""
+    if not address.startswith("unix:"):
+        return address
+    path = Path(address[5:])
+    staging = path.with_name(f".{os.getpid()}.sock")
+    staging.unlink(missing_ok=True)
+    return f"unix:{staging}"
 
 
-async def build_admin_server(config: Config, index: int, deps) -> grpc.aio.Server:
+def publish(staging: str, address: str) -> None:
+    """Move a served socket onto the shared path (replacing a predecessor's, or a dead one's)."""
+    if staging != address:
+        os.replace(staging[5:], address[5:])
+
+
+async def build_admin_server(config: Config, index: int, deps) -> tuple[grpc.aio.Server, str]:
     token = admin_token(config.processor.admin_token_path, create=True)
     server = grpc.aio.server(interceptors=[TokenCheck(token)])
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router, deps.policy.budgets), server)
-    address = config.processor.admin_address(index)
-    _clear_socket(address)
-    server.add_insecure_port(address)  # a Unix socket in the private directory
+    staging = staging_address(config.processor.admin_address(index))
+    server.add_insecure_port(staging)  # a Unix socket in the private directory
     await server.start()
-    return server
+    return server, staging
 
 
 class WorkerServer:
@@ -120,29 +137,40 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
     als_service_pb2_grpc.add_AccessLogServiceServicer_to_server(outcomes, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    _clear_socket(address)
-    if bind(server, config, address) == 0 and not address.startswith("unix:"):
+    staging = staging_address(address)
+    if bind(server, config, staging) == 0 and not address.startswith("unix:"):
         raise OSError(f"cannot listen on {address}")
     await server.start()
     for service in deps.services:
         await service.start()
-    admin = await build_admin_server(config, index, deps)
+    admin, admin_staging = await build_admin_server(config, index, deps)
     for name in ("", EXT_PROC_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    publish(admin_staging, config.processor.admin_address(index))
+    publish(staging, address)
     return WorkerServer(server, admin, deps.services, outcomes), health_servicer
 
 
-async def serve_worker(config: Config, index: int, grace_s: float = 5.0) -> None:
+def longest_request_s(config: Config) -> float:
+    """How long a request may last (every attempt at the slowest provider): the drain grace."""
+    return max(p.timeout_s for p in config.providers) * config.routing.max_attempts
+
+
+async def serve_worker(config: Config, index: int, ready_fd: int | None = None) -> None:
     address = config.processor.worker_address(index)
     server, health_servicer = await build_server(config, index, address)
     log.info("worker %d (pid %d) listening on %s", index, os.getpid(), address)
+    if ready_fd is not None:  # the supervisor waits for this to retire a predecessor
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     # Drain: report NOT_SERVING so Envoy's health check moves new streams away, then let
-    # open streams finish within the grace period.
+    # open streams finish: a replaced worker keeps its longest stream to its end. (The
+    # supervisor bounds a shutdown itself, after draining Envoy.)
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace_s)
+    await server.stop(longest_request_s(config))
     log.info("worker %d stopped", index)

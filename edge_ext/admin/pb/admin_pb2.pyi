@@ -89,3 +89,17 @@ class SetBreakerResponse(_message.Message):
     provider: str
     state: str
     def __init__(self, provider: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadResponse(_message.Message):
+    __slots__ = ("applied", "version", "problems")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    applied: bool
+    version: str
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, applied: _Optional[bool] = ..., version: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -49,6 +49,11 @@ class AdminStub:
                 request_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerRequest.SerializeToString,
                 response_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerResponse.FromString,
                 _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/edge_ext.admin.v1.Admin/Reload',
+                request_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -72,6 +77,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reload(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +100,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.SetBreaker,
                     request_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerRequest.FromString,
                     response_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerResponse.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadRequest.FromString,
+                    response_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +188,33 @@ class Admin:
             '/edge_ext.admin.v1.Admin/SetBreaker',
             edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerRequest.SerializeToString,
             edge__ext_dot_admin_dot_pb_dot_admin__pb2.SetBreakerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge_ext.admin.v1.Admin/Reload',
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadRequest.SerializeToString,
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadResponse.FromString,
             options,
             channel_credentials,
             insecure,
