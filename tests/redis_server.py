@@ -25,6 +25,14 @@ def require_redis_binary() -> str:
     pytest.skip(reason)
 
 
+def connect_to(section: dict):
+    """The workers' client (edge_ext.redis_clients) for a `redis` config section."""
+    from edge_ext.config.redis import RedisConnection
+    from edge_ext.redis_clients import connect
+
+    return connect(RedisConnection.model_validate(section))
+
+
 class RedisServer:
     def __init__(self):
         self.binary = require_redis_binary()
@@ -35,6 +43,10 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, timeout_ms: int = 100):
+        """An asyncio client made as the workers make theirs."""
+        return connect_to({"url": self.url, "timeout_ms": timeout_ms})
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

@@ -1,11 +1,14 @@
 """Replicas share spend, holds and token windows through Redis; an outage loses no spend.
 
 Each admission and each settlement is one Lua script, so it is atomic across replicas. Per
-subject and period (``{prefix}{scope}:{period}``, the spend key, plus ``held:``, ``holds:`` and
-``estimated:`` keys of the same suffix): spend and estimated spend are integer micro-dollars; a
+subject and period (the spend key ``{prefix}{SCOPE:ID:PERIOD}``, e.g.
+``edge-ext:spend:{key:alice:2026-11-27}``, plus ``held:``, ``holds:`` and ``estimated:`` keys of
+the same suffix): spend and estimated spend are integer micro-dollars; a
 hold is a member ``{id}:{micros}`` of a sorted set scored by its expiry, and ``held`` is their
 sum, so an admission reads two integers (expired holds are swept first). The keys of one subject
-and period are used together by one script: a single Redis (or a primary), not Redis Cluster.
+and period are used together by one script: their ``{scope}:{period}`` hash tag keeps them in
+one Redis Cluster slot (hash tags were added with Cluster support: spend an earlier version
+kept under untagged names is not read). Every other script touches one key.
 
 With Redis unreachable: failing closed refuses (LedgerUnavailable); failing open admits against
 the last known figures plus what this replica spent and holds meanwhile, keeps its spend and
@@ -88,12 +91,12 @@ def _member(hold: Hold) -> str:
 
 
 class RedisLedger:
-    def __init__(self, url: str, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:"):
-        import redis.asyncio as redis
-        from redis.exceptions import RedisError
+    def __init__(self, redis: Any, fallback: Any, fail_open: bool, prefix: str = "edge-ext:spend:"):
+        from edge_ext.redis_clients import UNAVAILABLE
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self._down = (RedisError, OSError)
+        # Any client from edge_ext.redis_clients; its timeouts bound every call.
+        self._redis = redis
+        self._down = UNAVAILABLE
         self._fallback, self.fail_open, self._prefix = fallback, fail_open, prefix
         self._scripts = {name: self._redis.register_script(text) for name, text in
                          (("totals", _TOTALS), ("reserve", _RESERVE), ("settle", _SETTLE), ("take", _TAKE), ("adjust", _ADJUST))}
@@ -106,7 +109,7 @@ class RedisLedger:
         self._unsettled: list[tuple[list[str], list]] = []
 
     def _keys(self, scope_id: str, period_key: str) -> list[str]:
-        suffix = f"{scope_id}:{period_key}"
+        suffix = f"{{{scope_id}:{period_key}}}"  # the hash tag: one cluster slot for all four
         return [self._prefix + suffix, f"{self._prefix}held:{suffix}", f"{self._prefix}holds:{suffix}",
                 f"{self._prefix}estimated:{suffix}"]
 

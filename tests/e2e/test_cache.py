@@ -173,7 +173,8 @@ def redis_server():
 
 
 def test_redis_down_is_a_miss_and_its_return_brings_l2_hits_back(tmp_path, mock, redis_server):
-    config = edge_config(tmp_path, providers(mock), cache={"redis_url": redis_server.url, "l1_max_entries": 0})
+    config = edge_config(tmp_path, providers(mock), cache={"l1_max_entries": 0},
+                         redis={"url": redis_server.url})
     edge = start_edge(tmp_path, config)
     try:
         messages = [{"role": "user", "content": "redis round trip"}]
@@ -205,12 +206,12 @@ def test_identical_concurrent_misses_make_one_provider_call(tmp_path, mock, work
     from concurrent.futures import ThreadPoolExecutor
 
     redis = None
-    cache = {}
+    shared = {}
     if l2 == "redis":
         redis = RedisServer()
         redis.start()
-        cache = {"redis_url": redis.url}
-    edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": workers}, cache=cache))
+        shared = {"redis": {"url": redis.url}}
+    edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": workers}, **shared))
     try:
         messages = [{"role": "user", "content": "thundering herd"}]
         mock.faults(latency_ms=800, count=6)  # any request that reaches the mock is slow

@@ -223,7 +223,7 @@ def test_processor_matches_config():
     assert container["env"] == [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": ref}}]
     assert not any(o["kind"] == "Secret" for o in objects)
     served = yaml.safe_load(find(objects, "ConfigMap", "edge-ext-config")["data"]["config.yaml"])
-    assert served["processor"]["address"] == "0.0.0.0:50051" and served["cache"]["redis_url"] == "redis://edge-ext-redis:6379/0"
+    assert served["processor"]["address"] == "0.0.0.0:50051" and served["redis"] == {"url": "redis://edge-ext-redis:6379/0"}
     # Its own private directory on the pod's emptyDir, and mutual TLS with the mounted server certificate.
     assert served["processor"]["state_dir"] == POD_STATE_DIR and POD_STATE_DIR.startswith("/tmp/")
     assert "allow_plaintext_tcp" not in served["processor"]
@@ -420,7 +420,7 @@ providers:
   - {name: local, kind: openai_compatible, base_url: https://llm.internal, api_key_file: /run/keys/local, models: [m]}
 processor: {address: "0.0.0.0:6000", workers: 1, allow_plaintext_tcp: true}
 metrics: {enabled: false}
-cache: {redis_url: "redis://redis.shared:6380/2"}
+redis: {url: "redis://redis.shared:6380/2"}
 """
     config = parse_config(text)
     files = render_target(config, "k8s", text)
