@@ -13,6 +13,8 @@ deadline: every caller has a degraded path for a Redis that does not answer in t
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,9 +24,33 @@ from edge_ext.config.models import Config
 from edge_ext.config.redis import RedisConnection, Secret, credentials, host_port
 from edge_ext.errors import ConfigError
 
+log = logging.getLogger("edge_ext.redis")
+
 # What a Redis that is down, failing over or unreachable raises: every store's degraded path
-# catches these (cluster topology errors are not RedisErrors).
-UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+# catches these. Cluster topology errors are not RedisErrors; and under uvloop a command sent on
+# a connection another task has just closed (the cluster client closes a failed node's
+# connections) raises RuntimeError from the transport.
+UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError, RuntimeError)
+
+
+class ClientService:
+    """A client as a worker service: connected (a cluster's slot map read) before the worker
+    serves, so that its first requests do not wait for it; closed when the worker stops, after
+    the stores that use it."""
+
+    def __init__(self, client: Any, what: str = "redis", start_timeout_s: float = 2.0):
+        self.client, self.what, self.start_timeout_s = client, what, start_timeout_s
+
+    async def start(self) -> None:
+        try:
+            async with asyncio.timeout(self.start_timeout_s):
+                await self.client.ping()
+        except UNAVAILABLE as exc:
+            log.warning("%s: not reachable at start (%s: %s); the shared stores take their degraded paths until it is",
+                        self.what, type(exc).__name__, exc)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 def check_credentials(config: Config) -> None:
@@ -59,7 +85,7 @@ def connect(conn: RedisConnection, what: str = "redis") -> Any:
     """An asyncio client for ``conn`` (``what`` names the section in errors). No connection is
     made until the first command."""
     from redis.asyncio import Redis
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.cluster import ClusterNode
     from redis.asyncio.retry import Retry
     from redis.asyncio.sentinel import Sentinel
     from redis.backoff import NoBackoff
@@ -71,8 +97,10 @@ def connect(conn: RedisConnection, what: str = "redis") -> Any:
     }
     if conn.cluster is not None:
         nodes = [ClusterNode(*host_port(node)) for node in conn.cluster.nodes]
-        # Slots whose primary is failing over fail alone; the others keep answering.
-        return RedisCluster(startup_nodes=nodes, require_full_coverage=False, **common)
+        # Slots whose primary is failing over fail alone; the others keep answering. No retry:
+        # a failed command refreshes the slot map for the next one, and the retry of a cluster
+        # that is down waits 0.25 s first.
+        return _cluster_class()(startup_nodes=nodes, require_full_coverage=False, **{**common, "retry": Retry(NoBackoff(), 0)})
     if conn.sentinel is not None:
         s = conn.sentinel
         sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1),
@@ -81,3 +109,32 @@ def connect(conn: RedisConnection, what: str = "redis") -> Any:
         return manager.master_for(s.master, db=s.db)
     parts = urlsplit(conn.url or "")
     return Redis(host=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=int(parts.path.strip("/") or 0), **common)
+
+
+def _cluster_class() -> type:
+    """RedisCluster whose topology refresh after a failover is quick and outlives its caller.
+
+    redis-py refreshes the slot map after any connection error, and each refresh also reloads
+    the command table (COMMAND: half a second and more to parse on a busy machine). Callers
+    bound their commands (a cache read by its budget, breaker sharing by 50 ms): a refresh
+    cancelled with them would start over for the next command, and could never finish.
+    """
+    from redis._parsers import AsyncCommandsParser
+    from redis.asyncio.cluster import RedisCluster
+
+    class KnownCommands(AsyncCommandsParser):
+        async def initialize(self, node: Any = None) -> None:
+            if self.commands and node is not None:
+                self.node = node  # the command table does not change with the topology
+                return
+            await super().initialize(node)
+
+    class Cluster(RedisCluster):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.commands_parser = KnownCommands()
+
+        async def initialize(self, *args: Any, **kwargs: Any) -> Any:
+            return await asyncio.shield(super().initialize(*args, **kwargs))
+
+    return Cluster

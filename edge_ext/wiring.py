@@ -18,7 +18,7 @@ from edge_ext.metric_files import METRICS_DIR_ENV, MetricsFlusher
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.engine import Policy
-from edge_ext.redis_clients import connect
+from edge_ext.redis_clients import ClientService, connect
 from edge_ext.routing.breaker import BreakerSettings
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_latency import SharedLatencyTracker
@@ -100,7 +100,10 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency, services
 
 
-def build_budgets(config: Config, redis: Any = None):
+def build_budgets(config: Config, redis: Any = None) -> tuple[Any, list]:
+    """The budget step (None without budgets or token limits) and its services: the step writes
+    its last settlements before the worker exits, then a Redis ledger what it kept while Redis
+    was away."""
     from decimal import Decimal
 
     from edge_ext.cost.budget import BudgetSpec
@@ -110,9 +113,11 @@ def build_budgets(config: Config, redis: Any = None):
     b = config.budgets
     tpm = {k.id: k.tokens_per_minute for k in config.auth.keys if k.tokens_per_minute}
     if not b.limits and not tpm:
-        return None
+        return None, []
     local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
-    ledger = RedisLedger(redis, local, b.on_store_error == "fail_open") if redis is not None else local
+    ledger = local
+    if redis is not None:
+        ledger = RedisLedger(redis, local, b.on_store_error == "fail_open", config.redis.timeout_ms / 1000)
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
     # A hold outlives the longest request the route timeouts allow plus the delivery of its
     # outcome (a flush interval), with a grace; then, unsettled, it is charged as estimated.
@@ -120,7 +125,8 @@ def build_budgets(config: Config, redis: Any = None):
     if config.cache.enabled:
         longest += config.cache.single_flight_wait_s + 1  # a follower may wait for its leader first
     grace = config.accounting.outcome_flush_ms / 1000 + config.accounting.outcome_grace_s
-    return BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
+    step = BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
+    return step, [step, ledger] if ledger is not local else [step]
 
 
 def model_prices(config: Config):
@@ -149,9 +155,8 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     if not config.auth.on and config.auth.enabled is None:
         log.warning("auth is off: no client keys are configured, so every caller is trusted "
                     "(list auth.keys, or set auth.enabled: false to say so explicitly)")
-    budgets = build_budgets(config, redis)
-    if budgets is not None:
-        services.append(budgets)  # its last settlements are written before the worker exits
+    budgets, budget_services = build_budgets(config, redis)
+    services += budget_services
     key_store = None
     if config.auth.on and config.auth.redis_keys:
         from edge_ext.auth_redis import RedisKeyStore
@@ -163,4 +168,9 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     metrics_dir = os.environ.get(METRICS_DIR_ENV)
     if config.metrics.enabled and metrics_dir:
         services.append(MetricsFlusher(metrics, metrics_dir, config.metrics.flush_interval_s))
+    # Last: connected before the worker serves, closed after the stores that use them.
+    if redis is not None:
+        services.append(ClientService(redis))
+        if cache_redis is not redis:
+            services.append(ClientService(cache_redis, "redis.cache"))
     return WorkerDeps(config, clock, metrics, policy, services)

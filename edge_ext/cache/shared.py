@@ -84,8 +84,8 @@ class DiskStore:
 
 class RedisStore:
     """Entries in Redis, one string key each (any client from edge_ext.redis_clients: one server,
-    Sentinel or Cluster). Reads are bounded by the read budget; the client's own timeouts bound
-    the rest, and it reconnects by itself once Redis is back."""
+    Sentinel or Cluster). Reads and locks, on the request path, are bounded by the read budget;
+    the client's own timeouts bound the writes, and it reconnects by itself once Redis is back."""
 
     name = "redis"
 
@@ -107,8 +107,9 @@ class RedisStore:
 
     async def lock(self, key: str, ttl: float) -> bool:
         try:
-            # SET NX: one replica wins.
-            return bool(await self._redis.set(self._namespace + _LOCK + key, b"1", ex=max(1, int(ttl)), nx=True))
+            # SET NX: one replica wins. On the request path, like a read: within the read budget.
+            async with asyncio.timeout(self._budget):
+                return bool(await self._redis.set(self._namespace + _LOCK + key, b"1", ex=max(1, int(ttl)), nx=True))
         except Exception as exc:
             raise StoreError(f"redis lock failed: {type(exc).__name__}: {exc}") from exc
 
