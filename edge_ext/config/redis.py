@@ -25,12 +25,13 @@ def host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _node(value: str) -> str:
-    host_port(value)
-    return value
+def _nodes(nodes: tuple[str, ...]) -> tuple[str, ...]:
+    for node in nodes:
+        host_port(node)
+    return nodes
 
 
-Node = Annotated[str, AfterValidator(_node)]
+Nodes = Annotated[tuple[str, ...], Field(min_length=1), AfterValidator(_nodes)]
 
 
 class Secret(Strict):
@@ -73,7 +74,7 @@ class Sentinel(Secret):
     # The monitored primary's name (`sentinel monitor NAME ...`).
     master: Annotated[str, Field(pattern=_NAME)]
     # The sentinels, host:port; the primary's address is asked of them.
-    nodes: Annotated[tuple[Node, ...], Field(min_length=1)]
+    nodes: Nodes
     db: Annotated[int, Field(ge=0, le=15)] = 0
     # password_env / password_file here: the sentinels' own password (sentinel requirepass),
     # when they have one; the primary's is the section's.
@@ -81,7 +82,7 @@ class Sentinel(Secret):
 
 class Cluster(Strict):
     # Some of the cluster's nodes, host:port; the client learns the rest from them.
-    nodes: Annotated[tuple[Node, ...], Field(min_length=1)]
+    nodes: Nodes
 
 
 class RedisConnection(Secret):
