@@ -5,8 +5,8 @@ import anthropic
 import openai
 import pytest
 
-from tests.redis_server import RedisServer
-from tests.support import edge_config, scrape_until, start_edge, start_mock, stop, wait_until
+from tests.redis_server import RedisServer, RedisTLSServer
+from tests.support import edge_config, scrape, scrape_until, start_edge, start_mock, stop, wait_until
 
 KEY_A, KEY_B = "sk-tenant-a-1111", "sk-tenant-b-2222"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -191,6 +191,22 @@ def test_redis_down_is_a_miss_and_its_return_brings_l2_hits_back(tmp_path, mock,
         wait_until(lambda: ask(edge, messages=messages).headers["x-edge-cache"] == "hit-l2", what="L2 hits after restart")
     finally:
         assert stop(edge.proc) == 0, edge.log()
+
+
+def test_l2_over_tls_with_a_client_certificate(tmp_path, mock):
+    server = RedisTLSServer()
+    server.start()
+    try:
+        edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), cache={"l1_max_entries": 0}, redis=server.section))
+        try:
+            messages = [{"role": "user", "content": "redis over tls"}]
+            assert ask(edge, messages=messages).headers["x-edge-cache"] == "miss"
+            wait_until(lambda: ask(edge, messages=messages).headers["x-edge-cache"] == "hit-l2", what="L2 hit via TLS")
+            assert "edge_ext_cache_l2_errors_total" not in scrape(edge)
+        finally:
+            assert stop(edge.proc) == 0, edge.log()
+    finally:
+        server.cleanup()
 
 
 def test_a_stored_stream_keeps_its_usage_for_json_hits(edge, mock):
