@@ -49,9 +49,18 @@ def key_env(dep: Deployment) -> list[dict[str, Any]]:
 
 
 def key_files(dep: Deployment) -> list[tuple[str, str]]:
-    """(Secret key, path) for providers, and Redis passwords, read from a file."""
+    """(Secret key, path) of the files the processor reads its credentials from: provider keys,
+    Redis passwords, and Redis TLS files (CA, client certificate and key)."""
     files = [(f"{p.name}.key", p.api_key_file) for p in dep.config.providers if p.api_key_file]
-    return files + [(f"{what}.password", s.password_file) for s, what in credentials(dep.config.redis) if s.password_file]
+    files += [(f"{what}.password", s.password_file) for s, what in credentials(dep.config.redis) if s.password_file]
+    r = dep.config.redis
+    for conn, what in ((r, "redis"), (r and r.cache, "redis.cache")):
+        if conn is not None and conn.tls is not None:
+            tls = conn.tls
+            files += [(f"{what}.{name}", path) for name, path in (("ca.crt", tls.ca_file), ("tls.crt", tls.cert_file),
+                                                                 ("tls.key", tls.key_file)) if path]
+    by_path = {path: key for key, path in reversed(files)}  # one mount per path: the first key naming it
+    return [(key, path) for key, path in files if by_path[path] == key]
 
 
 def tmp_limit(dep: Deployment) -> str:

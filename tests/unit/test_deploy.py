@@ -441,6 +441,34 @@ redis: {url: "redis://redis.shared:6380/2"}
         render_target(load_config(EXAMPLE), "istio", EXAMPLE.read_text())
 
 
+def test_an_ha_redis_gets_its_credentials_and_ports():
+    text = """\
+providers:
+  - {name: oa, kind: openai, base_url: https://api.openai.com, api_key_env: OPENAI_API_KEY, models: [m]}
+redis:
+  sentinel: {master: edge, nodes: ["sentinel-0.redis:26379", "sentinel-1.redis:26379"]}
+  password_env: REDIS_PASSWORD
+  tls: {ca_file: /etc/redis-tls/ca.crt}
+  cache:
+    cluster: {nodes: ["cache-0.redis:7000"]}
+    password_file: /etc/redis-cache/password
+    tls: {ca_file: /etc/redis-tls/ca.crt}
+"""
+    files = render_target(parse_config(text), "k8s", text)
+    assert "base/redis.yaml" not in files
+    processor = find(docs_of(files["base/processor.yaml"]), "Deployment", PROCESSOR)
+    (container,) = processor["spec"]["template"]["spec"]["containers"]
+    # The password comes from the Secret, like provider keys; files are mounted from it.
+    assert {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": "REDIS_PASSWORD", "optional": False}}} in container["env"]
+    mounts = {m["mountPath"]: m["subPath"] for m in container["volumeMounts"] if m["name"] == "provider-keys"}
+    assert mounts == {"/etc/redis-cache/password": "redis.cache.password", "/etc/redis-tls/ca.crt": "redis.ca.crt"}
+    secret = docs_of(files["base/secret.example.yaml"])[0]["stringData"]
+    assert set(secret) == {"OPENAI_API_KEY", "REDIS_PASSWORD", "redis.cache.password", "redis.ca.crt"}
+    policy = find(docs_of(files["base/network-policy.yaml"]), "NetworkPolicy", PROCESSOR)["spec"]
+    # The sentinels' and the cluster's ports, and the primary's the sentinels name.
+    assert {"ports": [{"protocol": "TCP", "port": p} for p in (6379, 7000, 26379)]} in policy["egress"]
+
+
 # --- Istio -----------------------------------------------------------------------------------
 REQUIRED = {
     ("networking.istio.io/v1alpha3", "EnvoyFilter"): {"configPatches", "workloadSelector"},
