@@ -18,7 +18,6 @@ from edge_ext.metric_files import METRICS_DIR_ENV, MetricsFlusher
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.engine import Policy
-from edge_ext.redis_clients import ClientService, connect
 from edge_ext.routing.breaker import BreakerSettings
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_latency import SharedLatencyTracker
@@ -53,6 +52,8 @@ def build_redis(config: Config) -> tuple[Any, Any]:
     r = config.redis
     if r is None:
         return None, None
+    from edge_ext.redis_clients import connect
+
     shared = connect(r)
     return shared, (connect(r.cache, "redis.cache") if r.cache is not None else shared)
 
@@ -170,6 +171,8 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         services.append(MetricsFlusher(metrics, metrics_dir, config.metrics.flush_interval_s))
     # Last: connected before the worker serves, closed after the stores that use them.
     if redis is not None:
+        from edge_ext.redis_clients import ClientService
+
         services.append(ClientService(redis))
         if cache_redis is not redis:
             services.append(ClientService(cache_redis, "redis.cache"))
