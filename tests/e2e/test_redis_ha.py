@@ -120,17 +120,17 @@ def l2_errors(edge) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
 
-def ledger_spend(section: dict) -> int:
+def ledger_spend(section: dict, tmp) -> int:
     """The spend the shared ledger holds, read as a worker reads it."""
     async def read() -> int:
-        ledger = RedisLedger(connect_to({**section, "timeout_ms": 5000}), DiskLedger("/nonexistent-never-used"),
+        ledger = RedisLedger(connect_to({**section, "timeout_ms": 5000}), DiskLedger(str(tmp / "reader")),
                              fail_open=False, timeout_s=5)
         return to_micros(await ledger.spent(SCOPE, PERIOD))
 
     return asyncio.run(read())
 
 
-def check(traffic: Traffic, edge, section: dict) -> None:
+def check(traffic: Traffic, edge, section: dict, tmp) -> None:
     assert traffic.statuses == {200: traffic.answered}, (traffic.statuses, traffic.errors[:5])
     assert traffic.answered >= WARM_UP + AFTER and traffic.charged > 0
     # The outage was felt (cache reads failed over to misses), not slept through.
@@ -138,7 +138,7 @@ def check(traffic: Traffic, edge, section: dict) -> None:
     # Spend kept during the failover is written within a second of Redis's return, and the
     # rest when the workers stop: after a clean stop the ledger holds every charge, once.
     assert stop(edge.proc) == 0, edge.log()
-    assert ledger_spend(section) == traffic.charged, (traffic.answered, traffic.cache)
+    assert ledger_spend(section, tmp) == traffic.charged, (traffic.answered, traffic.cache)
     assert PASSWORD not in edge.log()
 
 
@@ -154,7 +154,7 @@ def test_cluster_primary_killed_under_traffic(tmp_path, mock):
             # The primary of the budget's keys: admissions and settlements lose their store.
             victim = cluster.primary_of("{%s:%s}" % (SCOPE, PERIOD))
             traffic = drive_through_failover(edge, lambda: cluster.kill(victim), lambda: cluster.failed_over(victim))
-            check(traffic, edge, section)
+            check(traffic, edge, section, tmp_path)
         finally:
             stop(edge.proc)
     finally:
@@ -170,7 +170,7 @@ def test_sentinel_primary_killed_under_traffic(tmp_path, mock, monkeypatch):
         edge = start_edge(tmp_path, config_for(tmp_path, mock, section))
         try:
             traffic = drive_through_failover(edge, lambda: ha.kill(ha.primary), ha.failed_over)
-            check(traffic, edge, section)
+            check(traffic, edge, section, tmp_path)
         finally:
             stop(edge.proc)
     finally:
