@@ -7,7 +7,6 @@ import pytest
 
 from edge_ext.cost.ledger_api import Hold, MemoryLedger, Totals
 from edge_ext.cost.ledgers import DiskLedger, LedgerUnavailable, RedisLedger, from_micros, to_micros
-from tests.redis_server import RedisServer
 
 
 @pytest.mark.parametrize("usd, micros", [("0.000000001", 1), ("0.0000015", 2), ("1", 1_000_000)],
@@ -24,36 +23,23 @@ async def test_disk_ledger_adds_up(tmp_path):
     assert await a.spent("key:x", "2026-11-28") == 0
 
 
-async def test_redis_outage_keeps_spend_and_writes_it_back(tmp_path):
-    server = RedisServer()
-    server.start()
-    try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
-        await ledger.add("tenant:t", "p", Decimal("1"))
-        server.stop()
-        await ledger.add("tenant:t", "p", Decimal("2"))  # kept locally
-        assert await ledger.spent("tenant:t", "p") == Decimal("3")  # last known + pending
-        closed = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=False)
-        with pytest.raises(LedgerUnavailable):
-            await closed.spent("tenant:t", "p")
-        server.start()  # empty again: only what this replica kept is written back
-        assert await ledger.spent("tenant:t", "p") == Decimal("2")
-        other = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
-        assert await other.spent("tenant:t", "p") == Decimal("2")
-    finally:
-        server.cleanup()
+async def test_redis_outage_keeps_spend_and_writes_it_back(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=True)
+    await ledger.add("tenant:t", "p", Decimal("1"))
+    redis_server.stop()
+    await ledger.add("tenant:t", "p", Decimal("2"))  # kept locally
+    assert await ledger.spent("tenant:t", "p") == Decimal("3")  # last known + pending
+    closed = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=False)
+    with pytest.raises(LedgerUnavailable):
+        await closed.spent("tenant:t", "p")
+    redis_server.start()  # empty again: only what this replica kept is written back
+    assert await ledger.spent("tenant:t", "p") == Decimal("2")
+    other = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=True)
+    assert await other.spent("tenant:t", "p") == Decimal("2")
 
 
 # --- reservations: the same promises from every ledger ------------------------------------------
 NOW = 1795737600.0  # 2026-11-27T00:00:00Z
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def make_ledger(kind: str, tmp_path, redis_server, name: str = "a"):
@@ -61,7 +47,6 @@ def make_ledger(kind: str, tmp_path, redis_server, name: str = "a"):
         return MemoryLedger()
     if kind == "disk":
         return DiskLedger(str(tmp_path / "ledger"), wall=lambda: NOW)
-    # A prefix per test: the module's Redis is shared by the tests.
     return RedisLedger(redis_server.url, DiskLedger(str(tmp_path / f"fallback-{name}"), wall=lambda: NOW), fail_open=False,
                        prefix=f"t:{tmp_path.name}:", timeout_s=5)  # generous: these tests are about the ledger, not latency
 
@@ -75,7 +60,7 @@ def hold(hold_id: str, usd: str, expires: float = NOW + 600, scope: str = "tenan
 
 @pytest.fixture(params=KINDS)
 def ledger(request, tmp_path):
-    server = request.getfixturevalue("redis_server") if request.param == "redis" else None
+    server = request.getfixturevalue("shared_redis") if request.param == "redis" else None
     return make_ledger(request.param, tmp_path, server)
 
 
@@ -146,10 +131,10 @@ async def test_token_windows_admit_below_the_limit_and_take_corrections(ledger):
 
 
 @pytest.mark.parametrize("kind", ["disk", "redis"])
-async def test_concurrent_admissions_from_two_workers_never_overbook(kind, tmp_path, redis_server):
+async def test_concurrent_admissions_from_two_workers_never_overbook(kind, tmp_path, shared_redis):
     import asyncio
 
-    workers = [make_ledger(kind, tmp_path, redis_server, name) for name in ("a", "b")]
+    workers = [make_ledger(kind, tmp_path, shared_redis, name) for name in ("a", "b")]
     limit = Decimal("1.00")
     # 40 requests at once, alternating between two workers (two connections to one store).
     results = await asyncio.gather(*(workers[i % 2].reserve(hold(f"h{i}", "0.30"), limit, NOW) for i in range(40)))
@@ -168,73 +153,58 @@ async def test_disk_ledger_keeps_plain_rows(tmp_path):
             ("tenant:acme", "2026-11-27", 250000, 250000)]
 
 
-async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path):
-    server = RedisServer()
-    server.start()
+async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=True)
+    limit = Decimal("1.00")
+    await ledger.add("tenant:t", "p", Decimal("0.50"))
+    assert (await ledger.reserve(Hold("tenant:t", "p", "shared", Decimal("0.10"), NOW + 600), limit, NOW))[0]
+    redis_server.stop()
+    # Last known spend (0.50) plus this replica's own holds made during the outage.
+    first = await ledger.reserve(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), limit, NOW)
+    second = await ledger.reserve(Hold("tenant:t", "p", "b", Decimal("0.30"), NOW + 600), limit, NOW)
+    third = await ledger.reserve(Hold("tenant:t", "p", "c", Decimal("0.30"), NOW + 600), limit, NOW)
+    assert [first[0], second[0], third[0]] == [True, True, False]
+    await ledger.settle(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), Decimal("0.20"), estimated=True)
+    assert (await ledger.totals("tenant:t", "p", NOW)).spent == Decimal("0.70")  # kept for Redis
+    # Tokens per minute fall back to the local ledger.
+    assert await ledger.take("tpm:k:1", 10, 100, 120) == (True, 0)
+    closed = RedisLedger(redis_server.url, DiskLedger(str(tmp_path / "closed")), fail_open=False)
+    for call in (closed.reserve(Hold("tenant:t", "p", "x", Decimal("0.1"), NOW + 600), limit, NOW),
+                 closed.totals("tenant:t", "p", NOW), closed.take("tpm:k:1", 1, 100, 120)):
+        with pytest.raises(LedgerUnavailable):
+            await call
+    redis_server.start()  # empty again: what this replica spent meanwhile is written back
+    totals = await ledger.totals("tenant:t", "p", NOW)
+    assert (totals.spent, totals.estimated) == (Decimal("0.20"), Decimal("0.20"))
+
+
+async def test_a_settlement_that_cannot_reach_redis_is_charged_once_not_again_at_expiry(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
+    assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]
+    redis_server.pause()
     try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
-        limit = Decimal("1.00")
-        await ledger.add("tenant:t", "p", Decimal("0.50"))
-        assert (await ledger.reserve(Hold("tenant:t", "p", "shared", Decimal("0.10"), NOW + 600), limit, NOW))[0]
-        server.stop()
-        # Last known spend (0.50) plus this replica's own holds made during the outage.
-        first = await ledger.reserve(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), limit, NOW)
-        second = await ledger.reserve(Hold("tenant:t", "p", "b", Decimal("0.30"), NOW + 600), limit, NOW)
-        third = await ledger.reserve(Hold("tenant:t", "p", "c", Decimal("0.30"), NOW + 600), limit, NOW)
-        assert [first[0], second[0], third[0]] == [True, True, False]
-        await ledger.settle(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), Decimal("0.20"), estimated=True)
-        assert (await ledger.totals("tenant:t", "p", NOW)).spent == Decimal("0.70")  # kept for Redis
-        # Tokens per minute fall back to the local ledger.
-        assert await ledger.take("tpm:k:1", 10, 100, 120) == (True, 0)
-        closed = RedisLedger(server.url, DiskLedger(str(tmp_path / "closed")), fail_open=False)
-        for call in (closed.reserve(Hold("tenant:t", "p", "x", Decimal("0.1"), NOW + 600), limit, NOW),
-                     closed.totals("tenant:t", "p", NOW), closed.take("tpm:k:1", 1, 100, 120)):
-            with pytest.raises(LedgerUnavailable):
-                await call
-        server.start()  # empty again: what this replica spent meanwhile is written back
-        totals = await ledger.totals("tenant:t", "p", NOW)
-        assert (totals.spent, totals.estimated) == (Decimal("0.20"), Decimal("0.20"))
+        await ledger.settle(due, Decimal("0.05"), estimated=False)  # queued for Redis
     finally:
-        server.cleanup()
+        redis_server.resume()
+    now = await ledger.totals("tenant:t", "p", NOW)
+    assert (now.spent, now.held) == (Decimal("0.05"), Decimal("0"))
+    later = await ledger.totals("tenant:t", "p", NOW + 700)  # past the hold's expiry
+    assert (later.spent, later.estimated) == (Decimal("0.05"), Decimal("0"))
 
 
-async def test_a_settlement_that_cannot_reach_redis_is_charged_once_not_again_at_expiry(tmp_path):
-    server = RedisServer()
-    server.start()
+async def test_holds_admitted_during_an_outage_are_charged_when_settled_or_due(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    assert (await ledger.totals("tenant:t", "p", NOW)).spent == 0
+    redis_server.pause()
     try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
-        due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
-        assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]
-        server.pause()
-        try:
-            await ledger.settle(due, Decimal("0.05"), estimated=False)  # queued for Redis
-        finally:
-            server.resume()
-        now = await ledger.totals("tenant:t", "p", NOW)
-        assert (now.spent, now.held) == (Decimal("0.05"), Decimal("0"))
-        later = await ledger.totals("tenant:t", "p", NOW + 700)  # past the hold's expiry
-        assert (later.spent, later.estimated) == (Decimal("0.05"), Decimal("0"))
+        settled = Hold("tenant:t", "p", "a", Decimal("0.20"), NOW + 600, due=True)
+        abandoned = Hold("tenant:t", "p", "b", Decimal("0.10"), NOW + 1, due=True)
+        for hold_ in (settled, abandoned):
+            assert (await ledger.reserve(hold_, Decimal("1.00"), NOW))[0]  # kept by this replica
+        await ledger.totals("tenant:t", "p", NOW + 5)  # the abandoned one expires unsettled
     finally:
-        server.cleanup()
-
-
-async def test_holds_admitted_during_an_outage_are_charged_when_settled_or_due(tmp_path):
-    server = RedisServer()
-    server.start()
-    try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
-        assert (await ledger.totals("tenant:t", "p", NOW)).spent == 0
-        server.pause()
-        try:
-            settled = Hold("tenant:t", "p", "a", Decimal("0.20"), NOW + 600, due=True)
-            abandoned = Hold("tenant:t", "p", "b", Decimal("0.10"), NOW + 1, due=True)
-            for hold_ in (settled, abandoned):
-                assert (await ledger.reserve(hold_, Decimal("1.00"), NOW))[0]  # kept by this replica
-            await ledger.totals("tenant:t", "p", NOW + 5)  # the abandoned one expires unsettled
-        finally:
-            server.resume()
-        await ledger.settle(settled, Decimal("0.20"), estimated=False)
-        totals = await ledger.totals("tenant:t", "p", NOW + 5)
-        assert (totals.spent, totals.estimated, totals.held) == (Decimal("0.30"), Decimal("0.10"), Decimal("0"))
-    finally:
-        server.cleanup()
+        redis_server.resume()
+    await ledger.settle(settled, Decimal("0.20"), estimated=False)
+    totals = await ledger.totals("tenant:t", "p", NOW + 5)
+    assert (totals.spent, totals.estimated, totals.held) == (Decimal("0.30"), Decimal("0.10"), Decimal("0"))
