@@ -34,7 +34,9 @@ class WorkerMetrics:
         self.cache_stored_bytes = Counter("edge_ext_cache_stored_bytes", "Bytes of answers written to the cache")
         self.cache_stores = Counter("edge_ext_cache_stores", "Answers written to the cache")
         self.cache_evictions = Counter("edge_ext_cache_l1_evictions", "L1 entries evicted to stay within bounds")
-        self.cache_l2_errors = Counter("edge_ext_cache_l2_errors", "L2 store failures treated as misses", ["store"])
+        # Degraded modes (edge_ext.health): the cache's L2, breaker sharing, budgets, client keys.
+        self.store_errors = Counter("edge_ext_store_errors", "Failures of a store the worker carried on without, by use and store",
+                                    ["use", "store"])
         self.breaker_transitions = Counter(
             "edge_ext_breaker_transitions", "Circuit breaker state changes by provider and new state", ["provider", "to"])
         # Names follow the OpenTelemetry GenAI semantic conventions where one exists.

@@ -13,6 +13,7 @@ from edge_ext.cache.tiered import TieredCache
 from edge_ext.clock import Clock, monotonic
 from edge_ext.config.models import Config
 from edge_ext.cost.pricing import load_pricing
+from edge_ext.health import StoreHealth
 from edge_ext.metric_files import METRICS_DIR_ENV, MetricsFlusher
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.accounting import Accounting
@@ -55,7 +56,8 @@ def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics) -> TieredC
     else:
         l2 = DiskStore(c.local_directory(config.processor), c.local_size_limit_bytes)
     l1 = MemoryCache(c.l1_max_entries, c.l1_max_bytes, clock, on_evict=metrics.cache_evictions.inc)
-    return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, on_l2_error=lambda store: metrics.cache_l2_errors.labels(store=store).inc())
+    health = StoreHealth("cache", l2.name, metrics.store_errors)
+    return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, health=health)
 
 
 def state_directory(config: Config) -> str:
@@ -82,8 +84,9 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
 
         from edge_ext.routing.redis_store import RedisBreakerStore
 
+        health = StoreHealth("breakers", "redis", metrics.store_errors)
         store = RedisBreakerStore(redis.Redis.from_url(config.routing.redis_url), "edge-ext", f"{socket.gethostname()}-{os.getpid()}",
-                                  local=store)
+                                  local=store, health=health)
         store.watch(p.name for p in config.providers)
         services.append(store)  # its refresh task runs in the worker's event loop
     latency = SharedLatencyTracker(os.path.join(directory, STATE_FILES[1]))
@@ -145,7 +148,9 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     if config.auth.on and config.auth.redis_url:
         from edge_ext.auth_redis import RedisKeyStore
 
-        key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s)
+        health = StoreHealth("client_keys", "redis", metrics.store_errors)
+        key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s,
+                                  health=health)
     policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
                     router=router, latency=latency, accounting=accounting, budgets=budgets)
     metrics_dir = os.environ.get(METRICS_DIR_ENV)

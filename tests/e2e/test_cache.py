@@ -177,7 +177,7 @@ def test_redis_down_is_a_miss_and_its_return_brings_l2_hits_back(tmp_path, mock,
         redis_server.stop()
         for _ in range(5):
             assert ask(edge, messages=messages).headers["x-edge-cache"] == "miss"
-        scrape_until(edge, 'edge_ext_cache_l2_errors_total{store="redis"}')
+        scrape_until(edge, 'edge_ext_store_errors_total{store="redis",use="cache"}')
 
         redis_server.start()  # same port, empty: the next answer is stored again
         ask(edge, messages=messages)

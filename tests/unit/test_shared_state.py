@@ -294,9 +294,12 @@ async def test_redis_probe_close_and_admin_force_propagate(clients):
 
 @pytest.mark.redis
 async def test_redis_outage_falls_back_to_local_state_and_recovers(redis_server, own_clients):
-    seen: list[BaseException] = []
-    a = replica(own_clients, "A", on_error=seen.append)
-    b = replica(own_clients, "B", on_error=lambda exc: 1 / 0)  # a broken hook must not stop anything
+    from edge_ext.health import StoreHealth
+    from edge_ext.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    health = StoreHealth("breakers", "redis", metrics.store_errors)
+    a, b = replica(own_clients, "A", health=health), replica(own_clients, "B")
     async with a, b:
         await eventually(lambda: a.healthy and b.healthy, 2.0, "both replicas talk to Redis")
         redis_server.stop()
@@ -305,11 +308,13 @@ async def test_redis_outage_falls_back_to_local_state_and_recovers(redis_server,
         assert a.record("p1").state is O and not StoreBreaker(a, "p1").allow()
         assert StoreBreaker(b, "p1").allow()  # not shared while Redis is down, but B keeps working
         await eventually(lambda: a.errors > 0 and b.errors > 0, 3.0, "both count Redis errors")
-        assert seen and not a.healthy
+        assert metrics.store_errors.labels(use="breakers", store="redis").value == a.errors
+        assert health.failing and not a.healthy
         assert not a._task.done() and not b._task.done()
 
         redis_server.start()  # same port, empty data
         await eventually(lambda: a.healthy and b.healthy, 5.0, "both reconnect")
+        assert not health.failing
         # A republishes the opening Redis lost; B learns it.
         await eventually(lambda: b.record("p1").state is O, 3.0, "B sees A's opening after the restart")
         for _ in range(5):
