@@ -60,11 +60,8 @@ def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics) -> TieredC
     return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, health=health)
 
 
-def state_directory(config: Config) -> str:
-    """Where the workers of one instance share breaker and latency state (edge_ext.config.instance)."""
-    return config.processor.directory
-
-
+# Where the workers of one instance share breaker and latency state, in its state directory
+# (``processor.directory``, edge_ext.config.instance).
 STATE_FILES = ("breakers.bin", "latency.bin")
 
 
@@ -72,7 +69,7 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     b = config.routing.breaker
     settings = BreakerSettings(failure_threshold=b.failure_threshold, open_seconds=b.open_seconds,
                                success_threshold=b.success_threshold, half_open_probes=b.half_open_probes)
-    directory = state_directory(config)
+    directory = config.processor.directory
     # Breaker deadlines are wall-clock: they are compared across processes.
     store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,
                               on_transition=metrics.on_breaker_transition)
@@ -104,7 +101,7 @@ def build_budgets(config: Config):
     tpm = {k.id: k.tokens_per_minute for k in config.auth.keys if k.tokens_per_minute}
     if not b.limits and not tpm:
         return None
-    local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
+    local = DiskLedger(b.local_dir or os.path.join(config.processor.directory, "ledger"))
     ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open") if b.redis_url else local
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
     # A hold outlives the longest request the route timeouts allow plus the delivery of its

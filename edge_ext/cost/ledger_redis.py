@@ -116,7 +116,9 @@ class RedisLedger:
         log.warning("budget store unreachable (%s); checking against the last known spend", type(exc).__name__)
 
     def _known(self, key: str) -> int:
-        return self._last.get(key, 0) + self._pending.get(key, 0)
+        # Queued settlements count too: args [member, held, spent, estimated, due] (_SETTLE).
+        queued = sum(args[2] for keys, args in self._unsettled if keys[0] == key or (keys[3] == key and args[3]))
+        return self._last.get(key, 0) + self._pending.get(key, 0) + queued
 
     def _keep(self, keys: list[str], micros: int, estimated: bool) -> None:
         """Spend to write when Redis is back."""
@@ -131,25 +133,6 @@ class RedisLedger:
             if due:  # expired unsettled: charged as estimated, as the Redis sweep does
                 self._keep(keys, micros, estimated=True)
         return sum(micros for micros, _, _ in holds.values())
-
-    async def spent(self, scope_id: str, period_key: str) -> Decimal:
-        key = self._keys(scope_id, period_key)[0]
-        try:
-            await self.flush()
-            self._last[key] = int(await self._redis.get(key) or 0)
-        except self._down as exc:
-            self._unreachable(exc)
-        return from_micros(self._known(key))
-
-    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
-        key, micros = self._keys(scope_id, period_key)[0], to_micros(usd)
-        try:
-            await self.flush()
-            self._last[key] = int(await self._redis.incrby(key, micros))
-        except self._down:
-            # Kept and written when Redis returns: spend is never dropped.
-            self._pending[key] = self._pending.get(key, 0) + micros
-        return from_micros(self._known(key))
 
     async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
         keys = self._keys(scope_id, period_key)
@@ -202,13 +185,6 @@ class RedisLedger:
             # Replayed through the script: the hold is removed with its charge, not charged again
             # when it expires.
             self._unsettled.append((keys, args))
-
-    async def count(self, key: str) -> int:
-        try:
-            return int(await self._redis.get(self._prefix + "count:" + key) or 0)
-        except self._down as exc:
-            self._unreachable(exc)
-            return await self._fallback.count(key)
 
     async def incr(self, key: str, n: int, ttl_s: float) -> int:
         try:
