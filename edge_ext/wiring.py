@@ -90,7 +90,8 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency, services
 
 
-def build_budgets(config: Config):
+def build_budgets(config: Config, metrics: WorkerMetrics) -> tuple[object, list]:
+    """The budget step (None without limits) and the worker services it needs."""
     from decimal import Decimal
 
     from edge_ext.cost.budget import BudgetSpec
@@ -100,9 +101,12 @@ def build_budgets(config: Config):
     b = config.budgets
     tpm = {k.id: k.tokens_per_minute for k in config.auth.keys if k.tokens_per_minute}
     if not b.limits and not tpm:
-        return None
+        return None, []
     local = DiskLedger(b.local_dir or os.path.join(config.processor.directory, "ledger"))
-    ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open") if b.redis_url else local
+    ledger = local
+    if b.redis_url:
+        ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open",
+                             health=StoreHealth("budgets", "redis", metrics.store_errors))
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
     # A hold outlives the longest request the route timeouts allow plus the delivery of its
     # outcome (a flush interval), with a grace; then, unsettled, it is charged as estimated.
@@ -110,7 +114,10 @@ def build_budgets(config: Config):
     if config.cache.enabled:
         longest += config.cache.single_flight_wait_s + 1  # a follower may wait for its leader first
     grace = config.accounting.outcome_flush_ms / 1000 + config.accounting.outcome_grace_s
-    return BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
+    step = BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
+    # Closed in this order: the step's last settlements reach the ledger, then the ledger writes
+    # what it kept during an outage.
+    return step, [step, ledger] if ledger is not local else [step]
 
 
 def model_prices(config: Config):
@@ -138,9 +145,8 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     if not config.auth.on and config.auth.enabled is None:
         log.warning("auth is off: no client keys are configured, so every caller is trusted "
                     "(list auth.keys, or set auth.enabled: false to say so explicitly)")
-    budgets = build_budgets(config)
-    if budgets is not None:
-        services.append(budgets)  # its last settlements are written before the worker exits
+    budgets, budget_services = build_budgets(config, metrics)
+    services += budget_services
     key_store = None
     if config.auth.on and config.auth.redis_url:
         from edge_ext.auth_redis import RedisKeyStore

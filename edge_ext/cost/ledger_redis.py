@@ -1,4 +1,4 @@
-"""Replicas share spend, holds and token windows through Redis; an outage loses no spend.
+"""Replicas share spend, holds and token windows through Redis, and ride out its outages.
 
 Each admission and each settlement is one Lua script, so it is atomic across replicas. Per
 subject and period (``{prefix}{scope}:{period}``, the spend key, plus ``held:``, ``holds:`` and
@@ -13,6 +13,15 @@ writes it when Redis is back (``flush``). A hold admitted during the outage live
 settlement is plain spend (a due one expiring unsettled is charged as estimated, as in Redis). A
 settlement of a hold that is in Redis but could not reach it is queued and replayed through the
 same script, so the hold is removed and charged once, never again at its expiry.
+
+What a replica keeps for Redis lives in the worker's memory, not on disk: a worker that stops
+while Redis is still away tries once more and then logs each amount it could not write (an
+error line per budget period, for the operator to add by hand); one that crashes loses it. A
+durable journal would have to be shared by the instance's workers and replayed at least once
+(so sometimes twice), and be read before each admission; outages are expected to be short and
+rare next to worker stops, so the memory, the final attempt and the loud line are the trade.
+Every failure to reach Redis is counted and logged through the ledger's ``StoreHealth``
+(edge_ext.health).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, Totals, from_micros, to_micros
+from edge_ext.health import StoreHealth
 
 log = logging.getLogger("edge_ext.budget")
 
@@ -88,7 +98,8 @@ def _member(hold: Hold) -> str:
 
 
 class RedisLedger:
-    def __init__(self, url: str, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:"):
+    def __init__(self, url: str, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:",
+                 health: StoreHealth | None = None):
         import redis.asyncio as redis
         from redis.exceptions import RedisError
 
@@ -104,6 +115,7 @@ class RedisLedger:
         self._local: dict[str, dict[str, tuple[int, float, bool]]] = {}
         # Settlements of holds kept in Redis that could not reach it: (keys, settle args).
         self._unsettled: list[tuple[list[str], list]] = []
+        self._health = health or StoreHealth("budgets", "redis")
 
     def _keys(self, scope_id: str, period_key: str) -> list[str]:
         suffix = f"{scope_id}:{period_key}"
@@ -111,9 +123,9 @@ class RedisLedger:
                 f"{self._prefix}estimated:{suffix}"]
 
     def _unreachable(self, exc: Exception) -> None:
+        self._health.failed(exc)
         if not self.fail_open:
             raise LedgerUnavailable(str(exc)) from exc
-        log.warning("budget store unreachable (%s); checking against the last known spend", type(exc).__name__)
 
     def _known(self, key: str) -> int:
         # Queued settlements count too: args [member, held, spent, estimated, due] (_SETTLE).
@@ -142,6 +154,7 @@ class RedisLedger:
             spent, shared, estimated = (int(v) for v in await self._scripts["totals"](keys=keys, args=[now]))
             self._last[keys[0]], self._last[keys[3]] = spent, estimated
             held += shared
+            self._health.ok()
         except self._down as exc:
             self._unreachable(exc)
         return Totals(from_micros(self._known(keys[0])), from_micros(held), from_micros(self._known(keys[3])))
@@ -156,6 +169,7 @@ class RedisLedger:
                                                                     _member(hold), hold.expires, ttl])
             admitted, spent, held, estimated = (int(v) for v in reply)
             self._last[keys[0]], self._last[keys[3]] = spent, estimated
+            self._health.ok()
             return bool(admitted), Totals(from_micros(spent), from_micros(held), from_micros(estimated))
         except self._down as exc:
             self._unreachable(exc)
@@ -174,31 +188,56 @@ class RedisLedger:
             self._keep(keys, micros, estimated)
             try:
                 await self.flush()
-            except self._down:
-                pass
+            except self._down as exc:
+                self._health.failed(exc)
             return
         args = [_member(hold), hold.micros, micros, 1 if estimated else 0, 1 if hold.due else 0]
         try:
             await self.flush()
             self._last[keys[0]] = int(await self._scripts["settle"](keys=keys, args=args))
-        except self._down:
+            self._health.ok()
+        except self._down as exc:
+            self._health.failed(exc)
             # Replayed through the script: the hold is removed with its charge, not charged again
             # when it expires.
             self._unsettled.append((keys, args))
 
     async def incr(self, key: str, n: int, ttl_s: float) -> int:
         try:
-            return int(await self._scripts["adjust"](keys=[self._prefix + "count:" + key], args=[n, int(ttl_s)]))
-        except self._down:
+            total = int(await self._scripts["adjust"](keys=[self._prefix + "count:" + key], args=[n, int(ttl_s)]))
+        except self._down as exc:
+            self._health.failed(exc)
             return await self._fallback.incr(key, n, ttl_s)
+        self._health.ok()
+        return total
 
     async def take(self, key: str, n: int, limit: int, ttl_s: float) -> tuple[bool, int]:
         try:
             admitted, used = await self._scripts["take"](keys=[self._prefix + "count:" + key], args=[n, limit, int(ttl_s)])
+            self._health.ok()
             return bool(admitted), int(used)
         except self._down as exc:
             self._unreachable(exc)
             return await self._fallback.take(key, n, limit, ttl_s)
+
+    # A worker service (edge_ext.wiring): stopping the worker writes what it kept, or says what it loses.
+    async def start(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        try:
+            await self.flush()
+            self._health.ok()
+        except self._down as exc:
+            self._health.failed(exc)
+        lost: dict[str, int] = dict(self._pending)
+        for keys, args in self._unsettled:
+            lost[keys[0]] = lost.get(keys[0], 0) + args[2]
+        for key, micros in sorted(lost.items()):
+            if micros:
+                log.error("budget spend not written to Redis, lost with this worker: %s %s USD (add it to that key "
+                          "once Redis is back)", key, from_micros(micros))
+        await self._redis.aclose()
 
     async def flush(self) -> None:
         while self._unsettled:

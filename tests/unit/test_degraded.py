@@ -82,3 +82,52 @@ async def test_redis_key_store_down_refuses_unknown_keys_counted_and_logged(redi
     assert errors(metrics, "client_keys") == 2
     assert store.cached(hash_key("sk-a"))[1].key_id == "a"  # a key checked before the outage still works
     assert len(health_lines(caplog)) == 1 and "keys not cached in the worker are refused" in health_lines(caplog)[0]
+
+
+async def test_redis_ledger_outage_is_counted_and_spend_a_stopping_worker_cannot_write_is_logged(
+        redis_server, tmp_path, caplog):
+    from decimal import Decimal
+
+    from edge_ext.cost.ledger_api import Hold
+    from edge_ext.cost.ledgers import DiskLedger, RedisLedger
+
+    caplog.set_level(logging.INFO)
+    metrics = WorkerMetrics()
+    ledger = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2,
+                         health=StoreHealth("budgets", "redis", metrics.store_errors))
+    now = 1795737600.0
+    hold = Hold("tenant:t", "p", "h", Decimal("0.30"), now + 600, due=True)
+    assert (await ledger.reserve(hold, Decimal("1"), now))[0]
+    redis_server.stop()
+    await ledger.settle(hold, Decimal("0.25"), estimated=False)  # queued for Redis
+    assert (await ledger.totals("tenant:t", "p", now)).spent == Decimal("0.25")
+    assert await ledger.take("tpm:k:1", 10, 100, 120) == (True, 0)  # the local ledger's window
+    assert errors(metrics, "budgets") == 3
+    assert len(health_lines(caplog)) == 1 and "budgets: redis store failing" in health_lines(caplog)[0]
+    await ledger.aclose()
+    lost = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert lost == ["budget spend not written to Redis, lost with this worker: edge-ext:spend:tenant:t:p 0.250000 USD "
+                    "(add it to that key once Redis is back)"]
+
+
+async def test_redis_ledger_writes_what_it_kept_when_its_worker_stops_after_the_outage(redis_server, tmp_path, caplog):
+    from decimal import Decimal
+
+    from edge_ext.cost.ledger_api import Hold
+    from edge_ext.cost.ledgers import DiskLedger, RedisLedger
+
+    caplog.set_level(logging.INFO)
+    ledger = RedisLedger(redis_server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    now = 1795737600.0
+    redis_server.pause()
+    try:
+        hold = Hold("tenant:t", "p", "h", Decimal("0.30"), now + 600, due=True)
+        assert (await ledger.reserve(hold, Decimal("1"), now))[0]  # a hold of this replica's
+        await ledger.settle(hold, Decimal("0.10"), estimated=False)  # its spend, kept for Redis
+    finally:
+        redis_server.resume()
+    await ledger.aclose()
+    assert not [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "budgets: redis store answers again" in health_lines(caplog)[-1]
+    other = RedisLedger(redis_server.url, DiskLedger(str(tmp_path / "other")), fail_open=False)
+    assert (await other.totals("tenant:t", "p", now)).spent == Decimal("0.10")
