@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from edge_ext.config.hosts import is_loopback as host_is_loopback
+from edge_ext.errors import ConfigError
 from edge_ext.config.models import Config, Provider
 from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, render
 
@@ -54,7 +55,7 @@ DEFAULT_PORT = 50051
 DEFAULT_WORKERS = 2
 
 
-class DeployError(ValueError):
+class DeployError(ConfigError):
     """The config cannot be deployed to the chosen target as it stands."""
 
 
