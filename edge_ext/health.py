@@ -58,5 +58,5 @@ class StoreHealth:
     def ok(self) -> None:
         if self.failing:
             log.info("%s: %s store answers again after %d errors in %.0f s", self.use, self.store, self.errors,
-                        self._clock() - self._since)
+                     self._clock() - self._since)
             self.failing, self.errors = False, 0

@@ -232,7 +232,8 @@ class RedisLedger:
             self._health.failed(exc)
         lost: dict[str, int] = dict(self._pending)
         for keys, args in self._unsettled:
-            lost[keys[0]] = lost.get(keys[0], 0) + args[2]
+            for key in (keys[0], keys[3]) if args[3] else (keys[0],):
+                lost[key] = lost.get(key, 0) + args[2]
         for key, micros in sorted(lost.items()):
             if micros:
                 log.error("budget spend not written to Redis, lost with this worker: %s %s USD (add it to that key "
