@@ -151,9 +151,9 @@ def cmd_admin(args) -> int:
 
 
 def cmd_mock_provider(args) -> int:
-    from edge_ext.mock.server import main as mock_main
+    from edge_ext.mock.server import run
 
-    return mock_main(args.rest)
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin(sub)
     sub.choices["admin"].set_defaults(func=cmd_admin)
 
-    p = sub.add_parser("mock-provider", help="run the bundled mock OpenAI/Anthropic server", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    from edge_ext.mock.settings import add_arguments as add_mock_arguments
+
+    p = sub.add_parser("mock-provider", help="run the bundled mock OpenAI/Anthropic server")
+    add_mock_arguments(p)
     p.set_defaults(func=cmd_mock_provider)
     return parser
 
