@@ -95,6 +95,16 @@ def _prepare_instance(config) -> None:
           f"(admin token: {config.processor.admin_token_path})", flush=True)
 
 
+def _check_ports(plan, *, with_envoy: bool) -> None:
+    from edge_ext import ports
+
+    found = ports.problems(ports.planned(plan.config, with_envoy=with_envoy, mocks=plan.mocks))
+    for problem in found:
+        print(f"edge-ext: refusing to start: {problem}", file=sys.stderr)
+    if found:
+        raise SystemExit(2)
+
+
 def _run_edge(args, *, with_envoy: bool) -> int:
     from edge_ext import edge
     from edge_ext.logs import setup_logging
@@ -114,12 +124,18 @@ def _run_edge(args, *, with_envoy: bool) -> int:
             plan = edge.Plan(config, edge.write_config(config, runtime), mocks, None)
         if plan.banner:
             print(plan.banner, flush=True)
+        _check_ports(plan, with_envoy=with_envoy)
         _prepare_instance(plan.config)
         from edge_ext.config.exposure import exposure_warnings
 
         for warning in exposure_warnings(plan.config):
             logging.getLogger("edge_ext").warning("%s", warning)
-        edge.start_metrics_server(plan.config, metrics_dir)
+        try:
+            edge.start_metrics_server(plan.config, metrics_dir)
+        except OSError as exc:  # taken since the check
+            m = plan.config.metrics
+            print(f"edge-ext: refusing to start: {m.host}:{m.port} (metrics.port) cannot be bound: {exc.strerror}", file=sys.stderr)
+            return 2
         sup = edge.build(plan, runtime, with_envoy=with_envoy, metrics_dir=metrics_dir)
         c = plan.config
 
