@@ -1,0 +1,37 @@
+"""Tables that client input could grow hold a bounded number of entries (docs/performance.md,
+"What stays bounded"). The L1 cache and single-flight have their own tests (test_cache_core)."""
+
+import pytest
+import redis
+
+from edge_ext.auth_redis import RedisKeyStore
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    server = RedisServer()
+    server.start()
+    yield server.url
+    server.stop()
+
+
+async def test_the_key_store_cache_holds_at_most_its_bound_under_a_flood_of_made_up_keys(redis_url):
+    store = RedisKeyStore(redis_url, "bounds:key:", lambda: 0.0, timeout_s=5, max_entries=8)
+    for n in range(50):
+        assert await store.lookup(f"{n:064x}") is None
+    assert len(store) == 8
+    # The newest are the ones kept: a repeated unknown key is still answered from the cache.
+    assert store.cached(f"{49:064x}") == (True, None)
+    assert store.cached(f"{0:064x}") == (False, None)
+
+
+async def test_a_known_key_looked_up_again_is_refreshed_not_duplicated(redis_url):
+    digest = "ab" * 32
+    with redis.Redis.from_url(redis_url) as client:
+        client.hset(f"bounds:key:{digest}", mapping={"id": "k1", "tenant": "t"})
+    store = RedisKeyStore(redis_url, "bounds:key:", lambda: 0.0, timeout_s=5, max_entries=2)
+    for _ in range(3):
+        assert (await store.lookup(digest)).tenant == "t"
+    await store.lookup("00" * 32)
+    assert len(store) == 2 and store.cached(digest)[0]
