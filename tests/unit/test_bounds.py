@@ -35,3 +35,17 @@ async def test_a_known_key_looked_up_again_is_refreshed_not_duplicated(redis_url
         assert (await store.lookup(digest)).tenant == "t"
     await store.lookup("00" * 32)
     assert len(store) == 2 and store.cached(digest)[0]
+
+
+def test_the_reply_cache_keeps_repeated_decisions_while_one_off_decisions_cycle_through_it():
+    from edge_ext.extproc.convert import REPLY_CACHE_SIZE, _cached, to_response
+    from edge_ext.policy.decisions import Continue
+
+    routed = Continue(set_headers=(("x-edge-cluster", "provider_a"),), clear_route_cache=True)
+    first = to_response("request_body", routed)
+    for n in range(4 * REPLY_CACHE_SIZE):
+        # A hold id makes each of these unique, as budgets and input estimates do in real traffic.
+        to_response("request_body", Continue(set_headers=routed.set_headers, metadata=(("hold", f"{n:032x}"),)))
+        if n % 64 == 0:
+            assert to_response("request_body", routed) is first
+    assert _cached.cache_info().currsize <= REPLY_CACHE_SIZE
