@@ -1,8 +1,8 @@
 """The TCP ports `edge-ext up` and `serve` will listen on, checked before anything starts.
 
-Envoy finds its listener taken only after the workers run (and exits), and the metrics server
-after its config is loaded; a check first gives one clear line per port and no half-started
-edge. The check binds as Envoy does (SO_REUSEADDR, so a port in TIME_WAIT is free) and without
+Without it, Envoy finds its listener or admin port taken only after the workers run (then
+exits, stopping the edge), and a taken metrics port ends the command in a traceback; a check
+first gives one clear line per port and no half-started edge. The check binds as Envoy does (SO_REUSEADDR, so a port in TIME_WAIT is free) and without
 SO_REUSEPORT, so a second Envoy that would silently share the port with the first is caught too.
 What binds a port between the check and its own start still fails, later and less clearly.
 """
