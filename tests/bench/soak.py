@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -132,15 +133,8 @@ def proc_figures(pid: int) -> Figures:
 
 
 def envoy_pid(edge: Edge) -> int | None:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            if "(envoy)" in stat and int(stat.rsplit(")", 1)[1].split()[1]) == edge.proc.pid:
-                return int(pid)
-    return None
+    out = subprocess.run(["pgrep", "-P", str(edge.proc.pid), "-x", "envoy"], capture_output=True, text=True)
+    return int(out.stdout.split()[0]) if out.stdout.split() else None
 
 
 @dataclass
