@@ -9,6 +9,7 @@ operators: its own Unix socket per worker, under the same private directory, and
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -135,6 +136,9 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
 async def serve_worker(config: Config, index: int, grace_s: float = 5.0) -> None:
     address = config.processor.worker_address(index)
     server, health_servicer = await build_server(config, index, address)
+    # What start-up built (config, price table, compiled schemas) lives as long as the worker:
+    # out of the collector's full passes, which would otherwise walk it again and again.
+    gc.freeze()
     log.info("worker %d (pid %d) listening on %s", index, os.getpid(), address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
