@@ -16,6 +16,7 @@ itself.) On TCP, gRPC's SO_REUSEPORT lets the successor listen on the same port.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -159,6 +160,9 @@ def longest_request_s(config: Config) -> float:
 async def serve_worker(config: Config, index: int, ready_fd: int | None = None) -> None:
     address = config.processor.worker_address(index)
     server, health_servicer = await build_server(config, index, address)
+    # What start-up built (config, price table, compiled schemas) lives as long as the worker:
+    # out of the collector's full passes, which would otherwise walk it again and again.
+    gc.freeze()
     log.info("worker %d (pid %d) listening on %s", index, os.getpid(), address)
     if ready_fd is not None:  # the supervisor waits for this to retire a predecessor
         os.write(ready_fd, b"1")
