@@ -11,7 +11,7 @@ from edge_ext.cache.singleflight import SingleFlight
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Cache as CacheConfig
 from edge_ext.policy.decisions import Respond
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 from edge_ext.providers.headers import answer_variant
 from edge_ext.sse import SSEParser
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import Enum
 
-Headers = tuple[tuple[str, str], ...]
+from edge_ext.message import Headers
 
 
 class ResponseMode(Enum):

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edge_ext.apis.anthropic import ANTHROPIC
-from edge_ext.apis.base import JSON_HEADERS, error_response
+from edge_ext.apis.base import JSON_HEADERS
 from edge_ext.apis.limits import RequestLimits
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
@@ -31,7 +31,7 @@ from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.state import Endpoint, StreamState
 from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_state import MemoryBreakerStore
@@ -284,7 +284,6 @@ class Policy:
 
     def _fail(self, st: StreamState, err: EdgeError) -> Respond:
         st.outcome = err.code
-        reply = error_response(st.api, err)
         # x-edge-cache on every answer, errors included (Envoy adds it from this metadata).
-        return Respond(reply.status, reply.body, reply.headers, reply.details,
+        return Respond(err.status, st.api.error_body(err), JSON_HEADERS + err.headers, f"edge_ext_{err.code}",
                        metadata=(("cache", st.cache_status or "bypass"),))

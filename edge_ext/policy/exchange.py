@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from edge_ext.config.models import Provider
 from edge_ext.errors import InvalidRequest
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 from edge_ext.translate import TranslationError, anthropic_to_openai_request, openai_to_anthropic_request
 
 

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edge_ext.errors import BodyTooLarge, PiiBlocked
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 from edge_ext.redact.document import Document, KeyCollision, ScanLimitExceeded, kinds_of
 from edge_ext.redact.scanning import TooManySecrets
 

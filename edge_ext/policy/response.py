@@ -10,7 +10,7 @@ import json
 from typing import Protocol
 
 from edge_ext.policy.decisions import ResponseMode
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 from edge_ext.sse import Event, SSEParser, encode
 from edge_ext.translate import (
     AnthropicToOpenAIStream,
