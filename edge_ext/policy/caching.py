@@ -13,7 +13,17 @@ from edge_ext.config.models import Cache as CacheConfig
 from edge_ext.policy.decisions import Respond
 from edge_ext.message import ChatRequest
 from edge_ext.providers.headers import answer_variant
+from edge_ext.policy.shaping import wants_stream_usage
 from edge_ext.sse import SSEParser
+from edge_ext.translate.accumulate import AnthropicAccumulator, OpenAIAccumulator
+from edge_ext.translate.replay import replay_anthropic, replay_openai
+
+# A stored answer is kept whole, in the client's API, and replayed as a stream when one is asked.
+ACCUMULATORS = {"openai": OpenAIAccumulator, "anthropic": AnthropicAccumulator}
+REPLAYS = {
+    "openai": lambda answer, body: replay_openai(answer, include_usage=wants_stream_usage(body)),
+    "anthropic": lambda answer, body: replay_anthropic(answer),
+}
 
 
 class Recorder:
@@ -23,10 +33,8 @@ class Recorder:
         self.api, self.stream = api, stream
         self._body = bytearray()
         if stream:
-            from edge_ext.translate.accumulate import AnthropicAccumulator, OpenAIAccumulator
-
             self._parser = SSEParser()
-            self._acc = OpenAIAccumulator() if api == "openai" else AnthropicAccumulator()
+            self._acc = ACCUMULATORS[api]()
 
     def feed(self, chunk: bytes) -> None:
         if self.stream:
@@ -89,15 +97,7 @@ class CacheStep:
 
     def hit_response(self, entry: Entry, tier: str, request: ChatRequest) -> Respond:
         if request.stream:
-            from edge_ext.translate.replay import replay_anthropic, replay_openai
-
-            answer = json.loads(entry.body)
-            if request.api == "openai":
-                options = request.body.get("stream_options")
-                usage = isinstance(options, dict) and bool(options.get("include_usage"))
-                body, ctype = replay_openai(answer, include_usage=usage), "text/event-stream"
-            else:
-                body, ctype = replay_anthropic(answer), "text/event-stream"
+            body, ctype = REPLAYS[request.api](json.loads(entry.body), request.body), "text/event-stream"
         else:
             body, ctype = entry.body, "application/json"
         headers = (("content-type", ctype), ("x-edge-cache", tier), ("age", str(entry.age(self._wall()))))

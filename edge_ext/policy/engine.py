@@ -23,16 +23,15 @@ from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep, Recorder
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond
 from edge_ext.policy.endpoints import dispatch
-from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over
 from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
+from edge_ext.policy.shaping import shape
 from edge_ext.policy.state import Endpoint, StreamState
 from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
 from edge_ext.message import ChatRequest
-from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_state import MemoryBreakerStore
 
@@ -250,28 +249,23 @@ class Policy:
         # From here the router awaits this request's verdict: whatever follows, a refusal
         # included, on_stream_end gives a half-open probe slot back.
         st.provider, st.breaker_pending = provider.name, True
-        adapter = adapter_for(provider.kind)
-        upstream = adapter.upstream(provider, target.api_key, target.upstream_model, st.headers)
-        body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)
+        shaped = shape(request, provider, target.api_key, target.upstream_model, st.headers)
+        body = shaped.body
         st.outcome, st.routed_at = "routed", self._clock()
-        st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
-        st.same_api = request.api == adapter.wire_api
-        st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
+        st.codec = codec_for(request, body.wire_api, body.strip_usage, int(self._wall()))
+        st.same_api = request.api == body.wire_api
+        st.upstream_api, st.upstream_model = body.wire_api, target.upstream_model
         st.request, st.plan = request, target.plan
         grant = self.grants.metadata(provider.name, request.model, target.plan) if len(target.plan) > 1 else ()
-        set_headers = [(CLUSTER_HEADER, target.cluster), (":path", upstream.path), *retry_headers(target),
-                       *upstream.set_headers]
-        if body.body is not None:
-            # With request headers SEND and the body BUFFERED, content-length is ours to fix.
-            set_headers.append(("content-length", str(len(body.body))))
+        set_headers = ((CLUSTER_HEADER, target.cluster), *retry_headers(target), *shaped.set_headers)
         metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
                     ("tenant", caller.tenant), ("key_id", caller.key_id), *grant)
         last = self._fast_path and answer_unseen(self._router, st, target.plan)
         if last:
             metadata += hand_over(st, request, self._accounting is not None)
         return Continue(
-            set_headers=tuple(set_headers),
-            remove_headers=upstream.remove_headers,
+            set_headers=set_headers,
+            remove_headers=shaped.remove_headers,
             body=body.body,
             clear_route_cache=True,
             metadata=metadata,
