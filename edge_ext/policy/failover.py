@@ -46,11 +46,11 @@ def tried_before(plan: tuple[str, ...], first: str, served: str) -> tuple[str, .
 
 def settle(router: Router, st: StreamState, provider: str, attempts: int, now: int) -> bool:
     """Records who answered; True when it is not the first provider (the request failed over)."""
-    served = served_by(st.plan, st.provider, provider, attempts)
+    served = served_by(st.routed.plan, st.provider, provider, attempts)
     st.attempts = max(attempts, 1)
     if served == st.provider:
         return False
-    st.retried = tried_before(st.plan, st.provider, served)
+    st.retried = tried_before(st.routed.plan, st.provider, served)
     for name in st.retried:
         router.report_retried(name)
     _retarget(router, st, served, now)
@@ -70,8 +70,8 @@ def _retarget(router: Router, st: StreamState, name: str, now: int) -> None:
     except EdgeError:
         # The attempt filter refused this request for that provider: its answer is already in
         # the client's shape.
-        st.codec = None
+        st.routed.codec = None
         return
-    st.codec = codec_for(st.request, shaped.wire_api, shaped.strip_usage, now)
+    st.routed.codec = codec_for(st.request, shaped.wire_api, shaped.strip_usage, now)
     st.same_api = st.request.api == shaped.wire_api
     st.upstream_api, st.upstream_model = shaped.wire_api, upstream_model
