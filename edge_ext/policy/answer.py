@@ -117,10 +117,7 @@ class AnswerStep:
         if st.phase is Phase.HANDED_OVER:
             return  # answered in 2 messages: its outcome settles it (edge_ext.policy.outcome)
         if st.charge is None and st.routed_at and self._accounting is not None and _cut_short(st):
-            meter = st.answering.meter if st.answering is not None else None
-            if st.answering is not None:
-                st.answering.meter = None
-            meter = meter or Meter(st.upstream_api or "openai", st.stream)
+            meter = (st.answering and st.answering.meter) or Meter(st.upstream_api or "openai", st.stream)
             usage = meter.estimate(st.request.body if st.request is not None else None)
             st.charge = self._accounting.charge(st.provider, st.upstream_model, usage, estimated=True)
         self._settle(st)

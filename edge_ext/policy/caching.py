@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-
 from dataclasses import dataclass
 
 from edge_ext.auth import ANONYMOUS

@@ -86,10 +86,23 @@ def test_no_package_imports_another_that_imports_it_back():
 
 
 LEAVES = ["edge_ext.message", "edge_ext.apis.base", "edge_ext.providers.base", "edge_ext.providers.registry",
-          "edge_ext.policy.decisions", "edge_ext.policy.engine", "edge_ext.translate", "edge_ext.cost"]
+          "edge_ext.policy.decisions", "edge_ext.policy.engine", "edge_ext.translate", "edge_ext.cost", "edge_ext.driver"]
 
 
 @pytest.mark.parametrize("module", LEAVES)
 def test_each_package_imports_alone_in_a_fresh_interpreter(module):
     run = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
+
+
+# What doing I/O takes; the policy is sans-I/O (edge_ext.policy.engine): the driver does it.
+IO_MODULES = {"asyncio", "concurrent", "threading", "socket", "grpc", "redis", "aiocache", "sqlite3", "diskcache"}
+
+
+def test_the_policy_imports_nothing_that_does_io():
+    for path in (PACKAGE / "policy").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & IO_MODULES, path.name
