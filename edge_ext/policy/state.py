@@ -54,6 +54,9 @@ class Phase(Enum):
     DONE = "done"  # answered or let through by the processor: a refusal, a cache hit, /v1/models, health
     ENDED = "ended"  # the stream closed; nothing happens to it any more
 
+    # Members are singletons: identity hashing spares Enum's hash of the name on every move.
+    __hash__ = object.__hash__
+
 
 # An answer of the processor's own (Phase.DONE) may follow any live phase: a refusal, or an
 # internal error in a response phase. Every phase ends at ENDED.
