@@ -1,4 +1,5 @@
-"""The thin gRPC side: one ext_proc stream in, policy decisions out as ProcessingResponses."""
+"""The thin gRPC side: one ext_proc stream in, policy decisions out as ProcessingResponses; the
+I/O a decision needs first is performed by the driver (edge_ext.driver)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from pathlib import Path
 
 import grpc
 
+from edge_ext.driver import Driver
 from edge_ext.extproc.attributes import ATTRIBUTES, attempt_provider, route_metadata, upstream_of
 from edge_ext.extproc.convert import extend_timeout, header_dict, to_response
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.attempt import AttemptState, AttemptStep
-from edge_ext.policy.decisions import CONTINUE, Decision, Defer, Respond
-from edge_ext.policy.engine import Policy
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Respond
+from edge_ext.policy.engine import Step
 from edge_ext.policy.state import StreamState
 from edge_ext.telemetry import end_request_span, start_request_span
 
@@ -41,9 +43,10 @@ def _code_details(request: pb.ProcessingRequest) -> str:
 
 
 class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
-    def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float], tracer=None):
+    def __init__(self, driver: Driver, metrics: WorkerMetrics, clock: Callable[[], float], tracer=None):
         self._tracer = tracer
-        self._policy = policy
+        self._driver = driver
+        self._policy = policy = driver.policy
         self._attempts = AttemptStep(policy.router, policy.grants)
         self._metrics = metrics
         self._clock = clock
@@ -69,7 +72,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
             return
         # The common request is served by this generator itself: every async generator layer
         # costs each message a hop, and one left unfinished is closed later by a task of its own.
-        policy, metrics, clock = self._policy, self._metrics, self._clock
+        policy, driver, metrics, clock = self._policy, self._driver, self._metrics, self._clock
         st = policy.new_stream()
         metrics.streams.inc()
         span = None
@@ -83,16 +86,21 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                     yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
                     request = await anext(requests, None)
                     continue
+                extended = False
                 try:
-                    decision = await self._decide(st, phase, request, started)
+                    decision = self._decide(st, phase, request, started)
                     if phase == "request_headers" and self._tracer is not None:
                         span = start_request_span(self._tracer, st.headers)
-                    if isinstance(decision, Defer):
-                        if phase == "request_body":
+                    while not isinstance(decision, (Continue, Respond)):
+                        # I/O the policy needs first.
+                        if decision.extend_s and not extended and phase == "request_body":
                             # Envoy would fail the request at message_timeout while we wait.
                             yield extend_timeout(decision.extend_s)
-                        decision = await decision.then
+                            extended = True
+                        decision = await driver.perform(st, decision)
+                    if extended:
                         started = clock()
+                    driver.run_effects(st)
                 except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
                     decision = self._internal_error(st, phase, exc)
                 response = to_response(phase, decision)
@@ -108,7 +116,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 request = await anext(requests, None)
         finally:
             # Every stream ends here, answered, failed or cancelled by Envoy.
-            policy.on_stream_end(st)
+            driver.end(st)
             metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
             metrics.on_finish(st, clock())
             if span is not None:
@@ -142,13 +150,13 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         except Exception as exc:  # noqa: BLE001 - the one place an unexpected attempt error ends
             return self._attempts.refuse(f"internal error {_log_internal(phase, '-', exc)}")
 
-    async def _decide(self, st: StreamState, phase: str, request: pb.ProcessingRequest, started: float) -> Decision:
+    def _decide(self, st: StreamState, phase: str, request: pb.ProcessingRequest, started: float) -> Step:
         policy = self._policy
         if phase == "request_headers":
             msg = request.request_headers
             return policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
         if phase == "request_body":
-            return await policy.on_request_body(st, request.request_body.body)
+            return policy.on_request_body(st, request.request_body.body)
         if phase == "response_headers":
             headers = header_dict(request.response_headers.headers)
             self._metrics.on_first_byte(st, started)
