@@ -47,6 +47,9 @@ caller, and never reaches a client as itself.
 * ``translate.common.TranslationError``: a body one API cannot express in the other; a request
   becomes InvalidRequest (policy.exchange), an answer a bad-upstream error (policy.response).
 * ``apis.json_body._DuplicateKey``: a repeated JSON key; raised as InvalidJSON.
+* ``policy.state.IllegalTransition``: a phase the stream's lifecycle does not allow next (a peer
+  repeating request headers); the servicer answers it as an unexpected error (500, an error id),
+  and only Envoy reaches the servicer.
 * ``mock.faults.FaultError``, ``mock.replies.KnobError`` and ``mock.openai_api.Invalid`` /
   ``mock.anthropic_api.Invalid``: the bundled mock provider's own errors, answered in the shape
   of the provider it imitates, never the edge's.

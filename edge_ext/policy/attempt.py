@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge_ext.apis.anthropic import ANTHROPIC
-from edge_ext.apis.openai import OPENAI
+from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.errors import EdgeError, FailoverRefused
 from edge_ext.policy.decisions import Continue, Decision, Mode, Respond
 from edge_ext.policy.grant import AttemptGrants
@@ -25,7 +24,6 @@ from edge_ext.policy.shaping import shape
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
 
-_APIS = {api.name: api for api in (OPENAI, ANTHROPIC)}
 # Asks Envoy for this attempt's body; the reply to it carries every mutation.
 _WANT_BODY = Continue(mode=Mode())
 
@@ -66,7 +64,7 @@ class AttemptStep:
             # Never let an attempt leave with another provider's shape or credentials.
             return self.refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
         try:
-            request = _APIS[adapter_for(source.kind).wire_api].parse(body)
+            request = CLIENT_APIS[adapter_for(source.kind).wire_api].parse(body)
             # st.headers is the shared header map as this attempt found it: the adapter's
             # allow-list removes whatever an earlier attempt set for its provider along with any
             # client header.

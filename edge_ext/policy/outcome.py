@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_ext.apis.anthropic import ANTHROPIC
+from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import Caller
 from edge_ext.cost.admission import Admission
@@ -38,7 +38,6 @@ from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
 from edge_ext.usage import USAGE_PATHS, Usage, from_anthropic, from_openai
 
-_APIS = {api.name: api for api in (OPENAI, ANTHROPIC)}
 _PARSERS: dict[str, Callable[[dict], Usage | None]] = {"openai": from_openai, "anthropic": from_anthropic}
 
 
@@ -149,7 +148,7 @@ class OutcomeStep:
     def _stream(self, outcome: Outcome, served: str, retried: tuple[str, ...], model: str) -> StreamState:
         route = outcome.route
         provider = self._router.provider(served)
-        api = _APIS.get(route.get("api", ""), OPENAI)
+        api = CLIENT_APIS.get(route.get("api", ""), OPENAI)
         # The record of a finished request, as its response phases would have left it.
         st = StreamState(started=0.0, api=api, phase=Phase.ENDED, request_id=outcome.request_id, model=model,
                          provider=served, outcome="routed", retried=retried, response_status=outcome.status,
