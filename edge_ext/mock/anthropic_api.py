@@ -155,11 +155,9 @@ def _body_error(ex: Exchange) -> web.Response | None:
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, ANTHROPIC)
+    ex = await begin(request, ANTHROPIC, _auth_error, _body_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _auth_error(ex) or _body_error(ex):
-        return denied
     body: dict[str, Any] = ex.body
     try:
         model, msgs = _check_common(body)
@@ -198,11 +196,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, ANTHROPIC)
+    ex = await begin(request, ANTHROPIC, _auth_error, _body_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _auth_error(ex) or _body_error(ex):
-        return denied
     try:
         _, msgs = _check_common(ex.body)
         _tool_names(ex.body.get("tools"))
@@ -213,7 +209,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, ANTHROPIC)
+    ex = await begin(request, ANTHROPIC, _auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    return _auth_error(ex) or await ex.json(model_list(ex.settings.models))
+    return await ex.json(model_list(ex.settings.models))

@@ -229,18 +229,16 @@ def _azure_auth_error(ex: Exchange) -> web.Response | None:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, OPENAI)
+    ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    return _openai_auth_error(ex) or await _complete(ex, None)
+    return await _complete(ex, None)
 
 
 async def azure_chat_completions(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, AZURE)
+    ex = await begin(request, AZURE, _azure_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _azure_auth_error(ex):
-        return denied
     deployment = request.match_info.get("deployment")
     # The deployment-scoped API refuses requests without api-version with a
     # bare 404; the /openai/v1 surface does not need one.
@@ -250,18 +248,16 @@ async def azure_chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, OPENAI)
+    ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    return _openai_auth_error(ex) or await ex.json(model_list(ex.settings.models))
+    return await ex.json(model_list(ex.settings.models))
 
 
 async def get_model(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, OPENAI)
+    ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _openai_auth_error(ex):
-        return denied
     model_id = request.match_info["model"]
     if model_id not in ex.settings.models:
         return ex.error(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
