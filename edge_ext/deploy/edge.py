@@ -15,7 +15,7 @@ from edge_ext.deploy.common import (
     CONFIG_HASH, ENVOY, IMAGE, PLAINTEXT_WARNING, PROCESSOR, RENDERED, Deployment, comment, dns_processor_cluster,
     documents, dump, is_loopback, kustomization, labels, meta,
 )
-from edge_ext.deploy.k8s import container_security, pod_security, spread
+from edge_ext.deploy.k8s import container_security, rolling_deployment
 from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, render
 
 BOOTSTRAP_DIR = "/etc/envoy"
@@ -90,26 +90,8 @@ def edge_deployment(dep: Deployment, text: str, mock: bool) -> dict[str, Any]:
     if dep.mtls:
         envoy["volumeMounts"].append(pki.tls_mount())
         volumes.append(pki.tls_volume(pki.CLIENT_SECRET))
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(ENVOY, "envoy"),
-        "spec": {
-            "selector": {"matchLabels": labels("envoy")},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": labels("envoy"), "annotations": {CONFIG_HASH: hashlib.sha256(text.encode()).hexdigest()}},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": DRAIN_S + 20,
-                    "securityContext": pod_security(),
-                    "affinity": spread("envoy"),
-                    "containers": [envoy, *(mock_containers(dep) if mock else [])],
-                    "volumes": volumes,
-                },
-            },
-        },
-    }
+    return rolling_deployment(ENVOY, "envoy", {CONFIG_HASH: hashlib.sha256(text.encode()).hexdigest()}, DRAIN_S + 20,
+                              [envoy, *(mock_containers(dep) if mock else [])], volumes)
 
 
 def edge_objects(dep: Deployment, mock: bool) -> list[tuple[str, dict[str, Any]]]:

@@ -33,6 +33,32 @@ def spread(component: str) -> dict[str, Any]:
     ]}}
 
 
+def rolling_deployment(name: str, component: str, annotations: dict[str, str], grace_s: int,
+                       containers: list[dict[str, Any]], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta(name, component),
+        # No `replicas`: the HPA owns it, and re-applying these files must not reset a scale-out.
+        "spec": {
+            "selector": {"matchLabels": labels(component)},
+            # Never take capacity away during a rollout: an edge or processor short of pods refuses traffic.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels(component), "annotations": annotations},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": grace_s,
+                    "securityContext": pod_security(),
+                    "affinity": spread(component),
+                    "containers": containers,
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
 def key_env(dep: Deployment) -> list[dict[str, Any]]:
     env, seen = [], set()
     for p in dep.config.providers:
@@ -121,28 +147,7 @@ def processor_deployment(dep: Deployment, istio: bool) -> dict[str, Any]:
     }
     if not container["env"]:
         del container["env"]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta(PROCESSOR, "processor"),
-        # No `replicas`: the HPA owns it, and re-applying these files must not reset a scale-out.
-        "spec": {
-            "selector": {"matchLabels": labels("processor")},
-            # Fail closed means no processor, no traffic: never take capacity away during a rollout.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": labels("processor"), "annotations": annotations},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "terminationGracePeriodSeconds": 30,
-                    "securityContext": pod_security(),
-                    "affinity": spread("processor"),
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
-        },
-    }
+    return rolling_deployment(PROCESSOR, "processor", annotations, 30, [container], volumes)
 
 
 def processor_objects(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, Any]]]:

@@ -15,7 +15,7 @@ from aiohttp import web
 from .anthropic_shapes import Message, model_list
 from .errors import ANTHROPIC
 from .pipeline import Exchange, begin, bearer_token
-from .replies import KnobError, ReplyKnobs, plan_text, plan_tool_call, wants_tool
+from .replies import KnobError, ReplyKnobs, plan_text, plan_tool_call, text_of, wants_tool
 from .tokens import count_messages
 
 _BLOCK_TYPES = frozenset({
@@ -28,14 +28,6 @@ class Invalid(Exception):
     pass
 
 
-def _text_blocks(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    return ""
-
-
 def _tool_result_text(message: dict[str, Any]) -> str | None:
     content = message.get("content")
     if message.get("role") != "user" or not isinstance(content, list):
@@ -43,7 +35,7 @@ def _tool_result_text(message: dict[str, Any]) -> str | None:
     results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
     if not results:
         return None
-    return " ".join(_text_blocks(b.get("content")) for b in results)
+    return " ".join(text_of(b.get("content")) for b in results)
 
 
 def _check_messages(messages: Any) -> None:
@@ -133,7 +125,7 @@ def _choose_tool(body: dict[str, Any], messages: list[dict[str, Any]], last_user
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
     for msg in reversed(messages):
         if msg.get("role") == "user":
-            text = _text_blocks(msg.get("content"))
+            text = text_of(msg.get("content"))
             if text:
                 return text
     return ""
@@ -163,11 +155,9 @@ def _body_error(ex: Exchange) -> web.Response | None:
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, ANTHROPIC)
+    ex = await begin(request, ANTHROPIC, _auth_error, _body_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _auth_error(ex) or _body_error(ex):
-        return denied
     body: dict[str, Any] = ex.body
     try:
         model, msgs = _check_common(body)
@@ -206,11 +196,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def count_tokens(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, ANTHROPIC)
+    ex = await begin(request, ANTHROPIC, _auth_error, _body_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _auth_error(ex) or _body_error(ex):
-        return denied
     try:
         _, msgs = _check_common(ex.body)
         _tool_names(ex.body.get("tools"))
@@ -221,7 +209,7 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, ANTHROPIC)
+    ex = await begin(request, ANTHROPIC, _auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    return _auth_error(ex) or await ex.json(model_list(ex.settings.models))
+    return await ex.json(model_list(ex.settings.models))

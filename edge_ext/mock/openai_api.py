@@ -15,7 +15,7 @@ from aiohttp import web
 from .errors import AZURE, OPENAI
 from .openai_shapes import Completion, model_list, model_object
 from .pipeline import Exchange, begin, bearer_token
-from .replies import KnobError, ReplyKnobs, plan_text, plan_tool_call, wants_tool
+from .replies import KnobError, ReplyKnobs, plan_text, plan_tool_call, text_of, wants_tool
 from .tokens import count_messages
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -27,14 +27,6 @@ class Invalid(Exception):
     def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message, self.param, self.code = message, param, code
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _check_int(body: dict[str, Any], name: str, lo: int, hi: int) -> int | None:
@@ -178,7 +170,7 @@ async def _complete(ex: Exchange, model_from_path: str | None) -> web.StreamResp
         if max_tokens is None:
             max_tokens = _check_int(body, "max_tokens", 1, 10**9)
         stop = _stops(body.get("stop"))
-        last_user = next((_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+        last_user = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
         tool = _choose_tool(body, messages, last_user)
         knobs = ReplyKnobs.from_headers(ex.headers)
     except Invalid as exc:
@@ -190,7 +182,7 @@ async def _complete(ex: Exchange, model_from_path: str | None) -> web.StreamResp
         plan = plan_tool_call(tool, last_user)
     else:
         last = messages[-1]
-        tool_result = _text_of(last.get("content")) if last.get("role") in ("tool", "function") else None
+        tool_result = text_of(last.get("content")) if last.get("role") in ("tool", "function") else None
         plan = plan_text(last_user, tool_result_text=tool_result, max_tokens=max_tokens, stop=stop, knobs=knobs)
     tier = body.get("service_tier")
     completion = Completion(
@@ -237,18 +229,16 @@ def _azure_auth_error(ex: Exchange) -> web.Response | None:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, OPENAI)
+    ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    return _openai_auth_error(ex) or await _complete(ex, None)
+    return await _complete(ex, None)
 
 
 async def azure_chat_completions(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, AZURE)
+    ex = await begin(request, AZURE, _azure_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _azure_auth_error(ex):
-        return denied
     deployment = request.match_info.get("deployment")
     # The deployment-scoped API refuses requests without api-version with a
     # bare 404; the /openai/v1 surface does not need one.
@@ -258,18 +248,16 @@ async def azure_chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, OPENAI)
+    ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    return _openai_auth_error(ex) or await ex.json(model_list(ex.settings.models))
+    return await ex.json(model_list(ex.settings.models))
 
 
 async def get_model(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, OPENAI)
+    ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _openai_auth_error(ex):
-        return denied
     model_id = request.match_info["model"]
     if model_id not in ex.settings.models:
         return ex.error(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")

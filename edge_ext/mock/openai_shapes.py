@@ -130,7 +130,7 @@ class Completion:
             result["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": _AZURE_FILTERS}]
         return result
 
-    def _chunk(self, choices: list[dict[str, Any]]) -> bytes:
+    def _chunk(self, choices: list[dict[str, Any]], totals: dict[str, Any] | None = None) -> bytes:
         chunk: dict[str, Any] = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -141,7 +141,7 @@ class Completion:
             "choices": choices,
         }
         if self.include_usage:
-            chunk["usage"] = None
+            chunk["usage"] = totals
         return self._frame(chunk)
 
     def _frame(self, chunk: dict[str, Any]) -> bytes:
@@ -198,17 +198,7 @@ class Completion:
         for index in range(self.n):
             frames.append(self._chunk([self._delta(index, {}, reason)]))
         if self.include_usage:
-            final: dict[str, Any] = {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "service_tier": self.service_tier,
-                "system_fingerprint": self.fingerprint,
-                "choices": [],
-                "usage": usage(self.prompt, plan, self.knobs, self.n),
-            }
-            frames.append(self._frame(final))
+            frames.append(self._chunk([], usage(self.prompt, plan, self.knobs, self.n)))
         frames.append(wire.SSE_DONE)
         return frames
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from aiohttp import web
 
@@ -110,6 +110,10 @@ class Exchange:
         )
 
 
+# An endpoint's precondition: None to go on, else the refusal to send.
+Check = Callable[[Exchange], web.Response | None]
+
+
 def bearer_token(headers: dict[str, str]) -> str | None:
     value = headers.get("authorization")
     if value is None:
@@ -118,9 +122,11 @@ def bearer_token(headers: dict[str, str]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def begin(request: web.Request, dialect: Dialect) -> Exchange | web.StreamResponse:
-    """Run the common prelude; returns the exchange, or the final response
-    when a fault (or an unreadable body) already decided the outcome."""
+async def begin(request: web.Request, dialect: Dialect, *checks: Check) -> Exchange | web.StreamResponse:
+    """Run the common prelude, then the endpoint's ``checks`` in order (as the
+    service authenticates only after the network had its say); returns the
+    exchange, or the final response when a fault, an unreadable body or a
+    check already decided the outcome."""
     state = request.app[STATE_KEY]
     headers = headers_dict(request.headers)
     request_id = dialect.new_request_id()
@@ -178,4 +184,7 @@ async def begin(request: web.Request, dialect: Dialect) -> Exchange | web.Stream
         return exchange.error(
             fault.status, extra_headers={"retry-after": retry_after} if retry_after is not None else None
         )
+    for check in checks:
+        if (refusal := check(exchange)) is not None:
+            return refusal
     return exchange

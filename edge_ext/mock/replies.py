@@ -15,7 +15,7 @@ tests and caches see identical output for identical input:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 from .tokens import count_completion, count_json, count_text
 
@@ -95,6 +95,16 @@ class ReplyPlan:
         """Streaming pieces that concatenate to ``text``: one word per delta,
         with the separating space leading as BPE tokens carry it."""
         return [w if i == 0 else " " + w for i, w in enumerate(self.words)]
+
+
+def text_of(content: Any) -> str:
+    """The text a message's content says, in either dialect: a string as is,
+    the ``text`` parts/blocks of a list joined by spaces, else nothing."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
 
 
 def snippet(text: str) -> str:

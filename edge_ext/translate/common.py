@@ -1,4 +1,4 @@
-"""Vocabulary shared by every translator: ids, stop reasons, JSON framing.
+"""Vocabulary shared by every translator: ids, stop reasons, assistant content, JSON framing.
 
 Kept in one place so the request, response and stream translators cannot
 disagree on, say, what ``max_tokens`` maps to or how an id is derived.
@@ -55,6 +55,22 @@ def event_json(event: Event) -> dict[str, Any] | None:
 def dumps(value: Any) -> str:
     """Compact UTF-8 JSON, as both providers write it."""
     return _encoder.encode(value)
+
+
+def openai_content_and_calls(blocks: Any) -> tuple[str | None, list[dict[str, Any]]]:
+    """An Anthropic assistant turn's text and ``tool_use`` blocks as an OpenAI
+    message's ``content`` and ``tool_calls``; other blocks are skipped."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in blocks or ():
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(block.get("text") or "")
+        elif kind == "tool_use":
+            calls.append({"id": block.get("id"), "type": "function",
+                          "function": {"name": block.get("name"), "arguments": dumps(block.get("input") or {})}})
+    # Text blocks of one turn are contiguous output, hence joined with "".
+    return ("".join(texts) if texts else None), calls
 
 
 def sse_data(payload: Any) -> bytes:

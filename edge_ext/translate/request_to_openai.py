@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import TranslationError, dumps
+from .common import TranslationError, openai_content_and_calls
 
 __all__ = ["anthropic_to_openai_request", "DROPPED_PARAMS"]
 
@@ -34,7 +34,8 @@ DROPPED_PARAMS = frozenset({
 OPENAI_MAX_STOP = 4
 
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
-_DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+# Blocks accepted in assistant history; the thinking ones are then dropped (see above).
+_ASSISTANT_BLOCKS = frozenset({"text", "tool_use", "thinking", "redacted_thinking"})
 
 
 def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
@@ -106,20 +107,13 @@ def _assistant(message: dict[str, Any], where: str) -> dict[str, Any]:
     content = message.get("content")
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
     for j, block in enumerate(content or ()):
         kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
-            texts.append(block.get("text") or "")
-        elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function",
-                          "function": {"name": block.get("name"), "arguments": dumps(block.get("input") or {})}})
-        elif kind not in _DROPPED_BLOCKS:
+        if kind not in _ASSISTANT_BLOCKS:
             raise TranslationError(f"{where}.content.{j}: block type {kind!r} is not supported by OpenAI",
                                    f"{where}.content.{j}")
-    # Text blocks of one turn are contiguous output, hence joined with "".
-    out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    text, calls = openai_content_and_calls(content)
+    out: dict[str, Any] = {"role": "assistant", "content": text}
     if calls:
         out["tool_calls"] = calls
     elif out["content"] is None:

@@ -14,8 +14,8 @@ from typing import Any
 
 from .common import (
     anthropic_id_from_openai,
-    dumps,
     finish_reason_from_stop_reason,
+    openai_content_and_calls,
     openai_id_from_anthropic,
     parse_arguments,
     stop_reason_from_finish_reason,
@@ -67,20 +67,12 @@ def anthropic_usage_from_openai(usage: Any) -> dict[str, Any]:
 
 
 def anthropic_to_openai_response(body: dict[str, Any], *, model: str, created: int) -> dict[str, Any]:
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for block in body.get("content") or ():
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind == "text":
-            texts.append(block.get("text") or "")
-        elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function",
-                          "function": {"name": block.get("name"), "arguments": dumps(block.get("input") or {})}})
-        # thinking, redacted_thinking and server-tool blocks have no OpenAI
-        # counterpart in a chat.completion message; they are not shown.
+    # thinking, redacted_thinking and server-tool blocks have no OpenAI
+    # counterpart in a chat.completion message; they are not shown.
+    text, calls = openai_content_and_calls(body.get("content"))
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": "".join(texts) if texts else None,
+        "content": text,
         "refusal": None,
         "annotations": [],
     }
