@@ -58,6 +58,26 @@ def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics) -> TieredC
     return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, on_l2_error=lambda store: metrics.cache_l2_errors.labels(store=store).inc())
 
 
+def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, metrics: WorkerMetrics):
+    """The semantic cache, when configured (its embedding client and Redis connection are worker services)."""
+    s = config.cache.semantic
+    if not (config.cache.enabled and s.enabled):
+        return None
+    from edge_ext.semantic.cache import SemanticCache
+    from edge_ext.semantic.embeddings import EmbeddingClient
+    from edge_ext.semantic.index import LocalIndex
+    from edge_ext.semantic.shared import SharedVectors
+
+    def failed(source: str) -> None:
+        metrics.semantic_errors.labels(source=source).inc()
+
+    provider = next(p for p in config.providers if p.name == s.embedding.provider)
+    embedder = EmbeddingClient(provider, keys.get(provider.name), s.embedding, on_error=failed)
+    local = LocalIndex(s.index.max_entries, s.index.max_bytes, s.index.ttl_s, clock, on_evict=metrics.semantic_evictions.inc)
+    shared = SharedVectors(s.redis_url, s.redis_read_budget_ms / 1000, on_error=failed) if s.redis_url else None
+    return SemanticCache(s, embedder, local, shared, on_lookup=metrics.on_semantic)
+
+
 def state_directory(config: Config) -> str:
     """Where the workers of one instance share breaker and latency state (edge_ext.config.instance)."""
     return config.processor.directory

@@ -1,0 +1,159 @@
+"""The shared tier: Redis vector search (Redis 8, or Redis Stack's RediSearch), seen by every
+worker and replica.
+
+One HNSW index per vector size; each entry a hash holding its partition (a TAG: the search is
+filtered to it before the nearest neighbours are taken), the prompt text for the guard, the
+answer (``Entry.encode``) and the vector, with the entry's TTL. Keys carry digests of the tenant
+namespace and the model, so a purge is a SCAN by pattern.
+
+A Redis without vector search (a plain Redis 7) is found out once and the tier turns itself off,
+saying so once. Redis down or slow is a miss like any shared-tier failure (reported once per kind
+of error in a row); redis-py reconnects by itself when it is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_ext.cache.shared import StoreError, guarded
+
+log = logging.getLogger("edge_ext.semantic")
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    similarity: float
+    text: str
+    entry: bytes
+    vector: np.ndarray
+    tenant: str
+    model: str
+
+
+class SharedVectors:
+    def __init__(self, url: str, read_budget_s: float, prefix: str = "edge-ext:sem:",
+                 on_error: Callable[[str], None] = lambda store: None, client=None):
+        import redis.asyncio as redis
+
+        # Values are binary (vectors, compressed answers): no decoding.
+        self._redis = client or redis.Redis.from_url(url, socket_timeout=read_budget_s,
+                                                     socket_connect_timeout=read_budget_s)
+        self._prefix = prefix
+        self._report = guarded(on_error)
+        self._indexes: set[int] = set()
+        self.supported: bool | None = None  # None until the server was asked
+
+    def _index(self, dims: int) -> str:
+        return f"{self._prefix}idx:{dims}"
+
+    def _keys(self, dims: int) -> str:
+        return f"{self._prefix}{dims}:"
+
+    async def _usable(self) -> bool:
+        if self.supported is None:
+            try:
+                await self._redis.execute_command("FT._LIST")
+                self.supported = True
+            except Exception as exc:
+                if _unknown_command(exc):
+                    self.supported = False
+                    log.warning("the Redis of cache.semantic.redis_url has no vector search (Redis 8 or Redis Stack "
+                                "needed): semantic entries stay in each worker's own index")
+                else:
+                    raise StoreError(f"semantic redis: {type(exc).__name__}: {exc}") from exc
+        return self.supported
+
+    async def search(self, partition: str, vector: np.ndarray, count: int = 4) -> list[Found]:
+        try:
+            if not await self._ready(vector.size):
+                return []
+            reply = await self._redis.execute_command(
+                "FT.SEARCH", self._index(vector.size), f"(@p:{{{partition}}})=>[KNN {count} @v $vec AS d]",
+                "PARAMS", "2", "vec", vector.astype(np.float32).tobytes(), "SORTBY", "d", "RETURN", "6", "x", "e", "v", "t", "m", "d",
+                "LIMIT", "0", str(count), "DIALECT", "2")
+        except StoreError as exc:
+            self._report("semantic-redis", exc)
+            return []
+        except Exception as exc:
+            self._report("semantic-redis", StoreError(f"semantic redis search failed: {type(exc).__name__}: {exc}"))
+            return []
+        return _parse(reply)
+
+    async def put(self, partition: str, vector: np.ndarray, text: str, entry: bytes, tenant: str, model: str,
+                  ttl_s: float) -> None:
+        try:
+            if not await self._ready(vector.size):
+                return
+            key = f"{self._keys(vector.size)}{digest(tenant)}:{digest(model)}:{uuid.uuid4().hex}"
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={"p": partition, "x": text.encode(), "e": entry, "t": tenant.encode(),
+                                        "m": model.encode(), "v": vector.astype(np.float32).tobytes()})
+                pipe.expire(key, max(1, int(ttl_s)))
+                await pipe.execute()
+        except Exception as exc:
+            self._report("semantic-redis", StoreError(f"semantic redis write failed: {type(exc).__name__}: {exc}"))
+
+    async def purge(self, tenant: str | None, model: str | None) -> int:
+        pattern = f"{self._prefix}*:{digest(tenant) if tenant else '*'}:{digest(model) if model else '*'}:*"
+        removed = 0
+        try:
+            batch = []
+            async for key in self._redis.scan_iter(match=pattern, count=1000):
+                if b":idx:" in key:
+                    continue
+                batch.append(key)
+                if len(batch) >= 500:
+                    removed += await self._redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                removed += await self._redis.unlink(*batch)
+        except Exception as exc:
+            raise StoreError(f"semantic redis purge failed: {type(exc).__name__}: {exc}") from exc
+        return removed
+
+    async def _ready(self, dims: int) -> bool:
+        if not await self._usable():
+            return False
+        if dims in self._indexes:
+            return True
+        try:
+            await self._redis.execute_command(
+                "FT.CREATE", self._index(dims), "ON", "HASH", "PREFIX", "1", self._keys(dims), "SCHEMA",
+                "p", "TAG", "v", "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM", str(dims), "DISTANCE_METRIC", "COSINE")
+        except Exception as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+        self._indexes.add(dims)
+        return True
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def _unknown_command(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "unknown command" in text or "unknown subcommand" in text
+
+
+def _parse(reply) -> list[Found]:
+    """FT.SEARCH's RESP2 reply: total, then key and [field, value, ...] per document."""
+    found = []
+    for fields in reply[2::2]:
+        values = dict(zip(fields[::2], fields[1::2]))
+        try:
+            # The index's COSINE distance is 1 - cosine similarity.
+            found.append(Found(1.0 - float(values[b"d"]), values[b"x"].decode(), values[b"e"],
+                               np.frombuffer(values[b"v"], dtype=np.float32), values[b"t"].decode(), values[b"m"].decode()))
+        except (KeyError, ValueError, UnicodeDecodeError):
+            continue
+    return found
