@@ -166,8 +166,16 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         from edge_ext.auth_redis import RedisKeyStore
 
         key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s)
+    semantic = None
+    semantic_cache = build_semantic(config, keys, clock, metrics)
+    if semantic_cache is not None:
+        from edge_ext.policy.semantic import SemanticStep
+
+        services.append(semantic_cache)  # its embedding client and Redis connection
+        semantic = SemanticStep(semantic_cache, config.cache.shared_namespace, accounting,
+                                config.processor.message_timeout_ms / 1000, on_embedding=metrics.on_embedding)
     policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
-                    router=router, latency=latency, accounting=accounting, budgets=budgets)
+                    router=router, latency=latency, accounting=accounting, budgets=budgets, semantic=semantic)
     metrics_dir = os.environ.get(METRICS_DIR_ENV)
     if config.metrics.enabled and metrics_dir:
         services.append(MetricsFlusher(metrics, metrics_dir, config.metrics.flush_interval_s))

@@ -30,8 +30,9 @@ class Embedding(Strict):
     model: str = "text-embedding-3-small"
     # OpenAI text-embedding-3 models can shorten their vectors; None: the model's own size.
     dimensions: Annotated[int, Field(ge=8, le=8192)] | None = None
-    # A slower embedding is a miss (the request goes on to the provider), never an error.
-    timeout_ms: Annotated[int, Field(ge=10, le=10_000)] = 500
+    # A slower embedding is a miss (the request goes on to the provider), never an error. Up to
+    # processor.message_timeout_ms - 150 it costs no extra ext_proc message.
+    timeout_ms: Annotated[int, Field(ge=10, le=10_000)] = 300
 
 
 class SemanticIndex(Strict):

@@ -3,7 +3,9 @@ every machine.
 
 A bag of normalized words hashed into ``dims`` signed buckets. Normalizing is what puts
 paraphrases together: case, punctuation, contractions, filler words ("please", "tell me",
-"the"), a small synonym table and crude stemming are folded away. Question words weigh half: "what"
+"the"), a small synonym table, spelled-out numbers and crude stemming are folded away. Word order
+is not (a bag of words): "is A faster than B" and "is B faster than A" are the same vector, as
+they are nearly so for real embedding models. Question words weigh half: "what"
 and "which" are close, "when" and "where" are not the same question.
 
 Negations and numbers also weigh half, as in real embedding models, which place "is X safe" and
@@ -35,7 +37,7 @@ _SYNONYMS = {
     "smallest": "tiniest", "small": "tiny", "little": "tiny", "quick": "fast", "quickly": "fast", "rapid": "fast",
     "automobile": "car", "vehicle": "car", "purchase": "buy", "acquire": "buy", "cost": "price", "costs": "price",
     "begin": "start", "commence": "start", "finish": "end", "complete": "end", "sick": "ill", "unwell": "ill",
-    "physician": "doctor", "medic": "doctor", "film": "movie", "picture": "movie", "author": "writer",
+    "physician": "doctor", "medic": "doctor", "film": "movie", "picture": "movie", "author": "write", "writer": "write",
     "wrote": "write", "written": "write", "penned": "write", "create": "make", "build": "make", "construct": "make",
     "meaning": "mean", "definition": "mean", "define": "mean", "means": "mean", "stand": "mean",
     "located": "where", "location": "where", "place": "where", "situated": "where",
@@ -43,6 +45,9 @@ _SYNONYMS = {
     "work": "function", "works": "function", "operate": "function", "operates": "function",
     "recipe": "cook", "prepare": "cook", "steps": "how", "way": "how", "ways": "how",
 }
+# Spelled-out numbers are the same number.
+_SYNONYMS.update({w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())})
 
 
 def _words(text: str) -> list[str]:

@@ -24,8 +24,9 @@ from edge_ext.routing.router import Router
 class AnswerStep:
     def __init__(self, router: Router, cache: CacheStep, clock: Callable[[], float], wall: Callable[[], float],
                  latency: Any, accounting: Accounting | None, budgets: BudgetStep | None,
-                 on_cache: Callable[[str, int], None]):
+                 on_cache: Callable[[str, int], None], semantic: Any = None):
         self._router, self._cache, self._clock, self._wall = router, cache, clock, wall
+        self._semantic = semantic
         self._latency, self._accounting, self._budgets, self._on_cache = latency, accounting, budgets, on_cache
 
     def on_headers(self, st: StreamState, status: int, headers: dict[str, str], details: str = "via_upstream",
@@ -75,6 +76,8 @@ class AnswerStep:
                 entry = self._cache.store(st.cache_key, st.recorder, st.provider, st.cache_ttl)
                 self._on_cache("stored", len(entry.body) if entry else 0)
                 st.recorder = None
+                if self._semantic is not None:
+                    self._semantic.remember(st, entry)
                 self._cache.finish(st, entry)
         # Headers were sent to us and are held until this reply when BUFFERED: length, status
         # and cost headers are ours to set. STREAMED headers are long gone.

@@ -29,6 +29,8 @@ from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over
 from edge_ext.policy.pii import PromptGuard
 from edge_ext.policy.response import codec_for
+from edge_ext.policy.semantic import TIER as SEMANTIC_TIER
+from edge_ext.policy.semantic import SemanticStep, with_similarity
 from edge_ext.policy.state import Endpoint, StreamState
 from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
 from edge_ext.providers.base import ChatRequest
@@ -51,13 +53,14 @@ class Policy:
                  wall: Callable[[], float] | None = None, cache: TieredCache | None = None, key_store: Any = None,
                  on_cache: Callable[[str, int], None] = lambda status, stored: None,
                  router: Router | None = None, latency: Any = None, accounting: Accounting | None = None,
-                 budgets: BudgetStep | None = None):
+                 budgets: BudgetStep | None = None, semantic: SemanticStep | None = None):
         self._clock = clock
         self._accounting = accounting
         self._budgets = budgets
         self._wall = wall or clock
         self._latency = latency
         self._cache = CacheStep(config.cache, cache, self._wall)
+        self._semantic = semantic
         self._on_cache = on_cache
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self.grants = AttemptGrants(keys)
@@ -72,7 +75,7 @@ class Policy:
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
         self._key_store = key_store
-        answer = AnswerStep(self._router, self._cache, clock, self._wall, latency, accounting, budgets, on_cache)
+        answer = AnswerStep(self._router, self._cache, clock, self._wall, latency, accounting, budgets, on_cache, semantic)
         # The response phases live in AnswerStep; bound here so the servicer calls them directly.
         self.on_response_headers = answer.on_headers
         self.on_response_body = answer.on_body
@@ -172,7 +175,7 @@ class Policy:
             # translation, PII): refuse it like any other malformed request.
             return self._fail(st, InvalidRequest("the request body is nested too deeply"))
 
-    async def _lookup(self, st: StreamState, request) -> Respond | None:
+    async def _lookup(self, st: StreamState, request) -> Decision | None:
         directive = self._cache.directive(st.headers, request)
         st.cache_status, st.cache_ttl = directive.status, directive.ttl
         if directive.store or directive.lookup:
@@ -191,9 +194,25 @@ class Policy:
         if not await self._cache.claim(st.cache_key):
             return Defer(self._cache.flights.max_wait + 1, self._follow(st, request, self._cache.wait_elsewhere, "hit-l2"))
         st.claimed = True
+        ask = self._semantic.prepare(st, request) if self._semantic is not None else None
+        if ask is not None:
+            if self._semantic.extend_s is not None:
+                return Defer(self._semantic.extend_s, self._refusing(st, self._semantic_lookup(st, request, ask)))
+            return await self._semantic_lookup(st, request, ask)
         self._on_cache("miss", 0)
         st.recorder = Recorder(request.api, request.stream)
         return None
+
+    async def _semantic_lookup(self, st: StreamState, request, ask) -> Decision:
+        found = await self._semantic.lookup(st, ask)
+        if found is not None:
+            entry, similarity = found
+            self._on_cache(SEMANTIC_TIER, 0)
+            self._cache.finish(st, entry)  # followers of this exact key get the same answer
+            return with_similarity(self._hit(st, request, entry, SEMANTIC_TIER), similarity)
+        self._on_cache("miss", 0)
+        st.recorder = Recorder(request.api, request.stream)
+        return self._route_chat(st, request)
 
     async def _follow(self, st: StreamState, request, wait, tier: str) -> Decision:
         entry = await wait(st.cache_key)
@@ -239,6 +258,11 @@ class Policy:
     @property
     def budgets(self) -> BudgetStep | None:
         return self._budgets
+
+    @property
+    def semantic(self):
+        """The semantic cache (for the admin API's purge), or None."""
+        return self._semantic.cache if self._semantic is not None else None
 
     def _route_chat(self, st: StreamState, request: ChatRequest) -> Decision:
         caller = authenticated(st)

@@ -90,7 +90,7 @@ class LocalIndex:
             part = self._parts[record.partition] = _Partition(vector.size)
             self._bytes += _PARTITION_BYTES
         key = next(self._ids)
-        part.graph.add(key, vector)
+        part.graph.add(key, vector, threads=1)
         part.ids.add(key)
         self._items[key] = (record, self._clock() + ttl, size)
         self._bytes += size
@@ -103,7 +103,7 @@ class LocalIndex:
         part = self._parts.get(partition)
         if part is None or part.graph.ndim != vector.size:
             return []
-        found = part.graph.search(vector, count)
+        found = part.graph.search(vector, count, threads=1)
         now, matches = self._clock(), []
         for key, distance in zip(found.keys.tolist(), found.distances.tolist()):
             item = self._items.get(key)
