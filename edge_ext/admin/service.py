@@ -114,14 +114,10 @@ class AdminService(admin_pb2_grpc.AdminServicer):
 
     async def PurgeSemantic(self, request: pb.PurgeSemanticRequest,
                             context: grpc.aio.ServicerContext) -> pb.PurgeSemanticResponse:
-        from edge_ext.cache.shared import StoreError
-
         if self._semantic is None:
             return pb.PurgeSemanticResponse(worker_index=self._index, enabled=False)
         # Entries are filed under the tenant's cache namespace (edge_ext.cache.key.namespace_for).
         namespace = f"t-{request.tenant}" if request.tenant else None
-        try:
-            local, shared = await self._semantic.purge(namespace, request.model or None)
-        except StoreError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        return pb.PurgeSemanticResponse(worker_index=self._index, local_removed=local, shared_removed=shared, enabled=True)
+        local, shared, error = await self._semantic.purge(namespace, request.model or None)
+        return pb.PurgeSemanticResponse(worker_index=self._index, local_removed=local, shared_removed=shared, enabled=True,
+                                        shared_error=error)

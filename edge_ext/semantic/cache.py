@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge_ext.cache.entry import Entry
+from edge_ext.cache.shared import StoreError
 from edge_ext.config.semantic import Semantic
 from edge_ext.semantic.embeddings import Embedded, EmbeddingClient
 from edge_ext.semantic.guard import same_meaning_marks
@@ -86,11 +87,16 @@ class SemanticCache:
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
 
-    async def purge(self, namespace: str | None, model: str | None) -> tuple[int, int]:
-        """Entries removed from this worker's index and from the shared tier."""
+    async def purge(self, namespace: str | None, model: str | None) -> tuple[int, int, str]:
+        """Entries removed from this worker's index and from the shared tier, and why the shared
+        tier could not be purged ("" when it was, or there is none)."""
         local = self.local.purge(namespace, model)
-        shared = await self.shared.purge(namespace, model) if self.shared is not None else 0
-        return local, shared
+        if self.shared is None:
+            return local, 0, ""
+        try:
+            return local, await self.shared.purge(namespace, model), ""
+        except StoreError as exc:
+            return local, 0, str(exc)
 
     async def drain(self) -> None:
         """Wait for background writes (tests, shutdown)."""

@@ -54,7 +54,8 @@ class _Partition:
     __slots__ = ("graph", "ids")
 
     def __init__(self, ndim: int):
-        self.graph = Index(ndim=ndim, metric="cos", dtype="f32")
+        # Half precision: similarities to about 1e-3, half the memory and faster searches than f32.
+        self.graph = Index(ndim=ndim, metric="cos", dtype="f16")
         self.ids: set[int] = set()
 
 
@@ -78,7 +79,7 @@ class LocalIndex:
 
     def add(self, vector: np.ndarray, record: Record, ttl_s: float | None = None) -> None:
         ttl = min(ttl_s, self._ttl) if ttl_s is not None else self._ttl
-        size = len(record.entry.body) + len(record.text) + vector.nbytes + _OVERHEAD_BYTES
+        size = len(record.entry.body) + len(record.text) + vector.size * 2 + _OVERHEAD_BYTES  # f16 in the graph
         if ttl <= 0 or size > self._max_bytes:
             return
         part = self._parts.get(record.partition)

@@ -138,7 +138,7 @@ async def test_semantic_cache_on_the_local_index(mock):
         assert negated.entry is None and negated.similarity >= 0.92, "close by similarity: the guard refuses it"
         elsewhere = await cache.lookup(Prompt("user: Tell me the capital city of France", "p2"), 0.92)
         assert elsewhere.entry is None and elsewhere.similarity is None
-        assert await cache.purge("t-a", "gpt-4o-mini") == (1, 0)
+        assert await cache.purge("t-a", "gpt-4o-mini") == (1, 0, "")
         assert (await cache.lookup(Prompt("user: Tell me the capital city of France", "p1"), 0.92)).entry is None
     finally:
         await cache.aclose()

@@ -113,13 +113,15 @@ class PurgeSemanticRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class PurgeSemanticResponse(_message.Message):
-    __slots__ = ("worker_index", "local_removed", "shared_removed", "enabled")
+    __slots__ = ("worker_index", "local_removed", "shared_removed", "enabled", "shared_error")
     WORKER_INDEX_FIELD_NUMBER: _ClassVar[int]
     LOCAL_REMOVED_FIELD_NUMBER: _ClassVar[int]
     SHARED_REMOVED_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    SHARED_ERROR_FIELD_NUMBER: _ClassVar[int]
     worker_index: int
     local_removed: int
     shared_removed: int
     enabled: bool
-    def __init__(self, worker_index: _Optional[int] = ..., local_removed: _Optional[int] = ..., shared_removed: _Optional[int] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    shared_error: str
+    def __init__(self, worker_index: _Optional[int] = ..., local_removed: _Optional[int] = ..., shared_removed: _Optional[int] = ..., enabled: _Optional[bool] = ..., shared_error: _Optional[str] = ...) -> None: ...
