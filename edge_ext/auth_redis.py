@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from edge_ext.auth import Caller
 from edge_ext.errors import KeyStoreUnavailable
@@ -18,10 +19,8 @@ _NEGATIVE_TTL_S = 5.0
 
 
 class RedisKeyStore:
-    def __init__(self, url: str, prefix: str, clock: Callable[[], float], ttl_s: float = 30.0, timeout_s: float = 0.1):
-        import redis.asyncio as redis
-
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    def __init__(self, redis: Any, prefix: str, clock: Callable[[], float], ttl_s: float = 30.0, timeout_s: float = 0.1):
+        self._redis = redis
         self._prefix, self._clock, self._ttl = prefix, clock, ttl_s
         self._timeout = timeout_s
         self._cache: dict[str, tuple[float, Caller | None]] = {}

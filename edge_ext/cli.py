@@ -75,14 +75,18 @@ def cmd_render(args) -> int:
 
 
 def _prepare_instance(config) -> None:
-    """The instance's private directory and admin token, before any process starts."""
-    from edge_ext.config.instance import UnsafeStateDir, admin_token
+    """The instance's private directory and admin token, and the Redis password, before any
+    process starts."""
+    from edge_ext.config.instance import admin_token
+    from edge_ext.errors import ConfigError
     from edge_ext.extproc.server import prepare_directories
+    from edge_ext.redis_clients import check_credentials
 
     try:
+        check_credentials(config)
         prepare_directories(config)
         admin_token(config.processor.admin_token_path, create=True)
-    except (UnsafeStateDir, OSError) as exc:
+    except (ConfigError, OSError) as exc:
         print(f"edge-ext: refusing to start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"edge-ext: instance state in {config.processor.directory} "

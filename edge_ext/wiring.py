@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from edge_ext.cache.memory import MemoryCache
 from edge_ext.cache.shared import DiskStore, RedisStore, SharedStore
@@ -45,21 +46,33 @@ def provider_keys(config: Config) -> dict[str, str | None]:
     return keys
 
 
-def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics) -> TieredCache | None:
+def build_redis(config: Config) -> tuple[Any, Any]:
+    """The worker's Redis clients, (shared state, cache): the same one unless redis.cache names
+    another Redis; (None, None) without a redis section."""
+    r = config.redis
+    if r is None:
+        return None, None
+    from edge_ext.redis_clients import connect
+
+    shared = connect(r)
+    return shared, (connect(r.cache, "redis.cache") if r.cache is not None else shared)
+
+
+def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics, redis: Any = None) -> TieredCache | None:
     c = config.cache
     if not c.enabled:
         return None
     l2: SharedStore
-    if c.redis_url:
-        l2 = RedisStore(c.redis_url, c.redis_read_budget_ms / 1000)
+    if redis is not None:
+        l2 = RedisStore(redis, c.redis_read_budget_ms / 1000)
     else:
         l2 = DiskStore(c.local_directory(config.processor), c.local_size_limit_bytes)
     l1 = MemoryCache(c.l1_max_entries, c.l1_max_bytes, clock, on_evict=metrics.cache_evictions.inc)
     return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, on_l2_error=lambda store: metrics.cache_l2_errors.labels(store=store).inc())
 
 
-def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, metrics: WorkerMetrics):
-    """The semantic cache, when configured (its embedding client and Redis connection are worker services)."""
+def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, metrics: WorkerMetrics, redis: Any = None):
+    """The semantic cache, when configured; its shared tier on the cache's Redis (``redis``), if any."""
     s = config.cache.semantic
     if not (config.cache.enabled and s.enabled):
         return None
@@ -74,7 +87,14 @@ def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, me
     provider = next(p for p in config.providers if p.name == s.embedding.provider)
     embedder = EmbeddingClient(provider, keys.get(provider.name), s.embedding, on_error=failed)
     local = LocalIndex(s.index.max_entries, s.index.max_bytes, s.index.ttl_s, clock, on_evict=metrics.semantic_evictions.inc)
-    shared = SharedVectors(s.redis_url, s.redis_read_budget_ms / 1000, on_error=failed) if s.redis_url else None
+    shared = None
+    if redis is not None and s.shared:
+        if (config.redis.cache or config.redis).cluster is not None:
+            # Vector indexes are per server: a cluster's nodes would each search a slice.
+            log.warning("cache.semantic: the cache's Redis is a cluster, where vector search is not shared; "
+                        "semantic entries stay in each worker's own index")
+        else:
+            shared = SharedVectors(redis, config.cache.redis_read_budget_ms / 1000, on_error=failed)
     return SemanticCache(s, embedder, local, shared, on_lookup=metrics.on_semantic)
 
 
@@ -86,7 +106,8 @@ def state_directory(config: Config) -> str:
 STATE_FILES = ("breakers.bin", "latency.bin")
 
 
-def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMetrics) -> tuple[Router, SharedLatencyTracker, list]:
+def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMetrics,
+                 redis: Any = None) -> tuple[Router, SharedLatencyTracker, list]:
     b = config.routing.breaker
     settings = BreakerSettings(failure_threshold=b.failure_threshold, open_seconds=b.open_seconds,
                                success_threshold=b.success_threshold, half_open_probes=b.half_open_probes)
@@ -95,22 +116,22 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,
                               on_transition=metrics.on_breaker_transition)
     services = []
-    if config.routing.redis_url:
+    if redis is not None:
         import socket
-
-        import redis.asyncio as redis
 
         from edge_ext.routing.redis_store import RedisBreakerStore
 
-        store = RedisBreakerStore(redis.Redis.from_url(config.routing.redis_url), "edge-ext", f"{socket.gethostname()}-{os.getpid()}",
-                                  local=store)
+        store = RedisBreakerStore(redis, "edge-ext", f"{socket.gethostname()}-{os.getpid()}", local=store)
         store.watch(p.name for p in config.providers)
         services.append(store)  # its refresh task runs in the worker's event loop
     latency = SharedLatencyTracker(os.path.join(directory, STATE_FILES[1]))
     return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency, services
 
 
-def build_budgets(config: Config):
+def build_budgets(config: Config, redis: Any = None) -> tuple[Any, list]:
+    """The budget step (None without budgets or token limits) and its services: the step writes
+    its last settlements before the worker exits, then a Redis ledger what it kept while Redis
+    was away."""
     from decimal import Decimal
 
     from edge_ext.cost.budget import BudgetSpec
@@ -120,9 +141,11 @@ def build_budgets(config: Config):
     b = config.budgets
     tpm = {k.id: k.tokens_per_minute for k in config.auth.keys if k.tokens_per_minute}
     if not b.limits and not tpm:
-        return None
+        return None, []
     local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
-    ledger = RedisLedger(b.redis_url, local, b.on_store_error == "fail_open") if b.redis_url else local
+    ledger = local
+    if redis is not None:
+        ledger = RedisLedger(redis, local, b.on_store_error == "fail_open", config.redis.timeout_ms / 1000)
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
     # A hold outlives the longest request the route timeouts allow plus the delivery of its
     # outcome (a flush interval), with a grace; then, unsettled, it is charged as estimated.
@@ -130,7 +153,8 @@ def build_budgets(config: Config):
     if config.cache.enabled:
         longest += config.cache.single_flight_wait_s + 1  # a follower may wait for its leader first
     grace = config.accounting.outcome_flush_ms / 1000 + config.accounting.outcome_grace_s
-    return BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
+    step = BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
+    return step, [step, ledger] if ledger is not local else [step]
 
 
 def model_prices(config: Config):
@@ -147,9 +171,10 @@ def model_prices(config: Config):
 
 def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetrics | None = None) -> WorkerDeps:
     metrics = metrics or WorkerMetrics()
-    cache = build_cache(config, clock, metrics)
+    redis, cache_redis = build_redis(config)
+    cache = build_cache(config, clock, metrics, cache_redis)
     keys = provider_keys(config)
-    router, latency, services = build_router(config, keys, metrics)
+    router, latency, services = build_router(config, keys, metrics, redis)
     # Wall time stamps API bodies (created) and cache entries, which outlive processes; every
     # duration uses the monotonic clock.
     accounting = None
@@ -158,20 +183,20 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     if not config.auth.on and config.auth.enabled is None:
         log.warning("auth is off: no client keys are configured, so every caller is trusted "
                     "(list auth.keys, or set auth.enabled: false to say so explicitly)")
-    budgets = build_budgets(config)
-    if budgets is not None:
-        services.append(budgets)  # its last settlements are written before the worker exits
+    budgets, budget_services = build_budgets(config, redis)
+    services += budget_services
     key_store = None
-    if config.auth.on and config.auth.redis_url:
+    if config.auth.on and config.auth.redis_keys:
         from edge_ext.auth_redis import RedisKeyStore
 
-        key_store = RedisKeyStore(config.auth.redis_url, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s)
+        key_store = RedisKeyStore(redis, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s,
+                                  config.redis.timeout_ms / 1000)
     semantic = None
-    semantic_cache = build_semantic(config, keys, clock, metrics)
+    semantic_cache = build_semantic(config, keys, clock, metrics, cache_redis)
     if semantic_cache is not None:
         from edge_ext.policy.semantic import SemanticStep
 
-        services.append(semantic_cache)  # its embedding client and Redis connection
+        services.append(semantic_cache)  # its embedding client
         semantic = SemanticStep(semantic_cache, config.cache.shared_namespace, accounting,
                                 config.processor.message_timeout_ms / 1000, on_embedding=metrics.on_embedding)
     policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
@@ -179,4 +204,11 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     metrics_dir = os.environ.get(METRICS_DIR_ENV)
     if config.metrics.enabled and metrics_dir:
         services.append(MetricsFlusher(metrics, metrics_dir, config.metrics.flush_interval_s))
+    # Last: connected before the worker serves, closed after the stores that use them.
+    if redis is not None:
+        from edge_ext.redis_clients import ClientService
+
+        services.append(ClientService(redis))
+        if cache_redis is not redis:
+            services.append(ClientService(cache_redis, "redis.cache"))
     return WorkerDeps(config, clock, metrics, policy, services)

@@ -25,6 +25,14 @@ def require_redis_binary() -> str:
     pytest.skip(reason)
 
 
+def connect_to(section: dict):
+    """The workers' client (edge_ext.redis_clients) for a `redis` config section."""
+    from edge_ext.config.redis import RedisConnection
+    from edge_ext.redis_clients import connect
+
+    return connect(RedisConnection.model_validate(section))
+
+
 class RedisServer:
     def __init__(self):
         self.binary = require_redis_binary()
@@ -35,6 +43,10 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, timeout_ms: int = 100):
+        """An asyncio client made as the workers make theirs."""
+        return connect_to({"url": self.url, "timeout_ms": timeout_ms})
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
@@ -64,3 +76,55 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisTLSServer(RedisServer):
+    """TLS only (no plaintext port), with a CA made by trustme; clients must show a certificate
+    from the same CA."""
+
+    def __init__(self):
+        super().__init__()
+        import trustme
+
+        self.ca = trustme.CA()
+        server = self.ca.issue_cert("localhost", "127.0.0.1")
+        client = self.ca.issue_cert("edge-ext-client")
+        files = {"ca.pem": self.ca.cert_pem, "server.pem": server.cert_chain_pems[0],
+                 "server.key": server.private_key_pem, "client.pem": client.cert_chain_pems[0],
+                 "client.key": client.private_key_pem}
+        for name, blob in files.items():
+            blob.write_to_path(os.path.join(self.dir, name))
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    @property
+    def url(self) -> str:
+        return f"rediss://localhost:{self.port}/0"
+
+    @property
+    def section(self) -> dict:
+        return {"url": self.url, "tls": {"ca_file": self.path("ca.pem"), "cert_file": self.path("client.pem"),
+                                         "key_file": self.path("client.key")}}
+
+    def client(self, timeout_ms: int = 100):
+        return connect_to({**self.section, "timeout_ms": timeout_ms})
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
+                                      "--tls-cert-file", self.path("server.pem"), "--tls-key-file", self.path("server.key"),
+                                      "--tls-ca-cert-file", self.path("ca.pem"), "--tls-auth-clients", "yes",
+                                      "--save", "", "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        wait_until(self.ping, timeout=10, what="redis (TLS) up")
+
+    def ping(self) -> bool:
+        import redis
+
+        client = redis.Redis(host="localhost", port=self.port, ssl=True, ssl_ca_certs=self.path("ca.pem"),
+                             ssl_certfile=self.path("client.pem"), ssl_keyfile=self.path("client.key"), socket_timeout=0.5)
+        try:
+            return client.ping()
+        except redis.ConnectionError as exc:
+            raise OSError(str(exc)) from exc
+        finally:
+            client.close()

@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 log = logging.getLogger("edge_ext.cache")
 
@@ -84,63 +83,39 @@ class DiskStore:
 
 
 class RedisStore:
-    """Redis through aiocache; redis-py reconnects by itself once Redis is back."""
+    """Entries in Redis, one string key each (any client from edge_ext.redis_clients: one server,
+    Sentinel or Cluster). Reads and locks, on the request path, are bounded by the read budget;
+    the client's own timeouts bound the writes, and it reconnects by itself once Redis is back."""
 
     name = "redis"
 
-    def __init__(self, url: str, read_budget_s: float, write_timeout_s: float = 1.0, namespace: str = "edge-ext:cache:"):
-        from aiocache import RedisCache
-        from aiocache.serializers import BaseSerializer
-
-        class BytesSerializer(BaseSerializer):
-            # aiocache decodes values as UTF-8 unless the serializer says otherwise; entries are
-            # binary (zlib), so no encoding at all.
-            DEFAULT_ENCODING = None
-
-            def dumps(self, value: bytes) -> bytes:
-                return value
-
-            def loads(self, value: bytes | None) -> bytes | None:
-                return value
-
-        parts = urlsplit(url)
-        self._cache = RedisCache(
-            endpoint=parts.hostname or "127.0.0.1",
-            port=parts.port or 6379,
-            db=int(parts.path.lstrip("/") or 0),
-            password=parts.password,
-            serializer=BytesSerializer(),
-            namespace=namespace,
-            timeout=read_budget_s,
-            create_connection_timeout=read_budget_s,
-        )
-        self._write_timeout = write_timeout_s
+    def __init__(self, redis: Any, read_budget_s: float, namespace: str = "edge-ext:cache:"):
+        self._redis, self._budget, self._namespace = redis, read_budget_s, namespace
 
     async def get(self, key: str) -> bytes | None:
         try:
-            return await self._cache.get(key)
-        except Exception as exc:  # timeouts, connection refused, protocol errors
+            async with asyncio.timeout(self._budget):
+                return await self._redis.get(self._namespace + key)
+        except Exception as exc:  # timeouts, connection refused, failover, protocol errors
             raise StoreError(f"redis read failed: {type(exc).__name__}: {exc}") from exc
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         try:
-            await self._cache.set(key, value, ttl=max(1, int(ttl)), timeout=self._write_timeout)
+            await self._redis.set(self._namespace + key, value, ex=max(1, int(ttl)))
         except Exception as exc:
             raise StoreError(f"redis write failed: {type(exc).__name__}: {exc}") from exc
 
     async def lock(self, key: str, ttl: float) -> bool:
         try:
-            # aiocache's add is SET NX: one replica wins.
-            await self._cache.add(_LOCK + key, b"1", ttl=max(1, int(ttl)))
-            return True
-        except ValueError:
-            return False
+            # SET NX: one replica wins. On the request path, like a read: within the read budget.
+            async with asyncio.timeout(self._budget):
+                return bool(await self._redis.set(self._namespace + _LOCK + key, b"1", ex=max(1, int(ttl)), nx=True))
         except Exception as exc:
             raise StoreError(f"redis lock failed: {type(exc).__name__}: {exc}") from exc
 
     async def unlock(self, key: str) -> None:
         try:
-            await self._cache.delete(_LOCK + key, timeout=self._write_timeout)
+            await self._redis.delete(self._namespace + _LOCK + key)
         except Exception as exc:
             raise StoreError(f"redis unlock failed: {type(exc).__name__}: {exc}") from exc
 

@@ -50,14 +50,15 @@ class Auth(Strict):
     keys: tuple[ClientKey, ...] = ()
     # What to do with PII found in prompts, unless a key says otherwise.
     pii: PiiPolicy = "off"
-    # Keys may also live in Redis (hash {redis_prefix}{sha256}: id, tenant, models, pii).
-    redis_url: str | None = None
+    # Keys may also live in the `redis` section's Redis (hash {redis_prefix}{sha256}: id,
+    # tenant, models, pii).
+    redis_keys: bool = False
     redis_prefix: str = "edge-ext:key:"
     redis_cache_ttl_s: Annotated[float, Field(ge=0, le=3600)] = 30.0
 
     @model_validator(mode="after")
     def _consistent(self) -> "Auth":
-        if self.enabled and not self.keys and not self.redis_url:
+        if self.enabled and not self.keys and not self.redis_keys:
             raise ValueError("auth.enabled is true but no keys are listed (edge-ext hash-key makes one)")
         digests = [k.sha256.lower() for k in self.keys]
         if len(set(digests)) != len(digests):
@@ -66,7 +67,7 @@ class Auth(Strict):
 
     @property
     def on(self) -> bool:
-        return bool(self.keys or self.redis_url) if self.enabled is None else self.enabled
+        return bool(self.keys or self.redis_keys) if self.enabled is None else self.enabled
 
 
 class Budget(Strict):
@@ -80,8 +81,8 @@ class Budget(Strict):
 
 class Budgets(Strict):
     limits: tuple[Budget, ...] = ()
-    # Replicas share spend through Redis; without it, the workers of an instance share a disk ledger.
-    redis_url: str | None = None
+    # Replicas share spend through the `redis` section's Redis; without one, the workers of an
+    # instance share a disk ledger.
     # Redis unreachable: admit requests against the last known spend (open) or refuse (closed).
     # Either way spend is kept and written when Redis returns.
     on_store_error: Literal["fail_open", "fail_closed"] = "fail_open"

@@ -42,4 +42,9 @@ def exposure_warnings(config: Config) -> list[str]:
     if telemetry.plaintext and not is_loopback(urlsplit(telemetry.otlp_endpoint).hostname or ""):
         found.append(f"telemetry: spans (tenants, key ids, models, costs) go unencrypted to {telemetry.otlp_endpoint} "
                      "(insecure: true)")
+    r = config.redis
+    for conn, what in ((r, "redis"), (r and r.cache, "redis.cache")):
+        if conn is not None and not conn.uses_tls and not all(is_loopback(host) for host, _ in conn.addresses()):
+            found.append(f"{what}: Redis is reached without TLS across a network: cached prompts and answers, spend and "
+                         "client keys travel unencrypted (rediss:// or redis.tls)")
     return found

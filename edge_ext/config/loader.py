@@ -25,6 +25,16 @@ class Problem:
         return f"{where}{self.path}: {self.message}"
 
 
+# Keys that were replaced: refused, with the key to use instead.
+REPLACED = {
+    ("cache", "redis_url"): "replaced by the top-level redis section (redis.url, or redis.cache for a Redis of the "
+                            "cache's own)",
+    ("routing", "redis_url"): "replaced by the top-level redis section (redis.url): breakers are shared through it",
+    ("budgets", "redis_url"): "replaced by the top-level redis section (redis.url): spend is shared through it",
+    ("auth", "redis_url"): "replaced by auth.redis_keys: true, with the top-level redis section (redis.url)",
+}
+
+
 class ConfigInvalid(ConfigError):
     def __init__(self, source: str, problems: list[Problem]):
         self.source = source
@@ -84,7 +94,9 @@ def parse_config(text: str, source: str = "<config>", path: str | Path | None = 
         for err in exc.errors():
             loc = tuple(err["loc"])
             path = ".".join(str(p) for p in loc) or "(top)"
-            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = REPLACED.get(loc, "unknown key")
             problems.append(Problem(path, _line_of(node, loc), message))
         raise ConfigInvalid(source, problems) from exc
 

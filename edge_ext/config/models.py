@@ -5,7 +5,8 @@ config in the README works as is.
 
 This module holds the root ``Config``; its sections live in ``base`` (``Strict``),
 ``providers``, ``server`` (listener, processor, Envoy, metrics, telemetry), ``traffic``
-(cache, routing, breaker) and ``clients`` (auth, budgets, accounting), and are re-exported
+(cache, routing, breaker), ``clients`` (auth, budgets, accounting) and ``redis`` (the Redis
+the replicas share), and are re-exported
 here so that ``from edge_ext.config.models import X`` keeps working for every model.
 """
 
@@ -16,6 +17,7 @@ from pydantic import model_validator
 from edge_ext.config.base import Strict
 from edge_ext.config.clients import Accounting, Auth, Budget, Budgets, ClientKey, PiiPolicy
 from edge_ext.config.providers import Provider, ProviderKind
+from edge_ext.config.redis import Redis, RedisConnection
 from edge_ext.config.server import (
     EnvoyAdmin, EnvoySettings, Listen, ListenTLS, Metrics, Processor, ProcessorMTLS, RateLimit, Scrapers, Telemetry,
 )
@@ -25,7 +27,7 @@ from edge_ext.cost.pricing import PricingOverrides
 __all__ = [
     "Accounting", "Auth", "Breaker", "Budget", "Budgets", "Cache", "ClientKey", "Config", "EnvoyAdmin",
     "EnvoySettings", "Listen", "ListenTLS", "Metrics", "PiiPolicy", "PricingOverrides", "Processor",
-    "ProcessorMTLS", "Provider", "ProviderKind", "RateLimit", "Routing", "Scrapers", "Strict", "Telemetry",
+    "ProcessorMTLS", "Provider", "ProviderKind", "RateLimit", "Redis", "RedisConnection", "Routing", "Scrapers", "Strict", "Telemetry",
 ]
 
 
@@ -40,6 +42,8 @@ class Config(Strict):
     accounting: Accounting = Accounting()
     auth: Auth = Auth()
     budgets: Budgets = Budgets()
+    # The Redis shared by replicas: the cache's L2 tier, breakers, budgets, client keys.
+    redis: Redis | None = None
     telemetry: Telemetry = Telemetry()
     # Extends or overrides the shipped price table (edge_ext/data/pricing.yaml), per model.
     pricing: PricingOverrides = PricingOverrides()
@@ -77,7 +81,7 @@ class Config(Strict):
         unknown = sorted(set(s.models) - served)
         if unknown:
             raise ValueError(f"cache.semantic.models: no provider serves {unknown}")
-        if s.keys != "*" and not self.auth.redis_url:
+        if s.keys != "*" and not self.auth.redis_keys:
             missing = sorted(set(s.keys) - {k.id for k in self.auth.keys})
             if missing:
                 raise ValueError(f"cache.semantic.keys: no client key has the id {missing} (auth.keys[].id)")
@@ -88,4 +92,10 @@ class Config(Strict):
         # Spend and tokens are read from each answer by accounting: without it nothing is charged.
         if not self.accounting.enabled and (self.budgets.limits or any(k.tokens_per_minute for k in self.auth.keys)):
             raise ValueError("budgets and tokens_per_minute charge what answers cost: they need accounting.enabled")
+        return self
+
+    @model_validator(mode="after")
+    def _redis_keys_need_redis(self) -> "Config":
+        if self.auth.redis_keys and self.redis is None:
+            raise ValueError("auth.redis_keys reads client keys from Redis: configure the redis section")
         return self

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from edge_ext.config.base import Strict
+from edge_ext.config.base import Strict, read_secret
 from edge_ext.config.hosts import is_loopback
 
 _NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -106,12 +105,4 @@ class Provider(Strict):
         return self.model_map.get(public, public)
 
     def read_key(self) -> str | None:
-        if self.api_key_env:
-            return os.environ.get(self.api_key_env) or None
-        if self.api_key_file:
-            try:
-                with open(self.api_key_file, encoding="utf-8") as fh:
-                    return fh.read().strip() or None
-            except OSError:
-                return None
-        return None
+        return read_secret(self.api_key_env, self.api_key_file)

@@ -55,10 +55,11 @@ class Semantic(Strict):
     max_messages: Annotated[int, Field(ge=1, le=1000)] = 8
     max_chars: Annotated[int, Field(ge=1, le=1_000_000)] = 4000
     index: SemanticIndex = SemanticIndex()
-    # The shared tier (Redis 8 or Redis Stack with vector search), seen by every worker and
-    # replica. Without it, a plain Redis or Redis down: each worker's own index only.
-    redis_url: str | None = None
-    redis_read_budget_ms: Annotated[int, Field(ge=1, le=5000)] = 50
+    # The shared tier, seen by every worker and replica: the cache's Redis (the `redis` section)
+    # when it has vector search (Redis 8, Redis Stack), within cache.redis_read_budget_ms. A
+    # plain Redis is found out once and said; Redis down is a miss. Either way, and without a
+    # redis section or with this false, each worker's own index answers.
+    shared: bool = True
 
     @model_validator(mode="after")
     def _usable(self) -> "Semantic":

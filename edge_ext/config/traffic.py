@@ -29,9 +29,9 @@ class Cache(Strict):
     l1_ttl_s: Annotated[float, Field(ge=0)] = 300.0
     l2_ttl_s: Annotated[float, Field(ge=0)] = 3600.0
     max_ttl_s: Annotated[float, Field(ge=0)] = 86400.0
-    # redis://host:port/db: the L2 tier shared by replicas. Without it, the workers of one
-    # instance share a local disk cache in local_dir.
-    redis_url: str | None = None
+    # The L2 tier is the `redis` section's Redis (or redis.cache) when there is one: shared by
+    # replicas. Without it, the workers of one instance share a local disk cache in local_dir.
+    # A Redis read slower than this is a miss.
     redis_read_budget_ms: Annotated[int, Field(ge=1, le=5000)] = 50
     local_dir: str | None = None
     local_size_limit_bytes: Annotated[int, Field(ge=1024 * 1024)] = 1024 * 1024 * 1024
@@ -62,9 +62,9 @@ class Routing(Strict):
     # client (1: none). They are tried in the strategy's order, skipping fallbacks whose breaker
     # is not closed.
     max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
-    # Replicas share breaker state through Redis (a provider failing for one is avoided by all
-    # within about a second); without it, or while it is down, the instance's own state rules.
-    redis_url: str | None = None
+    # With a `redis` section, replicas share breaker state through it (a provider failing for
+    # one is avoided by all within about a second); without it, or while it is down, the
+    # instance's own state rules.
 
     @model_validator(mode="after")
     def _known(self) -> "Routing":

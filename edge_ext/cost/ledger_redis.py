@@ -1,11 +1,14 @@
 """Replicas share spend, holds and token windows through Redis; an outage loses no spend.
 
 Each admission and each settlement is one Lua script, so it is atomic across replicas. Per
-subject and period (``{prefix}{scope}:{period}``, the spend key, plus ``held:``, ``holds:`` and
-``estimated:`` keys of the same suffix): spend and estimated spend are integer micro-dollars; a
+subject and period (the spend key ``{prefix}{SCOPE:ID:PERIOD}``, e.g.
+``edge-ext:spend:{key:alice:2026-11-27}``, plus ``held:``, ``holds:`` and ``estimated:`` keys of
+the same suffix): spend and estimated spend are integer micro-dollars; a
 hold is a member ``{id}:{micros}`` of a sorted set scored by its expiry, and ``held`` is their
 sum, so an admission reads two integers (expired holds are swept first). The keys of one subject
-and period are used together by one script: a single Redis (or a primary), not Redis Cluster.
+and period are used together by one script: their ``{scope}:{period}`` hash tag keeps them in
+one Redis Cluster slot (hash tags were added with Cluster support: spend an earlier version
+kept under untagged names is not read). Every other script touches one key.
 
 With Redis unreachable: failing closed refuses (LedgerUnavailable); failing open admits against
 the last known figures plus what this replica spent and holds meanwhile, keeps its spend and
@@ -17,6 +20,7 @@ same script, so the hold is removed and charged once, never again at its expiry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from decimal import Decimal
@@ -25,6 +29,9 @@ from typing import Any
 from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, Totals, from_micros, to_micros
 
 log = logging.getLogger("edge_ext.budget")
+
+# How often kept spend is written back when no request comes to write it first.
+FLUSH_INTERVAL_S = 1.0
 
 # A due hold's member ends in ':due': expired unsettled, it becomes estimated spend.
 _SWEEP = """
@@ -88,12 +95,14 @@ def _member(hold: Hold) -> str:
 
 
 class RedisLedger:
-    def __init__(self, url: str, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:"):
-        import redis.asyncio as redis
-        from redis.exceptions import RedisError
+    def __init__(self, redis: Any, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:"):
+        from edge_ext.redis_clients import UNAVAILABLE
 
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-        self._down = (RedisError, OSError)
+        # Any client from edge_ext.redis_clients. An admission waits at most timeout_s for Redis,
+        # whatever the client does meanwhile (a cluster that is down makes it sleep first); a
+        # later answer counts as none, like the client's own socket timeouts.
+        self._redis, self._timeout = redis, timeout_s
+        self._down = UNAVAILABLE
         self._fallback, self.fail_open, self._prefix = fallback, fail_open, prefix
         self._scripts = {name: self._redis.register_script(text) for name, text in
                          (("totals", _TOTALS), ("reserve", _RESERVE), ("settle", _SETTLE), ("take", _TAKE), ("adjust", _ADJUST))}
@@ -104,9 +113,13 @@ class RedisLedger:
         self._local: dict[str, dict[str, tuple[int, float, bool]]] = {}
         # Settlements of holds kept in Redis that could not reach it: (keys, settle args).
         self._unsettled: list[tuple[list[str], list]] = []
+        # One writer of kept spend at a time: two would write the same figures twice.
+        self._flushing = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
 
     def _keys(self, scope_id: str, period_key: str) -> list[str]:
-        suffix = f"{scope_id}:{period_key}"
+        suffix = f"{{{scope_id}:{period_key}}}"  # the hash tag: one cluster slot for all four
         return [self._prefix + suffix, f"{self._prefix}held:{suffix}", f"{self._prefix}holds:{suffix}",
                 f"{self._prefix}estimated:{suffix}"]
 
@@ -135,8 +148,9 @@ class RedisLedger:
     async def spent(self, scope_id: str, period_key: str) -> Decimal:
         key = self._keys(scope_id, period_key)[0]
         try:
-            await self.flush()
-            self._last[key] = int(await self._redis.get(key) or 0)
+            async with asyncio.timeout(self._timeout):
+                await self.flush()
+                self._last[key] = int(await self._redis.get(key) or 0)
         except self._down as exc:
             self._unreachable(exc)
         return from_micros(self._known(key))
@@ -155,8 +169,9 @@ class RedisLedger:
         keys = self._keys(scope_id, period_key)
         held = self._local_held(keys, now)
         try:
-            await self.flush()
-            spent, shared, estimated = (int(v) for v in await self._scripts["totals"](keys=keys, args=[now]))
+            async with asyncio.timeout(self._timeout):
+                await self.flush()
+                spent, shared, estimated = (int(v) for v in await self._scripts["totals"](keys=keys, args=[now]))
             self._last[keys[0]], self._last[keys[3]] = spent, estimated
             held += shared
         except self._down as exc:
@@ -168,9 +183,10 @@ class RedisLedger:
         # A due hold must still be there to be charged when it is next swept.
         ttl = max(1, math.ceil(hold.expires - now) + (2 * 86400 if hold.due else 60))
         try:
-            await self.flush()
-            reply = await self._scripts["reserve"](keys=keys, args=[now, to_micros(limit), hold.micros,
-                                                                    _member(hold), hold.expires, ttl])
+            async with asyncio.timeout(self._timeout):
+                await self.flush()
+                reply = await self._scripts["reserve"](keys=keys, args=[now, to_micros(limit), hold.micros,
+                                                                        _member(hold), hold.expires, ttl])
             admitted, spent, held, estimated = (int(v) for v in reply)
             self._last[keys[0]], self._last[keys[3]] = spent, estimated
             return bool(admitted), Totals(from_micros(spent), from_micros(held), from_micros(estimated))
@@ -205,7 +221,8 @@ class RedisLedger:
 
     async def count(self, key: str) -> int:
         try:
-            return int(await self._redis.get(self._prefix + "count:" + key) or 0)
+            async with asyncio.timeout(self._timeout):
+                return int(await self._redis.get(self._prefix + "count:" + key) or 0)
         except self._down as exc:
             self._unreachable(exc)
             return await self._fallback.count(key)
@@ -218,13 +235,21 @@ class RedisLedger:
 
     async def take(self, key: str, n: int, limit: int, ttl_s: float) -> tuple[bool, int]:
         try:
-            admitted, used = await self._scripts["take"](keys=[self._prefix + "count:" + key], args=[n, limit, int(ttl_s)])
+            async with asyncio.timeout(self._timeout):
+                admitted, used = await self._scripts["take"](keys=[self._prefix + "count:" + key], args=[n, limit, int(ttl_s)])
             return bool(admitted), int(used)
         except self._down as exc:
             self._unreachable(exc)
             return await self._fallback.take(key, n, limit, ttl_s)
 
     async def flush(self) -> None:
+        """Writes what was kept while Redis was away (raises what an unreachable Redis raises)."""
+        if not (self._unsettled or self._pending):
+            return
+        async with self._flushing:
+            await self._write_kept()
+
+    async def _write_kept(self) -> None:
         while self._unsettled:
             keys, args = self._unsettled[0]
             self._last[keys[0]] = int(await self._scripts["settle"](keys=keys, args=args))
@@ -237,3 +262,30 @@ class RedisLedger:
                 del self._pending[key]
             else:
                 self._pending[key] -= micros
+
+    # A worker service: kept spend is written within FLUSH_INTERVAL_S of Redis's return even when
+    # no request comes, and once more when the worker stops.
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._write_back(), name="budget-write-back")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()
+            await task  # not cancelled: a write cut short might be written again
+        try:
+            await self.flush()
+        except self._down as exc:
+            log.warning("budget store unreachable at exit (%s): spend kept by this worker is not written", type(exc).__name__)
+
+    async def _write_back(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), FLUSH_INTERVAL_S)
+            except TimeoutError:
+                pass
+            try:
+                await self.flush()
+            except self._down:
+                pass  # still away: the next tick, or the next request, tries again

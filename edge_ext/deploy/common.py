@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pydantic import BaseModel
 
 from edge_ext.config.hosts import is_loopback as host_is_loopback
 from edge_ext.config.models import Config, Provider
@@ -93,13 +92,14 @@ class Deployment:
         return self.config.metrics.port if self.config.metrics.enabled else None
 
     @property
-    def redis_urls(self) -> set[str]:
-        """Every `redis_url` of the config's sections (the cache today; any shared state later)."""
-        return {url for _, url in redis_sections(self.config) if url}
+    def redis_addresses(self) -> set[tuple[str, int]]:
+        """(host, port) of every Redis server or sentinel the config names."""
+        r = self.config.redis
+        return {a for conn in (r, r and r.cache) if conn is not None for a in conn.addresses()}
 
     @property
     def in_cluster_redis(self) -> bool:
-        return IN_CLUSTER_REDIS in self.redis_urls
+        return (REDIS, 6379) in self.redis_addresses
 
     def text_hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
@@ -181,13 +181,12 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, ist
         data.setdefault("routing", {})["max_attempts"] = 1
         changes.append(f"routing.max_attempts {config.routing.max_attempts} -> 1 (Istio routes on the provider edge-ext "
                        "chose; in-flight failover needs the Envoy edge's failover clusters)")
-    sections = redis_sections(config)
-    # A Redis the config already names is the one to share; else the bundled one.
-    shared = next((url for name, url in sections if url and name != "auth"), None) or IN_CLUSTER_REDIS
-    for section, url in sections:
-        if not url and shares_state(section, getattr(config, section)):
-            data.setdefault(section, {})["redis_url"] = shared
-            changes.append(f"{section}.redis_url -> {shared} (replicas share one Redis)")
+    if config.redis is None:
+        # Replicas share breakers, budgets and the cache: through the bundled Redis, unless the
+        # config names one.
+        data["redis"] = {"url": IN_CLUSTER_REDIS}
+        changes.append(f"redis.url -> {IN_CLUSTER_REDIS} (replicas share the cache, breakers and budgets "
+                       "through one Redis)")
     adapted = Config.model_validate(data)
     if not changes:
         return Deployment(adapted, config_text, (), namespace, app_namespaces)
@@ -199,23 +198,6 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, ist
     )
     text = header + yaml.safe_dump(adapted.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
     return Deployment(adapted, text, tuple(changes), namespace, app_namespaces)
-
-
-def shares_state(section: str, value: BaseModel) -> bool:
-    """Sections whose replicas must share state are pointed at the bundled Redis: the cache when
-    on, budgets when any are set, routing (breakers). auth.redis_url (a key store) would turn authentication on,
-    which only the operator may decide."""
-    if section == "cache":
-        return bool(getattr(value, "enabled", False))
-    if section == "budgets":
-        return bool(getattr(value, "limits", ()))
-    return section == "routing"  # breakers shared by replicas
-
-
-def redis_sections(config: Config) -> list[tuple[str, str | None]]:
-    """(section, redis_url) for every top-level section that has a `redis_url` key."""
-    return [(name, getattr(value, "redis_url")) for name, value in config
-            if isinstance(value, BaseModel) and "redis_url" in type(value).model_fields]
 
 
 def is_loopback(p: Provider) -> bool:

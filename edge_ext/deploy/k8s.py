@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge_ext.config.redis import credentials
 from edge_ext.deploy import pki
 from edge_ext.deploy.common import (
     CONFIG_HASH, CONFIG_MAP, CONFIG_PATH, EXT_PROC_SERVICE, IMAGE, IMAGE_NAME, IMAGE_TAG, K8S_VERSION, KEYS_SECRET,
@@ -40,18 +41,32 @@ def key_env(dep: Deployment) -> list[dict[str, Any]]:
             # optional: false: a missing Secret stalls the rollout (old pods keep serving) instead
             # of starting pods whose every request to this provider gets 503 provider_key_missing.
             env.append({"name": p.api_key_env, "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": p.api_key_env, "optional": False}}})
+    for secret, _ in credentials(dep.config.redis):
+        if secret.password_env and secret.password_env not in seen:
+            seen.add(secret.password_env)
+            env.append({"name": secret.password_env, "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": secret.password_env, "optional": False}}})
     return env
 
 
 def key_files(dep: Deployment) -> list[tuple[str, str]]:
-    """(Secret key, path) for providers that read their key from a file."""
-    return [(f"{p.name}.key", p.api_key_file) for p in dep.config.providers if p.api_key_file]
+    """(Secret key, path) of the files the processor reads its credentials from: provider keys,
+    Redis passwords, and Redis TLS files (CA, client certificate and key)."""
+    files = [(f"{p.name}.key", p.api_key_file) for p in dep.config.providers if p.api_key_file]
+    files += [(f"{what}.password", s.password_file) for s, what in credentials(dep.config.redis) if s.password_file]
+    r = dep.config.redis
+    for conn, what in ((r, "redis"), (r and r.cache, "redis.cache")):
+        if conn is not None and conn.tls is not None:
+            tls = conn.tls
+            files += [(f"{what}.{name}", path) for name, path in (("ca.crt", tls.ca_file), ("tls.crt", tls.cert_file),
+                                                                 ("tls.key", tls.key_file)) if path]
+    by_path = {path: key for key, path in reversed(files)}  # one mount per path: the first key naming it
+    return [(key, path) for key, path in files if by_path[path] == key]
 
 
 def tmp_limit(dep: Deployment) -> str:
     # /tmp holds the runtime dir and per-worker metric files; without Redis also the disk cache.
-    cache = getattr(dep.config, "cache", None)
-    extra = 0 if getattr(cache, "redis_url", None) else getattr(cache, "local_size_limit_bytes", 0)
+    cache = dep.config.cache
+    extra = 0 if dep.config.redis is not None or not cache.enabled else cache.local_size_limit_bytes
     return f"{256 + extra // (1024 * 1024)}Mi"
 
 
@@ -180,9 +195,10 @@ def redis_objects(istio: bool) -> list[tuple[str, dict[str, Any]]]:
     if annotations:
         template_meta["annotations"] = annotations
     return [
-        ("One Redis for the L2 cache tier shared by all processor replicas. Data is disposable (a restart\n"
-         "empties the cache). To use an existing Redis instead, set cache.redis_url in the edge-ext config\n"
-         "and re-render: this file then disappears and the NetworkPolicy allows that Redis's port.",
+        ("One Redis shared by all processor replicas: the L2 cache tier, circuit breakers and budgets. Without\n"
+         "persistence: a restart empties the cache and resets shared spend. To use an existing Redis instead\n"
+         "(replicated: Sentinel or Cluster, persistent), set the redis section of the edge-ext config and\n"
+         "re-render: this file then disappears and the NetworkPolicy allows that Redis's ports.",
          {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(REDIS, "redis"),
           "spec": {"replicas": 1, "selector": {"matchLabels": labels("redis")}, "strategy": {"type": "Recreate"},
                    "template": {"metadata": template_meta,

@@ -4,10 +4,9 @@ and where the processor may connect."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from edge_ext.deploy.common import (
-    CLIENT_LABEL, GATEWAY_SELECTOR, IN_CLUSTER_REDIS, ISTIO_NS, PLAINTEXT_WARNING, PROCESSOR, REDIS, Deployment, labels, meta,
+    CLIENT_LABEL, GATEWAY_SELECTOR, ISTIO_NS, PLAINTEXT_WARNING, PROCESSOR, REDIS, Deployment, labels, meta,
 )
 
 
@@ -32,10 +31,13 @@ def network_policies(dep: Deployment, istio: bool) -> list[tuple[str, dict[str, 
     egress: list[dict[str, Any]] = []
     if dep.in_cluster_redis:
         egress.append({"to": [{"podSelector": {"matchLabels": labels("redis")}}], "ports": [{"protocol": "TCP", "port": 6379}]})
-    external = sorted({urlsplit(url).port or 6379 for url in dep.redis_urls - {IN_CLUSTER_REDIS}})
+    external = {port for host, port in dep.redis_addresses if host != REDIS}
+    r = dep.config.redis
+    if r is not None and any(conn is not None and conn.sentinel is not None for conn in (r, r.cache)):
+        external.add(6379)  # the primary the sentinels name: its port is not in the config
     if external:
-        # An existing Redis: its address is not known to the policy, its port is.
-        egress.append({"ports": [{"protocol": "TCP", "port": port} for port in external]})
+        # An existing Redis: its address is not known to the policy, its ports are.
+        egress.append({"ports": [{"protocol": "TCP", "port": port} for port in sorted(external)]})
     # DNS to any address: node-local DNS caches listen outside the kube-dns pods.
     egress.append({"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]})
     # Providers: a NetworkPolicy cannot name hosts, so 443 to any address.

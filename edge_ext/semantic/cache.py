@@ -109,5 +109,3 @@ class SemanticCache:
     async def aclose(self) -> None:
         await self.drain()
         await self.embedder.aclose()
-        if self.shared is not None:
-            await self.shared.aclose()

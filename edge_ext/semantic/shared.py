@@ -13,11 +13,13 @@ of error in a row); redis-py reconnects by itself when it is back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,13 +43,10 @@ class Found:
 
 
 class SharedVectors:
-    def __init__(self, url: str, read_budget_s: float, prefix: str = "edge-ext:sem:",
-                 on_error: Callable[[str], None] = lambda store: None, client=None):
-        import redis.asyncio as redis
-
-        # Values are binary (vectors, compressed answers): no decoding.
-        self._redis = client or redis.Redis.from_url(url, socket_timeout=read_budget_s,
-                                                     socket_connect_timeout=read_budget_s)
+    def __init__(self, redis: Any, read_budget_s: float, prefix: str = "edge-ext:sem:",
+                 on_error: Callable[[str], None] = lambda store: None):
+        # Any client of edge_ext.redis_clients (binary values: vectors, compressed answers).
+        self._redis, self._budget = redis, read_budget_s
         self._prefix = prefix
         self._report = guarded(on_error)
         self._indexes: set[int] = set()
@@ -67,20 +66,21 @@ class SharedVectors:
             except Exception as exc:
                 if _unknown_command(exc):
                     self.supported = False
-                    log.warning("the Redis of cache.semantic.redis_url has no vector search (Redis 8 or Redis Stack "
-                                "needed): semantic entries stay in each worker's own index")
+                    log.warning("the cache's Redis has no vector search (Redis 8 or Redis Stack needed): semantic "
+                                "entries stay in each worker's own index")
                 else:
                     raise StoreError(f"semantic redis: {type(exc).__name__}: {exc}") from exc
         return self.supported
 
     async def search(self, partition: str, vector: np.ndarray, count: int = 4) -> list[Found]:
         try:
-            if not await self._ready(vector.size):
-                return []
-            reply = await self._redis.execute_command(
-                "FT.SEARCH", self._index(vector.size), f"(@p:{{{partition}}})=>[KNN {count} @v $vec AS d]",
-                "PARAMS", "2", "vec", vector.astype(np.float32).tobytes(), "SORTBY", "d", "RETURN", "6", "x", "e", "v", "t", "m", "d",
-                "LIMIT", "0", str(count), "DIALECT", "2")
+            async with asyncio.timeout(self._budget):  # on the request path, like the exact cache's reads
+                if not await self._ready(vector.size):
+                    return []
+                reply = await self._redis.execute_command(
+                    "FT.SEARCH", self._index(vector.size), f"(@p:{{{partition}}})=>[KNN {count} @v $vec AS d]",
+                    "PARAMS", "2", "vec", vector.astype(np.float32).tobytes(), "SORTBY", "d",
+                    "RETURN", "6", "x", "e", "v", "t", "m", "d", "LIMIT", "0", str(count), "DIALECT", "2")
         except StoreError as exc:
             self._report("semantic-redis", exc)
             return []
@@ -135,9 +135,6 @@ class SharedVectors:
                 raise
         self._indexes.add(dims)
         return True
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()
 
 
 def _unknown_command(exc: Exception) -> bool:

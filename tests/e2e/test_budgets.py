@@ -20,12 +20,12 @@ def mock():
     stop(started.proc)
 
 
-def config_for(tmp, mock, **budgets):
+def config_for(tmp, mock, **sections):
     providers = [{"name": "oa", "kind": "openai", "base_url": mock.url, "models": ["gpt-4o"]}]
     auth = {"keys": [{"id": "team-a", "sha256": hash_key(KEY), "tenant": "acme"}]}
     # gpt-4o: an answer here costs a few hundredths of a cent; the limit allows two or three.
     limits = [{"scope": "key", "id": "team-a", "period": "daily", "limit_usd": 0.0003}]
-    return edge_config(tmp, providers, auth=auth, budgets={"limits": limits, **budgets}, cache={"enabled": False})
+    return edge_config(tmp, providers, auth=auth, budgets={"limits": limits}, cache={"enabled": False}, **sections)
 
 
 def long_answers(mock, count):
@@ -65,7 +65,7 @@ def test_two_replicas_share_one_budget_through_redis(tmp_path, mock):
     edges = []
     try:
         for name in ("one", "two"):
-            edges.append(start_edge(tmp_path / name, config_for(tmp_path / name, mock, redis_url=redis.url)))
+            edges.append(start_edge(tmp_path / name, config_for(tmp_path / name, mock, redis={"url": redis.url})))
         served, err = spend_until_refused(edges[0], mock)
         assert err is not None and served >= 1
         client = openai.OpenAI(base_url=f"{edges[1].url}/v1", api_key=KEY, max_retries=0)

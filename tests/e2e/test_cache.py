@@ -5,8 +5,8 @@ import anthropic
 import openai
 import pytest
 
-from tests.redis_server import RedisServer
-from tests.support import edge_config, scrape_until, start_edge, start_mock, stop, wait_until
+from tests.redis_server import RedisServer, RedisTLSServer
+from tests.support import edge_config, scrape, scrape_until, start_edge, start_mock, stop, wait_until
 
 KEY_A, KEY_B = "sk-tenant-a-1111", "sk-tenant-b-2222"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -173,7 +173,8 @@ def redis_server():
 
 
 def test_redis_down_is_a_miss_and_its_return_brings_l2_hits_back(tmp_path, mock, redis_server):
-    config = edge_config(tmp_path, providers(mock), cache={"redis_url": redis_server.url, "l1_max_entries": 0})
+    config = edge_config(tmp_path, providers(mock), cache={"l1_max_entries": 0},
+                         redis={"url": redis_server.url})
     edge = start_edge(tmp_path, config)
     try:
         messages = [{"role": "user", "content": "redis round trip"}]
@@ -192,6 +193,22 @@ def test_redis_down_is_a_miss_and_its_return_brings_l2_hits_back(tmp_path, mock,
         assert stop(edge.proc) == 0, edge.log()
 
 
+def test_l2_over_tls_with_a_client_certificate(tmp_path, mock):
+    server = RedisTLSServer()
+    server.start()
+    try:
+        edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), cache={"l1_max_entries": 0}, redis=server.section))
+        try:
+            messages = [{"role": "user", "content": "redis over tls"}]
+            assert ask(edge, messages=messages).headers["x-edge-cache"] == "miss"
+            wait_until(lambda: ask(edge, messages=messages).headers["x-edge-cache"] == "hit-l2", what="L2 hit via TLS")
+            assert "edge_ext_cache_l2_errors_total" not in scrape(edge)
+        finally:
+            assert stop(edge.proc) == 0, edge.log()
+    finally:
+        server.cleanup()
+
+
 def test_a_stored_stream_keeps_its_usage_for_json_hits(edge, mock):
     messages = [{"role": "user", "content": "usage survives"}]
     list(client(edge).chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0, stream=True))
@@ -205,12 +222,12 @@ def test_identical_concurrent_misses_make_one_provider_call(tmp_path, mock, work
     from concurrent.futures import ThreadPoolExecutor
 
     redis = None
-    cache = {}
+    shared = {}
     if l2 == "redis":
         redis = RedisServer()
         redis.start()
-        cache = {"redis_url": redis.url}
-    edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": workers}, cache=cache))
+        shared = {"redis": {"url": redis.url}}
+    edge = start_edge(tmp_path, edge_config(tmp_path, providers(mock), processor={"workers": workers}, **shared))
     try:
         messages = [{"role": "user", "content": "thundering herd"}]
         mock.faults(latency_ms=800, count=6)  # any request that reaches the mock is slow

@@ -25,14 +25,15 @@ def clean(mocks):
         mock.clear()
 
 
-def start(tmp, mocks, routing, **provider_extra):
+def start(tmp, mocks, routing, redis=None, **provider_extra):
     providers = [
         {"name": "primary", "kind": "openai", "base_url": mocks[0].url, "models": ["m"], "priority": 0,
          **provider_extra.get("primary", {})},
         {"name": "secondary", "kind": "openai", "base_url": mocks[1].url, "models": ["m"], "priority": 1,
          **provider_extra.get("secondary", {})},
     ]
-    return start_edge(tmp, edge_config(tmp, providers, routing=routing, cache={"enabled": False}))
+    return start_edge(tmp, edge_config(tmp, providers, routing=routing, cache={"enabled": False},
+                                       **({"redis": redis} if redis else {})))
 
 
 def answers(edge, n=1, **kw):
@@ -181,10 +182,9 @@ def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
     redis.start()
     edges = []
     try:
-        routing = {"strategy": "failover", "redis_url": redis.url,
-                   "breaker": {"failure_threshold": 3, "open_seconds": 30}}
+        routing = {"strategy": "failover", "breaker": {"failure_threshold": 3, "open_seconds": 30}}
         for name in ("one", "two"):
-            edges.append(start(tmp_path / name, mocks, routing))
+            edges.append(start(tmp_path / name, mocks, routing, redis={"url": redis.url}))
         mocks[0].faults(status=500, count=-1)
         # Replica one's requests fail over, and its failures open the primary's breaker.
         assert answers(edges[0], 3) == [("secondary", "2")] * 3

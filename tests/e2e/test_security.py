@@ -296,7 +296,7 @@ def test_client_keys_from_redis(tmp_path, mock):
         r.hset("edge-ext:key:" + hash_key("sk-from-redis"), mapping={"id": "redis-team", "tenant": "r", "models": "gpt-4o"})
         config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
                                          "models": ["gpt-4o", "gpt-4o-mini"]}],
-                             auth={**keys(), "redis_url": server.url})
+                             auth={**keys(), "redis_keys": True}, redis={"url": server.url})
         edge = start_edge(tmp_path, config, env={"SEC_KEY": "sk-provider-sec"})
         try:
             assert oai(edge, "sk-from-redis").chat.completions.create(model="gpt-4o", messages=MESSAGES).choices

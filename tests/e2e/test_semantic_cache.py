@@ -45,8 +45,8 @@ def edge(tmp_path_factory, mock):
             {"id": "b", "sha256": hash_key(KEY_B), "tenant": "tenant-b"},
             {"id": "off", "sha256": hash_key(KEY_OFF), "tenant": "tenant-a"}]
     semantic = {"enabled": True, "models": {"gpt-4o-mini": {}, "claude-sonnet-4-6": {}}, "keys": ["a", "b"],
-                "embedding": {"provider": "openai-main"}, "redis_url": down.url}
-    config = edge_config(tmp, providers, processor={"workers": 1}, auth={"keys": keys},
+                "embedding": {"provider": "openai-main"}}
+    config = edge_config(tmp, providers, processor={"workers": 1}, auth={"keys": keys}, redis={"url": down.url},
                          cache={"policy": "always", "semantic": semantic})
     running = start_edge(tmp, config)
     yield running

@@ -223,7 +223,7 @@ def test_processor_matches_config():
     assert container["env"] == [{"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": ref}}]
     assert not any(o["kind"] == "Secret" for o in objects)
     served = yaml.safe_load(find(objects, "ConfigMap", "edge-ext-config")["data"]["config.yaml"])
-    assert served["processor"]["address"] == "0.0.0.0:50051" and served["cache"]["redis_url"] == "redis://edge-ext-redis:6379/0"
+    assert served["processor"]["address"] == "0.0.0.0:50051" and served["redis"] == {"url": "redis://edge-ext-redis:6379/0"}
     # Its own private directory on the pod's emptyDir, and mutual TLS with the mounted server certificate.
     assert served["processor"]["state_dir"] == POD_STATE_DIR and POD_STATE_DIR.startswith("/tmp/")
     assert "allow_plaintext_tcp" not in served["processor"]
@@ -420,7 +420,7 @@ providers:
   - {name: local, kind: openai_compatible, base_url: https://llm.internal, api_key_file: /run/keys/local, models: [m]}
 processor: {address: "0.0.0.0:6000", workers: 1, allow_plaintext_tcp: true}
 metrics: {enabled: false}
-cache: {redis_url: "redis://redis.shared:6380/2"}
+redis: {url: "redis://redis.shared:6380/2"}
 """
     config = parse_config(text)
     files = render_target(config, "k8s", text)
@@ -439,6 +439,34 @@ cache: {redis_url: "redis://redis.shared:6380/2"}
         render_target(config, "nomad", text)
     with pytest.raises(DeployError, match="hostname"):
         render_target(load_config(EXAMPLE), "istio", EXAMPLE.read_text())
+
+
+def test_an_ha_redis_gets_its_credentials_and_ports():
+    text = """\
+providers:
+  - {name: oa, kind: openai, base_url: https://api.openai.com, api_key_env: OPENAI_API_KEY, models: [m]}
+redis:
+  sentinel: {master: edge, nodes: ["sentinel-0.redis:26379", "sentinel-1.redis:26379"]}
+  password_env: REDIS_PASSWORD
+  tls: {ca_file: /etc/redis-tls/ca.crt}
+  cache:
+    cluster: {nodes: ["cache-0.redis:7000"]}
+    password_file: /etc/redis-cache/password
+    tls: {ca_file: /etc/redis-tls/ca.crt}
+"""
+    files = render_target(parse_config(text), "k8s", text)
+    assert "base/redis.yaml" not in files
+    processor = find(docs_of(files["base/processor.yaml"]), "Deployment", PROCESSOR)
+    (container,) = processor["spec"]["template"]["spec"]["containers"]
+    # The password comes from the Secret, like provider keys; files are mounted from it.
+    assert {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": KEYS_SECRET, "key": "REDIS_PASSWORD", "optional": False}}} in container["env"]
+    mounts = {m["mountPath"]: m["subPath"] for m in container["volumeMounts"] if m["name"] == "provider-keys"}
+    assert mounts == {"/etc/redis-cache/password": "redis.cache.password", "/etc/redis-tls/ca.crt": "redis.ca.crt"}
+    secret = docs_of(files["base/secret.example.yaml"])[0]["stringData"]
+    assert set(secret) == {"OPENAI_API_KEY", "REDIS_PASSWORD", "redis.cache.password", "redis.ca.crt"}
+    policy = find(docs_of(files["base/network-policy.yaml"]), "NetworkPolicy", PROCESSOR)["spec"]
+    # The sentinels' and the cluster's ports, and the primary's the sentinels name.
+    assert {"ports": [{"protocol": "TCP", "port": p} for p in (6379, 7000, 26379)]} in policy["egress"]
 
 
 # --- Istio -----------------------------------------------------------------------------------

@@ -28,17 +28,17 @@ async def test_redis_outage_keeps_spend_and_writes_it_back(tmp_path):
     server = RedisServer()
     server.start()
     try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
+        ledger = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=True)
         await ledger.add("tenant:t", "p", Decimal("1"))
         server.stop()
         await ledger.add("tenant:t", "p", Decimal("2"))  # kept locally
         assert await ledger.spent("tenant:t", "p") == Decimal("3")  # last known + pending
-        closed = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=False)
+        closed = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=False)
         with pytest.raises(LedgerUnavailable):
             await closed.spent("tenant:t", "p")
         server.start()  # empty again: only what this replica kept is written back
         assert await ledger.spent("tenant:t", "p") == Decimal("2")
-        other = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
+        other = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=True)
         assert await other.spent("tenant:t", "p") == Decimal("2")
     finally:
         server.cleanup()
@@ -62,8 +62,9 @@ def make_ledger(kind: str, tmp_path, redis_server, name: str = "a"):
     if kind == "disk":
         return DiskLedger(str(tmp_path / "ledger"), wall=lambda: NOW)
     # A prefix per test: the module's Redis is shared by the tests.
-    return RedisLedger(redis_server.url, DiskLedger(str(tmp_path / f"fallback-{name}"), wall=lambda: NOW), fail_open=False,
-                       prefix=f"t:{tmp_path.name}:", timeout_s=5)  # generous: these tests are about the ledger, not latency
+    # Generous timeouts: these tests are about the ledger, not latency.
+    return RedisLedger(redis_server.client(5000), DiskLedger(str(tmp_path / f"fallback-{name}"), wall=lambda: NOW), fail_open=False,
+                       prefix=f"t:{tmp_path.name}:")
 
 
 KINDS = ["memory", "disk", "redis"]
@@ -172,7 +173,7 @@ async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path)
     server = RedisServer()
     server.start()
     try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True)
+        ledger = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=True)
         limit = Decimal("1.00")
         await ledger.add("tenant:t", "p", Decimal("0.50"))
         assert (await ledger.reserve(Hold("tenant:t", "p", "shared", Decimal("0.10"), NOW + 600), limit, NOW))[0]
@@ -186,7 +187,7 @@ async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path)
         assert (await ledger.totals("tenant:t", "p", NOW)).spent == Decimal("0.70")  # kept for Redis
         # Tokens per minute fall back to the local ledger.
         assert await ledger.take("tpm:k:1", 10, 100, 120) == (True, 0)
-        closed = RedisLedger(server.url, DiskLedger(str(tmp_path / "closed")), fail_open=False)
+        closed = RedisLedger(server.client(), DiskLedger(str(tmp_path / "closed")), fail_open=False)
         for call in (closed.reserve(Hold("tenant:t", "p", "x", Decimal("0.1"), NOW + 600), limit, NOW),
                      closed.totals("tenant:t", "p", NOW), closed.take("tpm:k:1", 1, 100, 120)):
             with pytest.raises(LedgerUnavailable):
@@ -202,7 +203,7 @@ async def test_a_settlement_that_cannot_reach_redis_is_charged_once_not_again_at
     server = RedisServer()
     server.start()
     try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+        ledger = RedisLedger(server.client(200), DiskLedger(str(tmp_path)), fail_open=True)
         due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
         assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]
         server.pause()
@@ -222,7 +223,7 @@ async def test_holds_admitted_during_an_outage_are_charged_when_settled_or_due(t
     server = RedisServer()
     server.start()
     try:
-        ledger = RedisLedger(server.url, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+        ledger = RedisLedger(server.client(200), DiskLedger(str(tmp_path)), fail_open=True)
         assert (await ledger.totals("tenant:t", "p", NOW)).spent == 0
         server.pause()
         try:

@@ -48,12 +48,19 @@ VECTORS = {"q": [1.0, 0.0, 0.0, 0.0], "near": [1.0, 0.1, 0.0, 0.0], "far": [0.0,
 ANSWER = Entry(b'{"id":"x"}', 0.0, "openai", "mock")
 
 
+def client(url: str, timeout_s: float = 0.5):
+    import redis.asyncio as redis
+
+    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+
+
 def cache_with(shared: SharedVectors | None) -> SemanticCache:
     return SemanticCache(CONFIG, FixedEmbedder(VECTORS), LocalIndex(100, 10 ** 8, 60, lambda: 0.0), shared)
 
 
 async def test_plain_redis_degrades_to_the_local_index_and_says_so_once(caplog):
-    shared = SharedVectors(PLAIN_REDIS, 0.5, prefix=f"edge-ext-test:{uuid.uuid4().hex}:")
+    redis = client(PLAIN_REDIS)
+    shared = SharedVectors(redis, 0.5, prefix=f"edge-ext-test:{uuid.uuid4().hex}:")
     cache = cache_with(shared)
     caplog.set_level(logging.WARNING, "edge_ext.semantic")
     try:
@@ -64,6 +71,7 @@ async def test_plain_redis_degrades_to_the_local_index_and_says_so_once(caplog):
         await cache.lookup(Prompt("far", "p"), 0.9)
     finally:
         await cache.aclose()
+        await redis.aclose()
     assert hit.entry == ANSWER and hit.tier == "local"
     assert shared.supported is False
     said = [r.getMessage() for r in caplog.records if "no vector search" in r.getMessage()]
@@ -74,7 +82,8 @@ async def test_redis_down_is_a_miss_counted_and_the_local_index_still_answers(ca
     server = RedisServer()
     server.start()
     errors = []
-    shared = SharedVectors(server.url, 0.2, on_error=errors.append)
+    redis = client(server.url, 0.2)
+    shared = SharedVectors(redis, 0.2, on_error=errors.append)
     server.stop()
     cache = cache_with(shared)
     caplog.set_level(logging.WARNING, "edge_ext.semantic")
@@ -86,6 +95,7 @@ async def test_redis_down_is_a_miss_counted_and_the_local_index_still_answers(ca
         miss = await cache.lookup(Prompt("far", "p"), 0.9)
     finally:
         await cache.aclose()
+        await redis.aclose()
         server.cleanup()
     assert hit.entry == ANSWER and miss.entry is None
     assert errors and set(errors) == {"semantic-redis"}
@@ -95,7 +105,8 @@ async def test_redis_down_is_a_miss_counted_and_the_local_index_still_answers(ca
 @pytest.mark.skipif(not VECTOR_REDIS, reason="no Redis with vector search here (set EDGE_EXT_VECTOR_REDIS_URL)")
 async def test_vector_redis_round_trip_partition_and_purge():
     prefix = f"edge-ext-test:{uuid.uuid4().hex}:"
-    writer, reader = SharedVectors(VECTOR_REDIS, 1.0, prefix=prefix), SharedVectors(VECTOR_REDIS, 1.0, prefix=prefix)
+    clients = client(VECTOR_REDIS, 1.0), client(VECTOR_REDIS, 1.0)
+    writer, reader = (SharedVectors(c, 1.0, prefix=prefix) for c in clients)
     try:
         await writer.put("p", unit(VECTORS["q"]), "q", ANSWER.encode(), "t-a", "m", 60)
         await writer.put("other", unit(VECTORS["q"]), "q", ANSWER.encode(), "t-b", "m", 60)
@@ -107,5 +118,5 @@ async def test_vector_redis_round_trip_partition_and_purge():
         assert len(await reader.search("other", unit(VECTORS["near"]))) == 1
     finally:
         await writer.purge(None, None)
-        await writer.aclose()
-        await reader.aclose()
+        for c in clients:
+            await c.aclose()
