@@ -176,6 +176,8 @@ class Policy:
             return self._fail(st, InvalidRequest("the request body is nested too deeply"))
 
     async def _lookup(self, st: StreamState, request) -> Decision | None:
+        """A hit, a wait for the same answer in flight, or the semantic step's hit or route; None:
+        the caller routes the request."""
         directive = self._cache.directive(st.headers, request)
         st.cache_status, st.cache_ttl = directive.status, directive.ttl
         if directive.store or directive.lookup:
