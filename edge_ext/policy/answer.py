@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edge_ext.policy.accounting import Accounting, Meter
+from edge_ext.policy.accounting import Accounting, Meter, with_embedding
 from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.caching import CacheStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, ResponseMode
@@ -123,7 +123,7 @@ class AnswerStep:
         """Once per request: its reservations become its charge, or are released without one."""
         if st.admission is not None and self._budgets is not None:
             admission, st.admission = st.admission, None
-            self._budgets.settle(admission, st.charge)
+            self._budgets.settle(admission, with_embedding(st.charge, st.embedding_charge))
 
 
 def _cut_short(st: StreamState) -> bool:

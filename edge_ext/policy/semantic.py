@@ -78,22 +78,20 @@ class SemanticStep:
         found = await self.cache.lookup(ask.prompt, ask.threshold)
         if found.embedded is None:
             return None
-        self._charge(st, found.embedded.input_tokens, found.embedded.seconds, hit=found.entry is not None)
+        self._charge(st, found.embedded.input_tokens, found.embedded.seconds)
         if found.entry is not None:
             return found.entry, found.similarity
         st.semantic = Pending(ask.prompt, found.embedded.vector, ask.namespace, ask.model)
         return None
 
-    def _charge(self, st, tokens: int, seconds: float, hit: bool) -> None:
-        """The embedding is a call like any other: priced, and charged to the caller's tenant. On a
-        hit it is all the request cost, so it is what settles the request's budget reservations."""
+    def _charge(self, st, tokens: int, seconds: float) -> None:
+        """The embedding is a call like any other: priced, charged to the caller's tenant, and
+        settled against its budgets with the rest of the request (accounting.with_embedding)."""
         embedder = self.cache.embedder
         usd = None
         if self._accounting is not None:
-            charge = self._accounting.charge(embedder.provider, embedder.model, Usage(input_tokens=tokens))
-            usd = float(charge.cost.usd) if charge.cost.priced else None
-            if hit:
-                st.charge = charge
+            st.embedding_charge = self._accounting.charge(embedder.provider, embedder.model, Usage(input_tokens=tokens))
+            usd = float(st.embedding_charge.cost.usd) if st.embedding_charge.cost.priced else None
         self._on_embedding(embedder.model, st.caller.tenant, seconds, tokens, usd)
 
     def remember(self, st, entry: Entry | None) -> None:

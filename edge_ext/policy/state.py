@@ -48,6 +48,7 @@ class StreamState:
     leading: bool = False  # first in flight in this process: must resolve the followers
     claimed: bool = False  # holds the shared-tier claim on cache_key: must release it
     semantic: Any = None  # a semantic miss's prompt and vector, stored with its answer (edge_ext.policy.semantic)
+    embedding_charge: Any = None  # the semantic lookup's embedding call, settled with the request's charge
     upstream_api: str = ""
     upstream_model: str = ""
     meter: Any = None  # usage reader of the answer being received (policy.accounting.Meter)

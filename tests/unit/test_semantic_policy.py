@@ -54,7 +54,10 @@ class MockVectors:
 
 @pytest.fixture
 def setup():
-    config = parse_config(CONFIG)
+    return build(parse_config(CONFIG))
+
+
+def build(config, budgets=None):
     clock = FakeClock()
     embedder = MockVectors()
     semantic_cache = SemanticCache(config.cache.semantic, embedder, LocalIndex(100, 10 ** 8, 600, clock), None)
@@ -62,7 +65,8 @@ def setup():
     charged = []
     step = SemanticStep(semantic_cache, None, accounting, 0.5, on_embedding=lambda *a: charged.append(a))
     cache = TieredCache(MemoryCache(100, 10 ** 7, clock), None, 60, 60)
-    policy = Policy(config, clock, {"oa": "sk"}, wall=lambda: 1.7e9, cache=cache, accounting=accounting, semantic=step)
+    policy = Policy(config, clock, {"oa": "sk"}, wall=lambda: 1.7e9, cache=cache, accounting=accounting, semantic=step,
+                    budgets=budgets)
     return policy, embedder, charged
 
 
@@ -143,3 +147,42 @@ async def test_a_failed_embedding_routes_the_request(setup):
     embedder.embed = down
     assert served(await ask(policy, "key-alice", body("What is the capital of France?"), ANSWER)) == "routed"
     assert served(await ask(policy, "key-alice", body("What is the capital of France?"))) == "hit-l1"
+
+
+def test_budgets_settle_the_answer_plus_the_embedding():
+    from decimal import Decimal
+
+    from edge_ext.cost.calc import CostResult
+    from edge_ext.policy.accounting import Charge, with_embedding
+    from edge_ext.usage import Usage
+
+    answer = Charge(Usage(input_tokens=10, output_tokens=5), CostResult(Decimal("0.001"), True))
+    embedding = Charge(Usage(input_tokens=8), CostResult(Decimal("0.00002"), True))
+    both = with_embedding(answer, embedding)
+    assert both.cost.usd == Decimal("0.00102") and both.usage.total == 23
+    assert with_embedding(None, embedding) is embedding and with_embedding(answer, None) is answer
+    unpriced = Charge(Usage(input_tokens=8), CostResult.unpriced())
+    assert with_embedding(answer, unpriced).cost.usd == Decimal("0.001")
+
+
+async def test_a_semantic_hit_charges_its_embedding_to_the_tenant_budget(tmp_path):
+    from decimal import Decimal
+
+    from edge_ext.cost.ledger_api import from_micros, to_micros
+    from edge_ext.wiring import build_budgets
+
+    config = parse_config(CONFIG + f"""\
+budgets:
+  local_dir: {tmp_path}
+  limits: [{{scope: tenant, id: acme, period: total, limit_usd: 10}}]
+""")
+    budgets, _ = build_budgets(config)
+    policy, _, charged = build(config, budgets)
+    await ask(policy, "key-alice", body("What is the capital of France?"), ANSWER)
+    await budgets.flush()
+    (_, _, before, _), = await budgets.status("tenant", "acme")
+    assert served(await ask(policy, "key-alice", body("Tell me the capital city of France"))) == "hit-semantic"
+    await budgets.flush()
+    (_, _, after, _), = await budgets.status("tenant", "acme")
+    # The ledger counts whole micro-dollars, each amount rounded up.
+    assert charged[-1][4] > 0 and after - before == from_micros(to_micros(Decimal(str(charged[-1][4]))))
