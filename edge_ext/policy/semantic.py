@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from edge_ext.auth import ANONYMOUS
-from edge_ext.cache.entry import Entry
 from edge_ext.cache.key import namespace_for
-from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.decisions import Respond
-from edge_ext.providers.base import ChatRequest
 from edge_ext.providers.headers import answer_variant
-from edge_ext.semantic.cache import SemanticCache
-from edge_ext.semantic.prompt import Prompt
 from edge_ext.usage import Usage
+
+if TYPE_CHECKING:  # numpy and usearch load only where the semantic cache is configured (wiring)
+    import numpy as np
+
+    from edge_ext.cache.entry import Entry
+    from edge_ext.policy.accounting import Accounting
+    from edge_ext.providers.base import ChatRequest
+    from edge_ext.semantic.cache import SemanticCache
+    from edge_ext.semantic.prompt import Prompt
 
 SIMILARITY_HEADER = "x-edge-cache-similarity"
 TIER = "hit-semantic"
