@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from edge_ext.errors import Forbidden, MissingKey, Unauthorized
+from edge_ext.errors import Forbidden, MissingKey
 
 
 def hash_key(key: str) -> str:
@@ -43,13 +43,6 @@ def presented_key(headers: dict[str, str]) -> str | None:
 class KeyRing:
     def __init__(self, entries: dict[str, Caller]):
         self._entries = {digest.lower(): (digest.lower(), caller) for digest, caller in entries.items()}
-
-    def authenticate(self, headers: dict[str, str]) -> Caller:
-        digest = self.digest(headers)
-        caller = self.local(digest)
-        if caller is None:
-            raise Unauthorized("Incorrect API key provided")
-        return caller
 
     @staticmethod
     def digest(headers: dict[str, str]) -> str:

@@ -3,7 +3,9 @@
 Layout: one hash per key, ``{prefix}{sha256}`` with fields ``id``, ``tenant``, ``models``
 (comma-separated, empty for all) and ``pii``. Lookups are cached in process (found keys for
 ``ttl_s``, unknown ones for a few seconds), so Redis is not on the path of every request, and
-a revoked key stops working within ``ttl_s``.
+a revoked key stops working within ``ttl_s``. With Redis unreachable, a key not in that cache
+cannot be checked and is refused (503 ``key_store_unavailable``); the failures are counted and
+logged by the store's ``StoreHealth`` (edge_ext.health).
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from typing import Any
 
 from edge_ext.auth import Caller
 from edge_ext.errors import KeyStoreUnavailable
+from edge_ext.health import StoreHealth
 
 _NEGATIVE_TTL_S = 5.0
 
 
 class RedisKeyStore:
-    def __init__(self, redis: Any, prefix: str, clock: Callable[[], float], ttl_s: float = 30.0, timeout_s: float = 0.1):
+    def __init__(self, redis: Any, prefix: str, clock: Callable[[], float], ttl_s: float = 30.0, timeout_s: float = 0.1,
+                 health: StoreHealth | None = None):
         self._redis = redis
         self._prefix, self._clock, self._ttl = prefix, clock, ttl_s
         self._timeout = timeout_s
         self._cache: dict[str, tuple[float, Caller | None]] = {}
+        self._health = health or StoreHealth("client_keys", "redis")
 
     def cached(self, digest: str) -> tuple[bool, Caller | None]:
         hit = self._cache.get(digest)
@@ -35,8 +40,10 @@ class RedisKeyStore:
         try:
             fields = await asyncio.wait_for(self._redis.hgetall(self._prefix + digest), self._timeout)
         except Exception as exc:  # connection refused, timeout, protocol error
+            self._health.failed(exc)
             # Keys that live only in Redis cannot be verified: refuse, do not guess.
             raise KeyStoreUnavailable("the client key store is unreachable; retry later") from exc
+        self._health.ok()
         caller = None
         if fields:
             get = {k.decode(): v.decode() for k, v in fields.items()}.get

@@ -59,12 +59,16 @@ def cmd_hash_key(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from edge_ext.deploy import render_target
+    from edge_ext.deploy import DeployError, render_target
 
     config = _load(args.file)
-    files = render_target(config, args.target, Path(args.file).read_text(), namespace=args.namespace,
-                          mock_loopback=args.with_mock, plaintext_processor=args.plaintext_processor,
-                          app_namespaces=tuple(args.app_namespace))
+    try:
+        files = render_target(config, args.target, Path(args.file).read_text(), namespace=args.namespace,
+                              mock_loopback=args.with_mock, plaintext_processor=args.plaintext_processor,
+                              app_namespaces=tuple(args.app_namespace))
+    except DeployError as exc:
+        print(f"edge-ext: cannot render {args.target}: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.output)
     for relative, text in files.items():
         path = out / relative

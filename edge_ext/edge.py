@@ -131,11 +131,11 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
     env = child_env({METRICS_DIR_ENV: str(metrics_dir), DEMO_KEY_ENV: os.environ.get(DEMO_KEY_ENV, "demo-key")})
     for host, port in plan.mocks:
         sup.add(Child(f"mock-provider:{port}", python_argv("edge_ext.mock", "--host", host, "--port", str(port), "--name", f"mock-{port}"), env))
-    from edge_ext.wiring import STATE_FILES, state_directory
+    from edge_ext.wiring import STATE_FILES
 
     # A fresh edge starts with closed breakers and no latency history.
     for name in STATE_FILES:
-        Path(state_directory(config), name).unlink(missing_ok=True)
+        Path(config.processor.directory, name).unlink(missing_ok=True)
 
     for index in range(config.processor.worker_count()):
         address = config.processor.worker_address(index)

@@ -4,6 +4,55 @@ Client-facing errors are rendered in the caller's API shape by ``edge_ext.provid
 ``{"error": {...}}`` or Anthropic ``{"type": "error", ...}``); the ``type`` here is OpenAI's
 error type and each API shape maps it onward. Library errors are translated at the adapter
 that calls the library, with ``raise ... from exc``.
+
+    EdgeError                      500 internal_error
+    ├── ConfigError                    config_invalid      a config refused before anything starts
+    │   ├── ConfigInvalid                                  (config.loader: every problem, by key)
+    │   ├── UnsafeStateDir                                 (config.instance: state directory open to others)
+    │   ├── PricingError                                   (cost.pricing: a bad price table or override)
+    │   └── DeployError                                    (deploy.common: not renderable for that target)
+    ├── InternalError              500 internal_error      unexpected; the client gets an error id only
+    ├── InvalidRequest             400 invalid_request
+    │   ├── InvalidJSON                invalid_json
+    │   ├── BodyNotAllowed             body_not_allowed
+    │   └── PiiBlocked                 pii_detected
+    ├── UnsupportedPath            404 unknown_url
+    ├── MethodNotAllowed           405 method_not_allowed
+    ├── ModelNotFound              404 model_not_found
+    ├── BodyTooLarge               413 request_too_large
+    ├── Unauthorized               401 invalid_api_key
+    │   └── MissingKey                 missing_api_key
+    ├── Forbidden                  403 model_not_allowed
+    ├── RateLimited                429 rate_limit_exceeded
+    │   ├── BudgetExceeded             budget_exceeded
+    │   └── TokenRateExceeded          tokens_per_minute_exceeded
+    ├── ProviderUnavailable        503 provider_unavailable
+    ├── ProviderKeyMissing         503 provider_key_missing
+    ├── FailoverRefused            502 failover_refused
+    └── StoreUnavailable           503 store_unavailable
+        ├── BudgetStoreUnavailable     budget_store_unavailable
+        └── KeyStoreUnavailable        key_store_unavailable
+
+Internal exceptions, outside the tree on purpose: each is caught where it is raised or by its one
+caller, and never reaches a client as itself.
+
+* ``cache.shared.StoreError``: an L2 store failed; the tiered cache makes it a miss. The semantic
+  cache's shared tier raises it from a failed purge (the admin call reports it).
+* ``semantic.embeddings.EmbeddingFailed``: an embedding that could not be had; the semantic lookup
+  is a miss.
+* ``cache.disk.UnsafeRow``: a disk cache row this cache never writes; read as a StoreError.
+* ``cost.ledger_api.LedgerUnavailable``: the Redis ledger is away and budgets fail closed; the
+  budget step raises BudgetStoreUnavailable from it.
+* ``routing.record_file.RecordFileFull``: a shared state file has no room; breakers past it are
+  kept in the process's memory, and a provider past it stays unmeasured.
+* ``redact.scanning.TooManySecrets``, ``redact.document.ScanLimitExceeded`` and ``KeyCollision``:
+  the prompt policy (policy.pii) raises PiiBlocked or BodyTooLarge from them.
+* ``translate.common.TranslationError``: a body one API cannot express in the other; a request
+  becomes InvalidRequest (policy.exchange), an answer a bad-upstream error (policy.response).
+* ``apis.json_body._DuplicateKey``: a repeated JSON key; raised as InvalidJSON.
+* ``mock.faults.FaultError``, ``mock.replies.KnobError`` and ``mock.openai_api.Invalid`` /
+  ``mock.anthropic_api.Invalid``: the bundled mock provider's own errors, answered in the shape
+  of the provider it imitates, never the edge's.
 """
 
 from __future__ import annotations

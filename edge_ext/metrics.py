@@ -8,16 +8,14 @@ scrape sees the instance, not a random worker.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
-from edge_ext.metric_values import Counter, Histogram, families, merge, snapshot
+from edge_ext.metric_values import Counter, Histogram
 
 # Processor time per ext_proc message is tens of microseconds; buckets start well below 1 ms.
 _PHASE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
 class WorkerMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(self) -> None:
         self.streams = Counter("edge_ext_streams", "ext_proc streams opened by Envoy")
         self.requests = Counter(
             "edge_ext_requests",
@@ -34,15 +32,15 @@ class WorkerMetrics:
         self.cache_stored_bytes = Counter("edge_ext_cache_stored_bytes", "Bytes of answers written to the cache")
         self.cache_stores = Counter("edge_ext_cache_stores", "Answers written to the cache")
         self.cache_evictions = Counter("edge_ext_cache_l1_evictions", "L1 entries evicted to stay within bounds")
-        self.cache_l2_errors = Counter("edge_ext_cache_l2_errors", "L2 store failures treated as misses", ["store"])
+        # Degraded modes (edge_ext.health): the cache's L2, breaker sharing, budgets, client keys.
+        self.store_errors = Counter("edge_ext_store_errors", "Failures of a store the worker carried on without, by use and store",
+                                    ["use", "store"])
         self.semantic_lookups = Counter(
             "edge_ext_semantic_lookups", "Semantic cache lookups after an exact miss, by result (hit, miss, no_embedding)",
             ["result"])
         self.semantic_similarity = Histogram(
             "edge_ext_semantic_similarity", "Cosine similarity of the best candidate of each semantic lookup that had one",
             buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0))
-        self.semantic_errors = Counter("edge_ext_semantic_errors", "Embedding and shared-tier failures treated as misses",
-                                       ["source"])
         self.semantic_evictions = Counter("edge_ext_semantic_evictions", "Semantic index entries evicted to stay within bounds")
         self.embedding_seconds = Histogram(
             "edge_ext_embedding_seconds", "Time of the embedding call of a semantic lookup (successful calls)",
@@ -89,16 +87,9 @@ class WorkerMetrics:
         self.failovers = Counter("edge_ext_failovers", "Requests answered by another provider than the first one tried",
                                  ["from_provider", "to_provider"])
         self._phase_children = {}
-        if registry is not None:
-            # This process's own values (a single process, or a test); the supervisor serves the
-            # workers' sum through edge_ext.metric_files instead.
-            registry.register(self)
 
     def families(self) -> list:
         return [v for v in vars(self).values() if isinstance(v, (Counter, Histogram))]
-
-    def collect(self):
-        return families(self.families(), merge([snapshot(self.families())]), with_empty=True)
 
     def on_cache(self, result: str, stored_bytes: int) -> None:
         if result == "stored":

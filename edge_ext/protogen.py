@@ -1,7 +1,8 @@
 """Compile proto/ into the Python stubs under edge_ext/ (``python -m edge_ext.protogen``).
 
-The generated files are committed so that installing edge-ext needs no build step; a test
-regenerates them into a temporary folder and fails when the committed copies are stale.
+The generated files are committed so that installing edge-ext needs no build step (and no
+grpcio-tools: the compiler comes with the test extra); a test regenerates them into a temporary
+folder and fails when the committed copies are stale.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ def proto_files() -> list[Path]:
 
 
 def generate(out_dir: Path) -> None:
-    import grpc_tools
-    from grpc_tools import protoc
+    try:
+        import grpc_tools
+        from grpc_tools import protoc
+    except ImportError:
+        raise SystemExit("edge_ext.protogen needs grpcio-tools, which edge-ext's test extra brings: "
+                         "pip install -e '.[test]' (or pip install 'grpcio-tools>=1.85.1,<1.86')") from None
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     files = [str(p.relative_to(PROTO_DIR)) for p in proto_files()]

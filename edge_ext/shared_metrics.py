@@ -19,9 +19,9 @@ _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.
 
 class SharedStateCollector:
     def __init__(self, config: Config):
-        from edge_ext.wiring import STATE_FILES, state_directory
+        from edge_ext.wiring import STATE_FILES
 
-        directory = state_directory(config)
+        directory = config.processor.directory
         self._breakers_path = os.path.join(directory, STATE_FILES[0])
         self._latency_path = os.path.join(directory, STATE_FILES[1])
         self._providers = [p.name for p in config.providers]

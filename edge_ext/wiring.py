@@ -14,6 +14,7 @@ from edge_ext.cache.tiered import TieredCache
 from edge_ext.clock import Clock, monotonic
 from edge_ext.config.models import Config
 from edge_ext.cost.pricing import load_pricing
+from edge_ext.health import StoreHealth
 from edge_ext.metric_files import METRICS_DIR_ENV, MetricsFlusher
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.accounting import Accounting
@@ -68,7 +69,8 @@ def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics, redis: Any
     else:
         l2 = DiskStore(c.local_directory(config.processor), c.local_size_limit_bytes)
     l1 = MemoryCache(c.l1_max_entries, c.l1_max_bytes, clock, on_evict=metrics.cache_evictions.inc)
-    return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, on_l2_error=lambda store: metrics.cache_l2_errors.labels(store=store).inc())
+    health = StoreHealth("cache", l2.name, metrics.store_errors)
+    return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, health=health)
 
 
 def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, metrics: WorkerMetrics, redis: Any = None):
@@ -81,11 +83,9 @@ def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, me
     from edge_ext.semantic.index import LocalIndex
     from edge_ext.semantic.shared import SharedVectors
 
-    def failed(source: str) -> None:
-        metrics.semantic_errors.labels(source=source).inc()
-
     provider = next(p for p in config.providers if p.name == s.embedding.provider)
-    embedder = EmbeddingClient(provider, keys.get(provider.name), s.embedding, on_error=failed)
+    embedder = EmbeddingClient(provider, keys.get(provider.name), s.embedding,
+                               StoreHealth("embeddings", provider.name, metrics.store_errors))
     local = LocalIndex(s.index.max_entries, s.index.max_bytes, s.index.ttl_s, clock, on_evict=metrics.semantic_evictions.inc)
     shared = None
     if redis is not None and s.shared:
@@ -94,15 +94,13 @@ def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, me
             log.warning("cache.semantic: the cache's Redis is a cluster, where vector search is not shared; "
                         "semantic entries stay in each worker's own index")
         else:
-            shared = SharedVectors(redis, config.cache.redis_read_budget_ms / 1000, on_error=failed)
+            shared = SharedVectors(redis, config.cache.redis_read_budget_ms / 1000,
+                                   StoreHealth("semantic", "redis", metrics.store_errors))
     return SemanticCache(s, embedder, local, shared, on_lookup=metrics.on_semantic)
 
 
-def state_directory(config: Config) -> str:
-    """Where the workers of one instance share breaker and latency state (edge_ext.config.instance)."""
-    return config.processor.directory
-
-
+# Where the workers of one instance share breaker and latency state, in its state directory
+# (``processor.directory``, edge_ext.config.instance).
 STATE_FILES = ("breakers.bin", "latency.bin")
 
 
@@ -111,7 +109,7 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     b = config.routing.breaker
     settings = BreakerSettings(failure_threshold=b.failure_threshold, open_seconds=b.open_seconds,
                                success_threshold=b.success_threshold, half_open_probes=b.half_open_probes)
-    directory = state_directory(config)
+    directory = config.processor.directory
     # Breaker deadlines are wall-clock: they are compared across processes.
     store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,
                               on_transition=metrics.on_breaker_transition)
@@ -121,14 +119,15 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
 
         from edge_ext.routing.redis_store import RedisBreakerStore
 
-        store = RedisBreakerStore(redis, "edge-ext", f"{socket.gethostname()}-{os.getpid()}", local=store)
+        store = RedisBreakerStore(redis, "edge-ext", f"{socket.gethostname()}-{os.getpid()}", local=store,
+                                  health=StoreHealth("breakers", "redis", metrics.store_errors))
         store.watch(p.name for p in config.providers)
         services.append(store)  # its refresh task runs in the worker's event loop
     latency = SharedLatencyTracker(os.path.join(directory, STATE_FILES[1]))
     return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency, services
 
 
-def build_budgets(config: Config, redis: Any = None) -> tuple[Any, list]:
+def build_budgets(config: Config, metrics: WorkerMetrics, redis: Any = None) -> tuple[Any, list]:
     """The budget step (None without budgets or token limits) and its services: the step writes
     its last settlements before the worker exits, then a Redis ledger what it kept while Redis
     was away."""
@@ -142,10 +141,11 @@ def build_budgets(config: Config, redis: Any = None) -> tuple[Any, list]:
     tpm = {k.id: k.tokens_per_minute for k in config.auth.keys if k.tokens_per_minute}
     if not b.limits and not tpm:
         return None, []
-    local = DiskLedger(b.local_dir or os.path.join(state_directory(config), "ledger"))
+    local = DiskLedger(b.local_dir or os.path.join(config.processor.directory, "ledger"))
     ledger = local
     if redis is not None:
-        ledger = RedisLedger(redis, local, b.on_store_error == "fail_open", config.redis.timeout_ms / 1000)
+        ledger = RedisLedger(redis, local, b.on_store_error == "fail_open", config.redis.timeout_ms / 1000,
+                             health=StoreHealth("budgets", "redis", metrics.store_errors))
     specs = [BudgetSpec(l.scope, l.id, l.period, Decimal(str(l.limit_usd))) for l in b.limits]
     # A hold outlives the longest request the route timeouts allow plus the delivery of its
     # outcome (a flush interval), with a grace; then, unsettled, it is charged as estimated.
@@ -154,6 +154,8 @@ def build_budgets(config: Config, redis: Any = None) -> tuple[Any, list]:
         longest += config.cache.single_flight_wait_s + 1  # a follower may wait for its leader first
     grace = config.accounting.outcome_flush_ms / 1000 + config.accounting.outcome_grace_s
     step = BudgetStep(specs, ledger, time.time, tpm, prices=model_prices(config), hold_ttl_s=longest + grace)
+    # Closed in this order: the step's last settlements reach the ledger, then the ledger writes
+    # what it kept during an outage.
     return step, [step, ledger] if ledger is not local else [step]
 
 
@@ -183,14 +185,15 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     if not config.auth.on and config.auth.enabled is None:
         log.warning("auth is off: no client keys are configured, so every caller is trusted "
                     "(list auth.keys, or set auth.enabled: false to say so explicitly)")
-    budgets, budget_services = build_budgets(config, redis)
+    budgets, budget_services = build_budgets(config, metrics, redis)
     services += budget_services
     key_store = None
     if config.auth.on and config.auth.redis_keys:
         from edge_ext.auth_redis import RedisKeyStore
 
         key_store = RedisKeyStore(redis, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s,
-                                  config.redis.timeout_ms / 1000)
+                                  config.redis.timeout_ms / 1000,
+                                  health=StoreHealth("client_keys", "redis", metrics.store_errors))
     semantic = None
     semantic_cache = build_semantic(config, keys, clock, metrics, cache_redis)
     if semantic_cache is not None:

@@ -5,7 +5,6 @@ free ports, and stopped by ``cleanup``; ``kill_primary`` SIGKILLs one primary, a
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from tests.redis_server import require_redis_binary
+from tests.redis_server import redis_binary
 from tests.support import free_port, wait_until
 
 # Failure detection in a second: the replica takes over within a few.
@@ -25,7 +24,7 @@ SENTINEL_MASTER = "edge-primary"
 class _Processes:
     def __init__(self, prefix: str, password: str):
         self.password = password  # every server's, and what replicas and sentinels present
-        self.binary = require_redis_binary()
+        self.binary = redis_binary()
         self.dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.procs: dict[int, subprocess.Popen] = {}  # by port
 
@@ -70,7 +69,7 @@ def _in_sync(replication: dict) -> bool:
 
 
 class RedisClusterHA(_Processes):
-    """3 primaries and 3 replicas (``redis-cli --cluster create --cluster-replicas 1``)."""
+    """3 primaries and 3 replicas, each replicating one primary."""
 
     def __init__(self, password: str):
         super().__init__("edge-redis-cluster-", password)
@@ -82,16 +81,36 @@ class RedisClusterHA(_Processes):
         return {"cluster": {"nodes": [f"127.0.0.1:{p}" for p in self.ports[:3]]}}
 
     def start(self) -> None:
+        buses = {port: free_port() for port in self.ports}
         for port in self.ports:
             # The cluster bus needs a port of its own, free as well (default: port + 10000).
             self.spawn(port, *self.auth(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                       "--cluster-port", str(free_port()), "--cluster-node-timeout", str(NODE_TIMEOUT_MS))
+                       "--cluster-port", str(buses[port]), "--cluster-node-timeout", str(NODE_TIMEOUT_MS))
         for port in self.ports:
             wait_until(lambda: self.client(port).ping(), timeout=10, what=f"cluster node {port} up")
-        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
-                        "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60,
-                       env={**os.environ, "REDISCLI_AUTH": self.password})
+        self._form(buses)
         wait_until(self.healthy, timeout=30, what="cluster ok, each primary with a replica in sync")
+
+    def _form(self, buses: dict[int, int]) -> None:
+        """What ``redis-cli --cluster create --cluster-replicas 1`` does, with the commands
+        themselves: the wheel that brings redis-server brings no redis-cli."""
+        primaries, replicas = self.ports[:3], self.ports[3:]
+        first = self.client(primaries[0])
+        for port in self.ports[1:]:
+            first.execute_command("CLUSTER", "MEET", "127.0.0.1", port, buses[port])
+        step = 16384 // len(primaries)
+        for i, port in enumerate(primaries):
+            end = 16383 if i == len(primaries) - 1 else (i + 1) * step - 1
+            self.client(port).execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, end)
+        ids = {port: self.client(port).execute_command("CLUSTER", "MYID").decode() for port in primaries}
+        for primary, replica in zip(primaries, replicas):
+            client = self.client(replica)
+
+            def knows_primary() -> bool:
+                return ids[primary].encode() in client.execute_command("CLUSTER", "NODES")
+
+            wait_until(knows_primary, timeout=15, what=f"node {replica} met {primary}")
+            client.execute_command("CLUSTER", "REPLICATE", ids[primary])
 
     def live_ports(self) -> list[int]:
         return [p for p, proc in self.procs.items() if proc.poll() is None]

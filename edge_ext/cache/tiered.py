@@ -1,21 +1,22 @@
-"""L1 in process, then the shared L2. Writes to L2 never delay the response."""
+"""L1 in process, then the shared L2. Writes to L2 never delay the response; an L2 failure is a
+miss, counted and logged by its ``StoreHealth`` (edge_ext.health)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from edge_ext.cache.entry import Entry
 from edge_ext.cache.memory import MemoryCache
-from edge_ext.cache.shared import SharedStore, StoreError, guarded
+from edge_ext.cache.shared import SharedStore, StoreError
+from edge_ext.health import StoreHealth
 
 
 class TieredCache:
     def __init__(self, l1: MemoryCache, l2: SharedStore | None, l1_ttl: float, l2_ttl: float,
-                 on_l2_error: Callable[[str], None] = lambda store: None):
+                 health: StoreHealth | None = None):
         self.l1, self.l2 = l1, l2
         self.l1_ttl, self.l2_ttl = l1_ttl, l2_ttl
-        self._report = guarded(on_l2_error)
+        self._health = health or StoreHealth("cache", l2.name if l2 else "none")
         self._writes: set[asyncio.Task] = set()
 
     async def get(self, key: str) -> tuple[Entry | None, str]:
@@ -27,8 +28,9 @@ class TieredCache:
         try:
             data = await self.l2.get(key)
         except StoreError as exc:
-            self._report(self.l2.name, exc)
+            self._health.failed(exc)
             return None, "miss"
+        self._health.ok()
         entry = Entry.decode(data) if data else None
         if entry is None:
             return None, "miss"
@@ -45,7 +47,7 @@ class TieredCache:
         try:
             return await self.l2.lock(key, ttl)
         except StoreError as exc:
-            self._report(self.l2.name, exc)
+            self._health.failed(exc)
             return True
 
     def release(self, key: str) -> None:
@@ -56,7 +58,7 @@ class TieredCache:
         try:
             await self.l2.unlock(key)
         except StoreError as exc:
-            self._report(self.l2.name, exc)
+            self._health.failed(exc)
 
     async def wait_for(self, key: str, max_wait: float, poll_s: float = 0.05) -> Entry | None:
         """Poll L2 for the entry another worker or replica is fetching."""
@@ -83,7 +85,7 @@ class TieredCache:
         try:
             await self.l2.set(key, data, ttl)
         except StoreError as exc:
-            self._report(self.l2.name, exc)
+            self._health.failed(exc)
 
     async def drain(self) -> None:
         """Wait for background writes (tests, shutdown)."""

@@ -20,16 +20,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from edge_ext.cost.ledger_api import BudgetLedger, MemoryLedger
+from edge_ext.cost.ledger_api import BudgetLedger
 
 __all__ = [
     "BudgetLedger",
     "BudgetSpec",
     "BudgetVerdict",
-    "MemoryLedger",
     "Period",
     "Scope",
-    "TokenRate",
     "check",
     "format_usd",
     "period_key",
@@ -147,64 +145,3 @@ def check(spec: BudgetSpec, spent: Decimal, *, held: Decimal = Decimal(0),
     elif spec.period == "total":
         message += "; it does not reset"
     return BudgetVerdict(False, remaining, message)
-
-
-class TokenRate:
-    """A tokens-per-minute limit as a continuously refilled token bucket (GCRA-equivalent).
-
-    The bucket holds up to ``limit_per_minute`` tokens and refills at ``limit_per_minute / 60``
-    per second, so an idle client may spend a whole minute's allowance at once, and sustained
-    use is held to the limit. The price of allowing that burst: any 60 s window admits at most
-    twice the limit (a full bucket plus one minute of refill). A sliding-window log would be
-    exact but keeps one timestamp per request; this keeps two floats.
-
-    Time is passed in (seconds, any monotonic origin); a clock that steps back is treated as
-    no time passing. A request larger than the whole bucket can never be admitted:
-    :meth:`retry_after` returns None for it, so the caller can refuse it outright.
-    """
-
-    __slots__ = ("limit", "_rate", "_level", "_last")
-
-    def __init__(self, limit_per_minute: int) -> None:
-        if isinstance(limit_per_minute, bool) or not isinstance(limit_per_minute, int) or limit_per_minute <= 0:
-            raise ValueError(f"limit_per_minute must be a positive integer, got {limit_per_minute!r}")
-        self.limit = limit_per_minute
-        self._rate = limit_per_minute / 60.0
-        self._level = float(limit_per_minute)
-        self._last: float | None = None
-
-    def _refill(self, now: float) -> None:
-        if self._last is not None and now > self._last:
-            self._level = min(float(self.limit), self._level + (now - self._last) * self._rate)
-        if self._last is None or now > self._last:
-            self._last = now
-
-    def available(self, now: float) -> float:
-        """Tokens that could be taken at ``now`` (negative after an over-charge)."""
-        self._refill(now)
-        return self._level
-
-    def try_take(self, n: int, now: float) -> bool:
-        """Take ``n`` tokens if the bucket holds them; taking nothing is always allowed."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self._refill(now)
-        if n <= self._level:
-            self._level -= n
-            return True
-        return False
-
-    def charge(self, n: int, now: float) -> None:
-        """Take ``n`` tokens unconditionally, e.g. output tokens counted after the response;
-        the bucket may go negative, delaying later requests until it refills."""
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self._refill(now)
-        self._level -= n
-
-    def retry_after(self, n: int, now: float) -> float | None:
-        """Seconds until ``n`` tokens can be taken (0 if now), or None if they never can."""
-        if n > self.limit:
-            return None
-        self._refill(now)
-        return max(0.0, (n - self._level) / self._rate)

@@ -1,4 +1,4 @@
-"""Replicas share spend, holds and token windows through Redis; an outage loses no spend.
+"""Replicas share spend, holds and token windows through Redis, and ride out its outages.
 
 Each admission and each settlement is one Lua script, so it is atomic across replicas. Per
 subject and period (the spend key ``{prefix}{SCOPE:ID:PERIOD}``, e.g.
@@ -16,6 +16,15 @@ writes it when Redis is back (``flush``). A hold admitted during the outage live
 settlement is plain spend (a due one expiring unsettled is charged as estimated, as in Redis). A
 settlement of a hold that is in Redis but could not reach it is queued and replayed through the
 same script, so the hold is removed and charged once, never again at its expiry.
+
+What a replica keeps for Redis lives in the worker's memory, not on disk: a worker that stops
+while Redis is still away tries once more and then logs each amount it could not write (an
+error line per budget period, for the operator to add by hand); one that crashes loses it. A
+durable journal would have to be shared by the instance's workers and replayed at least once
+(so sometimes twice), and be read before each admission; outages are expected to be short and
+rare next to worker stops, so the memory, the final attempt and the loud line are the trade.
+Every failure to reach Redis is counted and logged through the ledger's ``StoreHealth``
+(edge_ext.health).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, Totals, from_micros, to_micros
+from edge_ext.health import StoreHealth
 
 log = logging.getLogger("edge_ext.budget")
 
@@ -95,7 +105,8 @@ def _member(hold: Hold) -> str:
 
 
 class RedisLedger:
-    def __init__(self, redis: Any, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:"):
+    def __init__(self, redis: Any, fallback: Any, fail_open: bool, timeout_s: float = 0.1, prefix: str = "edge-ext:spend:",
+                 health: StoreHealth | None = None):
         from edge_ext.redis_clients import UNAVAILABLE
 
         # Any client from edge_ext.redis_clients. An admission waits at most timeout_s for Redis,
@@ -117,6 +128,7 @@ class RedisLedger:
         self._flushing = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._health = health or StoreHealth("budgets", "redis")
 
     def _keys(self, scope_id: str, period_key: str) -> list[str]:
         suffix = f"{{{scope_id}:{period_key}}}"  # the hash tag: one cluster slot for all four
@@ -124,12 +136,14 @@ class RedisLedger:
                 f"{self._prefix}estimated:{suffix}"]
 
     def _unreachable(self, exc: Exception) -> None:
+        self._health.failed(exc)
         if not self.fail_open:
             raise LedgerUnavailable(str(exc)) from exc
-        log.warning("budget store unreachable (%s); checking against the last known spend", type(exc).__name__)
 
     def _known(self, key: str) -> int:
-        return self._last.get(key, 0) + self._pending.get(key, 0)
+        # Queued settlements count too: args [member, held, spent, estimated, due] (_SETTLE).
+        queued = sum(args[2] for keys, args in self._unsettled if keys[0] == key or (keys[3] == key and args[3]))
+        return self._last.get(key, 0) + self._pending.get(key, 0) + queued
 
     def _keep(self, keys: list[str], micros: int, estimated: bool) -> None:
         """Spend to write when Redis is back."""
@@ -145,26 +159,6 @@ class RedisLedger:
                 self._keep(keys, micros, estimated=True)
         return sum(micros for micros, _, _ in holds.values())
 
-    async def spent(self, scope_id: str, period_key: str) -> Decimal:
-        key = self._keys(scope_id, period_key)[0]
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self.flush()
-                self._last[key] = int(await self._redis.get(key) or 0)
-        except self._down as exc:
-            self._unreachable(exc)
-        return from_micros(self._known(key))
-
-    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
-        key, micros = self._keys(scope_id, period_key)[0], to_micros(usd)
-        try:
-            await self.flush()
-            self._last[key] = int(await self._redis.incrby(key, micros))
-        except self._down:
-            # Kept and written when Redis returns: spend is never dropped.
-            self._pending[key] = self._pending.get(key, 0) + micros
-        return from_micros(self._known(key))
-
     async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
         keys = self._keys(scope_id, period_key)
         held = self._local_held(keys, now)
@@ -174,6 +168,7 @@ class RedisLedger:
                 spent, shared, estimated = (int(v) for v in await self._scripts["totals"](keys=keys, args=[now]))
             self._last[keys[0]], self._last[keys[3]] = spent, estimated
             held += shared
+            self._health.ok()
         except self._down as exc:
             self._unreachable(exc)
         return Totals(from_micros(self._known(keys[0])), from_micros(held), from_micros(self._known(keys[3])))
@@ -189,6 +184,7 @@ class RedisLedger:
                                                                         _member(hold), hold.expires, ttl])
             admitted, spent, held, estimated = (int(v) for v in reply)
             self._last[keys[0]], self._last[keys[3]] = spent, estimated
+            self._health.ok()
             return bool(admitted), Totals(from_micros(spent), from_micros(held), from_micros(estimated))
         except self._down as exc:
             self._unreachable(exc)
@@ -207,36 +203,34 @@ class RedisLedger:
             self._keep(keys, micros, estimated)
             try:
                 await self.flush()
-            except self._down:
-                pass
+            except self._down as exc:
+                self._health.failed(exc)
             return
         args = [_member(hold), hold.micros, micros, 1 if estimated else 0, 1 if hold.due else 0]
         try:
             await self.flush()
             self._last[keys[0]] = int(await self._scripts["settle"](keys=keys, args=args))
-        except self._down:
+            self._health.ok()
+        except self._down as exc:
+            self._health.failed(exc)
             # Replayed through the script: the hold is removed with its charge, not charged again
             # when it expires.
             self._unsettled.append((keys, args))
 
-    async def count(self, key: str) -> int:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return int(await self._redis.get(self._prefix + "count:" + key) or 0)
-        except self._down as exc:
-            self._unreachable(exc)
-            return await self._fallback.count(key)
-
     async def incr(self, key: str, n: int, ttl_s: float) -> int:
         try:
-            return int(await self._scripts["adjust"](keys=[self._prefix + "count:" + key], args=[n, int(ttl_s)]))
-        except self._down:
+            total = int(await self._scripts["adjust"](keys=[self._prefix + "count:" + key], args=[n, int(ttl_s)]))
+        except self._down as exc:
+            self._health.failed(exc)
             return await self._fallback.incr(key, n, ttl_s)
+        self._health.ok()
+        return total
 
     async def take(self, key: str, n: int, limit: int, ttl_s: float) -> tuple[bool, int]:
         try:
             async with asyncio.timeout(self._timeout):
                 admitted, used = await self._scripts["take"](keys=[self._prefix + "count:" + key], args=[n, limit, int(ttl_s)])
+            self._health.ok()
             return bool(admitted), int(used)
         except self._down as exc:
             self._unreachable(exc)
@@ -276,8 +270,18 @@ class RedisLedger:
             await task  # not cancelled: a write cut short might be written again
         try:
             await self.flush()
+            self._health.ok()
         except self._down as exc:
-            log.warning("budget store unreachable at exit (%s): spend kept by this worker is not written", type(exc).__name__)
+            self._health.failed(exc)
+        # What could not be written is lost with this worker: say so, per key, for the operator.
+        lost: dict[str, int] = dict(self._pending)
+        for keys, args in self._unsettled:
+            for key in (keys[0], keys[3]) if args[3] else (keys[0],):
+                lost[key] = lost.get(key, 0) + args[2]
+        for key, micros in sorted(lost.items()):
+            if micros:
+                log.error("budget spend not written to Redis, lost with this worker: %s %s USD (add it to that key "
+                          "once Redis is back)", key, from_micros(micros))
 
     async def _write_back(self) -> None:
         while not self._stopping.is_set():
@@ -287,5 +291,5 @@ class RedisLedger:
                 pass
             try:
                 await self.flush()
-            except self._down:
-                pass  # still away: the next tick, or the next request, tries again
+            except self._down as exc:
+                self._health.failed(exc)  # still away: the next tick, or the next request, tries again

@@ -60,9 +60,9 @@ class DiskLedger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], Any], write: bool) -> Any:
+    def _transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(self._db)
             except BaseException:
@@ -71,8 +71,8 @@ class DiskLedger:
             self._db.execute("COMMIT")
             return result
 
-    async def _run(self, work: Callable[[sqlite3.Connection], Any], write: bool = True) -> Any:
-        return await asyncio.to_thread(self._transaction, work, write)
+    async def _run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await asyncio.to_thread(self._transaction, work)
 
     # -- spend and holds ------------------------------------------------------------------------
     @staticmethod
@@ -87,17 +87,6 @@ class DiskLedger:
                           (scope_id, period_key)).fetchone()[0]
         spent, estimated = row or (0, 0)
         return int(spent), int(held), int(estimated)
-
-    async def spent(self, scope_id: str, period_key: str) -> Decimal:
-        spent, _, _ = await self._run(lambda db: self._totals(db, scope_id, period_key), write=False)
-        return from_micros(spent)
-
-    async def add(self, scope_id: str, period_key: str, usd: Decimal) -> Decimal:
-        def work(db: sqlite3.Connection) -> int:
-            db.execute(_ADD_SPEND, (scope_id, period_key, to_micros(usd), 0))
-            return self._totals(db, scope_id, period_key)[0]
-
-        return from_micros(await self._run(work))
 
     async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
         def work(db: sqlite3.Connection) -> tuple[int, int, int]:
@@ -138,10 +127,6 @@ class DiskLedger:
     def _count(db: sqlite3.Connection, key: str, now: float) -> int:
         row = db.execute("SELECT n FROM counts WHERE key = ? AND expires > ?", (key, now)).fetchone()
         return int(row[0]) if row else 0
-
-    async def count(self, key: str) -> int:
-        now = self._wall()
-        return await self._run(lambda db: self._count(db, key, now), write=False)
 
     def _put(self, db: sqlite3.Connection, key: str, n: int, now: float, ttl_s: float) -> int:
         db.execute("DELETE FROM counts WHERE expires <= ?", (now,))

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from edge_ext.config.hosts import is_loopback as host_is_loopback
+from edge_ext.errors import ConfigError
 from edge_ext.config.models import Config, Provider
 from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, render
 
@@ -53,7 +54,7 @@ DEFAULT_PORT = 50051
 DEFAULT_WORKERS = 2
 
 
-class DeployError(ValueError):
+class DeployError(ConfigError):
     """The config cannot be deployed to the chosen target as it stands."""
 
 

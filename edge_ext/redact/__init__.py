@@ -3,8 +3,7 @@
 ``redact(text)`` replaces what it finds with a placeholder naming the kind (``[EMAIL]``) and
 returns the kinds found, deduplicated, in the fixed order of :data:`KINDS` (so the same findings
 always give the same list, whatever their position). ``detect`` returns only the kinds;
-``redact_json`` redacts every string leaf of a parsed JSON value (keys are left alone, and so are
-numbers: a phone number sent as a JSON integer is not found); ``scan`` returns the spans.
+``scan`` returns the spans.
 :class:`~edge_ext.redact.document.Document` scans a whole JSON document (keys, strings, long
 numbers, strings holding JSON) in one pass and redacts it in place: the prompt policy uses it.
 
@@ -62,10 +61,10 @@ findings). Detectors whose literal (``@``, ``bearer``, ``sk-``, a secret's name 
 from __future__ import annotations
 
 from edge_ext.redact import scanning as _scanning
-from edge_ext.redact.api import KINDS, detect, placeholder, redact, redact_json, scan
+from edge_ext.redact.api import KINDS, detect, placeholder, redact, scan
 from edge_ext.redact.scanning import Finding, TooManySecrets
 
-__all__ = ["KINDS", "Finding", "TooManySecrets", "detect", "placeholder", "redact", "redact_json", "scan"]
+__all__ = ["KINDS", "Finding", "TooManySecrets", "detect", "placeholder", "redact", "scan"]
 
 # Not public: the test that checks island scanning against whole-text scanning calls it here.
 _scan = _scanning._scan

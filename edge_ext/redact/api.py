@@ -1,13 +1,11 @@
 """The public redaction API: ``scan`` (spans), ``redact`` (text with placeholders and the
-kinds found), ``detect`` (kinds only), ``redact_json`` (every string leaf of a parsed JSON
-value), ``placeholder`` and the fixed order of kinds, ``KINDS``, in which findings are
-reported.
+kinds found), ``detect`` (kinds only), ``placeholder`` and the fixed order of kinds, ``KINDS``,
+in which findings are reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 from edge_ext.redact.scanning import Finding, _scan
 
@@ -61,44 +59,3 @@ def detect(text: str, *, kinds: Collection[str] | None = None) -> list[str]:
         raise TypeError(f"expected str, got {type(text).__name__}")
     # Recurrences of a found secret only add spans of a kind already found.
     return _ordered_kinds(_scan(text, _check_kinds(kinds), use_islands=True, scrub=False))
-
-
-def redact_json(value: Any, *, kinds: Collection[str] | None = None) -> tuple[Any, list[str]]:
-    """A copy of a parsed JSON value with every string leaf redacted, and the kinds found.
-
-    Dict keys and non-string scalars are kept as they are; tuples come back as lists. Walked
-    without recursion, so a deeply nested body cannot exhaust the stack; a container reached
-    twice (shared, or even cyclic, which JSON cannot produce) is copied once and shared alike.
-    """
-    chosen = _check_kinds(kinds)
-    found: set[str] = set()
-
-    def leaf(item: Any) -> Any:
-        if isinstance(item, str):
-            clean, hits = redact(item, kinds=chosen)
-            found.update(hits)
-            return clean
-        return item
-
-    if not isinstance(value, (dict, list, tuple)):
-        return leaf(value), [k for k in KINDS if k in found]
-    root: dict[Any, Any] | list[Any] = {} if isinstance(value, dict) else []
-    copies: dict[int, Any] = {id(value): root}
-    stack: list[tuple[Any, Any]] = [(value, root)]
-    while stack:
-        source, target = stack.pop()
-        items = source.items() if isinstance(source, dict) else enumerate(source)
-        for key, child in items:
-            if isinstance(child, (dict, list, tuple)):
-                copy = copies.get(id(child))
-                if copy is None:
-                    copy = {} if isinstance(child, dict) else []
-                    copies[id(child)] = copy
-                    stack.append((child, copy))
-            else:
-                copy = leaf(child)
-            if isinstance(target, dict):
-                target[key] = copy
-            else:
-                target.append(copy)
-    return root, [k for k in KINDS if k in found]

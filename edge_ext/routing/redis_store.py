@@ -4,9 +4,10 @@ Every decision is made by a local store (``MemoryBreakerStore`` or the machine's
 ``LocalBreakerStore``); this class wraps it. ``apply`` runs the event locally, queues what the
 other replicas need to know, and returns: it never awaits and never raises. One background task
 sends the queue and, every ``refresh_seconds``, reads the providers' Redis records and folds
-peers' openings into the local store. With Redis down the task counts errors (``errors``,
-``on_error``) and the local store simply keeps deciding alone; when Redis returns, breakers
-that are open here but missing there are published again.
+peers' openings into the local store. With Redis down the task counts errors (``errors``, and
+its ``StoreHealth``: a metric and a log line, edge_ext.health) and the local store simply keeps
+deciding alone; when Redis returns, breakers that are open here but missing there are published
+again.
 
 The record format and scripts are in ``edge_ext.routing.redis_layout``. No pub/sub: polling one
 pipelined HGETALL per refresh is simpler to keep alive across Redis restarts than a
@@ -28,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
+from edge_ext.health import StoreHealth
 from edge_ext.routing.breaker import BreakerEvent, BreakerRecord, BreakerState, EventKind, Step, open_seconds_for
 from edge_ext.routing.redis_layout import CLOSE_SCRIPT, COUNT_FAILURE, MAX_HOLD, OPEN_SCRIPT, RemoteRecord, breaker_key, parse_remote
 from edge_ext.routing.shared_state import BreakerStore, MemoryBreakerStore
@@ -39,7 +41,7 @@ _NO_RECORD = RemoteRecord()
 class RedisBreakerStore:
     def __init__(self, redis_client: Any, prefix: str, replica_id: str, local: BreakerStore | None = None, *,
                  refresh_seconds: float = 0.5, timeout_seconds: float = 0.05, key_ttl_seconds: int = 86400,
-                 on_error: Callable[[BaseException], None] | None = None, max_pending: int = 10_000):
+                 health: StoreHealth | None = None, max_pending: int = 10_000):
         self.redis = redis_client
         self.prefix = prefix
         self.replica_id = replica_id
@@ -48,7 +50,7 @@ class RedisBreakerStore:
         self.refresh_seconds = refresh_seconds
         self.timeout_seconds = timeout_seconds
         self.key_ttl_seconds = key_ttl_seconds
-        self.on_error = on_error
+        self.health = health or StoreHealth("breakers", "redis")
         self.errors = 0
         self.healthy = False  # the last round trip succeeded
         self._watched: set[str] = set()
@@ -165,13 +167,10 @@ class RedisBreakerStore:
         except Exception as exc:  # noqa: BLE001 - whatever Redis does, the breaker keeps working
             self.healthy = False
             self.errors += 1
-            if self.on_error is not None:
-                try:
-                    self.on_error(exc)
-                except Exception:  # noqa: BLE001 - a broken metrics hook must not stop sharing
-                    pass
+            self.health.failed(exc)
             return False
         self.healthy = True
+        self.health.ok()
         return True
 
     async def _flush(self) -> None:

@@ -17,7 +17,7 @@ from edge_ext.errors import InvalidRequest, ModelNotFound, ProviderKeyMissing, P
 from edge_ext.routing.breaker import BreakerState
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import NO_LATENCY, LatencyView
-from edge_ext.routing.plan import cluster_for, group_members
+from edge_ext.routing.plan import cluster_for
 from edge_ext.routing.shared_state import BreakerStore, StoreBreaker
 from edge_ext.routing.strategies import Candidate, RouteContext, create
 from edge_ext.routing.table import ModelTable
@@ -56,7 +56,6 @@ class Router:
         }
         self._providers = {p.name: p for p in config.providers}
         self._prices = prices
-        self._members = group_members(config)
         self._upstream_models = {(model, t.provider.name): t.upstream_model
                                  for model in self._table.models() for t in self._table.targets(model)}
         self._max_attempts = routing.max_attempts
@@ -129,10 +128,6 @@ class Router:
 
     def provider(self, name: str) -> Provider | None:
         return self._providers.get(name)
-
-    def serving(self, model: str) -> tuple[str, ...]:
-        """The providers of a public model, in config order."""
-        return self._members.get(model, ())
 
     def api_key(self, name: str) -> str:
         return self._keys.get(name) or ""

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import numpy as np
 
-from edge_ext.cache.shared import guarded
 from edge_ext.config.models import Provider
 from edge_ext.config.semantic import Embedding as EmbeddingConfig
+from edge_ext.health import StoreHealth
 from edge_ext.semantic.index import unit
-
-log = logging.getLogger("edge_ext.semantic")
 
 _MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
@@ -57,13 +53,12 @@ def endpoint(provider: Provider, key: str | None, config: EmbeddingConfig) -> tu
 
 
 class EmbeddingClient:
-    def __init__(self, provider: Provider, key: str | None, config: EmbeddingConfig,
-                 on_error: Callable[[str], None] = lambda kind: None):
+    def __init__(self, provider: Provider, key: str | None, config: EmbeddingConfig, health: StoreHealth | None = None):
         self.provider, self.model = provider.name, config.model
         self._url, self._headers, self._body = endpoint(provider, key, config)
         self._timeout_s = config.timeout_ms / 1000
         self._connect_timeout_s = provider.connect_timeout_s
-        self._report = guarded(on_error)
+        self.health = health or StoreHealth("embeddings", provider.name)
         self._session = None
 
     async def start(self) -> None:
@@ -87,11 +82,12 @@ class EmbeddingClient:
             raw = await asyncio.wait_for(self._post(text), self._timeout_s)
             vector, tokens = parse(raw)
         except asyncio.TimeoutError:
-            self._report("embedding", EmbeddingFailed(f"embedding from {self.provider} took over {self._timeout_s:g}s"))
+            self.health.failed(EmbeddingFailed(f"no answer within {self._timeout_s:g}s"))
             return None
         except EmbeddingFailed as exc:
-            self._report("embedding", exc)
+            self.health.failed(exc)
             return None
+        self.health.ok()
         return Embedded(vector, tokens, time.perf_counter() - started)
 
     async def _post(self, text: str) -> bytes:
@@ -101,10 +97,10 @@ class EmbeddingClient:
             async with self._session.post(self._url, json={**self._body, "input": text}, headers=self._headers) as reply:
                 data = await reply.content.read(_MAX_ANSWER_BYTES + 1)
                 if reply.status != 200:
-                    raise EmbeddingFailed(f"embedding from {self.provider}: HTTP {reply.status}")
+                    raise EmbeddingFailed(f"HTTP {reply.status}")
                 return data
         except aiohttp.ClientError as exc:
-            raise EmbeddingFailed(f"embedding from {self.provider} failed: {type(exc).__name__}: {exc}") from exc
+            raise EmbeddingFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
 def parse(raw: bytes) -> tuple[np.ndarray, int]:

@@ -7,8 +7,8 @@ answer (``Entry.encode``) and the vector, with the entry's TTL. Keys carry diges
 namespace and the model, so a purge is a SCAN by pattern.
 
 A Redis without vector search (a plain Redis 7) is found out once and the tier turns itself off,
-saying so once. Redis down or slow is a miss like any shared-tier failure (reported once per kind
-of error in a row); redis-py reconnects by itself when it is back.
+saying so once. Redis down or slow is a miss, counted and logged by its StoreHealth
+(edge_ext.health); redis-py reconnects by itself when it is back.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edge_ext.cache.shared import StoreError, guarded
+from edge_ext.cache.shared import StoreError
+from edge_ext.health import StoreHealth
 
 log = logging.getLogger("edge_ext.semantic")
 
@@ -43,12 +43,11 @@ class Found:
 
 
 class SharedVectors:
-    def __init__(self, redis: Any, read_budget_s: float, prefix: str = "edge-ext:sem:",
-                 on_error: Callable[[str], None] = lambda store: None):
+    def __init__(self, redis: Any, read_budget_s: float, health: StoreHealth | None = None, prefix: str = "edge-ext:sem:"):
         # Any client of edge_ext.redis_clients (binary values: vectors, compressed answers).
         self._redis, self._budget = redis, read_budget_s
         self._prefix = prefix
-        self._report = guarded(on_error)
+        self.health = health or StoreHealth("semantic", "redis")
         self._indexes: set[int] = set()
         self.supported: bool | None = None  # None until the server was asked
 
@@ -69,7 +68,7 @@ class SharedVectors:
                     log.warning("the cache's Redis has no vector search (Redis 8 or Redis Stack needed): semantic "
                                 "entries stay in each worker's own index")
                 else:
-                    raise StoreError(f"semantic redis: {type(exc).__name__}: {exc}") from exc
+                    raise
         return self.supported
 
     async def search(self, partition: str, vector: np.ndarray, count: int = 4) -> list[Found]:
@@ -81,12 +80,10 @@ class SharedVectors:
                     "FT.SEARCH", self._index(vector.size), f"(@p:{{{partition}}})=>[KNN {count} @v $vec AS d]",
                     "PARAMS", "2", "vec", vector.astype(np.float32).tobytes(), "SORTBY", "d",
                     "RETURN", "6", "x", "e", "v", "t", "m", "d", "LIMIT", "0", str(count), "DIALECT", "2")
-        except StoreError as exc:
-            self._report("semantic-redis", exc)
+        except Exception as exc:  # timeouts, connection refused, failover, protocol errors
+            self.health.failed(exc)
             return []
-        except Exception as exc:
-            self._report("semantic-redis", StoreError(f"semantic redis search failed: {type(exc).__name__}: {exc}"))
-            return []
+        self.health.ok()
         return _parse(reply)
 
     async def put(self, partition: str, vector: np.ndarray, text: str, entry: bytes, tenant: str, model: str,
@@ -101,7 +98,7 @@ class SharedVectors:
                 pipe.expire(key, max(1, int(ttl_s)))
                 await pipe.execute()
         except Exception as exc:
-            self._report("semantic-redis", StoreError(f"semantic redis write failed: {type(exc).__name__}: {exc}"))
+            self.health.failed(exc)
 
     async def purge(self, tenant: str | None, model: str | None) -> int:
         pattern = f"{self._prefix}*:{digest(tenant) if tenant else '*'}:{digest(model) if model else '*'}:*"

@@ -4,10 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.keys import PROVIDER_KEY
 from tests.support import edge_config, start_edge, start_mock, stop
-
-PROVIDER_KEY = "sk-provider-e2e-0123456789"
-CLIENT_KEY = "sk-client-e2e-9876543210"
 
 
 def pytest_collection_modifyitems(items):

@@ -6,10 +6,9 @@ import openai
 import pytest
 
 from edge_ext.auth import hash_key
-from tests.redis_server import RedisServer
+from tests.keys import BUDGET_KEY as KEY
 from tests.support import edge_config, start_edge, start_mock, stop
 
-KEY = "sk-budget-key-0001"
 MESSAGES = [{"role": "user", "content": "spend a little"}]
 
 
@@ -59,13 +58,11 @@ def test_budget_runs_out_and_names_itself(tmp_path, mock):
         assert stop(edge.proc) == 0, edge.log()
 
 
-def test_two_replicas_share_one_budget_through_redis(tmp_path, mock):
-    redis = RedisServer()
-    redis.start()
+def test_two_replicas_share_one_budget_through_redis(tmp_path, mock, shared_redis):
     edges = []
     try:
         for name in ("one", "two"):
-            edges.append(start_edge(tmp_path / name, config_for(tmp_path / name, mock, redis={"url": redis.url})))
+            edges.append(start_edge(tmp_path / name, config_for(tmp_path / name, mock, redis={"url": shared_redis.url})))
         served, err = spend_until_refused(edges[0], mock)
         assert err is not None and served >= 1
         client = openai.OpenAI(base_url=f"{edges[1].url}/v1", api_key=KEY, max_retries=0)
@@ -75,7 +72,6 @@ def test_two_replicas_share_one_budget_through_redis(tmp_path, mock):
     finally:
         for edge in edges:
             assert stop(edge.proc) == 0, edge.log()
-        redis.cleanup()
 
 
 def test_tokens_per_minute_per_key(tmp_path, mock):

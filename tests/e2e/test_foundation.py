@@ -11,7 +11,7 @@ from edge_ext.config import parse_config
 from edge_ext.envoy_config.render import render_yaml
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
-from tests.e2e.conftest import CLIENT_KEY, PROVIDER_KEY
+from tests.keys import CLIENT_KEY, PROVIDER_KEY
 from tests.support import edge_config, http, scrape_until, start_edge, stop, wait_until, worker_pids
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}

@@ -8,7 +8,7 @@ import signal
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import PROVIDER_KEY
+from tests.keys import PROVIDER_KEY
 from tests.support import edge_config, http, scrape, start_edge, stop, wait_until, worker_pids
 
 # Longer than this module takes: only a worker's start and its stop write its values here.

@@ -6,10 +6,12 @@ import anthropic
 import openai
 import pytest
 
+from tests.keys import PROVIDERS_ANTHROPIC_KEY as ANTHROPIC_KEY
+from tests.keys import PROVIDERS_AZURE_KEY as AZURE_KEY
+from tests.keys import PROVIDERS_CLIENT_KEY as CLIENT_KEY
+from tests.keys import PROVIDERS_OPENAI_KEY as OPENAI_KEY
 from tests.support import edge_config, start_edge, start_mock, stop
 
-OPENAI_KEY, ANTHROPIC_KEY, AZURE_KEY = "sk-oa-provider-1111", "sk-ant-provider-2222", "az-provider-3333"
-CLIENT_KEY = "sk-client-4444"
 MESSAGES = [{"role": "user", "content": "Tell me about the weather"}]
 
 

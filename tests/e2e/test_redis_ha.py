@@ -116,7 +116,7 @@ def drive_through_failover(edge, kill, failed_over) -> Traffic:
 
 
 def l2_errors(edge) -> float:
-    lines = [line for line in scrape(edge).splitlines() if line.startswith('edge_ext_cache_l2_errors_total{store="redis"}')]
+    lines = [line for line in scrape(edge).splitlines() if line.startswith('edge_ext_store_errors_total{store="redis",use="cache"}')]
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
 
@@ -125,7 +125,7 @@ def ledger_spend(section: dict, tmp) -> int:
     async def read() -> int:
         ledger = RedisLedger(connect_to({**section, "timeout_ms": 5000}), DiskLedger(str(tmp / "reader")),
                              fail_open=False, timeout_s=5)
-        return to_micros(await ledger.spent(SCOPE, PERIOD))
+        return to_micros((await ledger.totals(SCOPE, PERIOD, time.time())).spent)
 
     return asyncio.run(read())
 

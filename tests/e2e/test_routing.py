@@ -175,16 +175,12 @@ def test_admin_forces_a_breaker_open_and_closed(tmp_path, mocks):
         assert stop(edge.proc) == 0, edge.log()
 
 
-def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
-    from tests.redis_server import RedisServer
-
-    redis = RedisServer()
-    redis.start()
+def test_two_replicas_share_breakers_through_redis(tmp_path, mocks, shared_redis):
     edges = []
     try:
         routing = {"strategy": "failover", "breaker": {"failure_threshold": 3, "open_seconds": 30}}
         for name in ("one", "two"):
-            edges.append(start(tmp_path / name, mocks, routing, redis={"url": redis.url}))
+            edges.append(start(tmp_path / name, mocks, routing, redis={"url": shared_redis.url}))
         mocks[0].faults(status=500, count=-1)
         # Replica one's requests fail over, and its failures open the primary's breaker.
         assert answers(edges[0], 3) == [("secondary", "2")] * 3
@@ -204,7 +200,6 @@ def test_two_replicas_share_breakers_through_redis(tmp_path, mocks):
     finally:
         for edge in edges:
             assert stop(edge.proc) == 0, edge.log()
-        redis.cleanup()
 
 
 def test_a_hanging_provider_is_cut_off_by_its_timeout_and_failed_over(tmp_path, mocks):

@@ -11,15 +11,18 @@ import openai
 import pytest
 
 from edge_ext.auth import hash_key
+from tests.keys import SECURITY_KEY_A as KEY_A
+from tests.keys import SECURITY_KEY_B as KEY_B
+from tests.keys import SECURITY_KEY_PII as KEY_PII
+from tests.keys import SECURITY_PROVIDER_KEY, SECURITY_REDIS_KEY
 from tests.support import edge_config, http, start_edge, start_mock, stop
 
-KEY_A, KEY_B, KEY_PII = "sk-edge-tenant-a-0001", "sk-edge-tenant-b-0002", "sk-edge-pii-0003"
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
 @pytest.fixture(scope="module")
 def mock():
-    started = start_mock("sec-mock", "--openai-key", "sk-provider-sec")
+    started = start_mock("sec-mock", "--openai-key", SECURITY_PROVIDER_KEY)
     yield started
     stop(started.proc)
 
@@ -42,7 +45,7 @@ def edge(tmp_path_factory, mock):
     tmp = tmp_path_factory.mktemp("sec")
     providers = [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
                   "models": ["gpt-4o-mini", "gpt-4o"]}]
-    running = start_edge(tmp, edge_config(tmp, providers, auth=keys()), env={"SEC_KEY": "sk-provider-sec"})
+    running = start_edge(tmp, edge_config(tmp, providers, auth=keys()), env={"SEC_KEY": SECURITY_PROVIDER_KEY})
     yield running
     assert stop(running.proc) == 0, running.log()
 
@@ -54,7 +57,7 @@ def oai(edge, key):
 def test_valid_key_is_served_and_never_forwarded(edge, mock):
     assert oai(edge, KEY_A).chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
     (seen,) = mock.requests()
-    assert seen["headers"]["authorization"] == "Bearer sk-provider-sec"
+    assert seen["headers"]["authorization"] == f"Bearer {SECURITY_PROVIDER_KEY}"
     assert KEY_A not in json.dumps(seen)
 
 
@@ -173,7 +176,7 @@ def test_tls_listener_with_a_verifying_sdk_client(tmp_path, mock):
     config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
                                      "models": ["gpt-4o"]}])
     config["listen"]["tls"] = {"cert_file": str(tmp_path / "server.crt"), "key_file": str(tmp_path / "server.key")}
-    edge = start_edge(tmp_path, config, env={"SEC_KEY": "sk-provider-sec"}, wait_ready=False)
+    edge = start_edge(tmp_path, config, env={"SEC_KEY": SECURITY_PROVIDER_KEY}, wait_ready=False)
     try:
         context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
         url = f"https://127.0.0.1:{edge.port}"
@@ -228,7 +231,7 @@ def test_local_rate_limit_is_429_in_openai_shape(tmp_path, mock):
     config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
                                      "models": ["gpt-4o"]}])
     config["listen"]["rate_limit"] = {"max_tokens": 2, "tokens_per_fill": 1, "fill_interval_s": 60}
-    edge = start_edge(tmp_path, config, env={"SEC_KEY": "sk-provider-sec"}, wait_ready=False)
+    edge = start_edge(tmp_path, config, env={"SEC_KEY": SECURITY_PROVIDER_KEY}, wait_ready=False)
     try:
         from tests.support import wait_until
 
@@ -272,7 +275,7 @@ def test_mutual_tls_between_envoy_and_the_processor(tmp_path, mock):
     config["processor"]["mtls"] = {"ca_file": files["ca"], "server_cert_file": files["server_cert"],
                                    "server_key_file": files["server_key"], "client_cert_file": files["client_cert"],
                                    "client_key_file": files["client_key"]}
-    edge = start_edge(tmp_path, config, env={"SEC_KEY": "sk-provider-sec"})
+    edge = start_edge(tmp_path, config, env={"SEC_KEY": SECURITY_PROVIDER_KEY})
     try:
         assert oai(edge, "k").chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
         # Anyone else on the socket, without a client certificate from the CA, is refused.
@@ -284,33 +287,26 @@ def test_mutual_tls_between_envoy_and_the_processor(tmp_path, mock):
         assert stop(edge.proc) == 0, edge.log()
 
 
-def test_client_keys_from_redis(tmp_path, mock):
+def test_client_keys_from_redis(tmp_path, mock, redis_server):
     import redis as redis_py
 
-    from tests.redis_server import RedisServer
-
-    server = RedisServer()
-    server.start()
+    r = redis_py.Redis(port=redis_server.port)
+    r.hset("edge-ext:key:" + hash_key(SECURITY_REDIS_KEY), mapping={"id": "redis-team", "tenant": "r", "models": "gpt-4o"})
+    config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
+                                     "models": ["gpt-4o", "gpt-4o-mini"]}],
+                         auth={**keys(), "redis_keys": True}, redis={"url": redis_server.url})
+    edge = start_edge(tmp_path, config, env={"SEC_KEY": SECURITY_PROVIDER_KEY})
     try:
-        r = redis_py.Redis(port=server.port)
-        r.hset("edge-ext:key:" + hash_key("sk-from-redis"), mapping={"id": "redis-team", "tenant": "r", "models": "gpt-4o"})
-        config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
-                                         "models": ["gpt-4o", "gpt-4o-mini"]}],
-                             auth={**keys(), "redis_keys": True}, redis={"url": server.url})
-        edge = start_edge(tmp_path, config, env={"SEC_KEY": "sk-provider-sec"})
-        try:
-            assert oai(edge, "sk-from-redis").chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
-            with pytest.raises(openai.PermissionDeniedError):
-                oai(edge, "sk-from-redis").chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-            with pytest.raises(openai.AuthenticationError):
-                oai(edge, "sk-nowhere").chat.completions.create(model="gpt-4o", messages=MESSAGES)
-            assert oai(edge, KEY_A).chat.completions.create(model="gpt-4o", messages=MESSAGES).choices  # config keys too
-            server.stop()
-            # A key only Redis knows cannot be checked now: refused with 503, never let through.
-            with pytest.raises(openai.APIStatusError) as info:
-                oai(edge, "sk-unseen-while-down").chat.completions.create(model="gpt-4o", messages=MESSAGES)
-            assert info.value.status_code == 503
-        finally:
-            assert stop(edge.proc) == 0, edge.log()
+        assert oai(edge, SECURITY_REDIS_KEY).chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+        with pytest.raises(openai.PermissionDeniedError):
+            oai(edge, SECURITY_REDIS_KEY).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        with pytest.raises(openai.AuthenticationError):
+            oai(edge, "sk-nowhere").chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert oai(edge, KEY_A).chat.completions.create(model="gpt-4o", messages=MESSAGES).choices  # config keys too
+        redis_server.stop()
+        # A key only Redis knows cannot be checked now: refused with 503, never let through.
+        with pytest.raises(openai.APIStatusError) as info:
+            oai(edge, "sk-unseen-while-down").chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert info.value.status_code == 503
     finally:
-        server.cleanup()
+        assert stop(edge.proc) == 0, edge.log()

@@ -151,13 +151,14 @@ def test_embedding_provider_slow_or_down_the_request_and_exact_cache_still_work(
         assert ask(edge, text).headers["x-edge-cache"] == "hit-l1"
     finally:
         mock.clear()
-    scrape_until(edge, 'edge_ext_semantic_errors_total{source="embedding"}', 'edge_ext_semantic_lookups_total{result="no_embedding"}')
+    scrape_until(edge, 'edge_ext_store_errors_total{store="openai-main",use="embeddings"}',
+                 'edge_ext_semantic_lookups_total{result="no_embedding"}')
 
 
 def test_redis_down_the_local_index_still_answers(edge, mock):
     stored(edge, "Where is the Eiffel Tower located?")
     assert ask(edge, "Where is the Eiffel Tower?").headers["x-edge-cache"] == "hit-semantic"
-    scrape_until(edge, 'edge_ext_semantic_errors_total{source="semantic-redis"}')
+    scrape_until(edge, 'edge_ext_store_errors_total{store="redis",use="semantic"}')
 
 
 def test_metrics_and_the_embedding_cost_charged_to_the_tenant(edge, mock):

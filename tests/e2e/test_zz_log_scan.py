@@ -8,14 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import hostile
-from tests.e2e import conftest, test_budgets, test_cache, test_providers, test_security
+from tests import hostile, keys
 
 SECRETS = [
-    conftest.PROVIDER_KEY, conftest.CLIENT_KEY,
-    test_providers.OPENAI_KEY, test_providers.ANTHROPIC_KEY, test_providers.AZURE_KEY, test_providers.CLIENT_KEY,
-    test_cache.KEY_A, test_cache.KEY_B, test_budgets.KEY,
-    test_security.KEY_A, test_security.KEY_B, test_security.KEY_PII, "sk-provider-sec", "sk-from-redis",
+    *(value for name, value in vars(keys).items() if name.isupper()),
     hostile.KEY_ACME, hostile.KEY_OTHER, hostile.OPENAI_PROVIDER_KEY, hostile.ANTHROPIC_PROVIDER_KEY,
 ]
 PLANTED_PII = ["jane.doe@example.com", "4111 1111 1111 1111", "+1 415 555 0100"]

@@ -2,6 +2,7 @@ import os
 import textwrap
 
 import pytest
+from pydantic import ValidationError
 
 from edge_ext.config import ConfigInvalid, load_config, parse_config
 
@@ -28,7 +29,7 @@ def test_minimal_config_from_the_issue_works_as_is():
 
 def test_config_is_frozen():
     config = parse_config(MINIMAL)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.listen.port = 1  # type: ignore[misc]
 
 

@@ -469,6 +469,15 @@ redis:
     assert {"ports": [{"protocol": "TCP", "port": p} for p in (6379, 7000, 26379)]} in policy["egress"]
 
 
+def test_a_config_the_target_cannot_take_is_a_clear_cli_error(tmp_path, capsys):
+    from edge_ext.cli import main
+    from edge_ext.errors import ConfigError
+
+    assert issubclass(DeployError, ConfigError)
+    assert main(["render", str(EXAMPLE), "--target", "istio", "-o", str(tmp_path / "out")]) == 2
+    assert "edge-ext: cannot render istio: " in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
 # --- Istio -----------------------------------------------------------------------------------
 REQUIRED = {
     ("networking.istio.io/v1alpha3", "EnvoyFilter"): {"configPatches", "workloadSelector"},

@@ -1,13 +1,13 @@
 """Spend ledgers against real stores: disk shared by processes, Redis with an outage in the middle;
-reservations keep the same promises in memory, on disk and in Redis."""
+reservations keep the same promises on disk, in Redis and in the tests' in-memory fake."""
 
 from decimal import Decimal
 
 import pytest
 
-from edge_ext.cost.ledger_api import Hold, MemoryLedger, Totals
+from edge_ext.cost.ledger_api import Hold, Totals
 from edge_ext.cost.ledgers import DiskLedger, LedgerUnavailable, RedisLedger, from_micros, to_micros
-from tests.redis_server import RedisServer
+from tests.fakes import MemoryLedger
 
 
 @pytest.mark.parametrize("usd, micros", [("0.000000001", 1), ("0.0000015", 2), ("1", 1_000_000)],
@@ -16,44 +16,42 @@ def test_micro_dollars_never_undercount(usd, micros):
     assert to_micros(Decimal(usd)) == micros and from_micros(micros) >= Decimal(usd)
 
 
-async def test_disk_ledger_adds_up(tmp_path):
-    a, b = DiskLedger(str(tmp_path)), DiskLedger(str(tmp_path))  # two workers, one directory
-    await a.add("key:x", "2026-11-27", Decimal("0.5"))
-    await b.add("key:x", "2026-11-27", Decimal("0.25"))
-    assert await a.spent("key:x", "2026-11-27") == Decimal("0.75")
-    assert await a.spent("key:x", "2026-11-28") == 0
-
-
-async def test_redis_outage_keeps_spend_and_writes_it_back(tmp_path):
-    server = RedisServer()
-    server.start()
-    try:
-        ledger = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=True)
-        await ledger.add("tenant:t", "p", Decimal("1"))
-        server.stop()
-        await ledger.add("tenant:t", "p", Decimal("2"))  # kept locally
-        assert await ledger.spent("tenant:t", "p") == Decimal("3")  # last known + pending
-        closed = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=False)
-        with pytest.raises(LedgerUnavailable):
-            await closed.spent("tenant:t", "p")
-        server.start()  # empty again: only what this replica kept is written back
-        assert await ledger.spent("tenant:t", "p") == Decimal("2")
-        other = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=True)
-        assert await other.spent("tenant:t", "p") == Decimal("2")
-    finally:
-        server.cleanup()
-
-
-# --- reservations: the same promises from every ledger ------------------------------------------
 NOW = 1795737600.0  # 2026-11-27T00:00:00Z
 
 
-@pytest.fixture(scope="module")
-def redis_server():
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+async def charge(ledger, scope_id: str, period: str, usd: str) -> None:
+    """Settled spend with no reservation before it."""
+    await ledger.settle(Hold(scope_id, period, f"charge-{usd}", Decimal(usd), NOW + 600), Decimal(usd), estimated=False)
+
+
+async def spent(ledger, scope_id: str, period: str) -> Decimal:
+    return (await ledger.totals(scope_id, period, NOW)).spent
+
+
+async def test_disk_ledger_adds_up(tmp_path):
+    a, b = DiskLedger(str(tmp_path)), DiskLedger(str(tmp_path))  # two workers, one directory
+    await charge(a, "key:x", "2026-11-27", "0.5")
+    await charge(b, "key:x", "2026-11-27", "0.25")
+    assert await spent(a, "key:x", "2026-11-27") == Decimal("0.75")
+    assert await spent(a, "key:x", "2026-11-28") == 0
+
+
+async def test_redis_outage_keeps_spend_and_writes_it_back(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path)), fail_open=True)
+    await charge(ledger, "tenant:t", "p", "1")
+    redis_server.stop()
+    await charge(ledger, "tenant:t", "p", "2")  # kept locally
+    assert await spent(ledger, "tenant:t", "p") == Decimal("3")  # last known + pending
+    closed = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path)), fail_open=False)
+    with pytest.raises(LedgerUnavailable):
+        await spent(closed, "tenant:t", "p")
+    redis_server.start()  # empty again: only what this replica kept is written back
+    assert await spent(ledger, "tenant:t", "p") == Decimal("2")
+    other = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path)), fail_open=True)
+    assert await spent(other, "tenant:t", "p") == Decimal("2")
+
+
+# --- reservations: the same promises from every ledger ------------------------------------------
 
 
 def make_ledger(kind: str, tmp_path, redis_server, name: str = "a"):
@@ -61,10 +59,8 @@ def make_ledger(kind: str, tmp_path, redis_server, name: str = "a"):
         return MemoryLedger()
     if kind == "disk":
         return DiskLedger(str(tmp_path / "ledger"), wall=lambda: NOW)
-    # A prefix per test: the module's Redis is shared by the tests.
-    # Generous timeouts: these tests are about the ledger, not latency.
     return RedisLedger(redis_server.client(5000), DiskLedger(str(tmp_path / f"fallback-{name}"), wall=lambda: NOW), fail_open=False,
-                       prefix=f"t:{tmp_path.name}:")
+                       prefix=f"t:{tmp_path.name}:", timeout_s=5)  # generous: these tests are about the ledger, not latency
 
 
 KINDS = ["memory", "disk", "redis"]
@@ -76,7 +72,7 @@ def hold(hold_id: str, usd: str, expires: float = NOW + 600, scope: str = "tenan
 
 @pytest.fixture(params=KINDS)
 def ledger(request, tmp_path):
-    server = request.getfixturevalue("redis_server") if request.param == "redis" else None
+    server = request.getfixturevalue("shared_redis") if request.param == "redis" else None
     return make_ledger(request.param, tmp_path, server)
 
 
@@ -98,7 +94,7 @@ async def test_settling_replaces_a_hold_by_the_charge_and_marks_estimates(ledger
     await ledger.settle(hold("cut", "0.30"), Decimal("0.05"), estimated=True)
     await ledger.settle(hold("refused", "0.30"), Decimal(0), estimated=False)  # released: no provider call
     assert await ledger.totals("tenant:acme", "2026-11-27", NOW) == Totals(Decimal("0.15"), Decimal(0), Decimal("0.05"))
-    assert await ledger.spent("tenant:acme", "2026-11-27") == Decimal("0.15")
+    assert await spent(ledger, "tenant:acme", "2026-11-27") == Decimal("0.15")
     # Settling twice (or a hold already expired) never frees someone else's reservation.
     assert (await ledger.reserve(hold("next", "0.30"), limit, NOW))[0]
     await ledger.settle(hold("real", "0.30"), Decimal(0), estimated=False)
@@ -129,10 +125,10 @@ async def test_a_due_hold_is_charged_as_estimated_when_it_expires_unsettled(ledg
     assert await ledger.totals("tenant:acme", "2026-11-27", NOW + 62) == Totals(Decimal("0.5"), Decimal(0), Decimal("0.4"))
 
 
-@pytest.mark.parametrize("limit, spent, admitted", [("0", "0", False), ("1", "1", False), ("1", "0.999999", True)],
+@pytest.mark.parametrize("limit, spent_usd, admitted", [("0", "0", False), ("1", "1", False), ("1", "0.999999", True)],
                          ids=["zero-limit", "spent-at-limit", "a-micro-left"])
-async def test_reserve_edges(ledger, limit, spent, admitted):
-    await ledger.add("tenant:acme", "2026-11-27", Decimal(spent))
+async def test_reserve_edges(ledger, limit, spent_usd, admitted):
+    await charge(ledger, "tenant:acme", "2026-11-27", spent_usd)
     assert (await ledger.reserve(hold("h", "5"), Decimal(limit), NOW))[0] is admitted
 
 
@@ -141,16 +137,16 @@ async def test_token_windows_admit_below_the_limit_and_take_corrections(ledger):
     assert await ledger.take("tpm:k:1", 80, 100, 120) == (True, 80)  # below the limit: admitted
     assert await ledger.take("tpm:k:1", 1, 100, 120) == (False, 160)
     assert await ledger.incr("tpm:k:1", -150, 120) == 10  # reservations corrected to real counts
-    assert await ledger.count("tpm:k:1") == 10
+    assert await ledger.incr("tpm:k:1", 0, 120) == 10
     assert await ledger.incr("tpm:k:1", -50, 120) == 0  # never below zero
-    assert await ledger.count("tpm:k:2") == 0
+    assert await ledger.incr("tpm:k:2", 0, 120) == 0
 
 
 @pytest.mark.parametrize("kind", ["disk", "redis"])
-async def test_concurrent_admissions_from_two_workers_never_overbook(kind, tmp_path, redis_server):
+async def test_concurrent_admissions_from_two_workers_never_overbook(kind, tmp_path, shared_redis):
     import asyncio
 
-    workers = [make_ledger(kind, tmp_path, redis_server, name) for name in ("a", "b")]
+    workers = [make_ledger(kind, tmp_path, shared_redis, name) for name in ("a", "b")]
     limit = Decimal("1.00")
     # 40 requests at once, alternating between two workers (two connections to one store).
     results = await asyncio.gather(*(workers[i % 2].reserve(hold(f"h{i}", "0.30"), limit, NOW) for i in range(40)))
@@ -169,73 +165,58 @@ async def test_disk_ledger_keeps_plain_rows(tmp_path):
             ("tenant:acme", "2026-11-27", 250000, 250000)]
 
 
-async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path):
-    server = RedisServer()
-    server.start()
+async def test_redis_outage_admits_against_known_spend_and_local_holds(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path)), fail_open=True)
+    limit = Decimal("1.00")
+    await charge(ledger, "tenant:t", "p", "0.50")
+    assert (await ledger.reserve(Hold("tenant:t", "p", "shared", Decimal("0.10"), NOW + 600), limit, NOW))[0]
+    redis_server.stop()
+    # Last known spend (0.50) plus this replica's own holds made during the outage.
+    first = await ledger.reserve(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), limit, NOW)
+    second = await ledger.reserve(Hold("tenant:t", "p", "b", Decimal("0.30"), NOW + 600), limit, NOW)
+    third = await ledger.reserve(Hold("tenant:t", "p", "c", Decimal("0.30"), NOW + 600), limit, NOW)
+    assert [first[0], second[0], third[0]] == [True, True, False]
+    await ledger.settle(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), Decimal("0.20"), estimated=True)
+    assert (await ledger.totals("tenant:t", "p", NOW)).spent == Decimal("0.70")  # kept for Redis
+    # Tokens per minute fall back to the local ledger.
+    assert await ledger.take("tpm:k:1", 10, 100, 120) == (True, 0)
+    closed = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path / "closed")), fail_open=False)
+    for call in (closed.reserve(Hold("tenant:t", "p", "x", Decimal("0.1"), NOW + 600), limit, NOW),
+                 closed.totals("tenant:t", "p", NOW), closed.take("tpm:k:1", 1, 100, 120)):
+        with pytest.raises(LedgerUnavailable):
+            await call
+    redis_server.start()  # empty again: what this replica spent meanwhile is written back
+    totals = await ledger.totals("tenant:t", "p", NOW)
+    assert (totals.spent, totals.estimated) == (Decimal("0.20"), Decimal("0.20"))
+
+
+async def test_a_settlement_that_cannot_reach_redis_is_charged_once_not_again_at_expiry(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.client(200), DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
+    assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]
+    redis_server.pause()
     try:
-        ledger = RedisLedger(server.client(), DiskLedger(str(tmp_path)), fail_open=True)
-        limit = Decimal("1.00")
-        await ledger.add("tenant:t", "p", Decimal("0.50"))
-        assert (await ledger.reserve(Hold("tenant:t", "p", "shared", Decimal("0.10"), NOW + 600), limit, NOW))[0]
-        server.stop()
-        # Last known spend (0.50) plus this replica's own holds made during the outage.
-        first = await ledger.reserve(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), limit, NOW)
-        second = await ledger.reserve(Hold("tenant:t", "p", "b", Decimal("0.30"), NOW + 600), limit, NOW)
-        third = await ledger.reserve(Hold("tenant:t", "p", "c", Decimal("0.30"), NOW + 600), limit, NOW)
-        assert [first[0], second[0], third[0]] == [True, True, False]
-        await ledger.settle(Hold("tenant:t", "p", "a", Decimal("0.30"), NOW + 600), Decimal("0.20"), estimated=True)
-        assert (await ledger.totals("tenant:t", "p", NOW)).spent == Decimal("0.70")  # kept for Redis
-        # Tokens per minute fall back to the local ledger.
-        assert await ledger.take("tpm:k:1", 10, 100, 120) == (True, 0)
-        closed = RedisLedger(server.client(), DiskLedger(str(tmp_path / "closed")), fail_open=False)
-        for call in (closed.reserve(Hold("tenant:t", "p", "x", Decimal("0.1"), NOW + 600), limit, NOW),
-                     closed.totals("tenant:t", "p", NOW), closed.take("tpm:k:1", 1, 100, 120)):
-            with pytest.raises(LedgerUnavailable):
-                await call
-        server.start()  # empty again: what this replica spent meanwhile is written back
-        totals = await ledger.totals("tenant:t", "p", NOW)
-        assert (totals.spent, totals.estimated) == (Decimal("0.20"), Decimal("0.20"))
+        await ledger.settle(due, Decimal("0.05"), estimated=False)  # queued for Redis
     finally:
-        server.cleanup()
+        redis_server.resume()
+    now = await ledger.totals("tenant:t", "p", NOW)
+    assert (now.spent, now.held) == (Decimal("0.05"), Decimal("0"))
+    later = await ledger.totals("tenant:t", "p", NOW + 700)  # past the hold's expiry
+    assert (later.spent, later.estimated) == (Decimal("0.05"), Decimal("0"))
 
 
-async def test_a_settlement_that_cannot_reach_redis_is_charged_once_not_again_at_expiry(tmp_path):
-    server = RedisServer()
-    server.start()
+async def test_holds_admitted_during_an_outage_are_charged_when_settled_or_due(tmp_path, redis_server):
+    ledger = RedisLedger(redis_server.client(200), DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    assert (await ledger.totals("tenant:t", "p", NOW)).spent == 0
+    redis_server.pause()
     try:
-        ledger = RedisLedger(server.client(200), DiskLedger(str(tmp_path)), fail_open=True)
-        due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
-        assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]
-        server.pause()
-        try:
-            await ledger.settle(due, Decimal("0.05"), estimated=False)  # queued for Redis
-        finally:
-            server.resume()
-        now = await ledger.totals("tenant:t", "p", NOW)
-        assert (now.spent, now.held) == (Decimal("0.05"), Decimal("0"))
-        later = await ledger.totals("tenant:t", "p", NOW + 700)  # past the hold's expiry
-        assert (later.spent, later.estimated) == (Decimal("0.05"), Decimal("0"))
+        settled = Hold("tenant:t", "p", "a", Decimal("0.20"), NOW + 600, due=True)
+        abandoned = Hold("tenant:t", "p", "b", Decimal("0.10"), NOW + 1, due=True)
+        for hold_ in (settled, abandoned):
+            assert (await ledger.reserve(hold_, Decimal("1.00"), NOW))[0]  # kept by this replica
+        await ledger.totals("tenant:t", "p", NOW + 5)  # the abandoned one expires unsettled
     finally:
-        server.cleanup()
-
-
-async def test_holds_admitted_during_an_outage_are_charged_when_settled_or_due(tmp_path):
-    server = RedisServer()
-    server.start()
-    try:
-        ledger = RedisLedger(server.client(200), DiskLedger(str(tmp_path)), fail_open=True)
-        assert (await ledger.totals("tenant:t", "p", NOW)).spent == 0
-        server.pause()
-        try:
-            settled = Hold("tenant:t", "p", "a", Decimal("0.20"), NOW + 600, due=True)
-            abandoned = Hold("tenant:t", "p", "b", Decimal("0.10"), NOW + 1, due=True)
-            for hold_ in (settled, abandoned):
-                assert (await ledger.reserve(hold_, Decimal("1.00"), NOW))[0]  # kept by this replica
-            await ledger.totals("tenant:t", "p", NOW + 5)  # the abandoned one expires unsettled
-        finally:
-            server.resume()
-        await ledger.settle(settled, Decimal("0.20"), estimated=False)
-        totals = await ledger.totals("tenant:t", "p", NOW + 5)
-        assert (totals.spent, totals.estimated, totals.held) == (Decimal("0.30"), Decimal("0.10"), Decimal("0"))
-    finally:
-        server.cleanup()
+        redis_server.resume()
+    await ledger.settle(settled, Decimal("0.20"), estimated=False)
+    totals = await ledger.totals("tenant:t", "p", NOW + 5)
+    assert (totals.spent, totals.estimated, totals.held) == (Decimal("0.30"), Decimal("0.10"), Decimal("0"))

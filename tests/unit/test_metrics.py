@@ -7,17 +7,18 @@ from edge_ext.shared_metrics import SharedStateCollector
 
 def test_at_least_twenty_metric_families_with_bounded_labels(tmp_path):
     registry = CollectorRegistry()
-    WorkerMetrics(registry)
     config = parse_config(f"""
 processor: {{address: "unix:{tmp_path}"}}
 providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:1", models: [m]}}]
 """)
     registry.register(SharedStateCollector(config))
-    families = {m.name for m in registry.collect()}
+    worker = WorkerMetrics().families()
+    families = {f.name for f in worker} | {m.name for m in registry.collect()}
     assert len(families) >= 20, sorted(families)
     assert {"gen_ai_client_token_usage", "gen_ai_server_request_duration_seconds", "gen_ai_server_time_to_first_token_seconds"} <= families
     # No label may carry an unbounded value (request ids, raw keys).
-    labels = {label for m in registry.collect() for s in m.samples for label in s.labels}
+    labels = {label for f in worker for label in f.labelnames} | {
+        label for m in registry.collect() for s in m.samples for label in s.labels}
     assert not labels & {"request_id", "key", "api_key", "authorization"}
 
 

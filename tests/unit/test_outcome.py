@@ -12,7 +12,6 @@ from edge_ext.auth import hash_key
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
 from edge_ext.cost.budget import BudgetSpec
-from edge_ext.cost.ledger_api import MemoryLedger
 from edge_ext.cost.ledgers import DiskLedger
 from edge_ext.cost.pricing import load_pricing
 from edge_ext.policy.accounting import Accounting
@@ -23,6 +22,7 @@ from edge_ext.policy.outcome import Outcome, usage_of
 from edge_ext.routing.breaker import BreakerState
 from edge_ext.usage import Usage
 from edge_ext.wiring import model_prices
+from tests.fakes import MemoryLedger
 
 KEY = "sk-outcome-unit-0001"
 CONFIG = f"""\
@@ -69,7 +69,7 @@ async def routed(policy, body: bytes, path: str = "/v1/chat/completions"):
 
 
 async def figures(ledger):
-    return await ledger.totals("tenant:acme", DAY, WALL), await ledger.count(MINUTE)
+    return await ledger.totals("tenant:acme", DAY, WALL), await ledger.incr(MINUTE, 0, 120)
 
 
 @pytest.mark.parametrize("body, last", [

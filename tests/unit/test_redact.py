@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_ext import redact as redact_module
-from edge_ext.redact import KINDS, Finding, TooManySecrets, detect, redact, redact_json, scan
+from edge_ext.redact import KINDS, Finding, TooManySecrets, detect, redact, scan
 
 OPENAI_KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z_-Q7"
 LEGACY_OPENAI_KEY = "sk-" + "a1B2c3D4e5F6g7H8i9J0" * 2 + "kLmNoPqR"
@@ -157,53 +157,6 @@ def test_non_string_is_a_type_error():
 def test_unicode_digits_are_not_numbers():
     text = "٤١١١ ١١١١ ١١١١ ١١١١ and ４１１１１１１１１１１１１１１１"
     assert redact(text) == (text, [])
-
-
-# --- redact_json ----------------------------------------------------------------------------------
-
-
-def test_redact_json_chat_body():
-    body = {
-        "model": "gpt-4o",
-        "temperature": 0.2,
-        "messages": [
-            {"role": "system", "content": "You help ops@corp.io."},
-            {"role": "user", "content": [{"type": "text", "text": "my card is 4111 1111 1111 1111"}]},
-        ],
-        "metadata": {"a@b.io": "key stays", "n": 4155550132, "ok": True, "none": None},
-        "pair": ("10.0.0.1", 1),
-    }
-    clean, kinds = redact_json(body)
-    assert clean == {
-        "model": "gpt-4o",
-        "temperature": 0.2,
-        "messages": [
-            {"role": "system", "content": "You help [EMAIL]."},
-            {"role": "user", "content": [{"type": "text", "text": "my card is [CARD]"}]},
-        ],
-        "metadata": {"a@b.io": "key stays", "n": 4155550132, "ok": True, "none": None},
-        "pair": ["[IP]", 1],
-    }
-    assert kinds == ["EMAIL", "CARD", "IP"]
-    assert body["messages"][0]["content"] == "You help ops@corp.io."  # the input is not modified
-
-
-@pytest.mark.parametrize(("value", "expected"), [("a@b.io", ("[EMAIL]", ["EMAIL"])), (5, (5, [])), (None, (None, []))])
-def test_redact_json_scalars(value, expected):
-    assert redact_json(value) == expected
-
-
-def test_redact_json_deep_and_shared():
-    deep: list = ["a@b.io"]
-    for _ in range(20_000):
-        deep = [deep]
-    clean, kinds = redact_json({"x": deep})
-    assert kinds == ["EMAIL"]
-    shared = {"t": "10.0.0.1"}
-    cyclic: list = [shared, shared]
-    cyclic.append(cyclic)
-    clean, kinds = redact_json(cyclic)
-    assert clean[0] == {"t": "[IP]"} and clean[0] is clean[1] and clean[2] is clean
 
 
 # --- properties -----------------------------------------------------------------------------------

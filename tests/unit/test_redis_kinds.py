@@ -93,11 +93,11 @@ async def test_budget_ledger_scripts_keep_their_keys_together(section, tmp_path)
     assert admitted and before.spent == 0
     assert (await ledger.totals("key:k", "p", now)).held == Decimal("0.4")
     await ledger.settle(hold, Decimal("0.25"), estimated=False)
-    assert await ledger.add("key:k", "p", Decimal("0.5")) == Decimal("0.75")
+    await ledger.settle(Hold("key:k", "p", "charge", Decimal("0.5"), now + 60), Decimal("0.5"), estimated=False)
     totals = await ledger.totals("key:k", "p", now)
     assert (totals.spent, totals.held) == (Decimal("0.75"), 0)
     assert await ledger.take("tpm:k", 10, 10, 60) == (True, 0) and await ledger.take("tpm:k", 10, 10, 60) == (False, 10)
-    assert await ledger.incr("tpm:k", -4, 60) == 6 and await ledger.count("tpm:k") == 6
+    assert await ledger.incr("tpm:k", -4, 60) == 6
 
 
 async def test_breaker_state_is_shared(section):

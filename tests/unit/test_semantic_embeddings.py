@@ -72,13 +72,12 @@ async def test_mock_refuses_bad_requests_like_openai(mock, body, param):
 @pytest.mark.parametrize("kind, extra", [("openai", {}), ("openai_compatible", {}),
                                          ("azure_openai", {"api_version": "2024-10-21"})])
 async def test_client_speaks_each_provider_shape(mock, monkeypatch, kind, extra):
-    errors = []
-    client = EmbeddingClient(provider(mock, kind, **extra), KEY, Embedding(provider="emb"), on_error=errors.append)
+    client = EmbeddingClient(provider(mock, kind, **extra), KEY, Embedding(provider="emb"))
     try:
         got = await client.embed("What is the capital of France?")
     finally:
         await client.aclose()
-    assert got is not None and got.vector.shape == (DEFAULT_DIMS,) and got.input_tokens == 6 and not errors
+    assert got is not None and got.vector.shape == (DEFAULT_DIMS,) and got.input_tokens == 6 and not client.health.errors
     seen = mock.state.recorder.list()[-1]
     assert seen["path"].endswith("/embeddings")
     assert (seen["headers"].get("api-key") if kind == "azure_openai" else seen["headers"]["authorization"]) in (KEY, f"Bearer {KEY}")
@@ -93,26 +92,27 @@ async def test_client_speaks_each_provider_shape(mock, monkeypatch, kind, extra)
 async def test_slow_or_failing_embedding_is_a_miss(mock, fault, key):
     if fault:
         mock.state.faults.add({**fault, "path": "/v1/embeddings"})
-    errors = []
-    client = EmbeddingClient(provider(mock), key, Embedding(provider="emb", timeout_ms=300), on_error=errors.append)
+    client = EmbeddingClient(provider(mock), key, Embedding(provider="emb", timeout_ms=300))
     try:
         assert await client.embed("hello") is None
+        assert client.health.failing and client.health.errors == 1
+        mock.state.faults.clear()
+        if key == KEY:  # the provider is back: the next embedding works and the failure is over
+            assert await client.embed("hello") is not None and not client.health.failing
     finally:
         await client.aclose()
-    assert errors == ["embedding"]
 
 
 async def test_unreachable_embedding_server_is_a_miss():
     from tests.support import free_port
 
     dead = Provider(name="emb", kind="openai", base_url=f"http://127.0.0.1:{free_port()}", models=["m"])
-    errors = []
-    client = EmbeddingClient(dead, None, Embedding(provider="emb"), on_error=errors.append)
+    client = EmbeddingClient(dead, None, Embedding(provider="emb"))
     try:
         assert await client.embed("hello") is None
     finally:
         await client.aclose()
-    assert errors == ["embedding"]
+    assert client.health.errors == 1
 
 
 class Clock:

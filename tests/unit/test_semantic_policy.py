@@ -169,6 +169,7 @@ async def test_a_semantic_hit_charges_its_embedding_to_the_tenant_budget(tmp_pat
     from decimal import Decimal
 
     from edge_ext.cost.ledger_api import from_micros, to_micros
+    from edge_ext.metrics import WorkerMetrics
     from edge_ext.wiring import build_budgets
 
     config = parse_config(CONFIG + f"""\
@@ -176,7 +177,7 @@ budgets:
   local_dir: {tmp_path}
   limits: [{{scope: tenant, id: acme, period: total, limit_usd: 10}}]
 """)
-    budgets, _ = build_budgets(config)
+    budgets, _ = build_budgets(config, WorkerMetrics())
     policy, _, charged = build(config, budgets)
     await ask(policy, "key-alice", body("What is the capital of France?"), ANSWER)
     await budgets.flush()

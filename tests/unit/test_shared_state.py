@@ -1,6 +1,5 @@
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from edge_ext.routing.breaker import Breaker, BreakerEvent, BreakerSettings, Bre
 from edge_ext.routing.redis_layout import COUNT_FAILURE, breaker_key
 from edge_ext.routing.shared_latency import SharedLatencyTracker
 from edge_ext.routing.shared_state import LocalBreakerStore, MemoryBreakerStore, RedisBreakerStore, StoreBreaker
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 C, O, H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -181,74 +181,37 @@ def test_shared_latency_across_processes(tmp_path):
 
 
 # --- Redis ------------------------------------------------------------------------------------
-REDIS_BIN = "/usr/bin/redis-server"
+class Clients:
+    """Connections to one redis-server, closed at the end of the test."""
 
+    def __init__(self, port: int):
+        self.port, self.made = port, []
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    def __call__(self):
+        import redis.asyncio as aioredis
 
-
-class RedisServer:
-    def __init__(self, directory: Path):
-        self.port = free_port()
-        self.directory = directory
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not come up on port {self.port}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if not os.path.exists(REDIS_BIN):
-        reason = (f"{REDIS_BIN} is missing: replica breaker sharing through Redis is NOT being tested "
-                  "(install redis-server; EDGE_EXT_REQUIRE_REDIS=1 turns this skip into a failure)")
-        if os.environ.get("EDGE_EXT_REQUIRE_REDIS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-async def clients(redis_server):
-    import redis.asyncio as aioredis
-
-    made = []
-
-    def make():
-        client = aioredis.Redis(host="127.0.0.1", port=redis_server.port, socket_connect_timeout=0.5, socket_timeout=0.5)
-        made.append(client)
+        client = aioredis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
+        self.made.append(client)
         return client
 
-    yield make
-    for client in made:
-        await client.aclose()
+    async def aclose(self) -> None:
+        for client in self.made:
+            await client.aclose()
+
+
+@pytest.fixture
+async def clients(shared_redis):
+    made = Clients(shared_redis.port)
+    yield made
+    await made.aclose()
+
+
+@pytest.fixture
+async def own_clients(redis_server):
+    """Clients of a server this test stops."""
+    made = Clients(redis_server.port)
+    yield made
+    await made.aclose()
 
 
 async def eventually(check, timeout: float, what: str) -> float:
@@ -330,23 +293,28 @@ async def test_redis_probe_close_and_admin_force_propagate(clients):
 
 
 @pytest.mark.redis
-async def test_redis_outage_falls_back_to_local_state_and_recovers(redis_server, clients):
-    seen: list[BaseException] = []
-    a = replica(clients, "A", on_error=seen.append)
-    b = replica(clients, "B", on_error=lambda exc: 1 / 0)  # a broken hook must not stop anything
+async def test_redis_outage_falls_back_to_local_state_and_recovers(redis_server, own_clients):
+    from edge_ext.health import StoreHealth
+    from edge_ext.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics()
+    health = StoreHealth("breakers", "redis", metrics.store_errors)
+    a, b = replica(own_clients, "A", health=health), replica(own_clients, "B")
     async with a, b:
         await eventually(lambda: a.healthy and b.healthy, 2.0, "both replicas talk to Redis")
-        redis_server.kill()
+        redis_server.stop()
         for _ in range(5):
             a.apply("p1", FAIL)  # no exception on the hot path
         assert a.record("p1").state is O and not StoreBreaker(a, "p1").allow()
         assert StoreBreaker(b, "p1").allow()  # not shared while Redis is down, but B keeps working
         await eventually(lambda: a.errors > 0 and b.errors > 0, 3.0, "both count Redis errors")
-        assert seen and not a.healthy
+        assert metrics.store_errors.labels(use="breakers", store="redis").value == a.errors
+        assert health.failing and not a.healthy
         assert not a._task.done() and not b._task.done()
 
         redis_server.start()  # same port, empty data
         await eventually(lambda: a.healthy and b.healthy, 5.0, "both reconnect")
+        assert not health.failing
         # A republishes the opening Redis lost; B learns it.
         await eventually(lambda: b.record("p1").state is O, 3.0, "B sees A's opening after the restart")
         for _ in range(5):

@@ -14,7 +14,6 @@ from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
 from edge_ext.cost.budget import BudgetSpec
 from edge_ext.cost.calc import estimate_input_tokens
-from edge_ext.cost.ledger_api import MemoryLedger
 from edge_ext.cost.ledgers import DiskLedger
 from edge_ext.cost.pricing import load_pricing
 from edge_ext.cost.reserve import reservation
@@ -25,6 +24,7 @@ from edge_ext.policy.decisions import Continue, Respond
 from edge_ext.policy.engine import Policy
 from edge_ext.usage import Usage
 from edge_ext.wiring import model_prices
+from tests.fakes import MemoryLedger
 
 D = Decimal
 PRICES = load_pricing()
@@ -92,7 +92,7 @@ async def finish(policy, budgets, st):
 
 
 async def figures(ledger):
-    return await ledger.totals("tenant:acme", DAY, WALL), await ledger.count(MINUTE)
+    return await ledger.totals("tenant:acme", DAY, WALL), await ledger.incr(MINUTE, 0, 120)
 
 
 async def test_a_stream_cut_short_is_charged_what_it_delivered(ledger):
@@ -201,7 +201,7 @@ async def test_budget_step_refusals_give_back_what_they_took(ledger):
     with pytest.raises(BudgetExceeded):
         await budgets.admit(caller, {"messages": HELLO, "max_tokens": 10}, "gpt-4o-mini")
     await budgets.flush()
-    assert await ledger.count(MINUTE) == 0  # the window's reservation was given back
+    assert await ledger.incr(MINUTE, 0, 120) == 0  # the window's reservation was given back
     other = BudgetStep([], ledger, FakeClock(WALL), {"acme-key": 10}, prices=lambda model: (MINI,))
     assert await other.admit(caller, {"messages": HELLO, "max_tokens": 100}, "gpt-4o-mini") is not None
     with pytest.raises(TokenRateExceeded):
