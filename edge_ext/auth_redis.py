@@ -5,7 +5,9 @@ Layout: one hash per key, ``{prefix}{sha256}`` with fields ``id``, ``tenant``, `
 ``ttl_s``, unknown ones for a few seconds), so Redis is not on the path of every request, and
 a revoked key stops working within ``ttl_s``. With Redis unreachable, a key not in that cache
 cannot be checked and is refused (503 ``key_store_unavailable``); the failures are counted and
-logged by the store's ``StoreHealth`` (edge_ext.health).
+logged by the store's ``StoreHealth`` (edge_ext.health). The cache holds at most ``max_entries`` digests:
+clients choose what they send, and a flood of made-up keys must not grow it without end (the
+oldest entry goes first; an evicted key costs one more Redis read).
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ from edge_ext.errors import KeyStoreUnavailable
 from edge_ext.health import StoreHealth
 
 _NEGATIVE_TTL_S = 5.0
+MAX_CACHED_KEYS = 10_000
 
 
 class RedisKeyStore:
     def __init__(self, redis: Any, prefix: str, clock: Callable[[], float], ttl_s: float = 30.0, timeout_s: float = 0.1,
-                 health: StoreHealth | None = None):
+                 health: StoreHealth | None = None, max_entries: int = MAX_CACHED_KEYS):
         self._redis = redis
         self._prefix, self._clock, self._ttl = prefix, clock, ttl_s
         self._timeout = timeout_s
-        self._cache: dict[str, tuple[float, Caller | None]] = {}
+        self._cache: dict[str, tuple[float, Caller | None]] = {}  # in insertion order: oldest first
+        self._max_entries = max_entries
         self._health = health or StoreHealth("client_keys", "redis")
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def cached(self, digest: str) -> tuple[bool, Caller | None]:
         hit = self._cache.get(digest)
@@ -50,5 +57,8 @@ class RedisKeyStore:
             models = frozenset(m for m in (get("models") or "").split(",") if m)
             pii = get("pii") if get("pii") in ("off", "redact", "block") else None
             caller = Caller(get("id") or digest[:12], get("tenant") or "default", models, pii)
+        self._cache.pop(digest, None)  # a refreshed entry is the newest
+        while len(self._cache) >= self._max_entries:
+            del self._cache[next(iter(self._cache))]
         self._cache[digest] = (self._clock() + (self._ttl if caller else _NEGATIVE_TTL_S), caller)
         return caller

@@ -97,6 +97,16 @@ def _prepare_instance(config) -> None:
           f"(admin token: {config.processor.admin_token_path})", flush=True)
 
 
+def _check_ports(plan, *, with_envoy: bool) -> None:
+    from edge_ext import ports
+
+    found = ports.problems(ports.planned(plan.config, with_envoy=with_envoy, mocks=plan.mocks))
+    for problem in found:
+        print(f"edge-ext: refusing to start: {problem}", file=sys.stderr)
+    if found:
+        raise SystemExit(2)
+
+
 def _run_edge(args, *, with_envoy: bool) -> int:
     from edge_ext import edge
     from edge_ext.admin import edge_server
@@ -117,13 +127,19 @@ def _run_edge(args, *, with_envoy: bool) -> int:
         plan = _checked(make_plan)
         if plan.banner:
             print(plan.banner, flush=True)
+        _check_ports(plan, with_envoy=with_envoy)
         _prepare_instance(plan.config)
         from edge_ext.config.exposure import exposure_warnings
 
         for warning in exposure_warnings(plan.config):
             logging.getLogger("edge_ext").warning("%s", warning)
         live = LiveConfig(plan.version)
-        edge.start_metrics_server(plan.config, metrics_dir, live)
+        try:
+            edge.start_metrics_server(plan.config, metrics_dir, live)
+        except OSError as exc:  # taken since the check
+            m = plan.config.metrics
+            print(f"edge-ext: refusing to start: {m.host}:{m.port} (metrics.port) cannot be bound: {exc.strerror}", file=sys.stderr)
+            return 2
         sup, envoy_files = edge.build(plan, runtime, with_envoy=with_envoy, metrics_dir=metrics_dir)
         sup.on_reload = Reloader(make_plan, plan, sup, envoy_files, live, edge.worker_argv).reload
         admin = edge_server.serve(plan.config, sup.request_reload)
@@ -199,9 +215,9 @@ def cmd_reload(args) -> int:
 
 
 def cmd_mock_provider(args) -> int:
-    from edge_ext.mock.server import main as mock_main
+    from edge_ext.mock.server import run
 
-    return mock_main(args.rest)
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,8 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin(sub)
     sub.choices["admin"].set_defaults(func=cmd_admin)
 
-    p = sub.add_parser("mock-provider", help="run the bundled mock OpenAI/Anthropic server", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    from edge_ext.mock.settings import add_arguments as add_mock_arguments
+
+    p = sub.add_parser("mock-provider", help="run the bundled mock OpenAI/Anthropic server")
+    add_mock_arguments(p)
     p.set_defaults(func=cmd_mock_provider)
     return parser
 

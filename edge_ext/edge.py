@@ -164,6 +164,7 @@ def start_metrics_server(config: Config, metrics_dir: Path, live: LiveConfig) ->
         return
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from edge_ext.budget_metrics import BudgetCollector
     from edge_ext.metrics import WorkerMetrics
     from edge_ext.shared_metrics import SharedStateCollector
 
@@ -171,4 +172,5 @@ def start_metrics_server(config: Config, metrics_dir: Path, live: LiveConfig) ->
     registry.register(WorkerFilesCollector(metrics_dir, WorkerMetrics().families))
     registry.register(SharedStateCollector(config))
     registry.register(live)
+    registry.register(BudgetCollector(config))
     start_http_server(config.metrics.port, addr=config.metrics.host, registry=registry)

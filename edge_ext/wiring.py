@@ -13,8 +13,10 @@ from edge_ext.cache.shared import DiskStore, RedisStore, SharedStore
 from edge_ext.cache.tiered import TieredCache
 from edge_ext.clock import Clock, monotonic
 from edge_ext.config.models import Config
+from edge_ext.cost.admission import BudgetStep
 from edge_ext.cost.pricing import load_pricing
 from edge_ext.health import StoreHealth
+from edge_ext.driver import Driver
 from edge_ext.metric_files import METRICS_DIR_ENV, MetricsFlusher
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.accounting import Accounting
@@ -33,8 +35,11 @@ class WorkerDeps:
     clock: Clock
     metrics: WorkerMetrics
     policy: Policy
+    driver: Driver  # performs the policy's I/O
+    budgets: BudgetStep | None
     # Background services with async start() and aclose(), run by the worker's event loop.
     services: list = field(default_factory=list)
+    semantic: Any = None  # the semantic cache (edge_ext.semantic.cache), for the admin API's purge
 
 
 def provider_keys(config: Config) -> dict[str, str | None]:
@@ -127,7 +132,7 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
     return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency, services
 
 
-def build_budgets(config: Config, metrics: WorkerMetrics, redis: Any = None) -> tuple[Any, list]:
+def build_budgets(config: Config, metrics: WorkerMetrics, redis: Any = None) -> tuple[BudgetStep | None, list]:
     """The budget step (None without budgets or token limits) and its services: the step writes
     its last settlements before the worker exits, then a Redis ledger what it kept while Redis
     was away."""
@@ -135,7 +140,6 @@ def build_budgets(config: Config, metrics: WorkerMetrics, redis: Any = None) -> 
 
     from edge_ext.cost.budget import BudgetSpec
     from edge_ext.cost.ledgers import DiskLedger, RedisLedger
-    from edge_ext.policy.budgeting import BudgetStep
 
     b = config.budgets
     tpm = {k.id: k.tokens_per_minute for k in config.auth.keys if k.tokens_per_minute}
@@ -194,16 +198,19 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         key_store = RedisKeyStore(redis, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s,
                                   config.redis.timeout_ms / 1000,
                                   health=StoreHealth("client_keys", "redis", metrics.store_errors))
-    semantic = None
-    semantic_cache = build_semantic(config, keys, clock, metrics, cache_redis)
+    semantic_cache = build_semantic(config, keys, clock, metrics, cache_redis) if cache is not None else None
+    step = None
     if semantic_cache is not None:
         from edge_ext.policy.semantic import SemanticStep
 
         services.append(semantic_cache)  # its embedding client
-        semantic = SemanticStep(semantic_cache, config.cache.shared_namespace, accounting,
-                                config.processor.message_timeout_ms / 1000, on_embedding=metrics.on_embedding)
-    policy = Policy(config, clock, keys, wall=time.time, cache=cache, key_store=key_store, on_cache=metrics.on_cache,
-                    router=router, latency=latency, accounting=accounting, budgets=budgets, semantic=semantic)
+        embedder = semantic_cache.embedder
+        step = SemanticStep(config.cache.semantic, (embedder.provider, embedder.model), config.cache.shared_namespace,
+                            accounting, config.processor.message_timeout_ms / 1000, on_embedding=metrics.on_embedding)
+    policy = Policy(config, clock, keys, wall=time.time, on_cache=metrics.on_cache, router=router, latency=latency,
+                    accounting=accounting, cache=cache is not None, key_store=key_store is not None,
+                    budgets=budgets is not None, semantic=step)
+    driver = Driver(policy, config, cache=cache, key_store=key_store, budgets=budgets, semantic=semantic_cache)
     metrics_dir = os.environ.get(METRICS_DIR_ENV)
     if config.metrics.enabled and metrics_dir:
         services.append(MetricsFlusher(metrics, metrics_dir, config.metrics.flush_interval_s))
@@ -214,4 +221,4 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         services.append(ClientService(redis))
         if cache_redis is not redis:
             services.append(ClientService(cache_redis, "redis.cache"))
-    return WorkerDeps(config, clock, metrics, policy, services)
+    return WorkerDeps(config, clock, metrics, policy, driver, budgets, services, semantic_cache)

@@ -10,7 +10,7 @@ from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.schema import anthropic_style
 from edge_ext.apis.validate import anthropic_fields
 from edge_ext.errors import EdgeError, InvalidRequest
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 
 # Anthropic's error types differ from OpenAI's for two statuses; the rest share names.
 _TYPES = {404: "not_found_error", 413: "request_too_large", 503: "overloaded_error", 529: "overloaded_error"}

@@ -6,10 +6,9 @@ from typing import Protocol
 
 from edge_ext.apis.limits import RequestLimits
 from edge_ext.errors import EdgeError
-from edge_ext.policy.decisions import Respond
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest, Headers
 
-JSON_HEADERS = (("content-type", "application/json"),)
+JSON_HEADERS: Headers = (("content-type", "application/json"),)
 
 
 class ClientAPI(Protocol):
@@ -20,7 +19,3 @@ class ClientAPI(Protocol):
     def error_body(self, err: EdgeError) -> bytes: ...
 
     def models_body(self, models: tuple[str, ...], created: int) -> bytes: ...
-
-
-def error_response(api: ClientAPI, err: EdgeError) -> Respond:
-    return Respond(err.status, api.error_body(err), JSON_HEADERS + err.headers, f"edge_ext_{err.code}")

@@ -8,7 +8,7 @@ from edge_ext.apis.json_body import chat_basics
 from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.validate import openai_fields
 from edge_ext.errors import EdgeError
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 
 
 class OpenAIClientAPI:

@@ -73,7 +73,7 @@ class Auth(Strict):
 class Budget(Strict):
     scope: Literal["key", "tenant"]
     # The key's id (auth.keys[].id) or the tenant, with their pattern: budget ids travel in
-    # request metadata joined by '|' and ';' (edge_ext.policy.budgeting).
+    # request metadata joined by '|' and ';' (edge_ext.cost.admission).
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
     period: Literal["daily", "monthly", "total"]
     limit_usd: Annotated[float, Field(ge=0)]

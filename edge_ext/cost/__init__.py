@@ -1,7 +1,11 @@
-"""Cost accounting: prices as data, exact per-exchange cost, and budget rules.
+"""Cost accounting: prices as data, exact per-exchange cost, budget rules, and where spend is kept.
 
-Pure code: no I/O beyond reading the price table, no clock (time is always passed in), no Redis
-(a ledger is injected). The intended flow per request::
+Two halves. Pure, no I/O and no clock (time is always passed in): pricing.py (the table, read
+once at start), calc.py (the arithmetic and estimates), reserve.py (what a request reserves),
+estimate.py (what an answer cut short is charged), budget.py (the budget rules). I/O, async:
+ledger_api.py (what ledgers promise), ledgers.py and ledger_redis.py (where spend is kept: SQLite
+on disk, Redis), and admission.py (``BudgetStep``: reserve against the ledger before routing,
+settle after), which the driver runs for the policy (edge_ext.driver). The flow per request::
 
     table = load_pricing(overrides=config_pricing)              # once, at start
     estimate = reservation(body, prices_of_the_group)           # before routing
@@ -10,10 +14,6 @@ Pure code: no I/O beyond reading the price table, no clock (time is always passe
     ...                                                          # the exchange
     result = cost_of(usage, upstream_model, table)               # usage reported, or estimated
     await ledger.settle(hold, result.usd or 0, estimated)        # the hold becomes the charge
-
-pricing.py holds the table, calc.py the arithmetic and estimates, reserve.py what a request
-reserves, estimate.py what an answer cut short is charged, budget.py the budget rules,
-ledger_api.py what ledgers promise, ledgers.py and ledger_redis.py where spend is kept.
 """
 
 from edge_ext.cost.budget import (

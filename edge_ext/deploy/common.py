@@ -182,6 +182,12 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, ist
         data.setdefault("routing", {})["max_attempts"] = 1
         changes.append(f"routing.max_attempts {config.routing.max_attempts} -> 1 (Istio routes on the provider edge-ext "
                        "chose; in-flight failover needs the Envoy edge's failover clusters)")
+    if istio and config.accounting.fast_path:
+        # A processor that ended a stream after the request body would wait for an outcome that
+        # never comes: the answer would go unaccounted, its breaker verdict unseen.
+        data.setdefault("accounting", {})["fast_path"] = False
+        changes.append("accounting.fast_path true -> false (the mesh's proxies run only the ext_proc filter: no "
+                       "access log brings outcomes back, so every answer takes its response phase)")
     if config.redis is None:
         # Replicas share breakers, budgets and the cache: through the bundled Redis, unless the
         # config names one.

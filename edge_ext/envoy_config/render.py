@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from pathlib import Path
 from string import Template
@@ -168,10 +169,14 @@ def processor_mtls(mtls) -> dict[str, Any]:
     }
 
 
+RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
+_PROBE_METHODS = {"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD"}}}
+
+
 def local_rate_limit(limit) -> dict[str, Any]:
     percent = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}, "runtime_key": "edge_ext.rate_limit"}
     return {
-        "name": "envoy.filters.http.local_ratelimit",
+        "name": RATE_LIMIT_FILTER,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
             "stat_prefix": "edge_rate_limit",
@@ -182,6 +187,20 @@ def local_rate_limit(limit) -> dict[str, Any]:
             "response_headers_to_add": [{"header": {"key": "retry-after", "value": str(max(1, round(limit.fill_interval_s)))}}],
         },
     }
+
+
+def exempt_probes(routes: list[dict[str, Any]]) -> None:
+    """Probes (GET or HEAD on the health paths) skip the clients' token bucket: an overloaded
+    edge must not look dead to its orchestrator, nor a probe spend a client's token. Other
+    methods on those paths stay client requests (the processor answers them 405), limited."""
+    names = [route["name"] for route in routes]
+    live, ready = routes[names.index("health_live")], routes[names.index("health_ready")]
+    probe = copy.deepcopy(ready)  # a copy, not shared dicts: the YAML would carry anchors
+    probe["name"], probe["match"]["headers"] = "health_ready_probe", [dict(_PROBE_METHODS)]
+    routes.insert(names.index("health_ready"), probe)
+    for route in (live, probe):
+        route["typed_per_filter_config"][RATE_LIMIT_FILTER] = {
+            "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
 
 
 def processor_endpoints(config: Config) -> list[dict[str, Any]]:
@@ -246,6 +265,7 @@ def render(config: Config) -> dict[str, Any]:
     if config.listen.rate_limit:
         # Before ext_proc: a request over the limit costs no processor round trip.
         hcm["http_filters"].insert(0, local_rate_limit(config.listen.rate_limit))
+        exempt_probes(hcm["route_config"]["virtual_hosts"][0]["routes"])
     clusters = bootstrap["static_resources"]["clusters"]
     clusters[0]["load_assignment"]["endpoints"][0]["lb_endpoints"] = processor_endpoints(config)
     if config.processor.mtls:

@@ -16,6 +16,7 @@ itself.) On TCP, gRPC's SO_REUSEPORT lets the successor listen on the same port.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -100,8 +101,8 @@ def publish(staging: str, address: str) -> None:
 async def build_admin_server(config: Config, index: int, deps) -> tuple[grpc.aio.Server, str]:
     token = admin_token(config.processor.admin_token_path, create=True)
     server = grpc.aio.server(interceptors=[TokenCheck(token)])
-    admin_pb2_grpc.add_AdminServicer_to_server(
-        AdminService(config, index, deps.metrics, deps.policy.router, deps.policy.budgets, deps.policy.semantic), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router, deps.budgets,
+                                                            deps.semantic), server)
     staging = staging_address(config.processor.admin_address(index))
     server.add_insecure_port(staging)  # a Unix socket in the private directory
     await server.start()
@@ -131,10 +132,10 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
     tracer = build_tracer(config.telemetry, span_exporter)
     server = grpc.aio.server(options=grpc_options(config))
     service_pb2_grpc.add_ExternalProcessorServicer_to_server(
-        ExternalProcessor(deps.policy, deps.metrics, deps.clock, tracer), server
+        ExternalProcessor(deps.driver, deps.metrics, deps.clock, tracer), server
     )
     # Envoy's access log brings the outcomes of 2-message requests (edge_ext.extproc.access_log).
-    outcomes = AccessLogService(deps.policy.on_outcome, deps.metrics)
+    outcomes = AccessLogService(deps.driver.outcome, deps.metrics)
     als_service_pb2_grpc.add_AccessLogServiceServicer_to_server(outcomes, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -160,6 +161,9 @@ def longest_request_s(config: Config) -> float:
 async def serve_worker(config: Config, index: int, ready_fd: int | None = None) -> None:
     address = config.processor.worker_address(index)
     server, health_servicer = await build_server(config, index, address)
+    # What start-up built (config, price table, compiled schemas) lives as long as the worker:
+    # out of the collector's full passes, which would otherwise walk it again and again.
+    gc.freeze()
     log.info("worker %d (pid %d) listening on %s", index, os.getpid(), address)
     if ready_fd is not None:  # the supervisor waits for this to retire a predecessor
         os.write(ready_fd, b"1")

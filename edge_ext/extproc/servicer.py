@@ -1,4 +1,5 @@
-"""The thin gRPC side: one ext_proc stream in, policy decisions out as ProcessingResponses."""
+"""The thin gRPC side: one ext_proc stream in, policy decisions out as ProcessingResponses; the
+I/O a decision needs first is performed by the driver (edge_ext.driver)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from pathlib import Path
 
 import grpc
 
+from edge_ext.driver import Driver
 from edge_ext.extproc.attributes import ATTRIBUTES, attempt_provider, route_metadata, upstream_of
 from edge_ext.extproc.convert import extend_timeout, header_dict, to_response
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.attempt import AttemptState, AttemptStep
-from edge_ext.policy.decisions import CONTINUE, Decision, Defer, Respond
-from edge_ext.policy.engine import Policy
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Respond
+from edge_ext.policy.engine import Step
 from edge_ext.policy.state import StreamState
 from edge_ext.telemetry import end_request_span, start_request_span
 
@@ -40,16 +42,11 @@ def _code_details(request: pb.ProcessingRequest) -> str:
     return attrs.fields["response.code_details"].string_value
 
 
-async def _prepend(first: pb.ProcessingRequest, rest: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingRequest]:
-    yield first
-    async for request in rest:
-        yield request
-
-
 class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
-    def __init__(self, policy: Policy, metrics: WorkerMetrics, clock: Callable[[], float], tracer=None):
+    def __init__(self, driver: Driver, metrics: WorkerMetrics, clock: Callable[[], float], tracer=None):
         self._tracer = tracer
-        self._policy = policy
+        self._driver = driver
+        self._policy = policy = driver.policy
         self._attempts = AttemptStep(policy.router, policy.grants)
         self._metrics = metrics
         self._clock = clock
@@ -59,19 +56,71 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
     ) -> AsyncIterator[pb.ProcessingResponse]:
         # The first message tells the two filters apart: only the failover cluster's filter
         # asks for the endpoint's metadata.
-        async for first in request_iterator:
-            provider = attempt_provider(first)
-            if provider is None:
-                stream = self._request(_prepend(first, request_iterator))
-            else:
-                stream = self._attempt(first, provider, request_iterator)
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None:
+            return
+        provider = attempt_provider(first)
+        if provider is not None:
+            attempt = self._attempt(first, provider, requests)
             try:
-                async for response in stream:
+                async for response in attempt:
                     yield response
             finally:
                 # Run the inner stream's cleanup now, not whenever it is collected.
-                await stream.aclose()
+                await attempt.aclose()
             return
+        # The common request is served by this generator itself: every async generator layer
+        # costs each message a hop, and one left unfinished is closed later by a task of its own.
+        policy, driver, metrics, clock = self._policy, self._driver, self._metrics, self._clock
+        st = policy.new_stream()
+        metrics.streams.inc()
+        span = None
+        request: pb.ProcessingRequest | None = first
+        try:
+            while request is not None:
+                started = clock()
+                phase = request.WhichOneof("request")
+                if phase not in _PHASES:
+                    # Trailers are never requested by our filter config; answer so Envoy is not stuck.
+                    yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
+                    request = await anext(requests, None)
+                    continue
+                extended = False
+                try:
+                    decision = self._decide(st, phase, request, started)
+                    if phase == "request_headers" and self._tracer is not None:
+                        span = start_request_span(self._tracer, st.headers)
+                    while not isinstance(decision, (Continue, Respond)):
+                        # I/O the policy needs first.
+                        if decision.extend_s and not extended and phase == "request_body":
+                            # Envoy would fail the request at message_timeout while we wait.
+                            yield extend_timeout(decision.extend_s)
+                            extended = True
+                        decision = await driver.perform(st, decision)
+                    if extended:
+                        started = clock()
+                    driver.run_effects(st)
+                except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
+                    decision = self._internal_error(st, phase, exc)
+                response = to_response(phase, decision)
+                metrics.observe_phase(phase, clock() - started)
+                yield response
+                if getattr(decision, "last", False):
+                    # Sent: from here the request's outcome settles it. Ending the stream (gRPC
+                    # OK) tells Envoy the processor wants no more of it: no response phase runs.
+                    policy.handed_over(st)
+                    break
+                if response.HasField("immediate_response"):
+                    break
+                request = await anext(requests, None)
+        finally:
+            # Every stream ends here, answered, failed or cancelled by Envoy.
+            driver.end(st)
+            metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
+            metrics.on_finish(st, clock())
+            if span is not None:
+                end_request_span(span, st)
 
     async def _attempt(self, first: pb.ProcessingRequest, provider: str,
                        rest: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingResponse]:
@@ -101,56 +150,13 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         except Exception as exc:  # noqa: BLE001 - the one place an unexpected attempt error ends
             return self._attempts.refuse(f"internal error {_log_internal(phase, '-', exc)}")
 
-    async def _request(self, request_iterator: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingResponse]:
-        policy, metrics, clock = self._policy, self._metrics, self._clock
-        st = policy.new_stream()
-        metrics.streams.inc()
-        span = None
-        try:
-            async for request in request_iterator:
-                started = clock()
-                phase = request.WhichOneof("request")
-                if phase not in _PHASES:
-                    # Trailers are never requested by our filter config; answer so Envoy is not stuck.
-                    yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
-                    continue
-                try:
-                    decision = await self._decide(st, phase, request, started)
-                    if phase == "request_headers" and self._tracer is not None:
-                        span = start_request_span(self._tracer, st.headers)
-                    if isinstance(decision, Defer):
-                        if phase == "request_body":
-                            # Envoy would fail the request at message_timeout while we wait.
-                            yield extend_timeout(decision.extend_s)
-                        decision = await decision.then
-                        started = clock()
-                except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
-                    decision = self._internal_error(st, phase, exc)
-                response = to_response(phase, decision)
-                metrics.observe_phase(phase, clock() - started)
-                yield response
-                if getattr(decision, "last", False):
-                    # Sent: from here the request's outcome settles it. Ending the stream (gRPC
-                    # OK) tells Envoy the processor wants no more of it: no response phase runs.
-                    policy.handed_over(st)
-                    break
-                if response.HasField("immediate_response"):
-                    break
-        finally:
-            # Every stream ends here, answered, failed or cancelled by Envoy.
-            policy.on_stream_end(st)
-            metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
-            metrics.on_finish(st, clock())
-            if span is not None:
-                end_request_span(span, st)
-
-    async def _decide(self, st: StreamState, phase: str, request: pb.ProcessingRequest, started: float) -> Decision:
+    def _decide(self, st: StreamState, phase: str, request: pb.ProcessingRequest, started: float) -> Step:
         policy = self._policy
         if phase == "request_headers":
             msg = request.request_headers
             return policy.on_request_headers(st, header_dict(msg.headers), msg.end_of_stream)
         if phase == "request_body":
-            return await policy.on_request_body(st, request.request_body.body)
+            return policy.on_request_body(st, request.request_body.body)
         if phase == "response_headers":
             headers = header_dict(request.response_headers.headers)
             self._metrics.on_first_byte(st, started)

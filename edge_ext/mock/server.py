@@ -21,7 +21,7 @@ from .errors import ANTHROPIC, AZURE, OPENAI
 from .faults import FaultQueue
 from .pipeline import STATE_KEY, Exchange, MockState, begin
 from .recording import Recorder
-from .settings import DEFAULT_HOST, DEFAULT_PORT, MockSettings
+from .settings import MockSettings, add_arguments
 
 PROVIDER_HEADER = "x-mock-provider"
 # Handlers in flight get this long (twice: to finish, then to unwind after
@@ -144,14 +144,7 @@ async def start_mock(settings: MockSettings | None = None) -> MockHandle:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-ext-mock", description="Mock OpenAI/Azure/Anthropic provider for tests.")
-    p.add_argument("--host", default=DEFAULT_HOST)
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--name", default=None, help="value of the x-mock-provider header (default: mock)")
-    p.add_argument("--latency-ms", type=int, default=None, help="delay before every API response head")
-    p.add_argument("--openai-key", default=None, help="expected OpenAI Bearer key (default: accept any)")
-    p.add_argument("--anthropic-key", default=None, help="expected Anthropic key (default: accept any)")
-    p.add_argument("--azure-key", default=None, help="expected Azure api-key (default: accept any)")
-    p.add_argument("--max-recorded", type=int, default=None, help="recorded requests kept (ring buffer)")
+    add_arguments(p)
     return p
 
 
@@ -183,7 +176,11 @@ async def _serve(settings: MockSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT with the options of :func:`add_arguments`."""
     try:
         settings = MockSettings.from_env(
             host=args.host,

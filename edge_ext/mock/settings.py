@@ -7,6 +7,7 @@ changing under it; runtime behaviour changes go through the control API
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -87,3 +88,16 @@ class MockSettings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The mock's command-line options, shared by ``python -m edge_ext.mock`` and
+    ``edge-ext mock-provider`` (kept here, away from aiohttp, so the CLI starts fast)."""
+    p.add_argument("--host", default=DEFAULT_HOST)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--name", default=None, help="value of the x-mock-provider header (default: mock)")
+    p.add_argument("--latency-ms", type=int, default=None, help="delay before every API response head")
+    p.add_argument("--openai-key", default=None, help="expected OpenAI Bearer key (default: accept any)")
+    p.add_argument("--anthropic-key", default=None, help="expected Anthropic key (default: accept any)")
+    p.add_argument("--azure-key", default=None, help="expected Azure api-key (default: accept any)")
+    p.add_argument("--max-recorded", type=int, default=None, help="recorded requests kept (ring buffer)")

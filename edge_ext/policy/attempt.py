@@ -20,8 +20,8 @@ from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.openai import OPENAI
 from edge_ext.errors import EdgeError, FailoverRefused
 from edge_ext.policy.decisions import Continue, Decision, Mode, Respond
-from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.grant import AttemptGrants
+from edge_ext.policy.shaping import shape
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
 
@@ -65,19 +65,16 @@ class AttemptStep:
         if source is None or target is None or upstream_model is None:
             # Never let an attempt leave with another provider's shape or credentials.
             return self.refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
-        adapter = adapter_for(target.kind)
         try:
             request = _APIS[adapter_for(source.kind).wire_api].parse(body)
-            shaped = upstream_body(request, adapter.wire_api, target, upstream_model)
+            # st.headers is the shared header map as this attempt found it: the adapter's
+            # allow-list removes whatever an earlier attempt set for its provider along with any
+            # client header.
+            shaped = shape(request, target, router.api_key(st.provider), upstream_model, st.headers)
         except EdgeError as err:
             return self.refuse(f"the request cannot be sent to {st.provider!r}: {err.message}")
-        # st.headers is the shared header map as this attempt found it: the adapter's allow-list
-        # removes whatever an earlier attempt set for its provider along with any client header.
-        upstream = adapter.upstream(target, router.api_key(st.provider), upstream_model, st.headers)
-        set_headers = [(":path", upstream.path), (":authority", target.url.netloc), *upstream.set_headers]
-        if shaped.body is not None:
-            set_headers.append(("content-length", str(len(shaped.body))))
-        return Continue(set_headers=tuple(set_headers), remove_headers=upstream.remove_headers, body=shaped.body)
+        return Continue(set_headers=((":authority", target.url.netloc), *shaped.set_headers),
+                        remove_headers=shaped.remove_headers, body=shaped.body.body)
 
     @staticmethod
     def refuse(message: str) -> Respond:

@@ -1,12 +1,14 @@
-"""What the policy tells the servicer to do with one ext_proc message. Plain data, no protos."""
+"""What the policy tells the servicer to do with one ext_proc message. Plain data, no protos.
+
+(What it asks the driver to do first, when it needs I/O, is in edge_ext.policy.needs.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import Enum
 
-Headers = tuple[tuple[str, str], ...]
+from edge_ext.message import Headers
 
 
 class ResponseMode(Enum):
@@ -55,16 +57,5 @@ class Respond:
     metadata: Headers = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Defer:
-    """The decision needs waiting (another request is fetching the same answer).
-
-    The servicer first extends Envoy's per-message deadline by ``extend_s``, then awaits ``then``.
-    """
-
-    extend_s: float
-    then: Awaitable[Continue | Respond]
-
-
 CONTINUE = Continue()
-Decision = Continue | Respond | Defer
+Decision = Continue | Respond

@@ -1,40 +1,48 @@
 """The policy: decides, for each ext_proc message of one request, what Envoy should do.
 
-Pure: no gRPC, no protos, time from injected clocks. The servicer in edge_ext.extproc turns
-its decisions into ProcessingResponses.
+Sans-I/O: no gRPC, no protos, no awaiting, no tasks; time from injected clocks. Each phase returns
+a decision (edge_ext.policy.decisions) or a need: a description of the I/O it must wait for
+(edge_ext.policy.needs). The driver (edge_ext.driver) performs a need and hands its result to
+``resume``, which returns the next decision or need; work nobody waits for is left in
+``StreamState.effects`` for the driver to run. The servicer in edge_ext.extproc turns decisions
+into ProcessingResponses.
+
+The request body goes: validation -> budgets (Admit) -> prompt PII (inline, or ScanPrompt) ->
+cache (edge_ext.policy.caching: LookUp, then JoinFlight, Claim or AwaitEntry) -> the router's
+pick and the provider's shape. The response phases are edge_ext.policy.answer's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from functools import partial
 
 from edge_ext.apis.anthropic import ANTHROPIC
-from edge_ext.apis.base import JSON_HEADERS, error_response
+from edge_ext.apis.base import JSON_HEADERS
 from edge_ext.apis.limits import RequestLimits
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
-from edge_ext.cache.tiered import TieredCache
 from edge_ext.config.models import Config
+from edge_ext.cost.admission import Admission
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InternalError, InvalidRequest, Unauthorized
+from edge_ext.message import ChatRequest
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.answer import AnswerStep
-from edge_ext.policy.budgeting import BudgetStep
-from edge_ext.policy.caching import CacheStep, Recorder
-from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Defer, Mode, Respond
+from edge_ext.policy.caching import CacheStep, Hit
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond
 from edge_ext.policy.endpoints import dispatch
-from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
+from edge_ext.policy.needs import Admit, FetchKey, Need, ScanPrompt
 from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over
-from edge_ext.policy.pii import PromptGuard
+from edge_ext.policy.pii import guard_prompt, scanned_apart
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.semantic import TIER as SEMANTIC_TIER
-from edge_ext.policy.semantic import SemanticStep, with_similarity
-from edge_ext.policy.state import Endpoint, StreamState
+from edge_ext.policy.semantic import SemanticLookUp, SemanticStep, with_similarity
+from edge_ext.policy.shaping import shape
+from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamState
 from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
-from edge_ext.providers.base import ChatRequest
-from edge_ext.providers.registry import adapter_for
+from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_state import MemoryBreakerStore
 
@@ -47,26 +55,32 @@ CLUSTER_HEADER = "x-edge-cluster"
 # Envoy takes a mode override only in a headers reply.
 _WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC)}
 
+Step = Decision | Need
+
+
+def _raise(exc: BaseException) -> Step:
+    raise exc
+
 
 class Policy:
+    """``cache``, ``key_store`` and ``budgets`` say whether the driver has one: the policy asks
+    for lookups, key fetches and admissions only then."""
+
     def __init__(self, config: Config, clock: Callable[[], float], keys: dict[str, str | None],
-                 wall: Callable[[], float] | None = None, cache: TieredCache | None = None, key_store: Any = None,
+                 wall: Callable[[], float] | None = None,
                  on_cache: Callable[[str, int], None] = lambda status, stored: None,
-                 router: Router | None = None, latency: Any = None, accounting: Accounting | None = None,
-                 budgets: BudgetStep | None = None, semantic: SemanticStep | None = None):
+                 router: Router | None = None, latency: LatencySink | None = None, accounting: Accounting | None = None,
+                 cache: bool = False, key_store: bool = False, budgets: bool = False, semantic: SemanticStep | None = None):
         self._clock = clock
         self._accounting = accounting
         self._budgets = budgets
         self._wall = wall or clock
-        self._latency = latency
-        self._cache = CacheStep(config.cache, cache, self._wall)
-        self._semantic = semantic
-        self._on_cache = on_cache
+        self._cache = CacheStep(config.cache, cache, self._wall, on_cache)
         self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
         self.grants = AttemptGrants(keys)
         self._max_body = config.processor.max_body_bytes
         self._check = RequestCheck(self._router, RequestLimits.of(config.processor), config.processor.max_body_bytes)
-        self._pii = PromptGuard(config.processor.max_scanned_chars)
+        self._max_scanned = config.processor.max_scanned_chars
         # Envoy's max_message_timeout is 30 s: the scan, then perhaps a single-flight wait.
         self._scan_extend_s = min(29.0, 10.0 + config.cache.single_flight_wait_s)
         # Plain answers skip the response phases unless the client must get its cost in a header.
@@ -75,19 +89,35 @@ class Policy:
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
         self._key_store = key_store
-        answer = AnswerStep(self._router, self._cache, clock, self._wall, latency, accounting, budgets, on_cache, semantic)
+        self._semantic = semantic
+        answer = AnswerStep(self._router, self._cache, clock, self._wall, latency, accounting, semantic)
         # The response phases live in AnswerStep; bound here so the servicer calls them directly.
         self.on_response_headers = answer.on_headers
         self.on_response_body = answer.on_body
         self._settle = answer.on_stream_end
         # The response phases of 2-message requests, from their outcomes (any worker's).
-        self.on_outcome = OutcomeStep(self._router, latency, accounting, budgets, self._wall).apply
+        self.on_outcome = OutcomeStep(self._router, latency, accounting, self._wall).apply
+        # What each need's result continues with.
+        self._resume = {FetchKey: self._keyed, Admit: self._admitted, ScanPrompt: self._scanned,
+                        SemanticLookUp: self._semantic_found}
 
     def new_stream(self) -> StreamState:
-        return StreamState(started=self._clock(), api=OPENAI)
+        return StreamState(started=self._clock())
+
+    def resume(self, st: StreamState, result: object) -> Step:
+        """The result of the need the stream waits for: a value, or the EdgeError (or the
+        RecursionError of a body too deep to walk) performing it raised."""
+        need, st.waiting = st.waiting, None
+        if isinstance(result, (EdgeError, RecursionError)):
+            return self._refusing(st, partial(_raise, result))
+        return self._refusing(st, partial(self._resume.get(type(need), self._cached), st, need, result))
+
+    def _ask(self, st: StreamState, need: Need) -> Need:
+        st.waiting = need
+        return need
 
     # -- request headers ------------------------------------------------------------------
-    def on_request_headers(self, st: StreamState, headers: dict[str, str], end_of_stream: bool) -> Decision:
+    def on_request_headers(self, st: StreamState, headers: dict[str, str], end_of_stream: bool) -> Step:
         st.method = headers.get(":method", "")
         st.path = headers.get(":path", "").split("?", 1)[0]
         st.request_id = headers.get("x-request-id", "")
@@ -102,25 +132,20 @@ class Policy:
             st.handler = handler
             if not handler.authenticated:
                 st.outcome = handler.endpoint.value
+                st.enter(Phase.DONE)
                 return CONTINUE
-            if self._keyring is not None:
-                digest = self._keyring.digest(headers)
-                caller = self._keyring.local(digest)
-                if caller is None and self._key_store is not None:
-                    known, caller = self._key_store.cached(digest)
-                    if not known:
-                        return Defer(0, self._remote_auth(st, digest, end_of_stream))
-                return self._after_auth(st, caller, end_of_stream)
-            return self._after_auth(st, ANONYMOUS, end_of_stream)
+            if self._keyring is None:
+                return self._after_auth(st, ANONYMOUS, end_of_stream)
+            digest = self._keyring.digest(headers)
+            caller = self._keyring.local(digest)
+            if caller is None and self._key_store:
+                return self._ask(st, FetchKey(digest, end_of_stream))
+            return self._after_auth(st, caller, end_of_stream)
         except EdgeError as err:
             return self._fail(st, err)
 
-    async def _remote_auth(self, st: StreamState, digest: str, end_of_stream: bool) -> Decision:
-        try:
-            caller = await self._key_store.lookup(digest)
-        except EdgeError as err:
-            return self._fail(st, err)
-        return self._after_auth(st, caller, end_of_stream)
+    def _keyed(self, st: StreamState, need: FetchKey, caller: Caller | None) -> Decision:
+        return self._after_auth(st, caller, need.end_of_stream)
 
     def _after_auth(self, st: StreamState, caller: Caller | None, end_of_stream: bool) -> Decision:
         headers = st.headers
@@ -130,6 +155,7 @@ class Policy:
             st.caller = caller
             if st.handler.endpoint is Endpoint.MODELS:
                 st.outcome = "models"
+                st.enter(Phase.DONE)
                 return Respond(200, st.api.models_body(self._router.models(), int(self._wall())), JSON_HEADERS, "edge_ext_models")
             length = headers.get("content-length")
             # isdigit() alone accepts digits like "²" that int() refuses: ASCII only.
@@ -139,35 +165,64 @@ class Policy:
                 raise InvalidRequest("the request has no body; send a JSON object")
         except EdgeError as err:
             return self._fail(st, err)
+        st.enter(Phase.BODY)
         return _WATCH_RESPONSE[st.api.name] if st.handler.response else CONTINUE
 
     # -- request body ---------------------------------------------------------------------
-    async def on_request_body(self, st: StreamState, body: bytes) -> Decision:
-        return await self._refusing(st, self._body(st, body))
+    def on_request_body(self, st: StreamState, body: bytes) -> Step:
+        return self._refusing(st, lambda: self._body(st, body))
 
-    async def _body(self, st: StreamState, body: bytes) -> Decision:
+    def _body(self, st: StreamState, body: bytes) -> Step:
         caller = authenticated(st)
-        request = self._check.validate(st, caller, body)
-        if self._budgets is not None:
-            st.admission = await self._budgets.admit(caller, request.body, request.model)
-        pii = caller.pii or self._default_pii
-        if self._pii.offloads(request, pii):
-            # A large body is scanned in a thread; Envoy would answer 504 at message_timeout.
-            return Defer(self._scan_extend_s, self._refusing(st, self._scanned(st, request, pii)))
-        return await self._answer_or_route(st, self._pii.inline(request, pii))
+        if st.phase is not Phase.BODY:
+            raise InvalidRequest("the request body was already received")
+        st.request = self._check.validate(st, caller, body)
+        if self._budgets:
+            return self._ask(st, Admit(caller, st.request))
+        return self._guard(st)
 
-    async def _scanned(self, st: StreamState, request: ChatRequest, pii: str) -> Decision:
-        decision = await self._answer_or_route(st, await self._pii.check(request, pii))
-        # A follower of an identical request in flight waits here too, within the same extension.
-        return await decision.then if isinstance(decision, Defer) else decision
+    def _admitted(self, st: StreamState, need: Admit, admission: Admission | None) -> Step:
+        st.admission = admission
+        return self._guard(st)
 
-    async def _answer_or_route(self, st: StreamState, request: ChatRequest) -> Decision:
-        hit = await self._lookup(st, request)
-        return hit or self._route_chat(st, request)
+    def _guard(self, st: StreamState) -> Step:
+        request, pii = st.request, st.caller.pii or self._default_pii
+        if scanned_apart(request, pii):
+            # Envoy would answer 504 at its message timeout while a large body is scanned.
+            return self._ask(st, ScanPrompt(request, pii, extend_s=self._scan_extend_s))
+        st.request = guard_prompt(request, pii, self._max_scanned)
+        return self._answer_or_route(st)
 
-    async def _refusing(self, st: StreamState, steps: Awaitable[Decision]) -> Decision:
+    def _scanned(self, st: StreamState, need: ScanPrompt, request: ChatRequest) -> Step:
+        st.request = request
+        return self._answer_or_route(st)
+
+    def _answer_or_route(self, st: StreamState) -> Step:
+        return self._after_cache(st, self._cache.begin(st, st.request))
+
+    def _cached(self, st: StreamState, need: Need, result: object) -> Step:
+        return self._after_cache(st, self._cache.resume(st, need, result))
+
+    def _after_cache(self, st: StreamState, step: Hit | Need | None) -> Step:
+        if step is None:
+            # A miss that leads its key may be a paraphrase of a stored prompt.
+            ask = self._semantic.ask(st, st.request) if self._semantic and st.flight and st.flight.claimed else None
+            return self._ask(st, ask) if ask is not None else self._route_chat(st, st.request)
+        if isinstance(step, Hit):
+            return self._hit(st, step)
+        return self._ask(st, step)
+
+    def _semantic_found(self, st: StreamState, need: SemanticLookUp, result: object) -> Step:
+        found = self._semantic.found(st, need, result)
+        if found is None:
+            return self._route_chat(st, st.request)
+        entry, similarity = found
+        self._cache.finish(st, entry)  # the followers of this exact key get the same answer
+        return with_similarity(self._hit(st, Hit(entry, SEMANTIC_TIER)), similarity)
+
+    def _refusing(self, st: StreamState, steps: Callable[[], Step]) -> Step:
         try:
-            return await steps
+            return steps()
         except EdgeError as err:
             return self._fail(st, err)
         except RecursionError:
@@ -175,68 +230,15 @@ class Policy:
             # translation, PII): refuse it like any other malformed request.
             return self._fail(st, InvalidRequest("the request body is nested too deeply"))
 
-    async def _lookup(self, st: StreamState, request) -> Decision | None:
-        """A hit, a wait for the same answer in flight, or the semantic step's hit or route; None:
-        the caller routes the request."""
-        directive = self._cache.directive(st.headers, request)
-        st.cache_status, st.cache_ttl = directive.status, directive.ttl
-        if directive.store or directive.lookup:
-            tenant = st.caller.tenant if st.caller is not ANONYMOUS else None
-            st.cache_key = self._cache.key(st.headers, request, tenant)
-        if not directive.lookup:
-            return None
-        entry, tier = await self._cache.lookup(st.cache_key)
-        if entry is not None:
-            self._on_cache(tier, 0)
-            return self._hit(st, request, entry, tier)
-        if not self._cache.flights.lead(st.cache_key):
-            return Defer(self._cache.flights.max_wait + 1, self._follow(st, request, self._cache.flights.follow, "hit-l1"))
-        st.leading = True
-        # Across workers and replicas: one claim per key in the shared tier.
-        if not await self._cache.claim(st.cache_key):
-            return Defer(self._cache.flights.max_wait + 1, self._follow(st, request, self._cache.wait_elsewhere, "hit-l2"))
-        st.claimed = True
-        ask = self._semantic.prepare(st, request) if self._semantic is not None else None
-        if ask is not None:
-            if self._semantic.extend_s is not None:
-                return Defer(self._semantic.extend_s, self._refusing(st, self._semantic_lookup(st, request, ask)))
-            return await self._semantic_lookup(st, request, ask)
-        self._on_cache("miss", 0)
-        st.recorder = Recorder(request.api, request.stream)
-        return None
-
-    async def _semantic_lookup(self, st: StreamState, request, ask) -> Decision:
-        found = await self._semantic.lookup(st, ask)
-        if found is not None:
-            entry, similarity = found
-            self._on_cache(SEMANTIC_TIER, 0)
-            self._cache.finish(st, entry)  # followers of this exact key get the same answer
-            return with_similarity(self._hit(st, request, entry, SEMANTIC_TIER), similarity)
-        self._on_cache("miss", 0)
-        st.recorder = Recorder(request.api, request.stream)
-        return self._route_chat(st, request)
-
-    async def _follow(self, st: StreamState, request, wait, tier: str) -> Decision:
-        entry = await wait(st.cache_key)
-        if entry is not None:
-            self._on_cache(tier, 0)
-            self._cache.finish(st, entry)
-            return self._hit(st, request, entry, tier)
-        # The leader's answer was not stored: this request asks the provider itself.
-        self._on_cache("miss", 0)
-        st.recorder = Recorder(request.api, request.stream)
-        try:
-            return self._route_chat(st, request)
-        except EdgeError as err:
-            return self._fail(st, err)
-
-    def _hit(self, st: StreamState, request, entry, tier: str) -> Respond:
-        st.cache_status, st.provider, st.outcome = tier, entry.provider, "cache_hit"
+    def _hit(self, st: StreamState, hit: Hit) -> Respond:
+        entry = hit.entry
+        st.cache_status, st.provider, st.outcome = hit.tier, entry.provider, "cache_hit"
         if self._accounting is not None:
             self._accounting.saved(entry.api, st.model, entry.body)
-        hit = self._cache.hit_response(entry, tier, request)
-        return Respond(hit.status, hit.body, hit.headers, hit.details,
-                       metadata=(("provider", entry.provider), ("model", st.model), ("cache", tier)))
+        answer = self._cache.hit_response(hit, st.request)
+        st.enter(Phase.DONE)
+        return Respond(answer.status, answer.body, answer.headers, answer.details,
+                       metadata=(("provider", entry.provider), ("model", st.model), ("cache", hit.tier)))
 
     @staticmethod
     def handed_over(st: StreamState) -> None:
@@ -248,56 +250,41 @@ class Policy:
         a request that never got an answer gives back its breaker probe slot, and what the request
         cost (estimated when it was cut short) settles its budget reservations."""
         self._cache.finish(st, None)
-        if st.breaker_pending:
-            st.breaker_pending = False
+        if st.routed is not None and st.routed.take_verdict():
             self._router.release(st.provider)
         self._settle(st)
+        st.enter(Phase.ENDED)
 
     @property
     def router(self) -> Router:
         return self._router
 
-    @property
-    def budgets(self) -> BudgetStep | None:
-        return self._budgets
-
-    @property
-    def semantic(self):
-        """The semantic cache (for the admin API's purge), or None."""
-        return self._semantic.cache if self._semantic is not None else None
-
-    def _route_chat(self, st: StreamState, request: ChatRequest) -> Decision:
+    def _route_chat(self, st: StreamState, request: ChatRequest) -> Continue:
         caller = authenticated(st)
-        if st.cache_key and st.recorder is None and st.cache_status == "bypass":
-            st.recorder = Recorder(request.api, request.stream)  # no-cache: refresh the entry
         wanted = requested_output(request.body)
         target = self._router.pick(request.model, request.body, wanted[1] if wanted else None)
         provider = target.provider
         # From here the router awaits this request's verdict: whatever follows, a refusal
         # included, on_stream_end gives a half-open probe slot back.
-        st.provider, st.breaker_pending = provider.name, True
-        adapter = adapter_for(provider.kind)
-        upstream = adapter.upstream(provider, target.api_key, target.upstream_model, st.headers)
-        body = upstream_body(request, adapter.wire_api, provider, target.upstream_model)
+        st.provider = provider.name
+        st.routed = routed = Routed(target.plan, None)
+        shaped = shape(request, provider, target.api_key, target.upstream_model, st.headers)
+        body = shaped.body
         st.outcome, st.routed_at = "routed", self._clock()
-        st.codec = codec_for(request, adapter.wire_api, body.strip_usage, int(self._wall()))
-        st.same_api = request.api == adapter.wire_api
-        st.upstream_api, st.upstream_model = adapter.wire_api, target.upstream_model
-        st.request, st.plan = request, target.plan
+        routed.codec = codec_for(request, body.wire_api, body.strip_usage, int(self._wall()))
+        st.same_api = request.api == body.wire_api
+        st.upstream_api, st.upstream_model = body.wire_api, target.upstream_model
         grant = self.grants.metadata(provider.name, request.model, target.plan) if len(target.plan) > 1 else ()
-        set_headers = [(CLUSTER_HEADER, target.cluster), (":path", upstream.path), *retry_headers(target),
-                       *upstream.set_headers]
-        if body.body is not None:
-            # With request headers SEND and the body BUFFERED, content-length is ours to fix.
-            set_headers.append(("content-length", str(len(body.body))))
+        set_headers = ((CLUSTER_HEADER, target.cluster), *retry_headers(target), *shaped.set_headers)
         metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
                     ("tenant", caller.tenant), ("key_id", caller.key_id), *grant)
         last = self._fast_path and answer_unseen(self._router, st, target.plan)
         if last:
             metadata += hand_over(st, request, self._accounting is not None)
+        st.enter(Phase.ROUTED)
         return Continue(
-            set_headers=tuple(set_headers),
-            remove_headers=upstream.remove_headers,
+            set_headers=set_headers,
+            remove_headers=shaped.remove_headers,
             body=body.body,
             clear_route_cache=True,
             metadata=metadata,
@@ -310,7 +297,8 @@ class Policy:
 
     def _fail(self, st: StreamState, err: EdgeError) -> Respond:
         st.outcome = err.code
-        reply = error_response(st.api, err)
+        if Phase.DONE in TRANSITIONS[st.phase]:  # not after the stream was handed over or ended
+            st.enter(Phase.DONE)
         # x-edge-cache on every answer, errors included (Envoy adds it from this metadata).
-        return Respond(reply.status, reply.body, reply.headers, reply.details,
+        return Respond(err.status, st.api.error_body(err), JSON_HEADERS + err.headers, f"edge_ext_{err.code}",
                        metadata=(("cache", st.cache_status or "bypass"),))

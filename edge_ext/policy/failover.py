@@ -10,10 +10,9 @@ provider failures. The answer is then read in the served provider's API and pric
 from __future__ import annotations
 
 from edge_ext.errors import EdgeError
-from edge_ext.policy.exchange import upstream_body
 from edge_ext.policy.response import codec_for
+from edge_ext.policy.shaping import body_for
 from edge_ext.policy.state import StreamState
-from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Chosen, Router
 
 
@@ -47,11 +46,11 @@ def tried_before(plan: tuple[str, ...], first: str, served: str) -> tuple[str, .
 
 def settle(router: Router, st: StreamState, provider: str, attempts: int, now: int) -> bool:
     """Records who answered; True when it is not the first provider (the request failed over)."""
-    served = served_by(st.plan, st.provider, provider, attempts)
+    served = served_by(st.routed.plan, st.provider, provider, attempts)
     st.attempts = max(attempts, 1)
     if served == st.provider:
         return False
-    st.retried = tried_before(st.plan, st.provider, served)
+    st.retried = tried_before(st.routed.plan, st.provider, served)
     for name in st.retried:
         router.report_retried(name)
     _retarget(router, st, served, now)
@@ -64,16 +63,15 @@ def _retarget(router: Router, st: StreamState, name: str, now: int) -> None:
     st.provider = name
     if provider is None or upstream_model is None or st.request is None:
         return
-    wire_api = adapter_for(provider.kind).wire_api
     try:
         # What the served provider got is what the attempt filter derived from the first body;
         # the client's request, shaped again, tells whether usage was asked for on its behalf.
-        shaped = upstream_body(st.request, wire_api, provider, upstream_model)
+        shaped = body_for(st.request, provider, upstream_model)
     except EdgeError:
         # The attempt filter refused this request for that provider: its answer is already in
         # the client's shape.
-        st.codec = None
+        st.routed.codec = None
         return
-    st.codec = codec_for(st.request, wire_api, shaped.strip_usage, now)
-    st.same_api = st.request.api == wire_api
-    st.upstream_api, st.upstream_model = wire_api, upstream_model
+    st.routed.codec = codec_for(st.request, shaped.wire_api, shaped.strip_usage, now)
+    st.same_api = st.request.api == shaped.wire_api
+    st.upstream_api, st.upstream_model = shaped.wire_api, upstream_model

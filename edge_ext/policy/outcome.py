@@ -5,7 +5,7 @@ The processor ended such a request's stream after its body (``Continue.last``); 
 reports how it went through its gRPC access log, in batches (edge_ext.extproc.access_log turns
 each entry into an ``Outcome``). Any worker may receive it: everything needed travels in the
 request's edge_ext metadata (provider, model, plan, reservations). Pure like the rest of the
-policy; the metrics are the servicer's.
+policy; the metrics are the servicer's, and the settlement is left as an effect for the driver.
 
 Bounds (docs/envoy.md): an outcome arrives one flush interval (``accounting.outcome_flush_ms``)
 after the answer, plus the worker's own queue. Outcomes of one batch are applied in order, each
@@ -24,14 +24,17 @@ from typing import Any
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import Caller
+from edge_ext.cost.admission import Admission
 from edge_ext.cost.calc import estimate_input_tokens
-from edge_ext.policy.accounting import Accounting
-from edge_ext.policy.budgeting import Admission, BudgetStep
+from edge_ext.message import ChatRequest
+from edge_ext.policy.accounting import Accounting, Charge
 from edge_ext.policy.failover import served_by, tried_before
+from edge_ext.policy.needs import Settle
 from edge_ext.policy.response import Passthrough
-from edge_ext.policy.state import StreamState
+from edge_ext.policy.state import Phase, StreamState
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.failures import FailureKind, classify
+from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
 from edge_ext.usage import USAGE_PATHS, Usage, from_anthropic, from_openai
 
@@ -76,13 +79,13 @@ def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
 def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> bool:
     """Whether a routed request's answer needs no response phase: passed through as it comes
     (same API, not streamed, not stored), whichever provider of its plan answers."""
-    if st.recorder is not None or not isinstance(st.codec, Passthrough):
+    if (st.flight is not None and st.flight.recorder is not None) or not isinstance(st.routed.codec, Passthrough):
         return False
     apis = {adapter_for(p.kind).wire_api for name in plan if (p := router.provider(name)) is not None}
     return apis == {st.api.name}
 
 
-def hand_over(st: StreamState, request: Any, accounting: bool) -> tuple[tuple[str, str], ...]:
+def hand_over(st: StreamState, request: ChatRequest, accounting: bool) -> tuple[tuple[str, str], ...]:
     """The stream ends with the body reply: the breaker verdict and the settlement of the
     reservations come with the outcome, so what they need travels in the request's metadata.
     The stream keeps them until ``handed_over``: a reply that never left settles at stream end."""
@@ -94,7 +97,9 @@ def hand_over(st: StreamState, request: Any, accounting: bool) -> tuple[tuple[st
 
 def handed_over(st: StreamState) -> None:
     """The body reply of a 2-message request was sent: its outcome settles it from now on."""
-    st.breaker_pending, st.handed_over, st.admission = False, True, None
+    st.routed.take_verdict()
+    st.take_admission()
+    st.enter(Phase.HANDED_OVER)
 
 
 def _billed_without_usage(outcome: Outcome) -> bool:
@@ -108,14 +113,15 @@ def _billed_without_usage(outcome: Outcome) -> bool:
 
 
 class OutcomeStep:
-    def __init__(self, router: Router, latency: Any, accounting: Accounting | None, budgets: BudgetStep | None,
+    def __init__(self, router: Router, latency: LatencySink | None, accounting: Accounting | None,
                  wall: Callable[[], float]):
-        self._router, self._latency, self._accounting, self._budgets = router, latency, accounting, budgets
+        self._router, self._latency, self._accounting = router, latency, accounting
         self._wall = wall
 
     def apply(self, outcome: Outcome) -> StreamState | None:
         """Breakers, latency, failover, cost and budgets for one outcome; returns the request as
-        its response phases would have left it (for metrics), or None when it is not ours."""
+        its response phases would have left it (for metrics; its effects hold the settlement),
+        or None when it is not ours."""
         route = outcome.route
         first, model = route.get("provider", ""), route.get("model", "")
         if route.get("outcome") != "1" or not first:
@@ -135,25 +141,25 @@ class OutcomeStep:
         st = self._stream(outcome, served, retried, model)
         if self._accounting is not None:
             st.charge = self._charge(outcome, st)
-        if self._budgets is not None:
-            admission = Admission.from_metadata(dict(route))
-            if admission is not None:
-                self._budgets.settle(admission, st.charge)
+        admission = Admission.from_metadata(route)
+        if admission is not None:
+            st.effects.append(Settle(admission, st.charge))
         return st
 
     def _stream(self, outcome: Outcome, served: str, retried: tuple[str, ...], model: str) -> StreamState:
         route = outcome.route
         provider = self._router.provider(served)
         api = _APIS.get(route.get("api", ""), OPENAI)
-        st = StreamState(started=0.0, request_id=outcome.request_id, api=api, model=model, provider=served,
-                         outcome="routed", retried=retried, response_status=outcome.status,
+        # The record of a finished request, as its response phases would have left it.
+        st = StreamState(started=0.0, api=api, phase=Phase.ENDED, request_id=outcome.request_id, model=model,
+                         provider=served, outcome="routed", retried=retried, response_status=outcome.status,
                          response_details=outcome.details, attempts=max(outcome.attempts, 1))
         st.upstream_api = adapter_for(provider.kind).wire_api if provider is not None else api.name
         st.upstream_model = self._router.upstream_model(model, served) or route.get("upstream_model", model)
         st.caller = Caller(route.get("key_id", ""), route.get("tenant", "default"), frozenset(), None)
         return st
 
-    def _charge(self, outcome: Outcome, st: StreamState):
+    def _charge(self, outcome: Outcome, st: StreamState) -> Charge | None:
         usage = usage_of(st.upstream_api, outcome.usage) if outcome.status == 200 else None
         if usage is not None:
             return self._accounting.charge(st.provider, st.upstream_model, usage)

@@ -14,25 +14,24 @@ With ``redact`` the findings are replaced in place, keys included, and the re-se
 what is forwarded; with ``block`` the request is refused naming the kinds and where the first
 one is, never the values.
 
-A large body is scanned in a worker thread, one at a time, so the event loop keeps answering
-other streams: ``re`` holds the GIL while it matches, but hands it over at least every switch
-interval (5 ms). Measured with a 2 MB text dense with findings (~0.6 s of scanning): inline, other
+A large body is scanned apart (``scanned_apart``): the policy asks for the scan
+(edge_ext.policy.needs.ScanPrompt) and the driver runs it in a worker thread, one at a time, so
+the event loop keeps answering other streams: ``re`` holds the GIL while it matches, but hands
+it over at least every switch interval (5 ms). Measured with a 2 MB text dense with findings (~0.6 s of scanning): inline, other
 streams of the worker stalled for the whole scan (1.5 s round trips); in a thread their round
-trips stayed at ~5 ms (at most ~35 ms). A process pool did better still (~0.1 ms) but costs a process per worker and a
-copy of the body each way; the thread is enough to keep other streams far inside Envoy's
+trips stayed at ~5 ms (at most ~35 ms). A process pool did better still (~0.1 ms) but costs a
+process per worker and a copy of the body each way; the thread is enough to keep other streams far inside Envoy's
 message timeout. Small bodies are scanned inline: the hop to a thread would cost more than the
 scan (a few microseconds for a typical chat request).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edge_ext.errors import BodyTooLarge, PiiBlocked
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 from edge_ext.redact.document import Document, KeyCollision, ScanLimitExceeded, kinds_of
 from edge_ext.redact.scanning import TooManySecrets
 
@@ -88,27 +87,7 @@ def guard_prompt(request: ChatRequest, policy: str, max_chars: int | None = None
     return dataclasses.replace(request, rewritten=True) if kinds else request
 
 
-class PromptGuard:
-    """``guard_prompt`` with the configured cap, off the event loop for large bodies."""
-
-    def __init__(self, max_chars: int, inline_bytes: int = INLINE_BYTES):
-        self._max_chars = max_chars
-        self._inline_bytes = inline_bytes
-        # One thread: hostile bodies queue behind each other instead of splitting the GIL
-        # further between them and the loop.
-        self._executor: ThreadPoolExecutor | None = None
-
-    def offloads(self, request: ChatRequest, policy: str) -> bool:
-        """Whether ``check`` scans in the thread (and may take longer than Envoy's message deadline)."""
-        return policy != "off" and len(request.raw) > self._inline_bytes
-
-    def inline(self, request: ChatRequest, policy: str) -> ChatRequest:
-        return guard_prompt(request, policy, self._max_chars)
-
-    async def check(self, request: ChatRequest, policy: str) -> ChatRequest:
-        if not self.offloads(request, policy):
-            return self.inline(request, policy)
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-ext-pii")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, guard_prompt, request, policy, self._max_chars)
+def scanned_apart(request: ChatRequest, policy: str, inline_bytes: int = INLINE_BYTES) -> bool:
+    """Whether the body is scanned in a thread by the driver (edge_ext.driver), which may take
+    longer than Envoy's message deadline, rather than inline."""
+    return policy != "off" and len(request.raw) > inline_bytes

@@ -11,7 +11,7 @@ from edge_ext.apis.limits import RequestLimits
 from edge_ext.auth import Caller
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, InvalidRequest, Unauthorized
 from edge_ext.policy.state import StreamState
-from edge_ext.providers.base import ChatRequest
+from edge_ext.message import ChatRequest
 from edge_ext.routing.router import Router
 
 

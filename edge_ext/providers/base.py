@@ -8,22 +8,10 @@ one line in ``registry.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from edge_ext.config.models import Provider
-from edge_ext.policy.decisions import Headers
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """A parsed, validated request in the shape of the client's API (``api``)."""
-
-    body: dict[str, Any]
-    raw: bytes
-    model: str
-    stream: bool
-    api: str = "openai"
-    # The body differs from the client's bytes (e.g. PII redacted): it must be re-serialized.
-    rewritten: bool = False
+from edge_ext.message import Headers
 
 
 @dataclass(frozen=True, slots=True)

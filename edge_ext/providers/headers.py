@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from edge_ext.policy.decisions import Headers
+from edge_ext.message import Headers
 
 # Client headers any provider may see: the body's framing and type, content negotiation and
 # trace context. Nothing here changes what a provider answers.

@@ -14,6 +14,12 @@ class LatencyView(Protocol):
     def ewma(self, provider: str) -> float | None: ...
 
 
+class LatencySink(Protocol):
+    """Where the policy reports a provider's time to first byte (LatencyTracker, SharedLatencyTracker)."""
+
+    def observe(self, provider: str, seconds: float) -> None: ...
+
+
 def fold(previous: float | None, sample: float, alpha: float) -> float:
     """One EWMA step; the first sample is taken as is so a new provider starts at its real speed."""
     return sample if previous is None else alpha * sample + (1.0 - alpha) * previous

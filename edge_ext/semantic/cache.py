@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from edge_ext.config.semantic import Semantic
 from edge_ext.semantic.embeddings import Embedded, EmbeddingClient
 from edge_ext.semantic.guard import same_meaning_marks
 from edge_ext.semantic.index import LocalIndex, Record
-from edge_ext.semantic.prompt import Prompt, prompt_of
+from edge_ext.semantic.prompt import Prompt
 from edge_ext.semantic.shared import SharedVectors
 
 _CANDIDATES = 4
@@ -42,15 +41,6 @@ class SemanticCache:
         self.embedder, self.local, self.shared = embedder, local, shared
         self._on_lookup = on_lookup
         self._writes: set[asyncio.Task] = set()
-
-    def threshold(self, key_id: str, model: str) -> float | None:
-        """The threshold for this caller and model group; None when either is not opted in."""
-        if not self.config.opted_in(key_id):
-            return None
-        return self.config.threshold_for(model)
-
-    def prompt(self, namespace: str, api: str, body: dict[str, Any], variant: tuple[tuple[str, str], ...]) -> Prompt | None:
-        return prompt_of(namespace, api, body, variant, self.config.max_messages, self.config.max_chars)
 
     async def lookup(self, prompt: Prompt, threshold: float) -> Lookup:
         embedded = await self.embedder.embed(prompt.text)

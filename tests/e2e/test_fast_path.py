@@ -14,17 +14,20 @@ import subprocess
 import time
 from decimal import Decimal
 
+import anthropic
 import grpc
 import pytest
 
 from edge_ext.admin.pb import admin_pb2
 from edge_ext.auth import hash_key
-from tests.hostile import KEY_ACME, KEY_OTHER, MESSAGES, OPENAI_PROVIDER_KEY, hostile_config, post, provider_env
+from tests.hostile import (ANTHROPIC_PROVIDER_KEY, KEY_ACME, KEY_OTHER, MESSAGES, OPENAI_PROVIDER_KEY, hostile_config, post,
+                           provider_env)
 from tests.support import http, start_edge, start_mock, stop, wait_until
 
 CHAT = "/v1/chat/completions"
 KEY_TPM = "sk-edge-fast-tpm-0003"
 KEY_CHEAP = "sk-edge-fast-cheap-0004"
+KEY_ANTHROPIC = "sk-edge-fast-anthropic-0005"
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +42,15 @@ def clean(mock):
     mock.clear()
 
 
-def fast_config(tmp, mock, **sections):
-    config = hostile_config(tmp, mock, cache={"enabled": False}, **sections)
+def fast_config(tmp, mock, anthropic_mock=None, **sections):
+    config = hostile_config(tmp, mock, anthropic_mock, cache={"enabled": False}, **sections)
     config["auth"]["keys"] += [
         {"id": "tpm-key", "sha256": hash_key(KEY_TPM), "tenant": "tpm", "tokens_per_minute": 100},
         {"id": "cheap-key", "sha256": hash_key(KEY_CHEAP), "tenant": "cheap"},
+        {"id": "anthropic-key", "sha256": hash_key(KEY_ANTHROPIC), "tenant": "anth"},
     ]
-    config["budgets"]["limits"].append({"scope": "tenant", "id": "cheap", "period": "daily", "limit_usd": 0.00003})
+    config["budgets"]["limits"] += [{"scope": "tenant", "id": "cheap", "period": "daily", "limit_usd": 0.00003},
+                                    {"scope": "tenant", "id": "anth", "period": "daily", "limit_usd": 0.0003}]
     config["providers"][0]["timeout_s"] = 3
     config["routing"] = {"breaker": {"failure_threshold": 2, "open_seconds": 60}}
     return config
@@ -176,6 +181,55 @@ def test_a_failing_provider_opens_its_breaker_from_outcomes(edge, mock):
     with edge.admin_client() as admin:
         admin.SetBreaker(admin_pb2.SetBreakerRequest(provider="oa", state="closed"))
     mock.clear()
+
+
+@pytest.fixture(scope="module")
+def anthropic_edge(tmp_path_factory, mock):
+    """An edge with an Anthropic provider too: Anthropic clients answered by it never change API."""
+    provider = start_mock("fast-anthropic-mock", "--anthropic-key", ANTHROPIC_PROVIDER_KEY)
+    tmp = tmp_path_factory.mktemp("fast-anthropic")
+    try:
+        running = start_edge(tmp, fast_config(tmp, mock, provider), env=provider_env())
+        yield running
+        assert stop(running.proc) == 0, running.log()
+    finally:
+        stop(provider.proc)
+
+
+def test_an_anthropic_client_of_an_anthropic_provider_is_accounted_from_its_outcome(anthropic_edge):
+    edge = anthropic_edge
+    client = anthropic.Anthropic(base_url=edge.url, api_key=KEY_ANTHROPIC, max_retries=0)
+    before = closed_by_processor(edge)
+    raw = client.messages.with_raw_response.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
+    usage = raw.parse().usage
+    assert usage.output_tokens > 0 and closed_by_processor(edge) == before + 1  # the processor ended the stream
+    assert raw.headers["x-edge-provider"] == "an" and "x-edge-cost-usd" not in raw.headers
+    # Envoy read the Anthropic usage (input_tokens, output_tokens) into the outcome: priced by the
+    # processor from it, in metrics and in the tenant's spend.
+    total = float(usage.input_tokens + usage.output_tokens)
+    wait_until(lambda: f'edge_ext_tenant_tokens_total{{tenant="anth"}} {total}' in metrics(edge), timeout=10,
+               what="tenant tokens")
+    text = metrics(edge)
+    assert 'edge_ext_tenant_cost_usd_total{tenant="anth"}' in text
+    assert 'edge_ext_responses_total{provider="an",status_class="2xx"}' in text
+    assert 'edge_ext_estimated_tokens_total{tenant="anth"}' not in text  # read, not estimated
+    wait_until(lambda: spent(edge, "anth") > 0, timeout=10, what="settled spend")
+    # The price table's claude-haiku-4-5: $1 in, $5 out per million tokens.
+    assert spent(edge, "anth") == (Decimal(usage.input_tokens) * 1 + Decimal(usage.output_tokens) * 5) / 1_000_000
+    # $0.0003 a day: a few more answers, each settled from its outcome, then the budget refuses.
+    served = 1
+    for _ in range(40):
+        time.sleep(0.3)  # the outcome arrives a flush interval after the answer
+        try:
+            client.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
+        except anthropic.RateLimitError as err:
+            assert err.body["type"] == "error" and "budget" in err.body["error"]["message"].lower(), err.body
+            break
+        served += 1
+    else:
+        pytest.fail("the budget never refused")
+    assert served >= 2 and closed_by_processor(edge) == before + served
+    assert spent(edge, "anth") >= Decimal("0.0003")
 
 
 def worker_pids(edge) -> list[int]:

@@ -227,25 +227,34 @@ print(srv.server_address[1], flush=True); srv.serve_forever()
         port_server.kill()
 
 
-def test_local_rate_limit_is_429_in_openai_shape(tmp_path, mock):
+PROBES = [("GET", "/health/live"), ("HEAD", "/health/live"), ("GET", "/health/ready"), ("HEAD", "/health/ready"),
+          ("GET", "/health")]
+
+
+def test_local_rate_limit_refuses_clients_in_openai_shape_but_never_probes(tmp_path, mock):
     config = edge_config(tmp_path, [{"name": "oa", "kind": "openai", "base_url": mock.url, "api_key_env": "SEC_KEY",
                                      "models": ["gpt-4o"]}])
-    config["listen"]["rate_limit"] = {"max_tokens": 2, "tokens_per_fill": 1, "fill_interval_s": 60}
-    edge = start_edge(tmp_path, config, env={"SEC_KEY": SECURITY_PROVIDER_KEY}, wait_ready=False)
+    config["listen"]["rate_limit"] = {"max_tokens": 2, "tokens_per_fill": 1, "fill_interval_s": 3600}
+    # start_edge polls /health/ready until it answers: were probes counted, the bucket would be
+    # short of a token (or empty) before the first client request.
+    edge = start_edge(tmp_path, config, env={"SEC_KEY": SECURITY_PROVIDER_KEY})
     try:
-        from tests.support import wait_until
-
-        wait_until(lambda: http("GET", f"{edge.url}/health/live", timeout=1)[0] in (200, 429), timeout=30)
+        for method, path in PROBES * 5:
+            assert http(method, f"{edge.url}{path}")[0] == 200, (method, path)
         client = oai(edge, "k")
-        statuses = []
-        for _ in range(4):
-            try:
-                client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-                statuses.append(200)
-            except openai.RateLimitError as err:
-                statuses.append(429)
-                assert err.body["type"] == "rate_limit_error"
-        assert 429 in statuses and statuses.count(200) <= 2
+        for _ in range(2):  # the whole bucket is the clients'
+            assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert refused.value.body["type"] == "rate_limit_error"
+        assert refused.value.response.headers["retry-after"] == "3600"
+        # The bucket is empty: probes still tell the truth, and non-probe methods on the
+        # health paths are client requests like any other.
+        for method, path in PROBES:
+            assert http(method, f"{edge.url}{path}")[0] == 200, (method, path)
+        assert http("POST", f"{edge.url}/health/ready", b"{}", {"content-type": "application/json"})[0] == 429
+        assert http("DELETE", f"{edge.url}/health/live")[0] == 429
+        assert edge.envoy_stat("edge_rate_limit.http_local_rate_limit.rate_limited") == 3
     finally:
         assert stop(edge.proc) == 0, edge.log()
 

@@ -166,8 +166,7 @@ def test_metrics_and_the_embedding_cost_charged_to_the_tenant(edge, mock):
     ask(edge, "What is the meaning of API?")
     scrape_until(edge, 'edge_ext_semantic_lookups_total{result="hit"}', "edge_ext_semantic_similarity_bucket",
                  "edge_ext_embedding_seconds_bucket", 'edge_ext_embedding_tokens_total{model="text-embedding-3-small"}',
-                 'edge_ext_embedding_cost_usd_total{model="text-embedding-3-small",tenant="tenant-a"}',
-                 'edge_ext_cache_lookups_total{result="hit-semantic"}')
+                 'edge_ext_embedding_cost_usd_total{model="text-embedding-3-small",tenant="tenant-a"}')
 
 
 def test_admin_purge_by_tenant_and_model(edge, mock):

@@ -249,7 +249,7 @@ async def test_an_attempt_that_fails_unexpectedly_is_refused_without_credentials
     def broken(*args, **kwargs):
         raise RuntimeError("a prompt quoted in an exception: sk-secret")
 
-    monkeypatch.setattr(attempt_module, "upstream_body", broken)
+    monkeypatch.setattr(attempt_module, "shape", broken)
     first, second = await retry_attempt(tmp_path, monkeypatch)
     assert second.HasField("immediate_response") and second.immediate_response.details == "edge_ext_failover_refused"
     assert b"sk-next" not in second.SerializeToString() and b"sk-secret" not in second.SerializeToString()

@@ -337,6 +337,23 @@ def test_adapted_and_verbatim_config_text():
     assert [c["name"] for c in pod_containers(edge)] == ["envoy"]  # no mock unless asked for
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_istio_renders_switch_the_2_message_path_off(fast_path):
+    """The mesh's proxies get the ext_proc filter only, without the access log that brings the
+    outcomes of 2-message requests back: the processor they talk to must read every answer."""
+    data = yaml.safe_load(ISTIO_EXAMPLE.read_text())
+    data["accounting"] = {"fast_path": fast_path}
+    text = yaml.safe_dump(data)
+    files = render_target(parse_config(text), "istio", text)
+    served = find(docs_of(files["processor/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
+    assert parse_config(served).accounting.fast_path is False
+    assert ("accounting.fast_path true -> false" in served) is fast_path
+    # The Envoy edge has the outcome channel and keeps the 2-message path.
+    k8s = render_target(parse_config(text), "k8s", text)
+    edge_config = find(docs_of(k8s["base/processor.yaml"]), "ConfigMap", "edge-ext-config")["data"]["config.yaml"]
+    assert parse_config(edge_config).accounting.fast_path is fast_path
+
+
 def test_renders_do_not_depend_on_who_renders_them(tmp_path, monkeypatch):
     """The loader gives a config file without a state directory one under the home of whoever
     loads it; a pod gets its own instead, so every machine and user renders the same files."""

@@ -94,30 +94,30 @@ def test_405_names_the_allowed_methods(policy):
 
 
 @pytest.mark.parametrize("path", ["/health", "/health/ready"])
-async def test_a_body_reaching_a_health_stream_is_refused_and_never_routed(policy, path):
+def test_a_body_reaching_a_health_stream_is_refused_and_never_routed(policy, path):
     # Envoy's route sends no body to the processor here; if a filter config did, we fail closed.
     st = policy.new_stream()
     assert policy.on_request_headers(st, headers("GET", path), True) == Continue()
-    decision = await policy.on_request_body(st, CHAT)
+    decision = policy.on_request_body(st, CHAT)
     assert status_of(decision) == (400, "body_not_allowed")
     assert st.provider == "" and not st.breaker_pending
 
 
-async def test_a_body_without_headers_is_refused(policy):
-    decision = await policy.on_request_body(policy.new_stream(), CHAT)
+def test_a_body_without_headers_is_refused(policy):
+    decision = policy.on_request_body(policy.new_stream(), CHAT)
     assert status_of(decision) == (400, "body_not_allowed")
 
 
-async def test_a_chat_body_after_refused_headers_is_never_routed(policy):
+def test_a_chat_body_after_refused_headers_is_never_routed(policy):
     st = policy.new_stream()
     assert status_of(policy.on_request_headers(st, headers("POST", "/v1/chat/completions", key="sk-wrong"), False)) == \
         (401, "invalid_api_key")
-    assert status_of(await policy.on_request_body(st, CHAT)) == (401, "invalid_api_key")
+    assert status_of(policy.on_request_body(st, CHAT)) == (401, "invalid_api_key")
 
 
-async def test_an_authenticated_chat_request_is_routed(policy):
+def test_an_authenticated_chat_request_is_routed(policy):
     st = policy.new_stream()
     assert isinstance(policy.on_request_headers(st, headers("POST", "/v1/chat/completions"), False), Continue)
-    decision = await policy.on_request_body(st, CHAT)
+    decision = policy.on_request_body(st, CHAT)
     assert isinstance(decision, Continue) and dict(decision.set_headers)["x-edge-cluster"] == "provider_oa"
     assert dict(decision.metadata)["key_id"] == "k"

@@ -42,7 +42,11 @@ def validate(tmp_path, text):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("text", [EXAMPLE_CONFIG.read_text(), HTTPS], ids=["minimal-example", "https-and-tcp-workers"])
+RATE_LIMITED = HTTPS.replace("port: 8443}", "port: 8443, rate_limit: {max_tokens: 5}}")
+
+
+@pytest.mark.parametrize("text", [EXAMPLE_CONFIG.read_text(), HTTPS, RATE_LIMITED],
+                         ids=["minimal-example", "https-and-tcp-workers", "rate-limited-with-probes-exempt"])
 def test_rendered_bootstrap_passes_envoy_validate(tmp_path, text):
     validate(tmp_path, render_yaml(parse_config(text)))
 
@@ -158,3 +162,23 @@ def test_health_routes_send_no_body_to_the_processor_and_are_never_routed_to_a_p
     assert mode["request_header_mode"] == "SEND" and mode["request_body_mode"] == "NONE"
     for route in (live, ready):
         assert "direct_response" in route and "route" not in route
+
+
+def _routes(text):
+    return render(parse_config(text))["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def test_probes_skip_the_clients_token_bucket_and_other_methods_on_health_paths_do_not():
+    routes = {r["name"]: r for r in _routes(RATE_LIMITED)}
+    assert list(routes) == ["health_live", "health_ready_probe", "health_ready", "providers"]
+    for name in ("health_live", "health_ready_probe"):
+        assert routes[name]["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]["disabled"] is True
+        assert routes[name]["match"]["headers"][0]["string_match"]["safe_regex"]["regex"] == "GET|HEAD"
+    assert routes["health_ready_probe"]["match"]["safe_regex"] == routes["health_ready"]["match"]["safe_regex"]
+    for name in ("health_ready", "providers"):
+        assert "envoy.filters.http.local_ratelimit" not in routes[name].get("typed_per_filter_config", {})
+
+
+def test_without_a_rate_limit_the_health_routes_are_as_in_the_template():
+    assert [r["name"] for r in _routes(HTTPS)] == ["health_live", "health_ready", "providers"]

@@ -194,37 +194,37 @@ def policy():
     return Policy(config(3), FakeClock(), KEYS)
 
 
-async def routed(policy, body=OPENAI_BODY):
+def routed(policy, body=OPENAI_BODY):
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
-    decision = await policy.on_request_body(st, body)
+    decision = policy.on_request_body(st, body)
     assert dict(decision.set_headers)[CLUSTER_HEADER] == "failover_alpha_beta_gamma"
     return st
 
 
-async def test_an_answer_from_the_second_provider_is_read_in_its_api_and_blames_the_first(policy):
-    st = await routed(policy)
+def test_an_answer_from_the_second_provider_is_read_in_its_api_and_blames_the_first(policy):
+    st = routed(policy)
     decision = policy.on_response_headers(st, 200, {}, "via_upstream", served="beta", attempts=2)
     assert ("x-edge-provider", "beta") in decision.set_headers and ("provider", "beta") in decision.metadata
     assert st.provider == "beta" and st.retried == ("alpha",) and st.upstream_model == "claude-x"
     assert st.upstream_api == "anthropic" and not st.same_api
     assert policy.router.states()["alpha"] is BreakerState.CLOSED  # one failure, threshold 5
     for _ in range(4):
-        st = await routed(policy)
+        st = routed(policy)
         policy.on_response_headers(st, 200, {}, "via_upstream", served="beta", attempts=2)
     assert policy.router.states()["alpha"] is BreakerState.OPEN
 
 
-async def test_an_unnamed_answer_is_placed_by_the_attempt_count(policy):
-    st = await routed(policy)
+def test_an_unnamed_answer_is_placed_by_the_attempt_count(policy):
+    st = routed(policy)
     policy.on_response_headers(st, 503, {}, "upstream_reset_before_response_started{connection_failure}", served="", attempts=3)
     assert st.provider == "gamma" and st.retried == ("alpha", "beta")
 
 
-async def test_the_routed_request_signs_its_plan_and_the_attempt_step_accepts_it(policy):
+def test_the_routed_request_signs_its_plan_and_the_attempt_step_accepts_it(policy):
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
-    decision = await policy.on_request_body(st, OPENAI_BODY)
+    decision = policy.on_request_body(st, OPENAI_BODY)
     route = dict(decision.metadata)
     assert route["plan"] == "alpha,beta,gamma" and len(route["grant"]) == 64
     for provider in ("beta", "gamma"):
@@ -232,8 +232,8 @@ async def test_the_routed_request_signs_its_plan_and_the_attempt_step_accepts_it
     assert not policy.grants.allows(route, "delta")
 
 
-async def test_a_first_attempt_answer_changes_nothing(policy):
-    st = await routed(policy)
+def test_a_first_attempt_answer_changes_nothing(policy):
+    st = routed(policy)
     decision = policy.on_response_headers(st, 200, {}, "via_upstream", served="alpha", attempts=1)
     assert not any(name == "x-edge-provider" for name, _ in decision.set_headers)
     assert st.retried == () and st.provider == "alpha"

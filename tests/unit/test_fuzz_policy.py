@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from edge_ext.cache.memory import MemoryCache
 from edge_ext.cache.tiered import TieredCache
+from edge_ext.driver import Driver
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
 from edge_ext.extproc.convert import to_response
@@ -49,13 +50,13 @@ def check_reply(phase: str, decision) -> None:
 
 @settings(derandomize=FUZZ_FIXED, max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(method=methods, path=paths, headers=header_sets, body=bodies)
-async def test_random_requests_always_get_a_well_formed_reply(method, path, headers, body):
+def test_random_requests_always_get_a_well_formed_reply(method, path, headers, body):
     policy = Policy(CONFIG, FakeClock(), {}, wall=lambda: 1.7e9)
     st_ = policy.new_stream()
     decision = policy.on_request_headers(st_, {":method": method, ":path": path, **headers}, end_of_stream=False)
     check_reply("request_headers", decision)
     if isinstance(decision, Continue):
-        decision = await policy.on_request_body(st_, body)
+        decision = policy.on_request_body(st_, body)
         check_reply("request_body", decision)
         if isinstance(decision, Continue) and decision.set_headers:
             assert dict(decision.set_headers)["x-edge-cluster"].startswith("provider_")
@@ -65,14 +66,15 @@ async def test_random_requests_always_get_a_well_formed_reply(method, path, head
 async def decide(api: str, path: str, body: bytes):
     clock = FakeClock()
     cache = TieredCache(MemoryCache(100, 1_000_000, clock), None, 60, 60)
-    policy = Policy(CONFUSED_CONFIG, clock, {}, wall=lambda: 1.7e9, cache=cache)
+    policy = Policy(CONFUSED_CONFIG, clock, {}, wall=lambda: 1.7e9, cache=True)
+    driver = Driver(policy, CONFUSED_CONFIG, cache=cache)
     st_ = policy.new_stream()
     headers = {":method": "POST", ":path": path, "content-type": "application/json", **CLIENT_HEADERS[api]}
     decision = policy.on_request_headers(st_, headers, end_of_stream=False)
     assert isinstance(decision, Continue), decision
-    decision = await policy.on_request_body(st_, body)
+    decision = await driver.run(st_, policy.on_request_body(st_, body))
     check_reply("request_body", decision)
-    policy.on_stream_end(st_)
+    driver.end(st_)
     return decision
 
 

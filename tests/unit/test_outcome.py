@@ -11,11 +11,12 @@ import pytest
 from edge_ext.auth import hash_key
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
+from edge_ext.cost.admission import Admission, BudgetStep
 from edge_ext.cost.budget import BudgetSpec
 from edge_ext.cost.ledgers import DiskLedger
 from edge_ext.cost.pricing import load_pricing
+from edge_ext.driver import Driver
 from edge_ext.policy.accounting import Accounting
-from edge_ext.policy.budgeting import Admission, BudgetStep
 from edge_ext.policy.decisions import Continue
 from edge_ext.policy.engine import Policy
 from edge_ext.policy.outcome import Outcome, usage_of
@@ -44,8 +45,8 @@ def make_policy(ledger, config: str = CONFIG):
     wall = FakeClock(WALL)
     budgets = BudgetStep([BudgetSpec("tenant", "acme", "daily", Decimal("5"))], ledger, wall, {"acme-key": 100_000},
                          prices=model_prices(parsed))
-    policy = Policy(parsed, FakeClock(), {"oa": None, "an": None}, wall=wall, accounting=Accounting(PRICES), budgets=budgets)
-    return policy, budgets
+    policy = Policy(parsed, FakeClock(), {"oa": None, "an": None}, wall=wall, accounting=Accounting(PRICES), budgets=True)
+    return Driver(policy, parsed, budgets=budgets), budgets
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -57,14 +58,15 @@ def chat(model="gpt-4o-mini", **extra) -> bytes:
     return json.dumps({"model": model, "messages": [{"role": "user", "content": "hello " * 40}], **extra}).encode()
 
 
-async def routed(policy, body: bytes, path: str = "/v1/chat/completions"):
+async def routed(driver, body: bytes, path: str = "/v1/chat/completions"):
+    policy = driver.policy
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": path, "authorization": f"Bearer {KEY}"}, False)
-    decision = await policy.on_request_body(st, body)
+    decision = await driver.run(st, policy.on_request_body(st, body))
     assert isinstance(decision, Continue)
     if decision.last:  # the servicer sent it, and ends the stream
         policy.handed_over(st)
-    policy.on_stream_end(st)
+    driver.end(st)
     return st, decision
 
 
@@ -78,8 +80,8 @@ async def figures(ledger):
     pytest.param(chat("claude-haiku-4-5"), False, id="translated"),
 ])
 async def test_only_answers_passed_through_end_the_stream_after_the_body(ledger, body, last):
-    policy, _ = make_policy(ledger)
-    st, decision = await routed(policy, body)
+    driver, _ = make_policy(ledger)
+    st, decision = await routed(driver, body)
     metadata = dict(decision.metadata)
     assert decision.last is last and ("outcome" in metadata) is last
     held, tokens = await figures(ledger)
@@ -93,12 +95,13 @@ async def test_a_last_reply_that_never_left_settles_at_stream_end(ledger):
     """A stream cancelled before the body reply went out: no outcome will come, so it settles at
     stream end like any routed request left without an answer (its prompt, estimated), nothing is
     left for a hold's expiry to charge in full, and the probe slot is given back at once."""
-    policy, budgets = make_policy(ledger)
+    driver, budgets = make_policy(ledger)
+    policy = driver.policy
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions", "authorization": f"Bearer {KEY}"}, False)
-    decision = await policy.on_request_body(st, chat())
+    decision = await driver.run(st, policy.on_request_body(st, chat()))
     assert decision.last
-    policy.on_stream_end(st)  # cancelled at the yield: handed_over never called
+    driver.end(st)  # cancelled at the yield: handed_over never called
     await budgets.flush()
     totals, _ = await figures(ledger)
     assert totals.held == 0 and totals.spent == totals.estimated and not st.breaker_pending
@@ -106,7 +109,8 @@ async def test_a_last_reply_that_never_left_settles_at_stream_end(ledger):
 
 
 def test_a_cost_header_keeps_the_response_phase(ledger):
-    policy, _ = make_policy(ledger, CONFIG + "accounting: {cost_header: true}\n")
+    driver, _ = make_policy(ledger, CONFIG + "accounting: {cost_header: true}\n")
+    policy = driver.policy
     assert not policy._fast_path
 
 
@@ -126,9 +130,9 @@ def outcome_of(decision, **fields) -> Outcome:
                   "attempts": 1}, None, id="never-connected"),
 ])
 async def test_an_outcome_settles_what_the_response_phases_did(ledger, fields, charge):
-    policy, budgets = make_policy(ledger)
-    _, decision = await routed(policy, chat())
-    st = policy.on_outcome(outcome_of(decision, **fields))
+    driver, budgets = make_policy(ledger)
+    _, decision = await routed(driver, chat())
+    st = driver.outcome(outcome_of(decision, **fields))
     await budgets.flush()
     totals, tokens = await figures(ledger)
     assert totals.held == 0
@@ -143,20 +147,22 @@ async def test_an_outcome_settles_what_the_response_phases_did(ledger, fields, c
 
 
 async def test_a_batch_of_failures_opens_the_breaker_in_order(ledger):
-    policy, _ = make_policy(ledger)  # the default breaker: 5 failures in a row open it
-    decisions = [(await routed(policy, chat()))[1] for _ in range(6)]
+    driver, _ = make_policy(ledger)  # the default breaker: 5 failures in a row open it
+    policy = driver.policy
+    decisions = [(await routed(driver, chat()))[1] for _ in range(6)]
     for decision in decisions[:4]:
-        policy.on_outcome(outcome_of(decision, status=500))
+        driver.outcome(outcome_of(decision, status=500))
     assert policy.router.states()["oa"] is BreakerState.CLOSED
-    policy.on_outcome(outcome_of(decisions[4], status=502))
+    driver.outcome(outcome_of(decisions[4], status=502))
     assert policy.router.states()["oa"] is BreakerState.OPEN
-    policy.on_outcome(outcome_of(decisions[5], status=200))  # arrived after: counted, still open
+    driver.outcome(outcome_of(decisions[5], status=200))  # arrived after: counted, still open
     assert policy.router.states()["oa"] is BreakerState.OPEN
 
 
 async def test_an_entry_that_is_not_a_handed_over_request_is_ignored(ledger):
-    policy, _ = make_policy(ledger)
-    assert policy.on_outcome(Outcome(request_id="x", status=500, details="via_upstream", route={"provider": "oa"})) is None
+    driver, _ = make_policy(ledger)
+    policy = driver.policy
+    assert driver.outcome(Outcome(request_id="x", status=500, details="via_upstream", route={"provider": "oa"})) is None
     assert policy.router.states()["oa"] is BreakerState.CLOSED
 
 

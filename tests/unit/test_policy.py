@@ -93,16 +93,16 @@ BODY_CASES = [
 
 
 @pytest.mark.parametrize("body, expected", BODY_CASES)
-async def test_request_body_rejections(policy, body, expected):
+def test_request_body_rejections(policy, body, expected):
     st = policy.new_stream()
     policy.on_request_headers(st, headers(), False)
-    assert error_of(await policy.on_request_body(st, body)) == expected
+    assert error_of(policy.on_request_body(st, body)) == expected
 
 
-async def test_routed_request_sets_cluster_path_and_provider_credentials(policy):
+def test_routed_request_sets_cluster_path_and_provider_credentials(policy):
     st = policy.new_stream()
     policy.on_request_headers(st, headers(), False)
-    decision = await policy.on_request_body(st, chat())
+    decision = policy.on_request_body(st, chat())
     assert isinstance(decision, Continue)
     set_headers = dict(decision.set_headers)
     assert set_headers[CLUSTER_HEADER] == "provider_openai-main"
@@ -117,10 +117,10 @@ async def test_routed_request_sets_cluster_path_and_provider_credentials(policy)
     assert (st.provider, st.model, st.outcome) == ("openai-main", "gpt-4o-mini", "routed")
 
 
-async def test_model_map_rewrites_body_and_path_prefix_and_keyless_provider_strips_client_key(policy):
+def test_model_map_rewrites_body_and_path_prefix_and_keyless_provider_strips_client_key(policy):
     st = policy.new_stream()
     policy.on_request_headers(st, headers(), False)
-    decision = await policy.on_request_body(st, chat(model="small", temperature=0))
+    decision = policy.on_request_body(st, chat(model="small", temperature=0))
     set_headers = dict(decision.set_headers)
     assert set_headers[":path"] == "/prefix/v1/chat/completions"
     assert "authorization" not in set_headers
@@ -129,10 +129,10 @@ async def test_model_map_rewrites_body_and_path_prefix_and_keyless_provider_stri
     assert set_headers["content-length"] == str(len(decision.body))
 
 
-async def test_unknown_extra_fields_pass_through(policy):
+def test_unknown_extra_fields_pass_through(policy):
     st = policy.new_stream()
     policy.on_request_headers(st, headers(), False)
-    decision = await policy.on_request_body(st, chat(some_new_field={"x": 1}))
+    decision = policy.on_request_body(st, chat(some_new_field={"x": 1}))
     assert isinstance(decision, Continue) and decision.body is None
 
 
@@ -145,17 +145,17 @@ providers:
 """
 
 
-async def translated_stream(body: dict):
+def translated_stream(body: dict):
     policy = Policy(parse_config(ANTHROPIC_CONFIG), FakeClock(), {"claude": None}, wall=lambda: 1700000000)
     st = policy.new_stream()
     policy.on_request_headers(st, headers(), False)
-    decision = await policy.on_request_body(st, chat(model="claude-x", **body))
+    decision = policy.on_request_body(st, chat(model="claude-x", **body))
     assert isinstance(decision, Continue)
     return policy, st, decision
 
 
-async def test_openai_request_for_anthropic_provider_is_translated_with_default_max_tokens():
-    _, _, decision = await translated_stream({})
+def test_openai_request_for_anthropic_provider_is_translated_with_default_max_tokens():
+    _, _, decision = translated_stream({})
     sent = json.loads(decision.body)
     assert sent["max_tokens"] == 4096 and sent["model"] == "claude-x"
     assert dict(decision.set_headers)[":path"] == "/v1/messages"
@@ -167,17 +167,17 @@ async def test_openai_request_for_anthropic_provider_is_translated_with_default_
     [(200, False, ResponseMode.BUFFERED), (200, True, ResponseMode.STREAMED), (429, True, ResponseMode.BUFFERED)],
     ids=["json-answer-buffered", "stream-streamed", "stream-request-error-buffered"],
 )
-async def test_response_mode_follows_status_and_stream(status, stream, mode):
-    policy, st, _ = await translated_stream({"stream": stream})
+def test_response_mode_follows_status_and_stream(status, stream, mode):
+    policy, st, _ = translated_stream({"stream": stream})
     decision = policy.on_response_headers(st, status, {})
     assert decision.mode.response_body is mode
 
 
-async def test_untranslatable_answer_becomes_502_in_the_callers_shape(policy):
+def test_untranslatable_answer_becomes_502_in_the_callers_shape(policy):
     # An Anthropic client served by OpenAI, whose tool call arguments are not JSON.
     st = policy.new_stream()
     policy.on_request_headers(st, headers(path="/v1/messages", **{"anthropic-version": "2023-06-01"}), False)
-    await policy.on_request_body(st, chat(max_tokens=10))
+    policy.on_request_body(st, chat(max_tokens=10))
     policy.on_response_headers(st, 200, {})
     bad = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
@@ -188,8 +188,8 @@ async def test_untranslatable_answer_becomes_502_in_the_callers_shape(policy):
     assert json.loads(decision.body)["type"] == "error"
 
 
-async def test_cut_stream_ends_with_an_error_event():
-    policy, st, _ = await translated_stream({"stream": True})
+def test_cut_stream_ends_with_an_error_event():
+    policy, st, _ = translated_stream({"stream": True})
     policy.on_response_headers(st, 200, {})
     start = b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
     first = policy.on_response_body(st, start + b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,", False)

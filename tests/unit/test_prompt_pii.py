@@ -13,7 +13,8 @@ from edge_ext.apis.limits import RequestLimits, check_shape
 from edge_ext.apis.openai import OPENAI
 from edge_ext.config.models import Processor
 from edge_ext.errors import BodyTooLarge, PiiBlocked
-from edge_ext.policy.pii import PromptGuard, guard_prompt
+from edge_ext.driver import PromptGuard
+from edge_ext.policy.pii import guard_prompt
 from edge_ext.redact.document import Document
 
 EMAIL, SSN, CARD = "jane.doe@example.com", "123-45-6789", "4111111111111111"
@@ -273,6 +274,7 @@ def test_request_shape_within_the_caps_passes():
 def policy_with_pii(pii: str):
     from edge_ext.clock import FakeClock
     from edge_ext.config import parse_config
+    from edge_ext.driver import Driver
     from edge_ext.policy.engine import Policy
 
     config = parse_config(f"""
@@ -280,7 +282,7 @@ auth: {{enabled: false, pii: {pii}}}
 cache: {{enabled: false}}
 providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:9", models: [gpt-4o-mini]}}]
 """)
-    return Policy(config, FakeClock(), {"p": "sk-p"})
+    return Driver(Policy(config, FakeClock(), {"p": "sk-p"}), config)
 
 
 @pytest.mark.parametrize("pii, text, routed", [
@@ -288,35 +290,37 @@ providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:9", models: [gp
     ("block", "write to alice@example.com " + "plain words " * 3000, False),
 ], ids=["large-clean-body-is-routed-after-the-scan", "large-body-with-pii-is-refused-after-the-scan"])
 async def test_a_scan_off_the_loop_first_extends_envoys_deadline(pii, text, routed):
-    from edge_ext.policy.decisions import Continue, Defer, Respond
+    from edge_ext.policy.decisions import Continue, Respond
+    from edge_ext.policy.needs import ScanPrompt
 
-    policy = policy_with_pii(pii)
+    driver = policy_with_pii(pii)
+    policy = driver.policy
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).encode()
-    deferred = await policy.on_request_body(st, body)
-    assert isinstance(deferred, Defer) and deferred.extend_s > 5  # above the 500 ms message timeout
-    decision = await deferred.then
+    deferred = policy.on_request_body(st, body)
+    assert isinstance(deferred, ScanPrompt) and deferred.extend_s > 5  # above the 500 ms message timeout
+    decision = await driver.run(st, deferred)
     assert isinstance(decision, Continue if routed else Respond)
     if not routed:
         assert decision.status == 400 and b"alice@example.com" not in decision.body
 
 
-async def test_a_small_body_is_scanned_inline_without_a_deferral():
+def test_a_small_body_is_scanned_inline_without_a_deferral():
     from edge_ext.policy.decisions import Continue
 
-    policy = policy_with_pii("block")
+    policy = policy_with_pii("block").policy
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    assert isinstance(await policy.on_request_body(st, body), Continue)
+    assert isinstance(policy.on_request_body(st, body), Continue)
 
 
 @pytest.mark.parametrize("pii, model", [
     ("redact", "gpt-4o-mini"),
     ("off", "claude-haiku-4-5"),
 ], ids=["redacted-arguments", "arguments-translated-for-anthropic"])
-async def test_a_lone_surrogate_inside_tool_call_arguments_is_a_400(pii, model):
+def test_a_lone_surrogate_inside_tool_call_arguments_is_a_400(pii, model):
     from edge_ext.clock import FakeClock
     from edge_ext.config import parse_config
     from edge_ext.policy.decisions import Respond
@@ -336,7 +340,7 @@ providers:
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"},
                                                      {"role": "assistant", "tool_calls": [call]},
                                                      {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}).encode()
-    decision = await policy.on_request_body(st, body)
+    decision = policy.on_request_body(st, body)
     assert isinstance(decision, Respond) and decision.status == 400 and b"surrogate" in decision.body
 
 

@@ -16,7 +16,8 @@ from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
 from edge_ext.mock.vectors import embed
 from edge_ext.policy.accounting import Accounting
-from edge_ext.policy.decisions import Continue, Defer, Respond
+from edge_ext.driver import Driver
+from edge_ext.policy.decisions import Continue, Respond
 from edge_ext.policy.engine import Policy
 from edge_ext.policy.semantic import SemanticStep
 from edge_ext.semantic.cache import SemanticCache
@@ -63,11 +64,12 @@ def build(config, budgets=None):
     semantic_cache = SemanticCache(config.cache.semantic, embedder, LocalIndex(100, 10 ** 8, 600, clock), None)
     accounting = Accounting(load_pricing())
     charged = []
-    step = SemanticStep(semantic_cache, None, accounting, 0.5, on_embedding=lambda *a: charged.append(a))
+    step = SemanticStep(config.cache.semantic, (embedder.provider, embedder.model), None, accounting, 0.5,
+                        on_embedding=lambda *a: charged.append(a))
     cache = TieredCache(MemoryCache(100, 10 ** 7, clock), None, 60, 60)
-    policy = Policy(config, clock, {"oa": "sk"}, wall=lambda: 1.7e9, cache=cache, accounting=accounting, semantic=step,
-                    budgets=budgets)
-    return policy, embedder, charged
+    policy = Policy(config, clock, {"oa": "sk"}, wall=lambda: 1.7e9, cache=True, accounting=accounting, semantic=step,
+                    budgets=budgets is not None)
+    return Driver(policy, config, cache=cache, budgets=budgets, semantic=semantic_cache), embedder, charged
 
 
 def body(text: str, **extra) -> bytes:
@@ -80,16 +82,16 @@ ANSWER = {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4
           "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}
 
 
-async def ask(policy: Policy, key: str, payload: bytes, answer: dict | None = None):
+async def ask(driver: Driver, key: str, payload: bytes, answer: dict | None = None):
+    policy = driver.policy
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions", "authorization": f"Bearer {key}"}, False)
-    decision = await policy.on_request_body(st, payload)
-    if isinstance(decision, Defer):
-        decision = await decision.then
+    decision = await driver.run(st, policy.on_request_body(st, payload))
     if isinstance(decision, Continue) and answer is not None:
         policy.on_response_headers(st, 200, {":status": "200", "content-type": "application/json"})
         policy.on_response_body(st, json.dumps(answer).encode(), True)
-    policy.on_stream_end(st)
+        driver.run_effects(st)
+    driver.end(st)
     return decision
 
 
@@ -178,7 +180,7 @@ budgets:
   limits: [{{scope: tenant, id: acme, period: total, limit_usd: 10}}]
 """)
     budgets, _ = build_budgets(config, WorkerMetrics())
-    policy, _, charged = build(config, budgets)
+    policy, _, charged = build(config, budgets)  # the driver, which performs the admissions and settlements
     await ask(policy, "key-alice", body("What is the capital of France?"), ANSWER)
     await budgets.flush()
     (_, _, before, _), = await budgets.status("tenant", "acme")

@@ -1,4 +1,5 @@
 import asyncio
+import fcntl
 import os
 import subprocess
 import sys
@@ -119,18 +120,28 @@ def test_local_store_counts_concurrent_failures_from_two_processes_exactly(tmp_p
     assert LocalBreakerStore(path).record("p").failures == 6000
 
 
-def test_local_store_hot_path_costs_microseconds(tmp_path):
+def test_local_store_hot_path_writes_nothing(tmp_path, monkeypatch):
+    """A healthy provider's allow + success only reads the shared file: no exclusive lock, so
+    workers never queue behind each other on the request path (measured in tests/bench, not here)."""
+    from edge_ext.routing import record_file
+
     store = LocalBreakerStore(tmp_path / "b.bin")
     breaker = StoreBreaker(store, "p")
     breaker.on_failure(FailureKind.RESET)
     breaker.on_success()
-    n = 20_000
-    start = time.perf_counter()
-    for _ in range(n):
-        breaker.allow()
+    exclusive = []
+    real_flock = record_file.fcntl.flock
+
+    def counting_flock(fd, mode):
+        if mode & fcntl.LOCK_EX:
+            exclusive.append(mode)
+        return real_flock(fd, mode)
+
+    monkeypatch.setattr(record_file.fcntl, "flock", counting_flock)
+    for _ in range(1_000):
+        assert breaker.allow()
         breaker.on_success()
-    per_request = (time.perf_counter() - start) / n
-    assert per_request < 50e-6, f"{per_request * 1e6:.1f} us per allow+success"
+    assert exclusive == []
 
 
 def test_local_store_reinitialises_a_foreign_file(tmp_path):

@@ -12,14 +12,15 @@ import pytest
 from edge_ext.auth import Caller, hash_key
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
+from edge_ext.cost.admission import BudgetStep
 from edge_ext.cost.budget import BudgetSpec
 from edge_ext.cost.calc import estimate_input_tokens
 from edge_ext.cost.ledgers import DiskLedger
 from edge_ext.cost.pricing import load_pricing
 from edge_ext.cost.reserve import reservation
 from edge_ext.errors import BudgetExceeded, TokenRateExceeded
+from edge_ext.driver import Driver
 from edge_ext.policy.accounting import Accounting
-from edge_ext.policy.budgeting import BudgetStep
 from edge_ext.policy.decisions import Continue, Respond
 from edge_ext.policy.engine import Policy
 from edge_ext.usage import Usage
@@ -55,8 +56,8 @@ def make_policy(ledger, limit: str = "5", tpm: int = 100_000):
     budgets = BudgetStep([BudgetSpec("tenant", "acme", "daily", D(limit))], ledger, wall, {"acme-key": tpm},
                          prices=model_prices(config))
     policy = Policy(config, FakeClock(), {"oa": None, "an": None}, wall=wall, accounting=Accounting(PRICES),
-                    budgets=budgets)
-    return policy, budgets
+                    budgets=True)
+    return Driver(policy, config, budgets=budgets), budgets
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -68,11 +69,12 @@ def chat(model="gpt-4o-mini", content="hello", **extra) -> bytes:
     return json.dumps({"model": model, "messages": [{"role": "user", "content": content}], **extra}).encode()
 
 
-async def start(policy, body: bytes):
+async def start(driver, body: bytes):
+    policy = driver.policy
     st = policy.new_stream()
     policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions", "authorization": f"Bearer {KEY}"},
                               False)
-    return st, await policy.on_request_body(st, body)
+    return st, await driver.run(st, policy.on_request_body(st, body))
 
 
 def sse(payload) -> bytes:
@@ -86,8 +88,8 @@ ANTHROPIC_WORDS = [sse({"type": "content_block_delta", "index": 0, "delta": {"ty
                    for _ in range(100)]
 
 
-async def finish(policy, budgets, st):
-    policy.on_stream_end(st)
+async def finish(driver, budgets, st):
+    driver.end(st)
     await budgets.flush()
 
 
@@ -96,15 +98,16 @@ async def figures(ledger):
 
 
 async def test_a_stream_cut_short_is_charged_what_it_delivered(ledger):
-    policy, budgets = make_policy(ledger)
-    st, decision = await start(policy, chat(stream=True))
+    driver, budgets = make_policy(ledger)
+    policy = driver.policy
+    st, decision = await start(driver, chat(stream=True))
     assert isinstance(decision, Continue) and decision.clear_route_cache
     held, _ = await figures(ledger)
     assert held.held > 0  # reserved before routing
     policy.on_response_headers(st, 200, {"content-type": "text/event-stream"})
     for chunk in OPENAI_WORDS:
         policy.on_response_body(st, chunk, False)
-    await finish(policy, budgets, st)  # the client hung up: no end of stream, no usage
+    await finish(driver, budgets, st)  # the client hung up: no end of stream, no usage
     totals, tokens = await figures(ledger)
     output = -(-len("lorem ipsum ") * 100 // 4)
     usage = Usage(input_tokens=estimate_input_tokens(json.loads(chat())), output_tokens=output)
@@ -115,13 +118,14 @@ async def test_a_stream_cut_short_is_charged_what_it_delivered(ledger):
 
 
 async def test_a_finished_stream_is_charged_its_report_and_the_reservation_released(ledger):
-    policy, budgets = make_policy(ledger)
-    st, _ = await start(policy, chat(stream=True))
+    driver, budgets = make_policy(ledger)
+    policy = driver.policy
+    st, _ = await start(driver, chat(stream=True))
     policy.on_response_headers(st, 200, {"content-type": "text/event-stream"})
     for chunk in OPENAI_WORDS + OPENAI_END[:-1]:
         policy.on_response_body(st, chunk, False)
     policy.on_response_body(st, OPENAI_END[-1], True)
-    await finish(policy, budgets, st)
+    await finish(driver, budgets, st)
     totals, tokens = await figures(ledger)
     assert not st.charge.estimated and st.charge.usage == Usage(input_tokens=8, output_tokens=200)
     assert totals.held == 0 and totals.estimated == 0 and totals.spent == D("0.000122")  # 8 * 0.15 + 200 * 0.60, rounded up
@@ -129,12 +133,13 @@ async def test_a_finished_stream_is_charged_its_report_and_the_reservation_relea
 
 
 async def test_an_anthropic_stream_cut_short_keeps_the_reported_input(ledger):
-    policy, budgets = make_policy(ledger)
-    st, _ = await start(policy, chat("claude-haiku-4-5", stream=True))
+    driver, budgets = make_policy(ledger)
+    policy = driver.policy
+    st, _ = await start(driver, chat("claude-haiku-4-5", stream=True))
     policy.on_response_headers(st, 200, {"content-type": "text/event-stream"})
     for chunk in [ANTHROPIC_START, *ANTHROPIC_WORDS]:
         policy.on_response_body(st, chunk, False)
-    await finish(policy, budgets, st)
+    await finish(driver, budgets, st)
     assert st.charge.estimated and st.charge.usage == Usage(input_tokens=8, output_tokens=250)
     assert (await figures(ledger))[1] == 258
 
@@ -148,11 +153,12 @@ async def test_an_anthropic_stream_cut_short_keeps_the_reported_input(ledger):
     pytest.param(429, "via_upstream", False, id="provider-rate-limit"),
 ])
 async def test_an_answer_that_never_came_is_charged_its_prompt_when_the_provider_had_it(ledger, status, details, charged):
-    policy, budgets = make_policy(ledger)
-    st, _ = await start(policy, chat(content="word " * 400))
+    driver, budgets = make_policy(ledger)
+    policy = driver.policy
+    st, _ = await start(driver, chat(content="word " * 400))
     if status:
         policy.on_response_headers(st, status, {"content-type": "application/json"}, details)
-    await finish(policy, budgets, st)
+    await finish(driver, budgets, st)
     totals, tokens = await figures(ledger)
     assert totals.held == 0
     if charged:
@@ -167,10 +173,10 @@ async def test_an_answer_that_never_came_is_charged_its_prompt_when_the_provider
     pytest.param(chat("gpt-9"), "model_not_found", id="refused-by-the-router"),
 ])
 async def test_a_refused_request_releases_its_reservation(ledger, body, code):
-    policy, budgets = make_policy(ledger)
-    st, decision = await start(policy, body)
+    driver, budgets = make_policy(ledger)
+    st, decision = await start(driver, body)
     assert isinstance(decision, Respond) and json.loads(decision.body)["error"]["code"] == code
-    await finish(policy, budgets, st)
+    await finish(driver, budgets, st)
     totals, tokens = await figures(ledger)
     assert (totals.spent, totals.held, tokens) == (0, 0, 0)
 
@@ -178,8 +184,9 @@ async def test_a_refused_request_releases_its_reservation(ledger, body, code):
 async def test_concurrent_requests_overrun_by_at_most_one_reservation(ledger):
     body = chat(max_tokens=1000)
     held = reservation(json.loads(body), (MINI,)).usd
-    policy, budgets = make_policy(ledger, limit=str(held * D("2.5")))
-    results = await asyncio.gather(*(start(policy, body) for _ in range(10)))
+    driver, budgets = make_policy(ledger, limit=str(held * D("2.5")))
+    policy = driver.policy
+    results = await asyncio.gather(*(start(driver, body) for _ in range(10)))
     admitted = [st for st, decision in results if isinstance(decision, Continue)]
     refused = [json.loads(decision.body)["error"] for _, decision in results if isinstance(decision, Respond)]
     assert len(admitted) == 3 and len(refused) == 7
@@ -189,7 +196,7 @@ async def test_concurrent_requests_overrun_by_at_most_one_reservation(ledger):
         policy.on_response_headers(st, 200, {"content-type": "application/json"})
         answer = {"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": 8, "completion_tokens": 1000}}
         policy.on_response_body(st, json.dumps(answer).encode(), True)
-        await finish(policy, budgets, st)
+        await finish(driver, budgets, st)
     totals, _ = await figures(ledger)
     assert totals.held == 0 and held * D("2.5") < totals.spent <= held * D("3.5")
 

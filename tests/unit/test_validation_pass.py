@@ -153,10 +153,10 @@ providers:
 """)
 
 
-async def answer(policy, body: bytes):
+def answer(policy, body: bytes):
     st = policy.new_stream()
     assert isinstance(policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False), Continue)
-    decision = await policy.on_request_body(st, body)
+    decision = policy.on_request_body(st, body)
     policy.on_stream_end(st)
     return decision
 
@@ -165,14 +165,14 @@ async def answer(policy, body: bytes):
     pytest.param("oa", "gpt-4o-mini", {"max_tokens": 100_000}, id="output-over-the-limit-refused-before-the-pick"),
     pytest.param("an", "claude-haiku-4-5", {"n": 2}, id="untranslatable-refused-after-the-pick"),
 ])
-async def test_a_refused_request_gives_its_probe_slot_back(provider, model, refused):
+def test_a_refused_request_gives_its_probe_slot_back(provider, model, refused):
     keys = {"oa": None, "an": None}
     clock = FakeClock()
     router = Router(CONFIG, keys, MemoryBreakerStore(clock=clock), prices=load_pricing().price)
     policy = Policy(CONFIG, clock, keys, router=router)
     policy.router.force(provider, BreakerState.HALF_OPEN)
-    decision = await answer(policy, json.dumps({"model": model, "messages": HI, **refused}).encode())
+    decision = answer(policy, json.dumps({"model": model, "messages": HI, **refused}).encode())
     assert isinstance(decision, Respond) and decision.status == 400
     # The one probe slot is free: this request is the probe.
-    decision = await answer(policy, json.dumps({"model": model, "messages": HI}).encode())
+    decision = answer(policy, json.dumps({"model": model, "messages": HI}).encode())
     assert isinstance(decision, Continue), decision

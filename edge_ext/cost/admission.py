@@ -1,5 +1,7 @@
 """Budgets per client key and per tenant, and tokens per minute: reserve before any provider
-call, settle to the real charge when the request ends.
+call, settle to the real charge when the request ends. The I/O side: the driver (edge_ext.driver)
+runs ``admit`` when the policy asks for it (edge_ext.policy.needs.Admit) and ``settle`` when the
+policy leaves a settlement behind (needs.Settle); the ledger is injected.
 
 Admission reserves an upper estimate of the request (edge_ext.cost.reserve) in the shared ledger,
 atomically with the check, so concurrent requests on any worker or replica see each other: a
@@ -18,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from edge_ext.auth import Caller
 from edge_ext.cost.budget import BudgetSpec, BudgetVerdict, check, format_usd, period_key
+from edge_ext.cost.calc import CostResult
 from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, from_micros
 from edge_ext.cost.pricing import Price
 from edge_ext.cost.reserve import reservation
 from edge_ext.errors import BudgetExceeded, BudgetStoreUnavailable, TokenRateExceeded
+from edge_ext.usage import Usage
 
 log = logging.getLogger("edge_ext.budget")
 
@@ -37,6 +41,14 @@ WINDOW_TTL_S = 120
 # A hold outlives any request (the route timeouts bound them) and the delivery of its outcome;
 # unsettled by then, it is charged as estimated (edge_ext.cost.ledger_api).
 HOLD_TTL_S = 900.0
+
+
+class Charged(Protocol):
+    """What a request was charged (edge_ext.policy.accounting.Charge)."""
+
+    usage: Usage
+    cost: CostResult
+    estimated: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +72,7 @@ class Admission:
         return tuple(out)
 
     @staticmethod
-    def from_metadata(route: dict[str, str]) -> "Admission | None":
+    def from_metadata(route: Mapping[str, str]) -> "Admission | None":
         """The inverse of ``metadata``; None when the request held nothing."""
         holds: list[Hold] = []
         hold_id, expires = route.get("hold", ""), route.get("hold_expires", "")
@@ -144,9 +156,9 @@ class BudgetStep:
             raise
         return taken
 
-    def settle(self, admission: Admission, charge: Any) -> None:
-        """Replaces the reservations with ``charge`` (edge_ext.policy.accounting.Charge), or releases
-        them when it is None; the writes run in the background."""
+    def settle(self, admission: Admission, charge: Charged | None) -> None:
+        """Replaces the reservations with ``charge``, or releases them when it is None; the writes
+        run in the background."""
         if not admission.holds and admission.window is None:
             return
         task = asyncio.get_running_loop().create_task(self._settle(admission, charge))
@@ -171,7 +183,7 @@ class BudgetStep:
             exc = task.exception()
             log.warning("budget settlement failed (%s: %s); the reservation expires on its own", type(exc).__name__, exc)
 
-    async def _settle(self, admission: Admission, charge: Any) -> None:
+    async def _settle(self, admission: Admission, charge: Charged | None) -> None:
         usd = charge.cost.usd if charge is not None and charge.cost.priced else Decimal(0)
         estimated = bool(charge is not None and charge.estimated)
         for hold in admission.holds:

@@ -1,0 +1,24 @@
+"""The plain types the client APIs, the provider adapters and the policy all speak: header pairs
+and the client's parsed request. A module of its own, below those packages, so that none of them
+imports another's to name them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Header (or metadata) pairs, in order. Tuples, not dicts: decisions holding them stay hashable.
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A parsed, validated request in the shape of the client's API (``api``)."""
+
+    body: dict[str, Any]
+    raw: bytes
+    model: str
+    stream: bool
+    api: str = "openai"
+    # The body differs from the client's bytes (e.g. PII redacted): it must be re-serialized.
+    rewritten: bool = False

@@ -1,0 +1,132 @@
+"""The I/O the policy asks for, and the work it leaves behind. Plain data: the policy performs none
+of it.
+
+A phase of the policy (edge_ext.policy.engine) returns either a decision (edge_ext.policy.decisions)
+or a ``Need``: a description of one I/O operation whose result it needs to go on. The driver
+(edge_ext.driver) performs it and hands the result back through ``Policy.resume``, which returns
+the next decision or need. A result is the value named on the need, or the ``EdgeError`` the
+operation raised (a refusal: a budget exceeded, a key store down, personal data found).
+
+``Effect``s are work whose result nobody waits for (store an answer, settle reservations, free
+the followers of a cache miss): the policy appends them to ``StreamState.effects`` and the
+driver runs them after the message, off the request path.
+
+A need with ``extend_s`` may take longer than Envoy's per-message deadline: the driver first
+asks Envoy to extend it (once per message) by that many seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge_ext.auth import Caller
+    from edge_ext.cache.entry import Entry
+    from edge_ext.cost.admission import Admission
+    from edge_ext.message import ChatRequest
+    from edge_ext.policy.accounting import Charge
+
+
+# -- needs: the policy waits for their result ------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FetchKey:
+    """Who holds the client key with this SHA-256 digest (the shared key store) -> Caller | None."""
+
+    digest: str
+    # Not for the driver: whether the request headers ended the request (the policy refuses a
+    # chat request without a body once the caller is known).
+    end_of_stream: bool = False
+    extend_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """Reserve the request's estimate against the caller's budgets and token rate
+    -> Admission | None (None: no limit applies), or the refusal."""
+
+    caller: Caller
+    request: ChatRequest
+    extend_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPrompt:
+    """Scan (and redact, or refuse) a body too large to scan inline -> ChatRequest, or the refusal."""
+
+    request: ChatRequest
+    pii: str  # the policy: "redact" or "block"
+    extend_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LookUp:
+    """The cached answer under ``key`` -> (Entry | None, tier)."""
+
+    key: str
+    extend_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class JoinFlight:
+    """Be first in flight in this process for ``key`` -> bool (True: this request leads)."""
+
+    key: str
+    extend_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Be the one caller across workers and replicas that fetches ``key`` -> bool."""
+
+    key: str
+    ttl_s: float
+    extend_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitEntry:
+    """Wait for the answer another request is fetching -> Entry | None (None: not stored)."""
+
+    key: str
+    elsewhere: bool  # False: a request of this process leads; True: another worker or replica
+    extend_s: float = 0.0
+
+
+Need = FetchKey | Admit | ScanPrompt | LookUp | JoinFlight | Claim | AwaitEntry
+
+
+# -- effects: nobody waits for them ----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Keep ``entry`` under ``key`` (both tiers; the shared one in the background)."""
+
+    key: str
+    entry: Entry
+    ttl: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """The answer for ``key`` is known (or never will be: None): free the requests following it."""
+
+    key: str
+    entry: Entry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Give up the shared-tier claim on ``key``."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """Replace the reservations with the charge, or release them (charge None)."""
+
+    admission: Admission
+    charge: Charge | None
+
+
+Effect = Store | Resolve | Release | Settle
