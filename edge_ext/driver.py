@@ -2,8 +2,9 @@
 
 The policy (edge_ext.policy.engine) is sans-I/O: a phase returns a decision, or a need
 (edge_ext.policy.needs) describing the I/O it must wait for. This is the one place those needs
-meet asyncio and the real stores: the answer cache and its single flights, the client key store,
-the budget ledger, and the thread that scans large prompts. ``perform`` runs one need and hands
+meet asyncio and the real stores: the answer cache and its single flights, the semantic cache
+(its embedding call and index), the client key store, the budget ledger, and the thread that scans
+large prompts. ``perform`` runs one need and hands
 its result back to the policy; ``run_effects`` runs the work the policy left behind, off the
 request path (cache writes, settlements, freeing the followers of a miss).
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_ext.auth import Caller
 from edge_ext.auth_redis import RedisKeyStore
@@ -33,7 +34,11 @@ from edge_ext.policy.needs import (Admit, AwaitEntry, Claim, FetchKey, JoinFligh
                                    Resolve, ScanPrompt, Settle, Store)
 from edge_ext.policy.outcome import Outcome
 from edge_ext.policy.pii import INLINE_BYTES, guard_prompt, scanned_apart
+from edge_ext.policy.semantic import SemanticLookUp, StoreSemantic
 from edge_ext.policy.state import StreamState
+
+if TYPE_CHECKING:  # numpy and usearch load only where the semantic cache is configured (wiring)
+    from edge_ext.semantic.cache import Lookup, SemanticCache
 
 
 class PromptGuard:
@@ -57,17 +62,20 @@ class PromptGuard:
 
 class Driver:
     def __init__(self, policy: Policy, config: Config, cache: TieredCache | None = None,
-                 key_store: RedisKeyStore | None = None, budgets: BudgetStep | None = None):
+                 key_store: RedisKeyStore | None = None, budgets: BudgetStep | None = None,
+                 semantic: SemanticCache | None = None):
         self.policy = policy
-        self._cache, self._key_store, self._budgets = cache, key_store, budgets
+        self._cache, self._key_store, self._budgets, self._semantic = cache, key_store, budgets, semantic
         self._flights = SingleFlight(config.cache.single_flight_wait_s)
         self._guard = PromptGuard(config.processor.max_scanned_chars)
         self._needs: dict[type, Callable[[Any], Awaitable[object]]] = {
             FetchKey: self._fetch_key, Admit: self._admit, ScanPrompt: self._scan, LookUp: self._look_up,
             JoinFlight: self._join, Claim: self._claim, AwaitEntry: self._await_entry,
+            SemanticLookUp: self._semantic_look_up,
         }
         self._effects: dict[type, Callable[[Any], None]] = {
             Store: self._store, Resolve: self._resolve, Release: self._release, Settle: self._settle,
+            StoreSemantic: self._store_semantic,
         }
 
     async def perform(self, st: StreamState, need: Need) -> Step:
@@ -127,6 +135,9 @@ class Driver:
             return await self._cache.wait_for(need.key, self._flights.max_wait)
         return await self._flights.follow(need.key)
 
+    async def _semantic_look_up(self, need: SemanticLookUp) -> Lookup:
+        return await self._semantic.lookup(need.prompt, need.threshold)
+
     # -- effects ----------------------------------------------------------------------------
     def _store(self, effect: Store) -> None:
         self._cache.put(effect.key, effect.entry, effect.ttl)
@@ -136,6 +147,10 @@ class Driver:
 
     def _release(self, effect: Release) -> None:
         self._cache.release(effect.key)
+
+    def _store_semantic(self, effect: StoreSemantic) -> None:
+        p = effect.pending
+        self._semantic.store(p.prompt, p.vector, effect.entry, p.namespace, p.model, effect.ttl)
 
     def _settle(self, effect: Settle) -> None:
         self._budgets.settle(effect.admission, effect.charge)

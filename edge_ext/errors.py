@@ -36,7 +36,10 @@ that calls the library, with ``raise ... from exc``.
 Internal exceptions, outside the tree on purpose: each is caught where it is raised or by its one
 caller, and never reaches a client as itself.
 
-* ``cache.shared.StoreError``: an L2 store failed; the tiered cache makes it a miss.
+* ``cache.shared.StoreError``: an L2 store failed; the tiered cache makes it a miss. The semantic
+  cache's shared tier raises it from a failed purge (the admin call reports it).
+* ``semantic.embeddings.EmbeddingFailed``: an embedding that could not be had; the semantic lookup
+  is a miss.
 * ``cache.disk.UnsafeRow``: a disk cache row this cache never writes; read as a StoreError.
 * ``cost.ledger_api.LedgerUnavailable``: the Redis ledger is away and budgets fail closed; the
   budget step raises BudgetStoreUnavailable from it.

@@ -1,8 +1,9 @@
 """Degraded modes: a shared store the worker can do without is failing, and the worker carries on.
 
-Four stores have one: the cache's L2 tier (a failure is a miss), breaker sharing (each replica
+Six stores have one: the cache's L2 tier (a failure is a miss), breaker sharing (each replica
 decides alone), the Redis budget ledger (fail_open admits against the last known spend, fail_closed
-refuses) and the Redis client-key store (keys only Redis holds are refused). Each failure is
+refuses), the Redis client-key store (keys only Redis holds are refused), and the semantic cache's
+embedding provider (a semantic miss) and shared vector tier (each worker's own index answers). Each failure is
 counted in ``edge_ext_store_errors_total{use, store}``; the log gets one line when a store starts
 failing, one a minute at most while it keeps failing (with the count since the last line), and
 one when it answers again, so an outage is visible without a line per request.
@@ -24,11 +25,13 @@ CONSEQUENCES = {
     "breakers": "each replica decides its breakers alone",
     "budgets": "budgets admit against the last known spend (fail_open) or refuse (fail_closed)",
     "client_keys": "keys not cached in the worker are refused",
+    "embeddings": "semantic lookups are misses (the exact cache still answers)",
+    "semantic": "semantic lookups use each worker's own index",
 }
 
 
 class StoreHealth:
-    """The health of one store used for one purpose (``use``: cache, breakers, budgets, client_keys)."""
+    """The health of one store used for one purpose (``use``: a key of CONSEQUENCES)."""
 
     def __init__(self, use: str, store: str, counter: Any = None, *, consequence: str | None = None,
                  clock: Callable[[], float] = time.monotonic, log_every_s: float = LOG_EVERY_S):

@@ -35,6 +35,21 @@ class WorkerMetrics:
         # Degraded modes (edge_ext.health): the cache's L2, breaker sharing, budgets, client keys.
         self.store_errors = Counter("edge_ext_store_errors", "Failures of a store the worker carried on without, by use and store",
                                     ["use", "store"])
+        self.semantic_lookups = Counter(
+            "edge_ext_semantic_lookups", "Semantic cache lookups after an exact miss, by result (hit, miss, no_embedding)",
+            ["result"])
+        self.semantic_similarity = Histogram(
+            "edge_ext_semantic_similarity", "Cosine similarity of the best candidate of each semantic lookup that had one",
+            buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0))
+        self.semantic_evictions = Counter("edge_ext_semantic_evictions", "Semantic index entries evicted to stay within bounds")
+        self.embedding_seconds = Histogram(
+            "edge_ext_embedding_seconds", "Time of the embedding call of a semantic lookup (successful calls)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.embedding_tokens = Counter("edge_ext_embedding_tokens", "Tokens embedded for semantic lookups, by model",
+                                        ["model"])
+        self.embedding_cost_usd = Counter(
+            "edge_ext_embedding_cost_usd", "USD spent on embeddings for semantic lookups, by model and tenant; also in "
+            "edge_ext_tenant_cost_usd", ["model", "tenant"])
         self.breaker_transitions = Counter(
             "edge_ext_breaker_transitions", "Circuit breaker state changes by provider and new state", ["provider", "to"])
         # Names follow the OpenTelemetry GenAI semantic conventions where one exists.
@@ -83,6 +98,18 @@ class WorkerMetrics:
                 self.cache_stored_bytes.inc(stored_bytes)
         else:
             self.cache_lookups.labels(result=result).inc()
+
+    def on_semantic(self, result: str, similarity: float | None) -> None:
+        self.semantic_lookups.labels(result=result).inc()
+        if similarity is not None:
+            self.semantic_similarity.observe(similarity)
+
+    def on_embedding(self, model: str, tenant: str, seconds: float, tokens: int, usd: float | None) -> None:
+        self.embedding_seconds.observe(seconds)
+        self.embedding_tokens.labels(model=model).inc(tokens)
+        if usd is not None:
+            self.embedding_cost_usd.labels(model=model, tenant=tenant).inc(usd)
+            self.tenant_cost_usd.labels(tenant=tenant).inc(usd)
 
     def on_charge(self, provider: str, model: str, charge) -> None:
         u = charge.usage

@@ -39,6 +39,7 @@ class WorkerDeps:
     budgets: BudgetStep | None
     # Background services with async start() and aclose(), run by the worker's event loop.
     services: list = field(default_factory=list)
+    semantic: Any = None  # the semantic cache (edge_ext.semantic.cache), for the admin API's purge
 
 
 def provider_keys(config: Config) -> dict[str, str | None]:
@@ -75,6 +76,32 @@ def build_cache(config: Config, clock: Clock, metrics: WorkerMetrics, redis: Any
     l1 = MemoryCache(c.l1_max_entries, c.l1_max_bytes, clock, on_evict=metrics.cache_evictions.inc)
     health = StoreHealth("cache", l2.name, metrics.store_errors)
     return TieredCache(l1, l2, c.l1_ttl_s, c.l2_ttl_s, health=health)
+
+
+def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, metrics: WorkerMetrics, redis: Any = None):
+    """The semantic cache, when configured; its shared tier on the cache's Redis (``redis``), if any."""
+    s = config.cache.semantic
+    if not (config.cache.enabled and s.enabled):
+        return None
+    from edge_ext.semantic.cache import SemanticCache
+    from edge_ext.semantic.embeddings import EmbeddingClient
+    from edge_ext.semantic.index import LocalIndex
+    from edge_ext.semantic.shared import SharedVectors
+
+    provider = next(p for p in config.providers if p.name == s.embedding.provider)
+    embedder = EmbeddingClient(provider, keys.get(provider.name), s.embedding,
+                               StoreHealth("embeddings", provider.name, metrics.store_errors))
+    local = LocalIndex(s.index.max_entries, s.index.max_bytes, s.index.ttl_s, clock, on_evict=metrics.semantic_evictions.inc)
+    shared = None
+    if redis is not None and s.shared:
+        if (config.redis.cache or config.redis).cluster is not None:
+            # Vector indexes are per server: a cluster's nodes would each search a slice.
+            log.warning("cache.semantic: the cache's Redis is a cluster, where vector search is not shared; "
+                        "semantic entries stay in each worker's own index")
+        else:
+            shared = SharedVectors(redis, config.cache.redis_read_budget_ms / 1000,
+                                   StoreHealth("semantic", "redis", metrics.store_errors))
+    return SemanticCache(s, embedder, local, shared, on_lookup=metrics.on_semantic)
 
 
 # Where the workers of one instance share breaker and latency state, in its state directory
@@ -171,10 +198,19 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         key_store = RedisKeyStore(redis, config.auth.redis_prefix, clock, config.auth.redis_cache_ttl_s,
                                   config.redis.timeout_ms / 1000,
                                   health=StoreHealth("client_keys", "redis", metrics.store_errors))
+    semantic_cache = build_semantic(config, keys, clock, metrics, cache_redis) if cache is not None else None
+    step = None
+    if semantic_cache is not None:
+        from edge_ext.policy.semantic import SemanticStep
+
+        services.append(semantic_cache)  # its embedding client
+        embedder = semantic_cache.embedder
+        step = SemanticStep(config.cache.semantic, (embedder.provider, embedder.model), config.cache.shared_namespace,
+                            accounting, config.processor.message_timeout_ms / 1000, on_embedding=metrics.on_embedding)
     policy = Policy(config, clock, keys, wall=time.time, on_cache=metrics.on_cache, router=router, latency=latency,
                     accounting=accounting, cache=cache is not None, key_store=key_store is not None,
-                    budgets=budgets is not None)
-    driver = Driver(policy, config, cache=cache, key_store=key_store, budgets=budgets)
+                    budgets=budgets is not None, semantic=step)
+    driver = Driver(policy, config, cache=cache, key_store=key_store, budgets=budgets, semantic=semantic_cache)
     metrics_dir = os.environ.get(METRICS_DIR_ENV)
     if config.metrics.enabled and metrics_dir:
         services.append(MetricsFlusher(metrics, metrics_dir, config.metrics.flush_interval_s))
@@ -185,4 +221,4 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
         services.append(ClientService(redis))
         if cache_redis is not redis:
             services.append(ClientService(cache_redis, "redis.cache"))
-    return WorkerDeps(config, clock, metrics, policy, driver, budgets, services)
+    return WorkerDeps(config, clock, metrics, policy, driver, budgets, services, semantic_cache)

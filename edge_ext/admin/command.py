@@ -30,9 +30,14 @@ def add_parser(sub) -> None:
     breaker = calls.add_parser("breaker", help="force a provider's breaker open or closed")
     breaker.add_argument("provider")
     breaker.add_argument("state", choices=("open", "closed", "half_open"))
+    purge = calls.add_parser("purge-semantic", help="remove semantic cache entries of a tenant and model (every worker)")
+    purge.add_argument("--tenant", default="", help="the tenant (auth.keys[].tenant); empty: every tenant")
+    purge.add_argument("--model", default="", help="the public model name; empty: every model")
 
 
 def run(args: argparse.Namespace, config) -> int:
+    if args.call == "purge-semantic":
+        return _purge_semantic(args, config)
     if args.call == "status":
         method, request = "GetStatus", pb.GetStatusRequest()
     elif args.call == "spend":
@@ -49,4 +54,22 @@ def run(args: argparse.Namespace, config) -> int:
         print(f"edge-ext admin: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
     print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
+    return 0
+
+
+def _purge_semantic(args: argparse.Namespace, config) -> int:
+    """Every worker holds its own index: each is asked (the shared tier is emptied by the first one)."""
+    request = pb.PurgeSemanticRequest(tenant=args.tenant, model=args.model)
+    replies = []
+    try:
+        for index in range(config.processor.worker_count()):
+            with AdminClient(config, index) as admin:
+                replies.append(MessageToDict(admin.PurgeSemantic(request), preserving_proto_field_name=True))
+    except (OSError, ConfigError) as exc:
+        print(f"edge-ext admin: {exc}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        print(f"edge-ext admin: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    print(json.dumps(replies, indent=2))
     return 0

@@ -55,8 +55,10 @@ class SyncTokenCheck(grpc.ServerInterceptor):
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, config: Config, worker_index: int, metrics: WorkerMetrics, router=None, budgets=None):
+    def __init__(self, config: Config, worker_index: int, metrics: WorkerMetrics, router=None, budgets=None,
+                 semantic=None):
         self._config = config
+        self._semantic = semantic
         self._router = router
         self._budgets = budgets
         self._index = worker_index
@@ -109,3 +111,13 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                             f"a worker cannot reload the edge: ask {self._config.processor.edge_admin_address} "
                             "(`edge-ext reload --config FILE`)")
+
+    async def PurgeSemantic(self, request: pb.PurgeSemanticRequest,
+                            context: grpc.aio.ServicerContext) -> pb.PurgeSemanticResponse:
+        if self._semantic is None:
+            return pb.PurgeSemanticResponse(worker_index=self._index, enabled=False)
+        # Entries are filed under the tenant's cache namespace (edge_ext.cache.key.namespace_for).
+        namespace = f"t-{request.tenant}" if request.tenant else None
+        local, shared, error = await self._semantic.purge(namespace, request.model or None)
+        return pb.PurgeSemanticResponse(worker_index=self._index, local_removed=local, shared_removed=shared, enabled=True,
+                                        shared_error=error)

@@ -9,13 +9,13 @@ from typing import Any
 
 # Fields that change how an answer is delivered or attributed, not what it says: a streaming
 # and a non-streaming request with the same content share one entry.
-_DELIVERY_ONLY = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier"})
+DELIVERY_ONLY = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier"})
 _CREDENTIALS = ("authorization", "x-api-key", "api-key")
 
 
 def cache_key(namespace: str, api: str, body: dict[str, Any], variant: tuple[tuple[str, str], ...] = ()) -> str:
     """``variant``: the request headers that reach the provider and change its answer (betas)."""
-    canonical = {k: v for k, v in body.items() if k not in _DELIVERY_ONLY}
+    canonical = {k: v for k, v in body.items() if k not in DELIVERY_ONLY}
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     # Without a variant the key is what it always was: stored entries stay valid.
     headers = "".join(f"\0{name}={value}" for name, value in variant)

@@ -65,6 +65,29 @@ class Config(Strict):
         return self
 
     @model_validator(mode="after")
+    def _semantic_refers(self) -> "Config":
+        s = self.cache.semantic
+        if not s.enabled:
+            return self
+        if not self.cache.enabled:
+            raise ValueError("cache.semantic.enabled needs cache.enabled")
+        providers = {p.name: p for p in self.providers}
+        embedder = providers.get(s.embedding.provider)
+        if embedder is None:
+            raise ValueError(f"cache.semantic.embedding.provider: no provider named {s.embedding.provider!r}")
+        if embedder.kind == "anthropic":
+            raise ValueError(f"cache.semantic.embedding.provider: {embedder.name} is kind anthropic, which has no embeddings API")
+        served = {m for p in self.providers for m in p.public_models()}
+        unknown = sorted(set(s.models) - served)
+        if unknown:
+            raise ValueError(f"cache.semantic.models: no provider serves {unknown}")
+        if s.keys != "*" and not self.auth.redis_keys:
+            missing = sorted(set(s.keys) - {k.id for k in self.auth.keys})
+            if missing:
+                raise ValueError(f"cache.semantic.keys: no client key has the id {missing} (auth.keys[].id)")
+        return self
+
+    @model_validator(mode="after")
     def _budgets_are_metered(self) -> "Config":
         # Spend and tokens are read from each answer by accounting: without it nothing is charged.
         if not self.accounting.enabled and (self.budgets.limits or any(k.tokens_per_minute for k in self.auth.keys)):

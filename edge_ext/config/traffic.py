@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, model_validator
 
 from edge_ext.config.base import Strict
+from edge_ext.config.semantic import Semantic
 
 if TYPE_CHECKING:
     from edge_ext.config.server import Processor
@@ -34,6 +35,8 @@ class Cache(Strict):
     redis_read_budget_ms: Annotated[int, Field(ge=1, le=5000)] = 50
     local_dir: str | None = None
     local_size_limit_bytes: Annotated[int, Field(ge=1024 * 1024)] = 1024 * 1024 * 1024
+    # Paraphrases, after the exact lookup misses (edge_ext.config.semantic); off by default.
+    semantic: Semantic = Semantic()
 
     def local_directory(self, processor: "Processor") -> str:
         if self.local_dir:

@@ -101,7 +101,8 @@ def publish(staging: str, address: str) -> None:
 async def build_admin_server(config: Config, index: int, deps) -> tuple[grpc.aio.Server, str]:
     token = admin_token(config.processor.admin_token_path, create=True)
     server = grpc.aio.server(interceptors=[TokenCheck(token)])
-    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router, deps.budgets), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(config, index, deps.metrics, deps.policy.router, deps.budgets,
+                                                            deps.semantic), server)
     staging = staging_address(config.processor.admin_address(index))
     server.add_insecure_port(staging)  # a Unix socket in the private directory
     await server.start()

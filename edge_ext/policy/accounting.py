@@ -145,3 +145,13 @@ class Accounting:
         result = cost_of(usage, model, self._prices)
         if result.priced:
             self._on_saved(model, result.usd)
+
+
+def with_embedding(charge: Charge | None, embedding: Charge | None) -> Charge | None:
+    """What a request's budgets settle: its answer's charge plus the embedding call of its semantic
+    lookup (edge_ext.policy.semantic); either may be missing (a semantic hit has no answer's)."""
+    if embedding is None or charge is None:
+        return charge or embedding
+    a, b = charge.cost, embedding.cost
+    cost = CostResult(a.usd + b.usd, True) if a.priced and b.priced else a if a.priced else b
+    return Charge(charge.usage + embedding.usage, cost, charge.estimated)

@@ -10,8 +10,9 @@ effects (edge_ext.policy.needs) for the driver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from edge_ext.policy.accounting import Accounting, Meter
+from edge_ext.policy.accounting import Accounting, Meter, with_embedding
 from edge_ext.policy.caching import CacheStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, ResponseMode
 from edge_ext.policy.failover import settle
@@ -21,12 +22,15 @@ from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
 
+if TYPE_CHECKING:
+    from edge_ext.policy.semantic import SemanticStep
+
 
 class AnswerStep:
     def __init__(self, router: Router, cache: CacheStep, clock: Callable[[], float], wall: Callable[[], float],
-                 latency: LatencySink | None, accounting: Accounting | None):
+                 latency: LatencySink | None, accounting: Accounting | None, semantic: SemanticStep | None = None):
         self._router, self._cache, self._clock, self._wall = router, cache, clock, wall
-        self._latency, self._accounting = latency, accounting
+        self._latency, self._accounting, self._semantic = latency, accounting, semantic
 
     def on_headers(self, st: StreamState, status: int, headers: dict[str, str], details: str = "via_upstream",
                    served: str = "", attempts: int = 1) -> Decision:
@@ -81,7 +85,9 @@ class AnswerStep:
             # client's behalf); translated: record what the client gets, in its shape.
             recorder.feed(chunk if out is None or st.same_api else out)
             if end_of_stream:
-                self._cache.store(st, st.provider)
+                entry = self._cache.store(st, st.provider)
+                if self._semantic is not None:
+                    self._semantic.remember(st, entry)
         # Headers were sent to us and are held until this reply when BUFFERED: length, status
         # and cost headers are ours to set. STREAMED headers are long gone.
         buffered = answering.mode is ResponseMode.BUFFERED
@@ -127,7 +133,7 @@ class AnswerStep:
         """Once per request: its reservations become its charge, or are released without one."""
         admission = st.take_admission()
         if admission is not None:
-            st.effects.append(Settle(admission, st.charge))
+            st.effects.append(Settle(admission, with_embedding(st.charge, st.embedding_charge)))
 
 
 def _cut_short(st: StreamState) -> bool:

@@ -167,9 +167,9 @@ class CacheStep:
         if st.flight is not None:
             st.flight.recorder = None
 
-    def store(self, st: StreamState, provider: str) -> None:
-        """At the answer's end: what the recorder collected is stored when it is a whole answer,
-        and the followers get it."""
+    def store(self, st: StreamState, provider: str) -> Entry | None:
+        """At the answer's end: what the recorder collected is stored when it is a whole answer
+        (and returned), and the followers get it."""
         flight = st.flight
         recorder, flight.recorder = flight.recorder, None
         body = recorder.result()
@@ -178,6 +178,7 @@ class CacheStep:
             st.effects.append(Store(flight.key, entry, flight.ttl))
         self._on_cache("stored", len(entry.body) if entry else 0)
         self.finish(st, entry)
+        return entry
 
 
 def _record(flight: Flight, request: ChatRequest) -> None:

@@ -37,6 +37,8 @@ from edge_ext.policy.needs import Admit, FetchKey, Need, ScanPrompt
 from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over
 from edge_ext.policy.pii import guard_prompt, scanned_apart
 from edge_ext.policy.response import codec_for
+from edge_ext.policy.semantic import TIER as SEMANTIC_TIER
+from edge_ext.policy.semantic import SemanticLookUp, SemanticStep, with_similarity
 from edge_ext.policy.shaping import shape
 from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamState
 from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
@@ -68,7 +70,7 @@ class Policy:
                  wall: Callable[[], float] | None = None,
                  on_cache: Callable[[str, int], None] = lambda status, stored: None,
                  router: Router | None = None, latency: LatencySink | None = None, accounting: Accounting | None = None,
-                 cache: bool = False, key_store: bool = False, budgets: bool = False):
+                 cache: bool = False, key_store: bool = False, budgets: bool = False, semantic: SemanticStep | None = None):
         self._clock = clock
         self._accounting = accounting
         self._budgets = budgets
@@ -87,7 +89,8 @@ class Policy:
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
         self._key_store = key_store
-        answer = AnswerStep(self._router, self._cache, clock, self._wall, latency, accounting)
+        self._semantic = semantic
+        answer = AnswerStep(self._router, self._cache, clock, self._wall, latency, accounting, semantic)
         # The response phases live in AnswerStep; bound here so the servicer calls them directly.
         self.on_response_headers = answer.on_headers
         self.on_response_body = answer.on_body
@@ -95,7 +98,8 @@ class Policy:
         # The response phases of 2-message requests, from their outcomes (any worker's).
         self.on_outcome = OutcomeStep(self._router, latency, accounting, self._wall).apply
         # What each need's result continues with.
-        self._resume = {FetchKey: self._keyed, Admit: self._admitted, ScanPrompt: self._scanned}
+        self._resume = {FetchKey: self._keyed, Admit: self._admitted, ScanPrompt: self._scanned,
+                        SemanticLookUp: self._semantic_found}
 
     def new_stream(self) -> StreamState:
         return StreamState(started=self._clock())
@@ -201,10 +205,20 @@ class Policy:
 
     def _after_cache(self, st: StreamState, step: Hit | Need | None) -> Step:
         if step is None:
-            return self._route_chat(st, st.request)
+            # A miss that leads its key may be a paraphrase of a stored prompt.
+            ask = self._semantic.ask(st, st.request) if self._semantic and st.flight and st.flight.claimed else None
+            return self._ask(st, ask) if ask is not None else self._route_chat(st, st.request)
         if isinstance(step, Hit):
             return self._hit(st, step)
         return self._ask(st, step)
+
+    def _semantic_found(self, st: StreamState, need: SemanticLookUp, result: object) -> Step:
+        found = self._semantic.found(st, need, result)
+        if found is None:
+            return self._route_chat(st, st.request)
+        entry, similarity = found
+        self._cache.finish(st, entry)  # the followers of this exact key get the same answer
+        return with_similarity(self._hit(st, Hit(entry, SEMANTIC_TIER)), similarity)
 
     def _refusing(self, st: StreamState, steps: Callable[[], Step]) -> Step:
         try:

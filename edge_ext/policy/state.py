@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from edge_ext.policy.endpoints import Handler
     from edge_ext.policy.needs import Effect, Need
     from edge_ext.policy.response import ResponseCodec
+    from edge_ext.policy.semantic import Pending
 
 
 class Endpoint(Enum):
@@ -142,6 +143,10 @@ class StreamState:
     # The record: who answered, in which API, after which failed attempts, and what it cost.
     provider: str = ""
     routed_at: float = 0.0
+    # The semantic step (edge_ext.policy.semantic): what a semantic miss stores with its answer,
+    # and the embedding call's charge, settled with the request's.
+    semantic: Pending | None = None
+    embedding_charge: Charge | None = None
     upstream_api: str = ""
     upstream_model: str = ""
     same_api: bool = True

@@ -32,7 +32,7 @@ from pathlib import Path
 from edge_ext.config import parse_config
 from edge_ext.envoy_config.render import render
 from tests.bench.envoys import bare_bootstrap, floor_bootstrap, start_envoy, upstream_bootstrap
-from tests.support import edge_config, free_port, http, start_edge, stop, wait_until, worker_pids
+from tests.support import edge_config, free_port, http, start_edge, start_mock, stop, wait_until, worker_pids
 
 REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are terse."},
                                                 {"role": "user", "content": "Say hello to the benchmark."}]}
@@ -45,13 +45,34 @@ BODIES = {
 
 # Cacheable and never seen before: a miss whose answer is stored (the full miss path). "routed":
 # the same, for a model two providers serve, so it goes through a breaker-filtered plan and a
-# failover cluster (whose attempt filter a healthy request skips).
-UNIQUE = {"unique": REQUEST, "routed": {**REQUEST, "model": "gpt-routed"}}
+# failover cluster (whose attempt filter a healthy request skips). "semantic-miss": the same for
+# the model group with the semantic cache, so the miss also makes an embedding call (the mock's)
+# and searches and fills the index.
+UNIQUE = {"unique": REQUEST, "routed": {**REQUEST, "model": "gpt-routed"},
+          "semantic-miss": {**REQUEST, "model": "gpt-semantic"}}
+
+# The semantic hit: a paraphrase of a stored prompt (SEMANTIC_STORED). Each request's text carries
+# its counter in trailing whitespace (spaces and tabs as binary digits): a new exact key every
+# time, so neither the exact cache nor single-flight answers it, and the same words, so the
+# embedding and the guard see the same paraphrase. Every request: exact miss, embedding, index
+# search, hit served from the index.
+SEMANTIC_STORED = "Say hello to the benchmark."
+SEMANTIC_PARAPHRASE = "Please say hello to this benchmark"
 
 
 def wrk(url: str, connections: int, duration: int, tmp: Path, kind: str = "plain") -> dict:
     script = tmp / f"post-{kind}.lua"
-    if kind in UNIQUE:
+    if kind == "semantic-hit":
+        body = {**REQUEST, "model": "gpt-semantic", "temperature": 0,
+                "messages": [{"role": "user", "content": SEMANTIC_PARAPHRASE + "\u0001"}]}
+        prefix, suffix = json.dumps(body).split("\\u0001")
+        lua_body = (f"local threads = 0\n"
+                    f"setup = function(thread)\n  threads = threads + 1\n  thread:set('tid', threads)\nend\n"
+                    f"request = function()\n  counter = (counter or 0) + 1\n"
+                    f"  local n, pad = counter * 8 + tid, ''\n"
+                    f"  while n > 0 do\n    pad = pad .. ((n % 2 == 1) and ' ' or '\\\\t')\n    n = math.floor(n / 2)\n  end\n"
+                    f"  return wrk.format(nil, nil, nil, {json.dumps(prefix)} .. pad .. {json.dumps(suffix)})\nend\n")
+    elif kind in UNIQUE:
         prefix, suffix = json.dumps({**UNIQUE[kind], "temperature": 0}).rsplit('."', 1)
         # Unique per run, per wrk thread and per request. (Lua's math.random is unseeded in wrk:
         # every thread of every run drew the same numbers, so later runs replayed earlier bodies
@@ -151,9 +172,16 @@ def main(argv: list[str] | None = None) -> int:
                     "api_key_env": "BENCH_PROVIDER_KEY", "models": ["gpt-4o-mini"]}
         streamer = {**provider, "name": "bench-sse", "base_url": f"http://127.0.0.1:{up_port}/sse", "models": ["gpt-stream"]}
         second = {**provider, "name": "bench-b", "models": ["gpt-routed"]}
-        provider["models"] = ["gpt-4o-mini", "gpt-routed"]
-        config = edge_config(tmp, [provider, streamer, second], processor={"workers": args.workers or "auto"},
-                             envoy={"access_log": False}, routing={"models": {"gpt-routed": "round_robin"}})
+        provider["models"] = ["gpt-4o-mini", "gpt-routed", "gpt-semantic"]
+        # The semantic cache's embeddings come from the mock provider (a Python server: its
+        # latency is part of the semantic cases).
+        embedder = start_mock("bench-embeddings")
+        procs.append(embedder.proc)
+        embeddings = {"name": "bench-emb", "kind": "openai", "base_url": embedder.url, "models": ["unused"]}
+        semantic = {"enabled": True, "models": {"gpt-semantic": {}}, "keys": "*", "embedding": {"provider": "bench-emb"}}
+        config = edge_config(tmp, [provider, streamer, second, embeddings], processor={"workers": args.workers or "auto"},
+                             envoy={"access_log": False}, routing={"models": {"gpt-routed": "round_robin"}},
+                             cache={"semantic": semantic})
         config["envoy"]["admin"] = {"host": "127.0.0.1", "port": free_port()}
         config["envoy"]["access_log"] = False
         edge = start_edge(tmp / "edge", config, env={"BENCH_PROVIDER_KEY": "sk-bench-provider"})
@@ -171,16 +199,19 @@ def main(argv: list[str] | None = None) -> int:
             status, _, body = http("POST", target.url, json.dumps(REQUEST).encode(), {"content-type": "application/json"})
             assert status == 200, (target.url, status, body)
             wrk(target.url, args.connections, 2, tmp)
+        prime_semantic(edge_t.url)
 
         c = args.connections
         cases = (("bare", bare_t, c, "plain"), ("floor 2msg", floor2_t, c, "plain"), ("floor 4msg", floor4_t, c, "plain"),
                  ("edge-ext pass", edge_t, c, "plain"), ("edge-ext miss+store", edge_t, c, "unique"),
                  ("edge-ext hit", edge_t, c, "hit"), ("edge-ext miss+routing", edge_t, c, "routed"),
+                 ("edge-ext semantic hit", edge_t, c, "semantic-hit"), ("edge-ext semantic miss", edge_t, c, "semantic-miss"),
                  ("bare stream", bare_sse_t, c, "stream"), ("edge-ext stream", edge_t, c, "stream"),
                  ("bare 1conn", bare_t, 1, "plain"), ("floor 2msg 1conn", floor2_t, 1, "plain"),
                  ("floor 4msg 1conn", floor4_t, 1, "plain"), ("edge-ext pass 1conn", edge_t, 1, "plain"),
                  ("edge-ext miss+store 1conn", edge_t, 1, "unique"), ("edge-ext miss+routing 1conn", edge_t, 1, "routed"),
-                 ("edge-ext hit 1conn", edge_t, 1, "hit"))
+                 ("edge-ext hit 1conn", edge_t, 1, "hit"), ("edge-ext semantic hit 1conn", edge_t, 1, "semantic-hit"),
+                 ("edge-ext semantic miss 1conn", edge_t, 1, "semantic-miss"))
         results: dict[str, list[dict]] = {}
         wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
         cases = tuple(c for c in cases if not wanted or c[0].startswith("bare") or any(w in c[0] for w in wanted))
@@ -195,12 +226,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def prime_semantic(url: str) -> None:
+    """Stores SEMANTIC_STORED in every worker's index (each has its own): whitespace variants are
+    new exact keys, sent until paraphrases are semantic hits wherever they land."""
+    def send(text: str) -> dict:
+        body = {**REQUEST, "model": "gpt-semantic", "temperature": 0, "messages": [{"role": "user", "content": text}]}
+        status, headers, answer = http("POST", url, json.dumps(body).encode(),
+                                       {"content-type": "application/json", "authorization": "Bearer sk-bench-client"})
+        assert status == 200, (status, answer)
+        return {k.lower(): v for k, v in headers.items()}
+
+    for i in range(1, 41):
+        send(SEMANTIC_STORED + " " * i)
+        if i >= 8 and all(send(SEMANTIC_PARAPHRASE + "\t" * (i * 10 + j)).get("x-edge-cache") == "hit-semantic" for j in range(8)):
+            return
+    raise AssertionError("the paraphrase is not a semantic hit on every worker")
+
+
 # The ratios issue 13's targets are stated in (docs/performance.md): name, numerator, denominator, field.
 RATIOS = (
     ("floor 2msg / bare (req/s)", "floor 2msg", "bare", "rps"),
     ("floor 4msg / bare (req/s)", "floor 4msg", "bare", "rps"),
     ("pass / floor 2msg (req/s)", "edge-ext pass", "floor 2msg", "rps"),
     ("hit / floor 2msg (req/s)", "edge-ext hit", "floor 2msg", "rps"),
+    ("semantic hit / hit (req/s)", "edge-ext semantic hit", "edge-ext hit", "rps"),
+    ("semantic miss / miss+store (req/s)", "edge-ext semantic miss", "edge-ext miss+store", "rps"),
+    ("semantic hit p50 / hit p50, 1 connection", "edge-ext semantic hit 1conn", "edge-ext hit 1conn", "p50_ms"),
     ("miss+store / floor 4msg (req/s)", "edge-ext miss+store", "floor 4msg", "rps"),
     ("stream / bare stream (req/s)", "edge-ext stream", "bare stream", "rps"),
     ("pass p50 / floor 2msg p50, 1 connection", "edge-ext pass 1conn", "floor 2msg 1conn", "p50_ms"),
@@ -223,7 +274,7 @@ def report(results: dict[str, list[dict]], args) -> None:
     for label, top, bottom, key in RATIOS:
         if top in med and bottom in med:
             print(f"  {label:<42}{med[top][key] / med[bottom][key]:>6.2f}")
-    for case in ("pass", "miss+store", "miss+routing", "hit"):
+    for case in ("pass", "miss+store", "miss+routing", "hit", "semantic hit", "semantic miss"):
         if f"edge-ext {case} 1conn" not in med:
             continue
         added = med[f"edge-ext {case} 1conn"]["p50_ms"] - med["bare 1conn"]["p50_ms"]

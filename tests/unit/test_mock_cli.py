@@ -21,7 +21,7 @@ from edge_ext.mock import main
 
 BANNER = re.compile(
     r"^edge-ext mock provider '(?P<name>[^']+)' listening on (?P<url>http://127\.0\.0\.1:\d+) "
-    r"\(OpenAI /v1/chat/completions, Anthropic /v1/messages\)$"
+    r"\(OpenAI /v1/chat/completions and /v1/embeddings, Anthropic /v1/messages\)$"
 )
 
 

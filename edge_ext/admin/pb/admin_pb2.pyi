@@ -103,3 +103,25 @@ class ReloadResponse(_message.Message):
     version: str
     problems: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, applied: _Optional[bool] = ..., version: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PurgeSemanticRequest(_message.Message):
+    __slots__ = ("tenant", "model")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    model: str
+    def __init__(self, tenant: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class PurgeSemanticResponse(_message.Message):
+    __slots__ = ("worker_index", "local_removed", "shared_removed", "enabled", "shared_error")
+    WORKER_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    SHARED_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    SHARED_ERROR_FIELD_NUMBER: _ClassVar[int]
+    worker_index: int
+    local_removed: int
+    shared_removed: int
+    enabled: bool
+    shared_error: str
+    def __init__(self, worker_index: _Optional[int] = ..., local_removed: _Optional[int] = ..., shared_removed: _Optional[int] = ..., enabled: _Optional[bool] = ..., shared_error: _Optional[str] = ...) -> None: ...

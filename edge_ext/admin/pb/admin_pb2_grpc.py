@@ -54,6 +54,11 @@ class AdminStub:
                 request_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadRequest.SerializeToString,
                 response_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadResponse.FromString,
                 _registered_method=True)
+        self.PurgeSemantic = channel.unary_unary(
+                '/edge_ext.admin.v1.Admin/PurgeSemantic',
+                request_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.PurgeSemanticRequest.SerializeToString,
+                response_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.PurgeSemanticResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -83,6 +88,12 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeSemantic(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +116,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadRequest.FromString,
                     response_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadResponse.SerializeToString,
+            ),
+            'PurgeSemantic': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeSemantic,
+                    request_deserializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.PurgeSemanticRequest.FromString,
+                    response_serializer=edge__ext_dot_admin_dot_pb_dot_admin__pb2.PurgeSemanticResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +231,33 @@ class Admin:
             '/edge_ext.admin.v1.Admin/Reload',
             edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadRequest.SerializeToString,
             edge__ext_dot_admin_dot_pb_dot_admin__pb2.ReloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeSemantic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edge_ext.admin.v1.Admin/PurgeSemantic',
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.PurgeSemanticRequest.SerializeToString,
+            edge__ext_dot_admin_dot_pb_dot_admin__pb2.PurgeSemanticResponse.FromString,
             options,
             channel_credentials,
             insecure,
