@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 
 from tests.redis_server import redis_binary
-from tests.support import free_port, wait_until
+from tests.support import free_ports, wait_until
 
 # Failure detection in a second: the replica takes over within a few.
 NODE_TIMEOUT_MS = 1000
@@ -73,7 +73,9 @@ class RedisClusterHA(_Processes):
 
     def __init__(self, password: str):
         super().__init__("edge-redis-cluster-", password)
-        self.ports = [free_port() for _ in range(6)]
+        # Six client ports and six cluster-bus ports, all distinct.
+        ports = free_ports(12)
+        self.ports, self._buses = ports[:6], dict(zip(ports[:6], ports[6:]))
 
     @property
     def section(self) -> dict:
@@ -81,7 +83,7 @@ class RedisClusterHA(_Processes):
         return {"cluster": {"nodes": [f"127.0.0.1:{p}" for p in self.ports[:3]]}}
 
     def start(self) -> None:
-        buses = {port: free_port() for port in self.ports}
+        buses = self._buses
         for port in self.ports:
             # The cluster bus needs a port of its own, free as well (default: port + 10000).
             self.spawn(port, *self.auth(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -146,8 +148,7 @@ class RedisSentinelHA(_Processes):
 
     def __init__(self, password: str):
         super().__init__("edge-redis-sentinel-", password)
-        self.primary, self.replica = free_port(), free_port()
-        self.sentinels = [free_port() for _ in range(3)]
+        self.primary, self.replica, *self.sentinels = free_ports(5)
 
     @property
     def section(self) -> dict:
