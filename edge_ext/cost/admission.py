@@ -20,15 +20,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
 from edge_ext.auth import Caller
 from edge_ext.cost.budget import BudgetSpec, BudgetVerdict, check, format_usd, period_key
 from edge_ext.cost.calc import CostResult
-from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, from_micros
+from edge_ext.cost.admitted import Admission
+from edge_ext.cost.ledger_api import Hold, LedgerUnavailable
 from edge_ext.cost.pricing import Price
 from edge_ext.cost.reserve import reservation
 from edge_ext.errors import BudgetExceeded, BudgetStoreUnavailable, TokenRateExceeded
@@ -49,40 +49,6 @@ class Charged(Protocol):
     usage: Usage
     cost: CostResult
     estimated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """What one admitted request holds until it ends."""
-
-    holds: tuple[Hold, ...] = ()
-    window: str | None = None  # its tokens-per-minute counter
-    tokens: int = 0  # tokens reserved in that window
-
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The admission as request metadata: a request answered in 2 messages is settled by
-        whichever worker receives its outcome (edge_ext.policy.outcome)."""
-        out: list[tuple[str, str]] = []
-        if self.holds:
-            first = self.holds[0]
-            out += [("hold", first.id), ("hold_expires", repr(first.expires)),
-                    ("holds", ";".join(f"{h.scope_id}|{h.period_key}|{h.micros}" for h in self.holds))]
-        if self.window is not None:
-            out += [("tpm", self.window), ("tpm_tokens", str(self.tokens))]
-        return tuple(out)
-
-    @staticmethod
-    def from_metadata(route: Mapping[str, str]) -> "Admission | None":
-        """The inverse of ``metadata``; None when the request held nothing."""
-        holds: list[Hold] = []
-        hold_id, expires = route.get("hold", ""), route.get("hold_expires", "")
-        for part in filter(None, route.get("holds", "").split(";")) if hold_id and expires else ():
-            scope_id, period, micros = part.split("|")
-            holds.append(Hold(scope_id, period, hold_id, from_micros(int(micros)), float(expires), due=True))
-        window = route.get("tpm") or None
-        if not holds and window is None:
-            return None
-        return Admission(tuple(holds), window, int(route.get("tpm_tokens", "0") or 0))
 
 
 class BudgetStep:

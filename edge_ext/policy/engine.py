@@ -7,6 +7,14 @@ a decision (edge_ext.policy.decisions) or a need: a description of the I/O it mu
 ``StreamState.effects`` for the driver to run. The servicer in edge_ext.extproc turns decisions
 into ProcessingResponses.
 
+Routing state comes through small Protocols the wiring fills in (edge_ext.wiring): the router
+runs breaker events through a ``BreakerStore`` (edge_ext.routing.breaker_store) and the answer's
+time to first byte goes to a ``LatencySink``. They are called in line, not asked for as needs: a
+pick must take a half-open breaker's probe slot atomically with choosing it, and an await per
+request would cost more than the store's work (a read of an mmap'd page; a file lock of a few
+microseconds when a breaker changes state or a latency sample is folded in). Which store, the files or Redis behind it, and the metrics it reports
+transitions to are the wiring's choice; nothing the policy imports does I/O (test_import_graph).
+
 The request body goes: validation -> budgets (Admit) -> prompt PII (inline, or ScanPrompt) ->
 cache (edge_ext.policy.caching: LookUp, then JoinFlight, Claim or AwaitEntry) -> the router's
 pick and the provider's shape. The response phases are edge_ext.policy.answer's.
@@ -23,7 +31,7 @@ from edge_ext.apis.limits import RequestLimits
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.config.models import Config
-from edge_ext.cost.admission import Admission
+from edge_ext.cost.admitted import Admission
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InternalError, InvalidRequest, Unauthorized
 from edge_ext.message import ChatRequest
 from edge_ext.policy.accounting import Accounting
@@ -44,7 +52,7 @@ from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamSt
 from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
 from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
-from edge_ext.routing.shared_state import MemoryBreakerStore
+from edge_ext.routing.breaker_store import MemoryBreakerStore
 
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
 CLUSTER_HEADER = "x-edge-cluster"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from edge_ext.auth import Caller
     from edge_ext.cache.entry import Entry
-    from edge_ext.cost.admission import Admission
+    from edge_ext.cost.admitted import Admission
     from edge_ext.message import ChatRequest
     from edge_ext.policy.accounting import Charge
 

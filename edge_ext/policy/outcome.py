@@ -24,7 +24,7 @@ from typing import Any
 from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.apis.openai import OPENAI
 from edge_ext.auth import Caller
-from edge_ext.cost.admission import Admission
+from edge_ext.cost.admitted import Admission
 from edge_ext.cost.calc import estimate_input_tokens
 from edge_ext.message import ChatRequest
 from edge_ext.policy.accounting import Accounting, Charge

@@ -29,7 +29,7 @@ from edge_ext.apis.openai import OPENAI
 if TYPE_CHECKING:
     from edge_ext.apis.base import ClientAPI
     from edge_ext.auth import Caller
-    from edge_ext.cost.admission import Admission
+    from edge_ext.cost.admitted import Admission
     from edge_ext.message import ChatRequest
     from edge_ext.policy.accounting import Charge, Meter
     from edge_ext.policy.caching import Recorder

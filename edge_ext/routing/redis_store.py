@@ -32,7 +32,7 @@ from typing import Any
 from edge_ext.health import StoreHealth
 from edge_ext.routing.breaker import BreakerEvent, BreakerRecord, BreakerState, EventKind, Step, open_seconds_for
 from edge_ext.routing.redis_layout import CLOSE_SCRIPT, COUNT_FAILURE, MAX_HOLD, OPEN_SCRIPT, RemoteRecord, breaker_key, parse_remote
-from edge_ext.routing.shared_state import BreakerStore, MemoryBreakerStore
+from edge_ext.routing.breaker_store import BreakerStore, MemoryBreakerStore
 
 _OPEN, _CLOSED = BreakerState.OPEN, BreakerState.CLOSED
 _NO_RECORD = RemoteRecord()

@@ -18,7 +18,7 @@ from edge_ext.routing.breaker import BreakerState
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import NO_LATENCY, LatencyView
 from edge_ext.routing.plan import cluster_for
-from edge_ext.routing.shared_state import BreakerStore, StoreBreaker
+from edge_ext.routing.breaker_store import BreakerStore, StoreBreaker
 from edge_ext.routing.strategies import Candidate, RouteContext, create
 from edge_ext.routing.table import ModelTable
 

@@ -1,17 +1,10 @@
-"""Breaker state shared beyond one Breaker object: between the workers of one instance and, with
-Redis, between replicas.
+"""Breaker state shared by every worker process of one instance, through an mmap'd file
+(``record_file``): the ``LocalBreakerStore`` the wiring builds (edge_ext.wiring) and hands the
+router as its ``BreakerStore`` (edge_ext.routing.breaker_store, with the in-process store).
 
-A ``BreakerStore`` holds one ``BreakerRecord`` per provider and applies events to it with the
-pure ``breaker.step`` atomically, so every backend runs the same state machine. Times in a store
-are wall-clock epoch seconds (``time.time`` by default, injected): monotonic clocks of
-different processes do not share an origin. A wall-clock step (NTP) shifts open deadlines by
-the size of the step, which a 30 s window tolerates.
-
-- ``MemoryBreakerStore``: one process (tests, a single worker, the Redis store's fallback).
-- ``LocalBreakerStore``: every worker process on one machine, through an mmap'd file.
-- ``RedisBreakerStore`` (``edge_ext.routing.redis_store``): replicas, over a local store.
-
-``StoreBreaker(store, provider)`` gives one provider's breaker the same API as ``Breaker``.
+Times in a shared store are wall-clock epoch seconds (``time.time`` by default, injected):
+monotonic clocks of different processes do not share an origin. A wall-clock step (NTP) shifts
+open deadlines by the size of the step, which a 30 s window tolerates.
 """
 
 from __future__ import annotations
@@ -19,77 +12,19 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from edge_ext.clock import Clock
-from edge_ext.routing.breaker import BreakerApi, BreakerEvent, BreakerRecord, BreakerSettings, BreakerState, Step, step
+from edge_ext.routing.breaker import BreakerEvent, BreakerRecord, BreakerSettings, BreakerState, Step, step
+from edge_ext.routing.breaker_store import EMPTY as _EMPTY
+from edge_ext.routing.breaker_store import BreakerStore, MemoryBreakerStore, StoreBreaker, Transition
+from edge_ext.routing.breaker_store import notify as _notify
 from edge_ext.routing.record_file import RecordFile, RecordFileFull
 
 if TYPE_CHECKING:
     from edge_ext.routing.redis_store import RedisBreakerStore
 
 __all__ = ["BreakerStore", "LocalBreakerStore", "MemoryBreakerStore", "RedisBreakerStore", "StoreBreaker", "Transition"]
-
-Transition = Callable[[str, BreakerState, BreakerState], None]  # (provider, old, new)
-
-_EMPTY = BreakerRecord()
-
-
-class BreakerStore(Protocol):
-    settings: BreakerSettings
-
-    def now(self) -> float:
-        """The store's clock (wall-clock seconds for shared stores)."""
-        ...
-
-    def record(self, provider: str) -> BreakerRecord:
-        """The provider's current record; hot path, never blocks on I/O."""
-        ...
-
-    def apply(self, provider: str, event: BreakerEvent) -> Step:
-        """Run ``step`` on the provider's record atomically with respect to every sharer."""
-        ...
-
-
-class StoreBreaker(BreakerApi):
-    """One provider's breaker living in a store: ``allow()``, ``on_failure()``... as on Breaker."""
-
-    def __init__(self, store: BreakerStore, provider: str):
-        self.store = store
-        self.provider = provider
-
-    @property
-    def record(self) -> BreakerRecord:
-        return self.store.record(self.provider)
-
-    def _apply(self, event: BreakerEvent) -> Step:
-        return self.store.apply(self.provider, event)
-
-
-def _notify(callback: Transition | None, provider: str, old: BreakerRecord, new: BreakerRecord) -> None:
-    if callback is not None and old.state is not new.state:
-        callback(provider, old.state, new.state)
-
-
-class MemoryBreakerStore:
-    def __init__(self, settings: BreakerSettings = BreakerSettings(), clock: Clock = time.time,
-                 on_transition: Transition | None = None):
-        self.settings = settings
-        self.now = clock
-        self.on_transition = on_transition
-        self._records: dict[str, BreakerRecord] = {}
-
-    def record(self, provider: str) -> BreakerRecord:
-        return self._records.get(provider, _EMPTY)
-
-    def apply(self, provider: str, event: BreakerEvent) -> Step:
-        old = self._records.get(provider, _EMPTY)
-        result = step(old, event, self.now(), self.settings)
-        if result.record is not old:
-            self._records[provider] = result.record
-            _notify(self.on_transition, provider, old, result.record)
-        return result
 
 
 # state, failures, successes, probes, open_until, probe_until, updated_at
