@@ -17,6 +17,9 @@ _PHASE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 
 class WorkerMetrics:
     def __init__(self) -> None:
         self.streams = Counter("edge_ext_streams", "ext_proc streams opened by Envoy")
+        self.protocol_errors = Counter(
+            "edge_ext_protocol_errors", "ext_proc streams ended with a gRPC status for a message out of protocol "
+            "order, by message", ["message"])
         self.requests = Counter(
             "edge_ext_requests",
             "HTTP requests seen by the processor, by outcome (routed or an error code) and provider",

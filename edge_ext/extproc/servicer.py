@@ -20,11 +20,13 @@ from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.attempt import AttemptState, AttemptStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Respond
 from edge_ext.policy.engine import Step
-from edge_ext.policy.state import StreamState
+from edge_ext.policy.state import ARRIVES_IN, StreamState
 from edge_ext.telemetry import end_request_span, start_request_span
 
 log = logging.getLogger("edge_ext.extproc")
 _PHASES = frozenset({"request_headers", "request_body", "response_headers", "response_body"})
+# A peer breaking the protocol is logged once per interval at most, with the count since.
+_VIOLATION_LOG_EVERY_S = 60.0
 
 
 def _status_of(headers: dict[str, str]) -> int:
@@ -50,6 +52,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         self._attempts = AttemptStep(policy.router, policy.grants)
         self._metrics = metrics
         self._clock = clock
+        self._violations, self._violation_logged = 0, -_VIOLATION_LOG_EVERY_S
 
     async def Process(
         self, request_iterator: AsyncIterator[pb.ProcessingRequest], context: grpc.aio.ServicerContext
@@ -62,7 +65,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
             return
         provider = attempt_provider(first)
         if provider is not None:
-            attempt = self._attempt(first, provider, requests)
+            attempt = self._attempt(first, provider, requests, context)
             try:
                 async for response in attempt:
                     yield response
@@ -82,10 +85,15 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 started = clock()
                 phase = request.WhichOneof("request")
                 if phase not in _PHASES:
+                    if phase is None:
+                        await self._violation(context, st, "empty")
                     # Trailers are never requested by our filter config; answer so Envoy is not stuck.
                     yield pb.ProcessingResponse(**{phase: pb.TrailersResponse()})
                     request = await anext(requests, None)
                     continue
+                expected = ARRIVES_IN.get(phase)
+                if expected is not None and st.phase not in expected:
+                    await self._violation(context, st, phase)
                 extended = False
                 try:
                     decision = self._decide(st, phase, request, started)
@@ -122,8 +130,25 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
             if span is not None:
                 end_request_span(span, st)
 
-    async def _attempt(self, first: pb.ProcessingRequest, provider: str,
-                       rest: AsyncIterator[pb.ProcessingRequest]) -> AsyncIterator[pb.ProcessingResponse]:
+    async def _violation(self, context: grpc.aio.ServicerContext, st: StreamState | None, message: str) -> None:
+        """The peer sent ``message`` where the ext_proc protocol does not allow it (request headers
+        twice, a body before the headers or after the answer, an empty message): the stream ends
+        with FAILED_PRECONDITION, no reply body, and Envoy applies its own failure mode
+        (``failure_mode_allow``, ``status_on_error``). Raises (grpc's abort)."""
+        where = st.phase.value if st is not None else "attempt"
+        if st is not None:
+            st.outcome = "protocol_error"
+        self._metrics.protocol_errors.labels(message=message).inc()
+        self._violations += 1
+        now = self._clock()
+        if now - self._violation_logged >= _VIOLATION_LOG_EVERY_S:
+            log.warning("ext_proc peer sent %s in phase %s, out of protocol order: stream ended with "
+                        "FAILED_PRECONDITION (%d such streams since the last line)", message, where, self._violations)
+            self._violations, self._violation_logged = 0, now
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{message} not expected in phase {where}")
+
+    async def _attempt(self, first: pb.ProcessingRequest, provider: str, rest: AsyncIterator[pb.ProcessingRequest],
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ProcessingResponse]:
         """One retry attempt of a failed-over request (edge_ext.policy.attempt)."""
         st, steps = AttemptState(), self._attempts
         decision = self._guarded("attempt_headers", lambda: steps.on_headers(
@@ -135,6 +160,8 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         async for request in rest:
             # Only the body follows: the filter skips the response and trailers.
             phase = request.WhichOneof("request")
+            if phase is None or phase == "request_headers":
+                await self._violation(context, None, phase or "empty")
             if phase != "request_body":
                 yield to_response(phase, CONTINUE)
                 continue

@@ -17,7 +17,7 @@ from edge_ext.policy.caching import CacheStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, ResponseMode
 from edge_ext.policy.failover import settle
 from edge_ext.policy.needs import Settle
-from edge_ext.policy.state import Answering, Phase, StreamState
+from edge_ext.policy.state import TRANSITIONS, Answering, Phase, StreamState
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
@@ -36,7 +36,11 @@ class AnswerStep:
                    served: str = "", attempts: int = 1) -> Decision:
         routed = st.routed
         if st.phase is not Phase.ROUTED or routed is None:
-            return CONTINUE  # not a request this processor routed: nothing to read
+            # Not a request this processor routed (Envoy's own reply, or one it let through):
+            # nothing to read, and no request message may follow an answer.
+            if Phase.DONE in TRANSITIONS[st.phase]:
+                st.enter(Phase.DONE)
+            return CONTINUE
         st.enter(Phase.ANSWERING)
         st.response_status, st.response_details = status, details
         from_upstream = details == "via_upstream"

@@ -1,8 +1,10 @@
 """Per-stream state: one typed object per ext_proc stream (one HTTP request), and its lifecycle.
 
 A stream moves through ``Phase`` along ``TRANSITIONS`` only (``StreamState.enter`` refuses any
-other move: a bug, answered as an internal error). What a phase needs lives in a sub-state of
-its own, created when the phase begins and changed only where named:
+other move: a bug, answered as an internal error). A request message arriving in a phase
+``ARRIVES_IN`` does not list for it is the peer's fault, not the policy's: the servicer ends that
+stream with a gRPC status. What a phase needs lives in a sub-state of its own, created when the
+phase begins and changed only where named:
 
     flight     Flight      the request's part in the answer cache     edge_ext.policy.caching
     routed     Routed      the provider call                          created by edge_ext.policy.engine;
@@ -69,6 +71,18 @@ TRANSITIONS = MappingProxyType({
     Phase.HANDED_OVER: frozenset({Phase.ENDED}),
     Phase.DONE: frozenset({Phase.DONE, Phase.ENDED}),
     Phase.ENDED: frozenset(),
+})
+
+
+# Where each request message of a stream may arrive: request headers first and once, the body
+# only after headers that asked for it. Anything else is the peer breaking the ext_proc protocol,
+# not a client fault nor a policy bug: the servicer ends the stream with a gRPC status before the
+# policy sees it. Response messages may come in any phase (Envoy sends them for its own local
+# replies too, whether or not the processor saw the request), and the response phases read only
+# what the processor routed.
+ARRIVES_IN = MappingProxyType({
+    "request_headers": frozenset({Phase.HEADERS}),
+    "request_body": frozenset({Phase.BODY}),
 })
 
 
