@@ -21,7 +21,7 @@ from edge_ext.policy.decisions import Continue, Respond, ResponseMode
 from edge_ext.policy.engine import CLUSTER_HEADER, Policy
 from edge_ext.policy.needs import (Admit, AwaitEntry, Claim, FetchKey, JoinFlight, LookUp, Need, Release, Resolve,
                                    ScanPrompt, Settle, Store)
-from edge_ext.policy.state import TRANSITIONS, IllegalTransition, Phase, StreamState
+from edge_ext.policy.state import ARRIVES_IN, TRANSITIONS, IllegalTransition, Phase, StreamState
 from edge_ext.cost.pricing import load_pricing
 
 CONFIG = """\
@@ -243,3 +243,16 @@ def test_the_lifecycle_refuses_a_move_it_does_not_have():
         with pytest.raises(IllegalTransition):
             st.enter(phase)
     assert all(Phase.ENDED in TRANSITIONS[phase] for phase in Phase if phase is not Phase.ENDED)
+
+
+def test_envoys_own_reply_before_the_body_ends_the_requests_life():
+    """Envoy answered (a body over its buffer, say) before the processor saw the body: nothing
+    was routed, nothing is read, and no request message may follow (state.ARRIVES_IN)."""
+    policy, world = make_policy(), World()
+    st = policy.new_stream()
+    world.run(policy, st, policy.on_request_headers(st, HEADERS, False))
+    assert policy.on_response_headers(st, 413, {}, "request_payload_too_large") == Continue()
+    assert st.phase is Phase.DONE and st.routed is None
+    assert st.phase not in ARRIVES_IN["request_body"] and st.phase not in ARRIVES_IN["request_headers"]
+    world.end(policy, st)
+    assert st.phase is Phase.ENDED
