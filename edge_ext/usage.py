@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 from .sse import Event
 
-__all__ = ["Usage", "from_openai", "from_anthropic", "StreamUsage"]
+__all__ = ["READERS", "Reader", "StreamUsage", "Usage", "from_anthropic", "from_openai"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +129,13 @@ class StreamUsage:
     totals there. Cumulative figures replace earlier ones, never add to them.
     """
 
-    __slots__ = ("api", "_fields", "_seen", "_final")
+    __slots__ = ("api", "_observe", "_fields", "_seen", "_final")
 
-    def __init__(self, api: Literal["openai", "anthropic"]) -> None:
-        if api not in ("openai", "anthropic"):
-            raise ValueError(f"unknown API {api!r}: expected 'openai' or 'anthropic'")
-        self.api = api
+    def __init__(self, api: str) -> None:
+        reader = READERS.get(api)
+        if reader is None:
+            raise ValueError(f"unknown API {api!r}: expected one of {', '.join(READERS)}")
+        self.api, self._observe = api, reader.stream
         self._fields: dict[str, int] = {}
         self._seen = False
         self._final = False
@@ -163,12 +165,15 @@ class StreamUsage:
 
     def observe_payload(self, payload: dict[str, Any]) -> None:
         """Same as :meth:`observe` for a caller that already parsed the JSON."""
-        if self.api == "openai":
-            usage = payload.get("usage")
-            if isinstance(usage, dict):
-                self._replace(_openai_usage(usage))
-                self._final = True
-            return
+        self._observe(self, payload)
+
+    def _observe_openai(self, payload: dict[str, Any]) -> None:
+        usage = payload.get("usage")
+        if isinstance(usage, dict):
+            self._replace(_openai_usage(usage))
+            self._final = True
+
+    def _observe_anthropic(self, payload: dict[str, Any]) -> None:
         kind = payload.get("type")
         if kind == "message_start":
             message = payload.get("message")
@@ -214,14 +219,26 @@ class StreamUsage:
         fields["reasoning_tokens"] = min(fields["reasoning_tokens"], fields["output_tokens"])
 
 
-# Where each API's answer carries its usage, under "usage": the keys Envoy's json_to_metadata
-# extracts on the 2-message path (edge_ext.envoy_config.outcomes) and the usage object they are
-# put back into for from_openai / from_anthropic (edge_ext.policy.outcome). One table for both.
-USAGE_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
-    "openai": {"prompt_tokens": ("prompt_tokens",), "completion_tokens": ("completion_tokens",),
-               "cached_tokens": ("prompt_tokens_details", "cached_tokens"),
-               "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")},
-    "anthropic": {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
-                  "cache_read_input_tokens": ("cache_read_input_tokens",),
-                  "cache_creation_input_tokens": ("cache_creation_input_tokens",)},
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """How one API reports usage: in a whole JSON answer, in a stream's events, and where under
+    "usage" each figure sits: the keys Envoy's json_to_metadata extracts on the 2-message path
+    (edge_ext.envoy_config.outcomes), put back into a usage object for ``body`` there
+    (edge_ext.policy.outcome)."""
+
+    body: Callable[[dict[str, Any]], Usage | None]
+    stream: Callable[[StreamUsage, dict[str, Any]], None]
+    paths: dict[str, tuple[str, ...]]
+
+
+# One entry per API (keyed like edge_ext.apis.by_name.CLIENT_APIS): every reader of usage looks here.
+READERS: dict[str, Reader] = {
+    "openai": Reader(from_openai, StreamUsage._observe_openai,
+                     {"prompt_tokens": ("prompt_tokens",), "completion_tokens": ("completion_tokens",),
+                      "cached_tokens": ("prompt_tokens_details", "cached_tokens"),
+                      "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")}),
+    "anthropic": Reader(from_anthropic, StreamUsage._observe_anthropic,
+                        {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
+                         "cache_read_input_tokens": ("cache_read_input_tokens",),
+                         "cache_creation_input_tokens": ("cache_creation_input_tokens",)}),
 }

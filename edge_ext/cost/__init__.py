@@ -2,7 +2,8 @@
 
 Two halves. Pure, no I/O and no clock (time is always passed in): pricing.py (the table, read
 once at start), calc.py (the arithmetic and estimates), reserve.py (what a request reserves),
-estimate.py (what an answer cut short is charged), budget.py (the budget rules). I/O, async:
+estimate.py (what an answer cut short is charged), budget.py (the budget rules), admitted.py
+(what an admitted request holds, carried by the policy). I/O, async:
 ledger_api.py (what ledgers promise), ledgers.py and ledger_redis.py (where spend is kept: SQLite
 on disk, Redis), and admission.py (``BudgetStep``: reserve against the ledger before routing,
 settle after), which the driver runs for the policy (edge_ext.driver). The flow per request::

@@ -16,47 +16,66 @@ Such a charge is marked ``estimated`` wherever it appears (ledger, metrics, acce
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from edge_ext.cost.calc import estimate_input_tokens, text_chars
 from edge_ext.usage import Usage
 
-__all__ = ["DeliveredText", "estimated_usage"]
+__all__ = ["TEXT_OF", "DeliveredText", "estimated_usage"]
+
+
+def _openai_event(payload: dict[str, Any]) -> int:
+    choices = payload.get("choices")
+    return _choices_chars(choices, "delta") if isinstance(choices, list) else 0
+
+
+def _openai_body(body: dict[str, Any]) -> int:
+    choices = body.get("choices")
+    return _choices_chars(choices, "message") if isinstance(choices, list) else 0
+
+
+def _choices_chars(choices: list, key: str) -> int:
+    return sum(text_chars(choice.get(key)) for choice in choices if isinstance(choice, dict))
+
+
+def _anthropic_event(payload: dict[str, Any]) -> int:
+    kind = payload.get("type")
+    if kind == "content_block_delta":
+        return text_chars(payload.get("delta"))
+    if kind == "content_block_start":
+        return text_chars(payload.get("content_block"))
+    return 0
+
+
+def _anthropic_body(body: dict[str, Any]) -> int:
+    return text_chars(body.get("content"))
+
+
+# Where each API puts generated text: (in one stream event, in a whole answer). One entry per API
+# (keyed like edge_ext.usage.READERS).
+TEXT_OF: dict[str, tuple[Callable[[dict[str, Any]], int], Callable[[dict[str, Any]], int]]] = {
+    "openai": (_openai_event, _openai_body),
+    "anthropic": (_anthropic_event, _anthropic_body),
+}
 
 
 class DeliveredText:
     """Counts the characters of generated text in an answer, event by event or as one body."""
 
-    __slots__ = ("api", "chars")
+    __slots__ = ("api", "chars", "_event", "_body")
 
     def __init__(self, api: str):
         self.api, self.chars = api, 0
+        self._event, self._body = TEXT_OF[api]
 
     def observe_event(self, payload: dict[str, Any]) -> None:
         """One parsed SSE event of a stream in ``api``'s shape."""
-        if self.api == "anthropic":
-            kind = payload.get("type")
-            if kind == "content_block_delta":
-                self.chars += text_chars(payload.get("delta"))
-            elif kind == "content_block_start":
-                self.chars += text_chars(payload.get("content_block"))
-            return
-        choices = payload.get("choices")
-        if isinstance(choices, list):
-            for choice in choices:
-                if isinstance(choice, dict):
-                    self.chars += text_chars(choice.get("delta"))
+        self.chars += self._event(payload)
 
     def observe_body(self, body: dict[str, Any]) -> None:
         """A whole JSON answer in ``api``'s shape."""
-        if self.api == "anthropic":
-            self.chars += text_chars(body.get("content"))
-            return
-        choices = body.get("choices")
-        if isinstance(choices, list):
-            for choice in choices:
-                if isinstance(choice, dict):
-                    self.chars += text_chars(choice.get("message"))
+        self.chars += self._body(body)
 
 
 def estimated_usage(reported: Usage | None, request_body: Any, delivered_chars: int) -> Usage:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_ext.config.models import Config
-from edge_ext.usage import USAGE_PATHS
+from edge_ext.usage import READERS
 
 LOG_NAME = "edge_ext_outcomes"
 USAGE_NAMESPACE = "edge_usage"
@@ -24,7 +24,7 @@ SERVED_TAG = "served"
 def usage_filter() -> dict[str, Any]:
     rules = [{"selectors": [{"key": "usage"}, *({"key": part} for part in path)],
               "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key, "type": "NUMBER"}}
-             for paths in USAGE_PATHS.values() for key, path in paths.items()]
+             for reader in READERS.values() for key, path in reader.paths.items()]
     return {
         "name": "envoy.filters.http.json_to_metadata",
         "typed_config": {

@@ -13,11 +13,9 @@ from edge_ext.cost.calc import CostResult, cost_of
 from edge_ext.cost.estimate import DeliveredText, estimated_usage
 from edge_ext.cost.pricing import PriceTable
 from edge_ext.sse import SSEParser
-from edge_ext.usage import StreamUsage, Usage, from_anthropic, from_openai
+from edge_ext.usage import READERS, StreamUsage, Usage
 
 log = logging.getLogger("edge_ext.cost")
-
-_FROM_JSON = {"openai": from_openai, "anthropic": from_anthropic}
 
 
 def _payload(data: str) -> dict | None:
@@ -79,7 +77,7 @@ class Meter:
         if self.stream:
             return self._usage.usage if self._usage.final else None
         body = self._json()
-        return _FROM_JSON[self.api](body) if body is not None else None
+        return READERS[self.api].body(body) if body is not None else None
 
     def estimate(self, request_body: object) -> Usage:
         """What the answer so far is charged when its report never came (edge_ext.cost.estimate)."""
@@ -90,7 +88,7 @@ class Meter:
             # Cut inside the JSON: its bytes, framing included, are all that can be counted.
             return estimated_usage(None, request_body, len(self._body))
         self._text.observe_body(body)
-        return estimated_usage(_FROM_JSON[self.api](body), request_body, self._text.chars)
+        return estimated_usage(READERS[self.api].body(body), request_body, self._text.chars)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +135,7 @@ class Accounting:
     def saved(self, api: str, model: str, body: bytes) -> None:
         """A cache hit: the provider was not called; what it would have cost is saved."""
         try:
-            usage = _FROM_JSON[api](json.loads(body))
+            usage = READERS[api].body(json.loads(body))
         except (ValueError, KeyError, TypeError):
             return
         if usage is None:

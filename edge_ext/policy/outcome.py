@@ -36,9 +36,7 @@ from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
-from edge_ext.usage import USAGE_PATHS, Usage, from_anthropic, from_openai
-
-_PARSERS: dict[str, Callable[[dict], Usage | None]] = {"openai": from_openai, "anthropic": from_anthropic}
+from edge_ext.usage import READERS, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +60,8 @@ class Outcome:
 
 def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
     """The answer's usage in ``api``'s terms from Envoy's extraction; None when it had none."""
-    parse, paths = _PARSERS[api], USAGE_PATHS[api]
+    reader = READERS[api]
+    parse, paths = reader.body, reader.paths
     usage: dict[str, Any] = {}
     for key, path in paths.items():
         if key in extracted:
