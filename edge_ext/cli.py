@@ -189,22 +189,18 @@ def cmd_admin(args) -> int:
 def cmd_reload(args) -> int:
     """Ask the running edge to re-read its config file. The file is checked here first: a file
     that fails is reported with its lines, and the running edge is not asked."""
-    import grpc
-
-    from edge_ext.admin.client import AdminClient
+    from edge_ext.admin.client import AdminClient, reported
     from edge_ext.admin.pb import admin_pb2 as pb
-    from edge_ext.errors import ConfigError
 
     config = _load(args.config)
-    try:
+
+    def reload():
         with AdminClient(config, address=config.processor.edge_admin_address) as admin:
-            reply = admin.Reload(pb.ReloadRequest(), timeout=args.timeout)
-    except (OSError, ConfigError) as exc:
-        print(f"edge-ext reload: {exc}", file=sys.stderr)
-        return 2
-    except grpc.RpcError as exc:
-        print(f"edge-ext reload: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1
+            return admin.Reload(pb.ReloadRequest(), timeout=args.timeout)
+
+    status, reply = reported("reload", reload)
+    if status:
+        return status
     if not reply.applied:
         print(f"edge-ext reload: refused; config version {reply.version} keeps serving:", file=sys.stderr)
         for problem in reply.problems:

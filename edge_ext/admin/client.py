@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
 import grpc
 
 from edge_ext.admin.pb import admin_pb2_grpc
 from edge_ext.config.instance import admin_token
 from edge_ext.config.models import Config
+from edge_ext.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class AdminClient:
@@ -30,3 +37,17 @@ class AdminClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def reported(command: str, calls: Callable[[], T]) -> tuple[int, T | None]:
+    """``calls()`` (admin calls) and 0, or the exit status of a command whose call failed, said on
+    stderr as ``edge-ext <command>: ...``: 2 when the instance's socket or token is unusable (not
+    this instance, or never started), 1 when the call itself failed."""
+    try:
+        return 0, calls()
+    except (OSError, ConfigError) as exc:
+        print(f"edge-ext {command}: {exc}", file=sys.stderr)
+        return 2, None
+    except grpc.RpcError as exc:
+        print(f"edge-ext {command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1, None

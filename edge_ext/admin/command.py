@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-import grpc
 from google.protobuf.json_format import MessageToDict
 
-from edge_ext.admin.client import AdminClient
+from edge_ext.admin.client import AdminClient, reported
 from edge_ext.admin.pb import admin_pb2 as pb
-from edge_ext.errors import ConfigError
 
 
 def add_parser(sub) -> None:
@@ -44,32 +41,28 @@ def run(args: argparse.Namespace, config) -> int:
         method, request = "GetSpend", pb.GetSpendRequest(scope=args.scope, id=args.id)
     else:
         method, request = "SetBreaker", pb.SetBreakerRequest(provider=args.provider, state=args.state)
-    try:
+    def call():
         with AdminClient(config, args.worker) as admin:
-            reply = getattr(admin, method)(request)
-    except (OSError, ConfigError) as exc:  # no or unusable token file: not this instance, or never started
-        print(f"edge-ext admin: {exc}", file=sys.stderr)
-        return 2
-    except grpc.RpcError as exc:
-        print(f"edge-ext admin: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1
-    print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
-    return 0
+            return getattr(admin, method)(request)
+
+    status, reply = reported("admin", call)
+    if not status:
+        print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2))
+    return status
 
 
 def _purge_semantic(args: argparse.Namespace, config) -> int:
     """Every worker holds its own index: each is asked (the shared tier is emptied by the first one)."""
     request = pb.PurgeSemanticRequest(tenant=args.tenant, model=args.model)
-    replies = []
-    try:
+
+    def purge_each():
+        replies = []
         for index in range(config.processor.worker_count()):
             with AdminClient(config, index) as admin:
                 replies.append(MessageToDict(admin.PurgeSemantic(request), preserving_proto_field_name=True))
-    except (OSError, ConfigError) as exc:
-        print(f"edge-ext admin: {exc}", file=sys.stderr)
-        return 2
-    except grpc.RpcError as exc:
-        print(f"edge-ext admin: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1
-    print(json.dumps(replies, indent=2))
-    return 0
+        return replies
+
+    status, replies = reported("admin", purge_each)
+    if not status:
+        print(json.dumps(replies, indent=2))
+    return status

@@ -1,4 +1,5 @@
-"""Whether a host is this machine: traffic to it never crosses a network."""
+"""What a host name is: this machine (traffic to it never crosses a network), or an IP address
+(no DNS to resolve)."""
 
 from __future__ import annotations
 
@@ -10,5 +11,13 @@ def is_loopback(host: str) -> bool:
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
     except ValueError:
         return False

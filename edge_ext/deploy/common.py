@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import ipaddress
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -209,14 +208,6 @@ def deployment(config: Config, config_text: str, namespace: str = NAMESPACE, ist
 
 def is_loopback(p: Provider) -> bool:
     return host_is_loopback(p.host)
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 def ext_proc_filter(config: Config) -> dict[str, Any]:

@@ -22,11 +22,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from edge_ext.config.hosts import is_ip
 from edge_ext.config.models import Config
 from edge_ext.deploy import pki
 from edge_ext.deploy.common import (
     CLIENT_LABEL, GATEWAY_SELECTOR, ISTIO_NS, ISTIO_VERSIONS, PROCESSOR, RENDERED, DeployError, Deployment, comment,
-    dns_processor_cluster, documents, dump, ext_proc_filter, is_ip, is_loopback, kustomization,
+    dns_processor_cluster, documents, dump, ext_proc_filter, is_loopback, kustomization,
 )
 from edge_ext.deploy.k8s import base
 from edge_ext.envoy_config.render import CA_BUNDLE, local_reply_mappers, processor_mtls, render

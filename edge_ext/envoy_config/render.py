@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import ipaddress
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import yaml
 
+from edge_ext.config.hosts import is_ip
 from edge_ext.config.models import Config, Provider
 from edge_ext.envoy_config import outcomes
 from edge_ext.envoy_config.failover import endpoint_metadata, failover_clusters, processor_service
@@ -104,18 +104,10 @@ def _endpoint_address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
 def provider_cluster(p: Provider) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": p.cluster,
-        "type": "STATIC" if _is_ip(p.host) else "LOGICAL_DNS",
+        "type": "STATIC" if is_ip(p.host) else "LOGICAL_DNS",
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": f"{p.connect_timeout_s}s",
         "lb_policy": "ROUND_ROBIN",

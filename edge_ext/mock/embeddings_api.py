@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import AZURE, OPENAI
-from .openai_api import _azure_auth_error, _openai_auth_error
+from .openai_api import _azure_auth_error, _azure_version_missing, _openai_auth_error
 from .pipeline import Exchange, begin
 from .tokens import count_text
 from .vectors import DEFAULT_DIMS, embed
@@ -65,11 +65,9 @@ async def _answer(ex: Exchange, model: str) -> web.StreamResponse:
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, OPENAI)
+    ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _openai_auth_error(ex):
-        return denied
     model = ex.body.get("model") if isinstance(ex.body, dict) else None
     if not isinstance(model, str) or not model:
         return ex.error(400, "Missing required parameter: 'model'.", param="model")
@@ -77,11 +75,7 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 
 
 async def azure_embeddings(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, AZURE)
+    ex = await begin(request, AZURE, _azure_auth_error, _azure_version_missing)
     if not isinstance(ex, Exchange):
         return ex
-    if denied := _azure_auth_error(ex):
-        return denied
-    if not request.query.get("api-version"):
-        return ex.error(404, "Resource not found", code="404")
     return await _answer(ex, request.match_info["deployment"])

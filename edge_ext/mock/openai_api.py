@@ -228,6 +228,14 @@ def _azure_auth_error(ex: Exchange) -> web.Response | None:
     return ex.error(401)
 
 
+def _azure_version_missing(ex: Exchange) -> web.Response | None:
+    # The deployment-scoped API refuses requests without api-version with a bare 404; the
+    # /openai/v1 surface does not need one.
+    if ex.request.match_info.get("deployment") is not None and not ex.request.query.get("api-version"):
+        return ex.error(404, "Resource not found", code="404")
+    return None
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     ex = await begin(request, OPENAI, _openai_auth_error)
     if not isinstance(ex, Exchange):
@@ -236,15 +244,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def azure_chat_completions(request: web.Request) -> web.StreamResponse:
-    ex = await begin(request, AZURE, _azure_auth_error)
+    ex = await begin(request, AZURE, _azure_auth_error, _azure_version_missing)
     if not isinstance(ex, Exchange):
         return ex
-    deployment = request.match_info.get("deployment")
-    # The deployment-scoped API refuses requests without api-version with a
-    # bare 404; the /openai/v1 surface does not need one.
-    if deployment is not None and not request.query.get("api-version"):
-        return ex.error(404, "Resource not found", code="404")
-    return await _complete(ex, deployment)
+    return await _complete(ex, request.match_info.get("deployment"))
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:

@@ -9,27 +9,19 @@ import logging
 import grpc
 import pytest
 
-from edge_ext.config import parse_config
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc import server as server_module
 from edge_ext.extproc.server import build_server
-from edge_ext.policy.grant import AttemptGrants
 from edge_ext.wiring import build_worker
+from tests.grpc.attempts import attempt_start, two_providers
 
 CHAT = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
 @pytest.fixture
 async def worker(tmp_path, monkeypatch):
-    monkeypatch.setenv("FIRST_KEY", "sk-first")
-    monkeypatch.setenv("NEXT_KEY", "sk-next")
-    config = parse_config(f"""
-processor: {{address: "unix:{tmp_path}", workers: 1}}
-providers:
-  - {{name: first, kind: openai, base_url: "http://127.0.0.1:18080", api_key_env: FIRST_KEY, models: [m]}}
-  - {{name: next, kind: anthropic, base_url: "http://127.0.0.1:18081", api_key_env: NEXT_KEY, model_map: {{m: claude-x}}}}
-""")
+    config = two_providers(tmp_path, monkeypatch)
     built = []
     monkeypatch.setattr(server_module, "build_worker", lambda config: built.append(build_worker(config)) or built[0])
     address = config.processor.worker_address(0)
@@ -58,16 +50,6 @@ def response_headers(status="200"):
     return pb.ProcessingRequest(response_headers=pb.HttpHeaders(headers=hm))
 
 
-def attempt_start():
-    """The failover filter's first message: a retry to provider "next" of a request shaped for "first"."""
-    start = headers()
-    host = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "next" } } } } '
-    start.attributes["envoy.filters.http.ext_proc"].fields["xds.upstream_host_metadata"].string_value = host
-    grant = dict(AttemptGrants({"first": "sk-first", "next": "sk-next"}).metadata("first", "m", ("first", "next")))
-    start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai", **grant})
-    return start
-
-
 EMPTY = pb.ProcessingRequest()
 HEALTH = headers("/health/ready", "GET", end_of_stream=True)
 
@@ -92,8 +74,8 @@ async def run(channel, messages):
     pytest.param([HEALTH, headers()], 1, "request_headers", id="request-headers-after-a-passed-probe"),
     pytest.param([EMPTY], 0, "empty", id="empty-message-first"),
     pytest.param([headers(), EMPTY], 1, "empty", id="empty-message-after-headers"),
-    pytest.param([attempt_start(), attempt_start()], 1, "request_headers", id="attempt-headers-twice"),
-    pytest.param([attempt_start(), EMPTY], 1, "empty", id="attempt-empty-message"),
+    pytest.param([attempt_start(headers()), attempt_start(headers())], 1, "request_headers", id="attempt-headers-twice"),
+    pytest.param([attempt_start(headers()), EMPTY], 1, "empty", id="attempt-empty-message"),
 ])
 async def test_a_message_out_of_order_ends_the_stream_with_a_grpc_status(worker, caplog, messages, answered, message):
     with caplog.at_level(logging.WARNING, logger="edge_ext.extproc"):

@@ -15,6 +15,7 @@ from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc.server import build_server
 from edge_ext.routing.router import Router
+from tests.grpc.attempts import attempt_start, two_providers
 
 
 @pytest.fixture
@@ -217,25 +218,12 @@ providers: [{{name: p, kind: openai, base_url: "http://127.0.0.1:1", models: [gp
 async def retry_attempt(tmp_path, monkeypatch):
     """Envoy's failover filter on a retry to provider "next" of a request first shaped for "first":
     the replies to its headers and its body."""
-    monkeypatch.setenv("FIRST_KEY", "sk-first")
-    monkeypatch.setenv("NEXT_KEY", "sk-next")
-    config = parse_config(f"""
-processor: {{address: "unix:{tmp_path}", workers: 1}}
-providers:
-  - {{name: first, kind: openai, base_url: "http://127.0.0.1:18080", api_key_env: FIRST_KEY, models: [m]}}
-  - {{name: next, kind: anthropic, base_url: "http://127.0.0.1:18081", api_key_env: NEXT_KEY, model_map: {{m: claude-x}}}}
-""")
+    config = two_providers(tmp_path, monkeypatch)
     address = config.processor.worker_address(0)
     server, _ = await build_server(config, 0, address)
     try:
         async with grpc.aio.insecure_channel(address) as channel:
-            start = headers_msg(authorization="Bearer sk-first")
-            host = 'filter_metadata { key: "edge_ext" value { fields { key: "provider" value { string_value: "next" } } } } '
-            start.attributes["envoy.filters.http.ext_proc"].fields["xds.upstream_host_metadata"].string_value = host
-            from edge_ext.policy.grant import AttemptGrants
-
-            grant = dict(AttemptGrants({"first": "sk-first", "next": "sk-next"}).metadata("first", "m", ("first", "next")))
-            start.metadata_context.filter_metadata["edge_ext"].update({"provider": "first", "model": "m", "api": "openai", **grant})
+            start = attempt_start(headers_msg(authorization="Bearer sk-first"))
             body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
             return await exchange(channel, start, body_msg(body))
     finally:
