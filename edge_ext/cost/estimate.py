@@ -16,7 +16,6 @@ Such a charge is marked ``estimated`` wherever it appears (ledger, metrics, acce
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from edge_ext.cost.calc import estimate_input_tokens, text_chars
@@ -25,57 +24,61 @@ from edge_ext.usage import Usage
 __all__ = ["TEXT_OF", "DeliveredText", "estimated_usage"]
 
 
-def _openai_event(payload: dict[str, Any]) -> int:
-    choices = payload.get("choices")
-    return _choices_chars(choices, "delta") if isinstance(choices, list) else 0
-
-
-def _openai_body(body: dict[str, Any]) -> int:
-    choices = body.get("choices")
-    return _choices_chars(choices, "message") if isinstance(choices, list) else 0
-
-
-def _choices_chars(choices: list, key: str) -> int:
-    return sum(text_chars(choice.get(key)) for choice in choices if isinstance(choice, dict))
-
-
-def _anthropic_event(payload: dict[str, Any]) -> int:
-    kind = payload.get("type")
-    if kind == "content_block_delta":
-        return text_chars(payload.get("delta"))
-    if kind == "content_block_start":
-        return text_chars(payload.get("content_block"))
-    return 0
-
-
-def _anthropic_body(body: dict[str, Any]) -> int:
-    return text_chars(body.get("content"))
-
-
-# Where each API puts generated text: (in one stream event, in a whole answer). One entry per API
-# (keyed like edge_ext.usage.READERS).
-TEXT_OF: dict[str, tuple[Callable[[dict[str, Any]], int], Callable[[dict[str, Any]], int]]] = {
-    "openai": (_openai_event, _openai_body),
-    "anthropic": (_anthropic_event, _anthropic_body),
-}
-
-
 class DeliveredText:
-    """Counts the characters of generated text in an answer, event by event or as one body."""
+    """Counts the characters of generated text in an answer, event by event or as one body.
 
-    __slots__ = ("api", "chars", "_event", "_body")
+    ``DeliveredText(api)`` is the counter of that API's shape: one subclass per API in ``TEXT_OF``
+    (a method per shape rather than a test of the API's name on every event of a stream)."""
+
+    __slots__ = ("api", "chars")
+
+    def __new__(cls, api: str):
+        return object.__new__(TEXT_OF[api] if cls is DeliveredText else cls)
 
     def __init__(self, api: str):
         self.api, self.chars = api, 0
-        self._event, self._body = TEXT_OF[api]
 
     def observe_event(self, payload: dict[str, Any]) -> None:
         """One parsed SSE event of a stream in ``api``'s shape."""
-        self.chars += self._event(payload)
+        raise NotImplementedError
 
     def observe_body(self, body: dict[str, Any]) -> None:
         """A whole JSON answer in ``api``'s shape."""
-        self.chars += self._body(body)
+        raise NotImplementedError
+
+
+class _OpenAIText(DeliveredText):
+    __slots__ = ()
+
+    def observe_event(self, payload: dict[str, Any]) -> None:
+        self._choices(payload.get("choices"), "delta")
+
+    def observe_body(self, body: dict[str, Any]) -> None:
+        self._choices(body.get("choices"), "message")
+
+    def _choices(self, choices: Any, key: str) -> None:
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, dict):
+                    self.chars += text_chars(choice.get(key))
+
+
+class _AnthropicText(DeliveredText):
+    __slots__ = ()
+
+    def observe_event(self, payload: dict[str, Any]) -> None:
+        kind = payload.get("type")
+        if kind == "content_block_delta":
+            self.chars += text_chars(payload.get("delta"))
+        elif kind == "content_block_start":
+            self.chars += text_chars(payload.get("content_block"))
+
+    def observe_body(self, body: dict[str, Any]) -> None:
+        self.chars += text_chars(body.get("content"))
+
+
+# Where each API puts generated text. One entry per API (keyed like edge_ext.usage.READERS).
+TEXT_OF: dict[str, type[DeliveredText]] = {"openai": _OpenAIText, "anthropic": _AnthropicText}
 
 
 def estimated_usage(reported: Usage | None, request_body: Any, delivered_chars: int) -> Usage:
