@@ -14,6 +14,8 @@ pick must take a half-open breaker's probe slot atomically with choosing it, and
 request would cost more than the store's work (a read of an mmap'd page; a file lock of a few
 microseconds when a breaker changes state or a latency sample is folded in). Which store, the files or Redis behind it, and the metrics it reports
 transitions to are the wiring's choice; nothing the policy imports does I/O (test_import_graph).
+Counters are bumped the same way, through callbacks the wiring passes in (``on_cache``, the
+Accounting's ``on_charge``): in-memory increments.
 
 The request body goes: validation -> budgets (Admit) -> prompt PII (inline, or ScanPrompt) ->
 cache (edge_ext.policy.caching: LookUp, then JoinFlight, Claim or AwaitEntry) -> the router's
