@@ -4,7 +4,9 @@ the answer is cut short). Owns the request's ``Answering`` sub-state (edge_ext.p
 Sans-I/O like the rest of the policy: the servicer hands it the response headers (with Envoy's
 code details and, after an in-flight failover, who served the request after how many attempts)
 and each body chunk it asked for; storing the answer and settling the reservations are left as
-effects (edge_ext.policy.needs) for the driver.
+effects (edge_ext.policy.needs) for the driver. The breaker verdict and the time to first byte go
+to the router's store and the latency sink the wiring injected (edge_ext.policy.engine says why
+in line).
 """
 
 from __future__ import annotations
