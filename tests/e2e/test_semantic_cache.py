@@ -2,8 +2,8 @@
 API, and a shared tier whose Redis is down (each worker's own index answers).
 
 One worker: its index is the one every request meets, so a paraphrase of a stored prompt is a hit
-on the first try. (Workers share entries only through a Redis with vector search, which this
-machine does not have.)
+on the first try. (Workers share entries only through a Redis with vector search: that tier runs
+against one in tests/unit/test_semantic_shared.py.)
 """
 
 import anthropic

