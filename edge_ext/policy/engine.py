@@ -124,7 +124,9 @@ class Policy:
         st.request_id = headers.get("x-request-id", "")
         st.headers = headers
         # Refusals before dispatch answer in the shape the caller's headers suggest.
-        st.api = ANTHROPIC if "anthropic-version" in headers else OPENAI
+        # Anthropic's SDKs send anthropic-version, and their key in x-api-key without authorization.
+        anthropic = "anthropic-version" in headers or ("x-api-key" in headers and "authorization" not in headers)
+        st.api = ANTHROPIC if anthropic else OPENAI
         try:
             handler = dispatch(st.method, st.path)
             st.api = handler.api or st.api

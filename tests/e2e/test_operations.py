@@ -10,7 +10,7 @@ import pytest
 from edge_ext.auth import hash_key
 from tests.keys import (OPERATIONS_ANTHROPIC_KEY, OPERATIONS_AZURE_KEY, OPERATIONS_CHEAP_KEY, OPERATIONS_KEY_A,
                         OPERATIONS_KEY_B, OPERATIONS_OPENAI_KEY)
-from tests.support import edge_config, scrape_until, start_edge, start_mock, stop, wait_until
+from tests.support import edge_config, http, scrape_until, start_edge, start_mock, stop, wait_until
 
 EMBEDDING = "text-embedding-3-small"
 LONG_TEXT = " ".join(f"word{i}" for i in range(400))  # 400 tokens for the mock
@@ -169,3 +169,27 @@ def test_token_count_without_a_key_is_refused(edge, mock):
     with pytest.raises(anthropic.AuthenticationError):
         ant(edge, "sk-nobody").messages.count_tokens(model="claude-haiku-4-5",
                                                     messages=[{"role": "user", "content": "hi"}])
+
+
+def test_model_list_in_each_sdks_shape(edge):
+    openai_ids = [m.id for m in oai(edge).models.list()]
+    anthropic_page = ant(edge).models.list()
+    anthropic_ids = [m.id for m in anthropic_page.data]
+    assert openai_ids == anthropic_ids and EMBEDDING in openai_ids and "claude-haiku-4-5" in openai_ids
+    first = anthropic_page.data[0]
+    assert first.type == "model" and first.display_name and first.created_at.year >= 2024
+    assert anthropic_page.first_id == anthropic_ids[0] and anthropic_page.last_id == anthropic_ids[-1]
+    assert anthropic_page.has_more is False
+
+
+@pytest.mark.parametrize("headers, shape", [
+    pytest.param({"x-api-key": OPERATIONS_KEY_A}, "anthropic", id="x-api-key-alone"),
+    pytest.param({"authorization": f"Bearer {OPERATIONS_KEY_A}"}, "openai", id="bearer"),
+    pytest.param({"x-api-key": OPERATIONS_KEY_A, "authorization": f"Bearer {OPERATIONS_KEY_A}"}, "openai", id="both"),
+])
+def test_model_list_shape_follows_the_callers_headers(edge, headers, shape):
+    status, _, body = http("GET", f"{edge.url}/v1/models", headers=headers)
+    listed = json.loads(body)
+    assert status == 200
+    assert ("has_more" in listed and listed["data"][0]["type"] == "model") if shape == "anthropic" else (
+        listed["object"] == "list")

@@ -285,6 +285,27 @@ def test_a_token_count_for_a_model_without_an_anthropic_provider_is_a_400_in_ant
     assert "token counting" in body["error"]["message"]
 
 
+@pytest.mark.parametrize("extra, shape", [
+    pytest.param({"authorization": f"Bearer {KEY}"}, "openai", id="bearer"),
+    pytest.param({"x-api-key": KEY}, "anthropic", id="x-api-key-alone"),
+    pytest.param({"authorization": f"Bearer {KEY}", "anthropic-version": "2023-06-01"}, "anthropic",
+                 id="anthropic-version"),
+    pytest.param({"x-api-key": KEY, "authorization": f"Bearer {KEY}"}, "openai", id="both-keys"),
+])
+def test_the_model_list_takes_the_shape_the_callers_headers_ask_for(extra, shape):
+    policy = make_policy()
+    st = policy.new_stream()
+    listed = policy.on_request_headers(st, {":method": "GET", ":path": "/v1/models", **extra}, True)
+    assert isinstance(listed, Respond) and listed.status == 200
+    body = json.loads(listed.body)
+    if shape == "openai":
+        assert body["object"] == "list" and body["data"][0]["object"] == "model"
+    else:
+        ids = [m["id"] for m in body["data"]]
+        assert body["has_more"] is False and body["first_id"] == ids[0] and body["last_id"] == ids[-1]
+        first = body["data"][0]
+        assert first["type"] == "model" and first["display_name"] and first["created_at"] == "2023-11-14T22:13:20Z"
+
 
 def test_an_embedding_is_cached_under_the_default_temperature_zero_policy():
     policy, world = make_policy(CONFIG.replace("cache: {policy: always}", "cache: {policy: temperature_zero}"),
