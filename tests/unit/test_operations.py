@@ -315,3 +315,17 @@ def test_an_embedding_is_cached_under_the_default_temperature_zero_policy():
     chat, _ = send(policy, world, {**EMBED_HEADERS, ":path": "/v1/chat/completions"},
                    json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}).encode())
     assert chat.cache_status == "bypass"  # a chat answer without temperature 0 is not
+
+
+@pytest.mark.parametrize("pii", ["redact", "block"])
+def test_embedding_input_passes_the_prompt_pii_policy(pii):
+    policy, world = make_policy(CONFIG.replace("tenant: t}", f"tenant: t, pii: {pii}}}")), World()
+    _, decision = send(policy, world, {**EMBED_HEADERS, "cache-control": "no-store"},
+                       embed_body(input=["mail jane.doe@example.com please", "nothing here"]))
+    if pii == "block":
+        status, body = error_of(decision)
+        assert status == 400 and body["error"]["code"] == "pii_detected"
+    else:
+        assert isinstance(decision, Continue)
+        sent = json.loads(decision.body)["input"]
+        assert "jane.doe@example.com" not in sent[0] and sent[1] == "nothing here"
