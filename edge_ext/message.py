@@ -22,3 +22,6 @@ class ChatRequest:
     api: str = "openai"
     # The body differs from the client's bytes (e.g. PII redacted): it must be re-serialized.
     rewritten: bool = False
+    # What is asked of the provider: "chat", or one of edge_ext.apis.operations' (embeddings,
+    # count_tokens), which only providers speaking ``api`` serve, untranslated.
+    operation: str = "chat"

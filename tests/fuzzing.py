@@ -40,12 +40,16 @@ bodies = (
     | plausible.map(lambda v: json.dumps(v).encode()).flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n]))
     | st.integers(1, 5000).map(deep)
     | st.text(max_size=20).map(lambda t: json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": t * 1000}]}).encode())
+    # Embeddings: every input form, and the types around it.
+    | st.one_of(json_values, st.lists(st.integers(-2, 99), max_size=4), st.lists(st.text(max_size=8), max_size=4)).map(
+        lambda v: json.dumps({"model": "gpt-4o-mini", "input": v}).encode())
 )
 header_sets = st.dictionaries(
     st.sampled_from(["authorization", "x-api-key", "content-length", "cache-control", "anthropic-version",
                      "x-edge-cache-ttl", "x-edge-cache-enable", "content-type"]),
     st.text(max_size=30), max_size=5)
-paths = st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/models", "/health", "/x", "/v1/chat/completions?a=b"])
+paths = st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/models", "/health", "/x", "/v1/chat/completions?a=b",
+                         "/v1/embeddings", "/v1/messages/count_tokens"])
 methods = st.sampled_from(["POST", "GET", "PUT"])
 
 # -- type-confused requests ------------------------------------------------------------------------

@@ -15,3 +15,6 @@ BUDGET_KEY = "sk-budget-key-0001"
 SECURITY_KEY_A, SECURITY_KEY_B, SECURITY_KEY_PII = "sk-edge-tenant-a-0001", "sk-edge-tenant-b-0002", "sk-edge-pii-0003"
 SECURITY_PROVIDER_KEY = "sk-provider-sec"
 SECURITY_REDIS_KEY = "sk-from-redis"
+# tests/e2e/test_operations.py: provider keys, then client keys of two tenants and a cheap one.
+OPERATIONS_OPENAI_KEY, OPERATIONS_AZURE_KEY, OPERATIONS_ANTHROPIC_KEY = "sk-ops-oa-5555", "az-ops-6666", "sk-ant-ops-7777"
+OPERATIONS_KEY_A, OPERATIONS_KEY_B, OPERATIONS_CHEAP_KEY = "sk-ops-alpha-0001", "sk-ops-beta-0002", "sk-ops-cheap-0003"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from edge_ext.apis.operations import billed
 from edge_ext.policy.accounting import Accounting, Meter, with_embedding
 from edge_ext.policy.caching import CacheStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, ResponseMode
@@ -60,7 +61,7 @@ class AnswerStep:
         meter = None
         if status != 200 or not from_upstream:
             self._cache.drop(st)  # only complete successes are stored
-        elif self._accounting is not None and st.upstream_api:
+        elif self._accounting is not None and st.upstream_api and billed(st.request):
             meter = Meter(st.upstream_api, st.stream)
         mode = routed.codec.mode(status) if routed.codec else ResponseMode.NONE
         if (self._cache.recording(st) is not None or meter is not None) and mode is ResponseMode.NONE:
@@ -128,7 +129,8 @@ class AnswerStep:
         estimated; then the request's reservations are settled to its charge, or released."""
         if st.phase is Phase.HANDED_OVER:
             return  # answered in 2 messages: its outcome settles it (edge_ext.policy.outcome)
-        if st.charge is None and st.routed_at and self._accounting is not None and _cut_short(st):
+        if (st.charge is None and st.routed_at and self._accounting is not None and billed(st.request)
+                and _cut_short(st)):
             meter = (st.answering and st.answering.meter) or Meter(st.upstream_api or "openai", st.stream)
             usage = meter.estimate(st.request.body if st.request is not None else None)
             st.charge = self._accounting.charge(st.provider, st.upstream_model, usage, estimated=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edge_ext.apis.by_name import CLIENT_APIS
+from edge_ext.apis.operations import OPERATIONS
 from edge_ext.errors import EdgeError, FailoverRefused
 from edge_ext.policy.decisions import Continue, Decision, Mode, Respond
 from edge_ext.policy.grant import AttemptGrants
@@ -35,6 +36,7 @@ class AttemptState:
     model: str = ""  # the public model name the client asked for
     headers: dict[str, str] = field(default_factory=dict)
     granted: bool = False  # on_headers verified the plan's grant
+    operation: str = ""  # set for an embedding or a token count (edge_ext.apis.operations)
 
 
 class AttemptStep:
@@ -45,6 +47,7 @@ class AttemptStep:
     def on_headers(self, st: AttemptState, headers: dict[str, str], provider: str, route: dict[str, str]) -> Decision:
         st.provider, st.headers = provider, headers
         st.first, st.model = route.get("provider", ""), route.get("model", "")
+        st.operation = route.get("operation", "")
         if not st.first or not st.model:
             return self.refuse("the request's routing metadata did not reach the retry")
         if not self._grants.allows(route, provider):
@@ -64,7 +67,8 @@ class AttemptStep:
             # Never let an attempt leave with another provider's shape or credentials.
             return self.refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
         try:
-            request = CLIENT_APIS[adapter_for(source.kind).wire_api].parse(body)
+            op = OPERATIONS.get(st.operation)
+            request = (op.parse if op is not None else CLIENT_APIS[adapter_for(source.kind).wire_api].parse)(body)
             # st.headers is the shared header map as this attempt found it: the adapter's
             # allow-list removes whatever an earlier attempt set for its provider along with any
             # client header.

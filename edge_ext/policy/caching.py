@@ -90,7 +90,9 @@ class CacheStep:
         if not self._on:
             return OFF
         c = self._config
-        return directive(headers, request.body, default=c.policy, opt_in_header=c.opt_in_header,
+        # An embedding is deterministic, as a chat answer at temperature 0 is: cached alike.
+        policy = "always" if c.policy == "temperature_zero" and request.operation == "embeddings" else c.policy
+        return directive(headers, request.body, default=policy, opt_in_header=c.opt_in_header,
                          allow_multiple_choices=c.cache_multiple_choices, max_ttl=c.max_ttl_s)
 
     def begin(self, st: StreamState, request: ChatRequest) -> CacheNeed | None:
@@ -99,7 +101,9 @@ class CacheStep:
         if not (given.store or given.lookup):
             return None
         tenant = st.caller.tenant if st.caller is not ANONYMOUS else None
-        key = cache_key(namespace_for(st.headers, self._config.shared_namespace, tenant), request.api, request.body,
+        # An embedding and a chat answer never share a key, whatever their bodies.
+        api = request.api if request.operation == "chat" else f"{request.api}.{request.operation}"
+        key = cache_key(namespace_for(st.headers, self._config.shared_namespace, tenant), api, request.body,
                         answer_variant(st.headers))
         st.flight = Flight(key, given.ttl)
         if not given.lookup:

@@ -29,11 +29,16 @@ class Handler:
     # Takes a client key (when keys are configured). A handler without one answers on its own
     # and is never routed to a provider.
     authenticated: bool = True
+    # What a routed request asks of its provider (edge_ext.apis.operations): its parser, and the
+    # providers that may serve it.
+    operation: str = "chat"
 
 
 CHAT_OPENAI = Handler(Endpoint.CHAT, OPENAI, body=True, response=True)
 CHAT_ANTHROPIC = Handler(Endpoint.CHAT, ANTHROPIC, body=True, response=True)
 MODELS = Handler(Endpoint.MODELS)
+EMBEDDINGS = Handler(Endpoint.EMBEDDINGS, OPENAI, body=True, response=True, operation="embeddings")
+COUNT_TOKENS = Handler(Endpoint.COUNT_TOKENS, ANTHROPIC, body=True, response=True, operation="count_tokens")
 # Answered by Envoy's direct response once the processor let the headers through; Envoy's route
 # sends no body here (ExtProcPerRoute), and a probe carrying one is refused anyway.
 HEALTH = Handler(Endpoint.HEALTH, authenticated=False)
@@ -44,6 +49,8 @@ TABLE = MappingProxyType({
     "/v1/chat/completions": MappingProxyType({"POST": CHAT_OPENAI}),
     "/v1/messages": MappingProxyType({"POST": CHAT_ANTHROPIC}),
     "/v1/models": MappingProxyType({"GET": MODELS}),
+    "/v1/embeddings": MappingProxyType({"POST": EMBEDDINGS}),
+    "/v1/messages/count_tokens": MappingProxyType({"POST": COUNT_TOKENS}),
     "/health": _HEALTH_METHODS,
     "/health/ready": _HEALTH_METHODS,
     # Envoy answers GET and HEAD itself (ext_proc off on that route); other methods reach us.

@@ -31,6 +31,7 @@ from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS
 from edge_ext.apis.limits import RequestLimits
 from edge_ext.apis.openai import OPENAI
+from edge_ext.apis.operations import billed
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.config.models import Config
 from edge_ext.cost.admitted import Admission
@@ -51,7 +52,7 @@ from edge_ext.policy.semantic import TIER as SEMANTIC_TIER
 from edge_ext.policy.semantic import SemanticLookUp, SemanticStep, with_similarity
 from edge_ext.policy.shaping import shape
 from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamState
-from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
+from edge_ext.policy.validation import ACCEPTS, RequestCheck, authenticated, requested_output
 from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
 from edge_ext.routing.breaker_store import MemoryBreakerStore
@@ -133,7 +134,9 @@ class Policy:
         st.request_id = headers.get("x-request-id", "")
         st.headers = headers
         # Refusals before dispatch answer in the shape the caller's headers suggest.
-        st.api = ANTHROPIC if "anthropic-version" in headers else OPENAI
+        # Anthropic's SDKs send anthropic-version, and their key in x-api-key without authorization.
+        anthropic = "anthropic-version" in headers or ("x-api-key" in headers and "authorization" not in headers)
+        st.api = ANTHROPIC if anthropic else OPENAI
         try:
             handler = dispatch(st.method, st.path)
             st.api = handler.api or st.api
@@ -187,7 +190,7 @@ class Policy:
         if st.phase is not Phase.BODY:
             raise InvalidRequest("the request body was already received")
         st.request = self._check.validate(st, caller, body)
-        if self._budgets:
+        if self._budgets and billed(st.request):
             return self._ask(st, Admit(caller, st.request))
         return self._guard(st)
 
@@ -208,6 +211,8 @@ class Policy:
         return self._answer_or_route(st)
 
     def _answer_or_route(self, st: StreamState) -> Step:
+        if not billed(st.request):
+            return self._route_chat(st, st.request)  # a token count: free, and not cached
         return self._after_cache(st, self._cache.begin(st, st.request))
 
     def _cached(self, st: StreamState, need: Need, result: object) -> Step:
@@ -216,7 +221,8 @@ class Policy:
     def _after_cache(self, st: StreamState, step: Hit | Need | None) -> Step:
         if step is None:
             # A miss that leads its key may be a paraphrase of a stored prompt.
-            ask = self._semantic.ask(st, st.request) if self._semantic and st.flight and st.flight.claimed else None
+            ask = (self._semantic.ask(st, st.request)
+                   if self._semantic and st.flight and st.flight.claimed and st.request.operation == "chat" else None)
             return self._ask(st, ask) if ask is not None else self._route_chat(st, st.request)
         if isinstance(step, Hit):
             return self._hit(st, step)
@@ -272,7 +278,8 @@ class Policy:
     def _route_chat(self, st: StreamState, request: ChatRequest) -> Continue:
         caller = authenticated(st)
         wanted = requested_output(request.body)
-        target = self._router.pick(request.model, request.body, wanted[1] if wanted else None)
+        target = self._router.pick(request.model, request.body, wanted[1] if wanted else None,
+                                   ACCEPTS.get(request.operation))
         provider = target.provider
         # From here the router awaits this request's verdict: whatever follows, a refusal
         # included, on_stream_end gives a half-open probe slot back.
@@ -288,6 +295,9 @@ class Policy:
         set_headers = ((CLUSTER_HEADER, target.cluster), *retry_headers(target), *shaped.set_headers)
         metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
                     ("tenant", caller.tenant), ("key_id", caller.key_id), *grant)
+        if request.operation != "chat":
+            # A failover attempt parses the body by it (edge_ext.policy.attempt).
+            metadata += (("operation", request.operation),)
         last = self._fast_path and answer_unseen(self._router, st, target.plan)
         if last:
             metadata += hand_over(st, request, self._accounting is not None)

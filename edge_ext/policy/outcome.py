@@ -23,6 +23,7 @@ from typing import Any
 
 from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.apis.openai import OPENAI
+from edge_ext.apis.operations import billed
 from edge_ext.auth import Caller
 from edge_ext.cost.admitted import Admission
 from edge_ext.cost.calc import estimate_input_tokens
@@ -88,7 +89,9 @@ def hand_over(st: StreamState, request: ChatRequest, accounting: bool) -> tuple[
     reservations come with the outcome, so what they need travels in the request's metadata.
     The stream keeps them until ``handed_over``: a reply that never left settles at stream end."""
     handed = [("outcome", "1"), ("api", st.api.name), ("upstream_model", st.upstream_model)]
-    if accounting:
+    if not billed(request):
+        handed.append(("billed", "0"))  # a token count: never charged, even as estimated
+    elif accounting:
         handed.append(("est_in", str(estimate_input_tokens(request.body))))
     return (*handed, *(st.admission.metadata() if st.admission is not None else ()))
 
@@ -137,7 +140,7 @@ class OutcomeStep:
                 and outcome.upstream_ttfb_s is not None):
             self._latency.observe(served, outcome.upstream_ttfb_s)
         st = self._stream(outcome, served, retried, model)
-        if self._accounting is not None:
+        if self._accounting is not None and route.get("billed") != "0":
             st.charge = self._charge(outcome, st)
         admission = Admission.from_metadata(route)
         if admission is not None:

@@ -149,6 +149,10 @@ def _dump(body: dict) -> bytes:
 def body_for(request: ChatRequest, provider: Provider, upstream_model: str) -> UpstreamBody:
     """The body ``provider`` gets for ``request``, or InvalidRequest when its API cannot say it."""
     wire_api = adapter_for(provider.kind).wire_api
+    if request.operation != "chat" and wire_api != request.api:
+        # Embeddings and token counts have no translation: only their own API serves them.
+        raise InvalidRequest(f"provider '{provider.name}' speaks the {wire_api} API, which has no "
+                             f"{request.operation} endpoint")
     pair = PAIRS[(request.api, wire_api)]
     if pair.request is not None:
         try:
@@ -170,7 +174,7 @@ def shape(request: ChatRequest, provider: Provider, api_key: str, upstream_model
     """The request as ``provider`` gets it: body, path, credentials; ``client_headers`` are the
     headers as the processor saw them (edge_ext.providers.headers decides which may pass)."""
     body = body_for(request, provider, upstream_model)
-    upstream = adapter_for(provider.kind).upstream(provider, api_key, upstream_model, client_headers)
+    upstream = adapter_for(provider.kind).upstream(provider, api_key, upstream_model, client_headers, request.operation)
     set_headers: Headers = ((":path", upstream.path), *upstream.set_headers)
     if body.body is not None:
         # With request headers SEND and the body BUFFERED, content-length is ours to fix.

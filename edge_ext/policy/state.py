@@ -46,6 +46,8 @@ class Endpoint(Enum):
     CHAT = "chat"  # POST /v1/chat/completions (OpenAI) or /v1/messages (Anthropic)
     MODELS = "models"  # GET /v1/models, answered by the processor
     HEALTH = "health"  # /health/ready: answered by Envoy once the processor has seen it
+    EMBEDDINGS = "embeddings"  # POST /v1/embeddings (OpenAI)
+    COUNT_TOKENS = "count_tokens"  # POST /v1/messages/count_tokens (Anthropic)
 
 
 class Phase(Enum):

@@ -7,12 +7,27 @@ a half-open breaker's probe slot, and a check after forwarding would be too late
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from edge_ext.apis.limits import RequestLimits
+from edge_ext.apis.operations import OPERATIONS, Operation
 from edge_ext.auth import Caller
+from edge_ext.config.models import Provider
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, InvalidRequest, Unauthorized
 from edge_ext.policy.state import StreamState
 from edge_ext.message import ChatRequest
+from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
+
+_WHAT = {"embeddings": "an embeddings API", "count_tokens": "a token counting API"}
+
+
+def _speaks(wire_api: str) -> Callable[[Provider], bool]:
+    return lambda provider: adapter_for(provider.kind).wire_api == wire_api
+
+
+# The providers that may serve each operation: those speaking its API.
+ACCEPTS: dict[str, Callable[[Provider], bool]] = {name: _speaks(op.wire_api) for name, op in OPERATIONS.items()}
 
 
 def requested_output(body: dict) -> tuple[str, int] | None:
@@ -46,12 +61,24 @@ class RequestCheck:
         """Parse, shape caps, the caller's models, the model's output limit: a 4xx or a request."""
         if len(body) > self._max_body:
             raise BodyTooLarge(f"the request body is {len(body)} bytes; the limit is {self._max_body}")
-        request = st.api.parse(body, self._limits)
+        op = OPERATIONS.get(st.handler.operation)
+        request = (op.parse if op is not None else st.api.parse)(body, self._limits)
         st.model, st.stream = request.model, request.stream
         caller.check_model(request.model)
+        if op is not None:
+            self._servable(op, request.model)
         wanted = requested_output(request.body)
         limit = self._router.output_limit(request.model)
         if wanted is not None and limit is not None and wanted[1] > limit:
             name, value = wanted
             raise InvalidRequest(f"'{name}' is {value}; this model produces at most {limit} tokens", param=name)
         return request
+
+    def _servable(self, op: Operation, model: str) -> None:
+        """A model none of whose providers has the operation's API is refused here, before the
+        router's pick (which would hold a half-open breaker's probe slot); an unknown model is
+        left to the router's 404."""
+        if self._router.serves(model, ACCEPTS[op.name]) is False:
+            raise InvalidRequest(f"the model '{model}' is served only by providers without "
+                                 f"{_WHAT.get(op.name, op.name)} (it needs a provider speaking the "
+                                 f"{op.wire_api} API)", param="model")

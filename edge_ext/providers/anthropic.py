@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest
+from edge_ext.providers.base import UpstreamRequest, path_of
 from edge_ext.providers.headers import beta_tokens, upstream_headers
+
+
+PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
 
 
 class AnthropicAdapter:
     kind = "anthropic"
     wire_api = "anthropic"
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
+                 operation: str = "chat") -> UpstreamRequest:
+        path = path_of(PATHS, provider, operation)
         # The API version is the operator's, never the client's: it changes what the API does on
         # the edge's key. Betas likewise, except those the provider's config lets clients ask for.
         headers = [("anthropic-version", provider.anthropic_version)]
@@ -22,4 +27,4 @@ class AnthropicAdapter:
         if api_key:
             headers.insert(0, ("x-api-key", api_key))
         set_headers, remove = upstream_headers(client_headers, tuple(headers))
-        return UpstreamRequest(f"{provider.path_prefix}/v1/messages", set_headers, remove)
+        return UpstreamRequest(f"{provider.path_prefix}{path}", set_headers, remove)

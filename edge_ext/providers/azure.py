@@ -5,18 +5,23 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest
+from edge_ext.providers.base import UpstreamRequest, path_of
 from edge_ext.providers.headers import upstream_headers
+
+# After the deployment's path.
+PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
 
 
 class AzureOpenAIAdapter:
     kind = "azure_openai"
     wire_api = "openai"
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
+                 operation: str = "chat") -> UpstreamRequest:
+        endpoint = path_of(PATHS, provider, operation)
         # The upstream model name is the deployment name (model_map maps public names onto it).
         path = (
-            f"{provider.path_prefix}/openai/deployments/{quote(upstream_model, safe='')}/chat/completions"
+            f"{provider.path_prefix}/openai/deployments/{quote(upstream_model, safe='')}/{endpoint}"
             f"?api-version={quote(provider.api_version or '', safe='')}"
         )
         auth = (("api-key", api_key),) if api_key else ()

@@ -11,7 +11,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge_ext.config.models import Provider
+from edge_ext.errors import InvalidRequest
 from edge_ext.message import Headers
+
+
+class UnsupportedOperation(InvalidRequest):
+    """The provider's API has no such endpoint (embeddings at Anthropic): the client's request
+    cannot be served by it, a 400."""
+
+
+def path_of(paths: dict[str, str], provider: Provider, operation: str) -> str:
+    path = paths.get(operation)
+    if path is None:
+        raise UnsupportedOperation(f"provider '{provider.name}' ({provider.kind}) has no {operation} API")
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +38,10 @@ class ProviderAdapter(Protocol):
     kind: str
     wire_api: str  # the client API shape this provider speaks: "openai" | "anthropic"
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
+                 operation: str = "chat") -> UpstreamRequest:
         """Path and headers for this provider. ``client_headers`` are all the request headers the
-        processor saw; the headers module decides which of them may pass (see its docstring)."""
+        processor saw; the headers module decides which of them may pass (see its docstring).
+        ``operation``: what is asked (edge_ext.apis.operations); one the provider's API does not
+        have raises UnsupportedOperation."""
         ...

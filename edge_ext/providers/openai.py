@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest
+from edge_ext.providers.base import UpstreamRequest, path_of
 from edge_ext.providers.headers import upstream_headers
+
+PATHS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
 
 
 class OpenAIAdapter:
     kind = "openai"
     wire_api = "openai"
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
+                 operation: str = "chat") -> UpstreamRequest:
+        path = path_of(PATHS, provider, operation)
         # openai-organization / openai-project are not forwarded: the key's owner bills the default.
         auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         set_headers, remove = upstream_headers(client_headers, auth)
-        return UpstreamRequest(f"{provider.path_prefix}/v1/chat/completions", set_headers, remove)
+        return UpstreamRequest(f"{provider.path_prefix}{path}", set_headers, remove)
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):

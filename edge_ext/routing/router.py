@@ -82,13 +82,26 @@ class Router:
     def models(self) -> tuple[str, ...]:
         return self._table.models()
 
-    def pick(self, model: str, body: dict | None = None, output: int | None = None) -> Chosen:
+    def serves(self, model: str, accepts: Callable[[Provider], bool]) -> bool | None:
+        """Whether a provider of the public ``model`` is one ``accepts`` takes; None: no such model."""
+        candidates = self._candidates.get(model)
+        if not candidates:
+            return None
+        return any(accepts(self._providers[c.provider]) for c in candidates)
+
+    def pick(self, model: str, body: dict | None = None, output: int | None = None,
+             accepts: Callable[[Provider], bool] | None = None) -> Chosen:
         """The provider for one request; in half-open the pick holds that breaker's probe slot
         until ``report`` or ``release``. ``output``: the output tokens the request asks for;
-        providers whose model produces fewer are not candidates."""
+        providers whose model produces fewer are not candidates. ``accepts``: only providers it
+        takes are candidates, fallbacks included (an embedding goes to OpenAI-API providers)."""
         candidates = self._candidates.get(model)
         if not candidates:
             raise ModelNotFound(f"The model '{model}' does not exist or is not served here", param="model")
+        if accepts is not None:
+            candidates = [c for c in candidates if accepts(self._providers[c.provider])]
+            if not candidates:
+                raise InvalidRequest(f"no provider serving '{model}' can take this request", param="model")
         keyed = [c for c in candidates if self._has_key(c.provider)]
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")

@@ -268,3 +268,32 @@ def test_the_response_names_who_answered_and_after_how_many_attempts():
                               **{"xds.upstream_host_metadata": HOST, "upstream.request_attempt_count": 2.0})
     assert upstream_of(message) == ("beta", 2)
     assert upstream_of(pb.ProcessingRequest(response_headers=pb.HttpHeaders())) == ("", 1)
+
+
+# -- embeddings: only OpenAI-API providers, re-shaped by the operation in the metadata ------------
+EMBED_BODY = json.dumps({"model": "m", "input": ["a", "b"]}).encode()
+
+
+def test_an_embeddings_plan_skips_providers_without_the_api():
+    accepts = lambda provider: provider.kind != "anthropic"  # noqa: E731
+    assert router().pick("m", accepts=accepts).plan == ("alpha", "gamma")
+
+
+def test_an_embeddings_attempt_is_reshaped_for_the_next_openai_api_provider():
+    st = AttemptState()
+    route = {**route_for("alpha", ("alpha", "gamma")), "operation": "embeddings"}
+    hdrs = {":path": "/v1/embeddings", "authorization": "Bearer sk-alpha", "content-length": str(len(EMBED_BODY))}
+    assert step().on_headers(st, hdrs, "gamma", route) == Continue(mode=Mode())
+    decision = step().on_body(st, EMBED_BODY)
+    headers = dict(decision.set_headers)
+    assert headers[":path"] == "/openai/deployments/gpt-dep/embeddings?api-version=2024-10-21"
+    assert headers["api-key"] == "az-gamma" and "authorization" in decision.remove_headers
+    assert json.loads(decision.body) == {"model": "gpt-dep", "input": ["a", "b"]}
+
+
+def test_an_embeddings_attempt_at_an_anthropic_provider_is_refused_not_forwarded():
+    st = AttemptState()
+    route = {**route_for("alpha", ("alpha", "beta")), "operation": "embeddings"}
+    step().on_headers(st, {":path": "/v1/embeddings"}, "beta", route)
+    decision = step().on_body(st, EMBED_BODY)
+    assert isinstance(decision, Respond) and decision.details == "edge_ext_failover_refused"
