@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from .sse import Event
 
-__all__ = ["Usage", "from_openai", "from_anthropic", "StreamUsage"]
+__all__ = ["Usage", "from_openai", "from_anthropic", "from_responses", "StreamUsage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,26 @@ def _anthropic_usage(usage: dict[str, Any]) -> Usage:
     )
 
 
+def _responses_usage(usage: dict[str, Any]) -> Usage:
+    # The Responses API's input_tokens include the cached ones, as Chat Completions' prompt_tokens do.
+    prompt = _count(usage.get("input_tokens"))
+    cached = min(_count(_details(usage, "input_tokens_details").get("cached_tokens")), prompt)
+    output = _count(usage.get("output_tokens"))
+    reasoning = min(_count(_details(usage, "output_tokens_details").get("reasoning_tokens")), output)
+    return Usage(input_tokens=prompt - cached, output_tokens=output, cached_input_tokens=cached,
+                 reasoning_tokens=reasoning)
+
+
+def from_responses(body: dict[str, Any]) -> Usage | None:
+    """Usage of a Responses API ``response`` object, or None (an error, or no usage yet)."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return _responses_usage(usage) if isinstance(usage, dict) else None
+
+
+# The stream events of the Responses API whose ``response`` holds the final usage.
+RESPONSES_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
 def from_openai(body: dict[str, Any]) -> Usage | None:
     """Usage of a chat.completion body (or of one stream chunk), or None."""
     usage = body.get("usage") if isinstance(body, dict) else None
@@ -122,6 +142,9 @@ class StreamUsage:
     ``usage: null``. Some compatible servers repeat running totals on every
     chunk, so the last usage object seen wins; nothing is ever summed.
 
+    The Responses API reports it once, in the ``response`` of its closing event
+    (``response.completed``, ``.incomplete`` or ``.failed``).
+
     Anthropic splits usage: ``message_start`` has the input and cache figures
     and a provisional output count; ``message_delta`` has the cumulative
     output count, and newer API versions also put cumulative input and cache
@@ -130,9 +153,9 @@ class StreamUsage:
 
     __slots__ = ("api", "_fields", "_seen", "_final")
 
-    def __init__(self, api: Literal["openai", "anthropic"]) -> None:
-        if api not in ("openai", "anthropic"):
-            raise ValueError(f"unknown API {api!r}: expected 'openai' or 'anthropic'")
+    def __init__(self, api: Literal["openai", "anthropic", "responses"]) -> None:
+        if api not in ("openai", "anthropic", "responses"):
+            raise ValueError(f"unknown API {api!r}: expected 'openai', 'anthropic' or 'responses'")
         self.api = api
         self._fields: dict[str, int] = {}
         self._seen = False
@@ -170,6 +193,15 @@ class StreamUsage:
                 self._final = True
             return
         kind = payload.get("type")
+        if self.api == "responses":
+            # Only the closing event's response carries usage; the opening ones say null.
+            if kind in RESPONSES_FINAL:
+                response = payload.get("response")
+                usage = response.get("usage") if isinstance(response, dict) else None
+                if isinstance(usage, dict):
+                    self._replace(_responses_usage(usage))
+                    self._final = True
+            return
         if kind == "message_start":
             message = payload.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None

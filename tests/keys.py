@@ -15,3 +15,5 @@ BUDGET_KEY = "sk-budget-key-0001"
 SECURITY_KEY_A, SECURITY_KEY_B, SECURITY_KEY_PII = "sk-edge-tenant-a-0001", "sk-edge-tenant-b-0002", "sk-edge-pii-0003"
 SECURITY_PROVIDER_KEY = "sk-provider-sec"
 SECURITY_REDIS_KEY = "sk-from-redis"
+# tests/e2e/test_responses.py
+RESPONSES_KEY, RESPONSES_BUDGET_KEY = "sk-responses-client-0001", "sk-responses-budget-0002"

@@ -34,6 +34,12 @@ class DeliveredText:
 
     def observe_event(self, payload: dict[str, Any]) -> None:
         """One parsed SSE event of a stream in ``api``'s shape."""
+        if self.api == "responses":
+            # Text, reasoning summaries and tool arguments all arrive as ``delta`` strings.
+            delta = payload.get("delta")
+            if isinstance(delta, str) and str(payload.get("type", "")).endswith(".delta"):
+                self.chars += len(delta)
+            return
         if self.api == "anthropic":
             kind = payload.get("type")
             if kind == "content_block_delta":
@@ -49,6 +55,9 @@ class DeliveredText:
 
     def observe_body(self, body: dict[str, Any]) -> None:
         """A whole JSON answer in ``api``'s shape."""
+        if self.api == "responses":
+            self.chars += text_chars(body.get("output"))
+            return
         if self.api == "anthropic":
             self.chars += text_chars(body.get("content"))
             return

@@ -13,11 +13,11 @@ from edge_ext.cost.calc import CostResult, cost_of
 from edge_ext.cost.estimate import DeliveredText, estimated_usage
 from edge_ext.cost.pricing import PriceTable
 from edge_ext.sse import SSEParser
-from edge_ext.usage import StreamUsage, Usage, from_anthropic, from_openai
+from edge_ext.usage import StreamUsage, Usage, from_anthropic, from_openai, from_responses
 
 log = logging.getLogger("edge_ext.cost")
 
-_FROM_JSON = {"openai": from_openai, "anthropic": from_anthropic}
+_FROM_JSON = {"openai": from_openai, "anthropic": from_anthropic, "responses": from_responses}
 
 
 def _payload(data: str) -> dict | None:

@@ -33,6 +33,7 @@ class AttemptState:
     provider: str = ""  # who this attempt goes to
     first: str = ""  # whose shape the body is in
     model: str = ""  # the public model name the client asked for
+    api: str = ""  # the client's API, when the provider speaks it as is (the Responses API)
     headers: dict[str, str] = field(default_factory=dict)
     granted: bool = False  # on_headers verified the plan's grant
 
@@ -45,6 +46,7 @@ class AttemptStep:
     def on_headers(self, st: AttemptState, headers: dict[str, str], provider: str, route: dict[str, str]) -> Decision:
         st.provider, st.headers = provider, headers
         st.first, st.model = route.get("provider", ""), route.get("model", "")
+        st.api = route.get("api", "")
         if not st.first or not st.model:
             return self.refuse("the request's routing metadata did not reach the retry")
         if not self._grants.allows(route, provider):
@@ -64,7 +66,9 @@ class AttemptStep:
             # Never let an attempt leave with another provider's shape or credentials.
             return self.refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
         try:
-            request = CLIENT_APIS[adapter_for(source.kind).wire_api].parse(body)
+            # The body is in the first provider's API: the client's own when that provider spoke it.
+            adapter = adapter_for(source.kind)
+            request = CLIENT_APIS[st.api if st.api in adapter.wire_apis else adapter.wire_api].parse(body)
             # st.headers is the shared header map as this attempt found it: the adapter's
             # allow-list removes whatever an earlier attempt set for its provider along with any
             # client header.

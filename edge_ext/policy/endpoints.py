@@ -15,6 +15,7 @@ from types import MappingProxyType
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import ClientAPI
 from edge_ext.apis.openai import OPENAI
+from edge_ext.apis.responses import RESPONSES as RESPONSES_API
 from edge_ext.errors import MethodNotAllowed, UnsupportedPath
 from edge_ext.policy.state import Endpoint
 
@@ -33,6 +34,7 @@ class Handler:
 
 CHAT_OPENAI = Handler(Endpoint.CHAT, OPENAI, body=True, response=True)
 CHAT_ANTHROPIC = Handler(Endpoint.CHAT, ANTHROPIC, body=True, response=True)
+RESPONSES = Handler(Endpoint.RESPONSES, RESPONSES_API, body=True, response=True)
 MODELS = Handler(Endpoint.MODELS)
 # Answered by Envoy's direct response once the processor let the headers through; Envoy's route
 # sends no body here (ExtProcPerRoute), and a probe carrying one is refused anyway.
@@ -44,6 +46,7 @@ TABLE = MappingProxyType({
     "/v1/chat/completions": MappingProxyType({"POST": CHAT_OPENAI}),
     "/v1/messages": MappingProxyType({"POST": CHAT_ANTHROPIC}),
     "/v1/models": MappingProxyType({"GET": MODELS}),
+    "/v1/responses": MappingProxyType({"POST": RESPONSES}),
     "/health": _HEALTH_METHODS,
     "/health/ready": _HEALTH_METHODS,
     # Envoy answers GET and HEAD itself (ext_proc off on that route); other methods reach us.

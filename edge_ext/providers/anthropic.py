@@ -10,8 +10,10 @@ from edge_ext.providers.headers import beta_tokens, upstream_headers
 class AnthropicAdapter:
     kind = "anthropic"
     wire_api = "anthropic"
+    wire_apis = frozenset({"anthropic"})
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
+                 wire_api: str = "") -> UpstreamRequest:
         # The API version is the operator's, never the client's: it changes what the API does on
         # the edge's key. Betas likewise, except those the provider's config lets clients ask for.
         headers = [("anthropic-version", provider.anthropic_version)]

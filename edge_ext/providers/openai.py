@@ -10,12 +10,15 @@ from edge_ext.providers.headers import upstream_headers
 class OpenAIAdapter:
     kind = "openai"
     wire_api = "openai"
+    wire_apis = frozenset({"openai", "responses"})
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str]) -> UpstreamRequest:
+    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
+                 wire_api: str = "") -> UpstreamRequest:
         # openai-organization / openai-project are not forwarded: the key's owner bills the default.
         auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         set_headers, remove = upstream_headers(client_headers, auth)
-        return UpstreamRequest(f"{provider.path_prefix}/v1/chat/completions", set_headers, remove)
+        path = "/v1/responses" if wire_api == "responses" else "/v1/chat/completions"
+        return UpstreamRequest(f"{provider.path_prefix}{path}", set_headers, remove)
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):

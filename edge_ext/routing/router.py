@@ -82,13 +82,20 @@ class Router:
     def models(self) -> tuple[str, ...]:
         return self._table.models()
 
-    def pick(self, model: str, body: dict | None = None, output: int | None = None) -> Chosen:
+    def pick(self, model: str, body: dict | None = None, output: int | None = None,
+             serves: Callable[[Provider], bool] | None = None) -> Chosen:
         """The provider for one request; in half-open the pick holds that breaker's probe slot
         until ``report`` or ``release``. ``output``: the output tokens the request asks for;
-        providers whose model produces fewer are not candidates."""
+        providers whose model produces fewer are not candidates. ``serves``: whether a provider
+        can answer the request's API at all; those that cannot are neither picked nor planned."""
         candidates = self._candidates.get(model)
         if not candidates:
             raise ModelNotFound(f"The model '{model}' does not exist or is not served here", param="model")
+        if serves is not None:
+            candidates = tuple(c for c in candidates if serves(self._providers[c.provider]))
+            if not candidates:
+                raise InvalidRequest(f"no provider serving '{model}' can answer this API; use another model or "
+                                     "endpoint", param="model")
         keyed = [c for c in candidates if self._has_key(c.provider)]
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")

@@ -45,7 +45,7 @@ def test_every_path_has_one_handler_per_method_and_only_chat_takes_a_body():
     for path, methods in TABLE.items():
         assert methods, path
         for method, handler in methods.items():
-            assert handler.body == (path in ("/v1/chat/completions", "/v1/messages")), (method, path)
+            assert handler.body == (path in ("/v1/chat/completions", "/v1/messages", "/v1/responses")), (method, path)
             # Only a handler behind auth may take a body: nothing else can reach a provider.
             assert not handler.body or handler.authenticated
 
