@@ -295,3 +295,20 @@ def test_a_stream_cut_before_completed_is_charged_as_estimated():
     world.end(policy, st)
     assert st.charge.estimated and st.charge.usage.output_tokens > 0
     assert st.phase is Phase.ENDED
+
+
+def test_a_failover_attempt_sends_the_responses_body_to_the_next_provider_that_speaks_it():
+    from edge_ext.policy.attempt import AttemptState, AttemptStep
+
+    policy, world = make_policy(), World()
+    st, routed = send(policy, world, store=False)
+    # "api" was set at the request headers; Envoy forwards it with the routed metadata.
+    route = {**dict(routed.metadata), "api": "responses"}
+    step, attempt = AttemptStep(policy.router, policy.grants), AttemptState()
+    left = {":path": "/v1/responses", "authorization": "Bearer sk-alpha"}
+    assert isinstance(step.on_headers(attempt, left, "gamma", route), Continue)
+    decision = step.on_body(attempt, json.dumps({"model": "m", "input": "hi", "store": False}).encode())
+    headers = dict(decision.set_headers)
+    assert headers[":path"] == "/openai/v1/responses" and headers["api-key"] == "sk-gamma"
+    # gamma serves m under the same name: the client's bytes go on untouched.
+    assert "authorization" in decision.remove_headers and decision.body is None
