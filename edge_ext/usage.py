@@ -256,4 +256,8 @@ USAGE_PATHS: dict[str, dict[str, tuple[str, ...]]] = {
     "anthropic": {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
                   "cache_read_input_tokens": ("cache_read_input_tokens",),
                   "cache_creation_input_tokens": ("cache_creation_input_tokens",)},
+    # input_tokens and output_tokens sit where Anthropic's do: one extraction serves both.
+    "responses": {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
+                  "input_cached_tokens": ("input_tokens_details", "cached_tokens"),
+                  "output_reasoning_tokens": ("output_tokens_details", "reasoning_tokens")},
 }

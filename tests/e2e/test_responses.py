@@ -23,7 +23,7 @@ def mock():
 def edge(tmp_path_factory, mock):
     tmp = tmp_path_factory.mktemp("responses")
     providers = [
-        {"name": "oa", "kind": "openai", "base_url": mock.url, "models": ["gpt-4o-mini"]},
+        {"name": "oa", "kind": "openai", "base_url": mock.url, "models": ["gpt-4o-mini", "gpt-4.1-mini"]},
         {"name": "an", "kind": "anthropic", "base_url": mock.url, "models": ["claude-sonnet-4-6"]},
         {"name": "az", "kind": "azure_openai", "base_url": mock.url, "api_version": "2024-10-21",
          "model_map": {"gpt-4o": "my-gpt-4o-deployment"}},
@@ -84,6 +84,19 @@ def test_a_stateful_request_is_never_cached(edge, mock, state):
         raw = client(edge).responses.with_raw_response.create(model="gpt-4o-mini", input="remember me", **state)
         assert raw.headers["x-edge-cache"] == "bypass"
     assert len(mock.requests()) == 2
+
+
+def test_a_plain_stateful_response_takes_two_messages_and_is_accounted_from_its_outcome(edge, mock):
+    names = ("stream_msgs_received", "server_half_closed")
+    before = {n: edge.envoy_stat(f"http.edge.ext_proc.{n}") for n in names}
+    raw = client(edge).responses.with_raw_response.create(model="gpt-4.1-mini", input="two messages")
+    assert raw.parse().usage.output_tokens > 0 and raw.headers["x-edge-cache"] == "bypass"
+    after = {n: edge.envoy_stat(f"http.edge.ext_proc.{n}") for n in names}
+    # Request headers and body; the processor ended the stream; Envoy read the usage.
+    assert {n: after[n] - before[n] for n in names} == {"stream_msgs_received": 2, "server_half_closed": 1}
+    assert "x-edge-cost-usd" not in raw.headers
+    scrape_until(edge, 'gen_ai_client_token_usage_count{gen_ai_token_type="output",model="gpt-4.1-mini",provider="oa"}',
+                 'edge_ext_cost_usd_total{model="gpt-4.1-mini",provider="oa"}')
 
 
 def test_azure_serves_it_on_its_v1_path_with_the_deployment_in_the_body(edge, mock):

@@ -312,3 +312,27 @@ def test_a_failover_attempt_sends_the_responses_body_to_the_next_provider_that_s
     assert headers[":path"] == "/openai/v1/responses" and headers["api-key"] == "sk-gamma"
     # gamma serves m under the same name: the client's bytes go on untouched.
     assert "authorization" in decision.remove_headers and decision.body is None
+
+
+# -- the 2-message path ---------------------------------------------------------------------------
+
+def test_envoy_extracts_responses_usage_and_the_outcome_reads_it():
+    from edge_ext.envoy_config.outcomes import usage_filter
+    from edge_ext.policy.outcome import usage_of
+
+    rules = usage_filter()["typed_config"]["response_rules"]["rules"]
+    keys = [r["on_present"]["key"] for r in rules]
+    assert len(keys) == len(set(keys))  # Anthropic's input_tokens and the Responses API's share a rule
+    extracted = {"input_tokens": 10.0, "output_tokens": 4.0, "input_cached_tokens": 6.0, "output_reasoning_tokens": 3.0}
+    assert usage_of("responses", extracted) == Usage(4, 4, 6, 0, 3)
+
+
+def test_a_stateful_json_request_takes_the_2_message_path_a_stream_does_not():
+    config = CONFIG.replace("accounting: {fast_path: false}\n", "")
+    policy = Policy(parse_config(config), FakeClock(), KEYS, wall=lambda: 1_700_000_000.0,
+                    accounting=Accounting(load_pricing()))
+    world = World()
+    st, routed = send(policy, world)
+    assert routed.last and ("api", "responses") in routed.metadata
+    streamed, routed = send(policy, world, stream=True)
+    assert not routed.last
