@@ -336,3 +336,20 @@ def test_a_stateful_json_request_takes_the_2_message_path_a_stream_does_not():
     assert routed.last and ("api", "responses") in routed.metadata
     streamed, routed = send(policy, world, stream=True)
     assert not routed.last
+
+
+# -- prompt PII -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["block", "redact"])
+def test_the_prompt_pii_policy_covers_responses_input(mode):
+    policy = Policy(parse_config(CONFIG + f"auth: {{pii: {mode}}}\n"), FakeClock(), KEYS, wall=lambda: 1_700_000_000.0)
+    world = World()
+    image = "data:image/png;base64," + "QUJD" * 100
+    st, decision = send(policy, world, input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "my SSN is 123-45-6789"}, {"type": "input_image", "image_url": image}]}])
+    if mode == "block":
+        assert isinstance(decision, Respond) and json.loads(decision.body)["error"]["code"] == "pii_detected"
+        return
+    sent = json.loads(decision.body)
+    assert "123-45-6789" not in sent["input"][0]["content"][0]["text"]
+    assert sent["input"][0]["content"][1]["image_url"] == image  # binary, not text: left alone
