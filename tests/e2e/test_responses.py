@@ -99,6 +99,22 @@ def test_a_plain_stateful_response_takes_two_messages_and_is_accounted_from_its_
                  'edge_ext_cost_usd_total{model="gpt-4.1-mini",provider="oa"}')
 
 
+def test_a_stream_cut_before_completed_never_looks_clean_and_is_charged_as_estimated(edge, mock):
+    # After some events reached the client: the edge ends the stream with an error event of the
+    # API's own shape (the SDK hands it over as an event), or the client sees the reset.
+    mock.faults(headers={"x-mock-drop": "mid-stream", "x-mock-drop-after": "6", "x-mock-chunk-delay-ms": "100"})
+    events = []
+    try:
+        for event in client(edge).responses.create(model="gpt-4o-mini", input="cut me", stream=True):
+            events.append(event)
+    except (openai.APIConnectionError, openai.APIStatusError):
+        pass
+    assert events and all(e.type != "response.completed" for e in events)
+    if events[-1].type == "error":
+        assert events[-1].code == "stream_truncated"
+    scrape_until(edge, 'edge_ext_estimated_tokens_total{tenant="acme"}')
+
+
 def test_azure_serves_it_on_its_v1_path_with_the_deployment_in_the_body(edge, mock):
     response = client(edge).responses.create(model="gpt-4o", input="Azure please", store=False)
     assert response.status == "completed"
