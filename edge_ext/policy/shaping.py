@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.config.models import Provider
 from edge_ext.errors import InvalidRequest
 from edge_ext.message import ChatRequest, Headers
@@ -140,7 +141,7 @@ PAIRS: dict[tuple[str, str], Pair] = {
 
 
 # The client APIs every provider kind answers.
-_EVERYWHERE = frozenset(api for api in ("openai", "anthropic", "responses")
+_EVERYWHERE = frozenset(api for api in CLIENT_APIS
                         if all((api, api if api in a.wire_apis else a.wire_api) in PAIRS for a in ADAPTERS.values()))
 
 

@@ -94,8 +94,9 @@ class Router:
         if serves is not None:
             candidates = tuple(c for c in candidates if serves(self._providers[c.provider]))
             if not candidates:
-                raise InvalidRequest(f"no provider serving '{model}' can answer this API; use another model or "
-                                     "endpoint", param="model")
+                raise InvalidRequest(f"no provider serving '{model}' answers this endpoint, and it is not "
+                                     "translated for the others; use a model an OpenAI or Azure provider serves",
+                                     param="model")
         keyed = [c for c in candidates if self._has_key(c.provider)]
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")
