@@ -30,7 +30,7 @@ from typing import Any
 
 from .sse import Event
 
-__all__ = ["READERS", "Reader", "StreamUsage", "Usage", "from_anthropic", "from_openai"]
+__all__ = ["READERS", "Reader", "StreamUsage", "Usage", "from_anthropic", "from_openai", "from_responses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,26 @@ def _anthropic_usage(usage: dict[str, Any]) -> Usage:
     )
 
 
+def _responses_usage(usage: dict[str, Any]) -> Usage:
+    # The Responses API's input_tokens include the cached ones, as Chat Completions' prompt_tokens do.
+    prompt = _count(usage.get("input_tokens"))
+    cached = min(_count(_details(usage, "input_tokens_details").get("cached_tokens")), prompt)
+    output = _count(usage.get("output_tokens"))
+    reasoning = min(_count(_details(usage, "output_tokens_details").get("reasoning_tokens")), output)
+    return Usage(input_tokens=prompt - cached, output_tokens=output, cached_input_tokens=cached,
+                 reasoning_tokens=reasoning)
+
+
+def from_responses(body: dict[str, Any]) -> Usage | None:
+    """Usage of a Responses API ``response`` object, or None (an error, or no usage yet)."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    return _responses_usage(usage) if isinstance(usage, dict) else None
+
+
+# The stream events of the Responses API whose ``response`` holds the final usage.
+RESPONSES_FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
 def from_openai(body: dict[str, Any]) -> Usage | None:
     """Usage of a chat.completion body (or of one stream chunk), or None."""
     usage = body.get("usage") if isinstance(body, dict) else None
@@ -122,6 +142,9 @@ class StreamUsage:
     when ``stream_options.include_usage`` was set); every other chunk carries
     ``usage: null``. Some compatible servers repeat running totals on every
     chunk, so the last usage object seen wins; nothing is ever summed.
+
+    The Responses API reports it once, in the ``response`` of its closing event
+    (``response.completed``, ``.incomplete`` or ``.failed``).
 
     Anthropic splits usage: ``message_start`` has the input and cache figures
     and a provisional output count; ``message_delta`` has the cumulative
@@ -172,6 +195,15 @@ class StreamUsage:
         if isinstance(usage, dict):
             self._replace(_openai_usage(usage))
             self._final = True
+
+    def _observe_responses(self, payload: dict[str, Any]) -> None:
+        # Only the closing event's response carries usage; the opening ones say null.
+        if payload.get("type") in RESPONSES_FINAL:
+            response = payload.get("response")
+            usage = response.get("usage") if isinstance(response, dict) else None
+            if isinstance(usage, dict):
+                self._replace(_responses_usage(usage))
+                self._final = True
 
     def _observe_anthropic(self, payload: dict[str, Any]) -> None:
         kind = payload.get("type")
@@ -241,4 +273,10 @@ READERS: dict[str, Reader] = {
                         {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
                          "cache_read_input_tokens": ("cache_read_input_tokens",),
                          "cache_creation_input_tokens": ("cache_creation_input_tokens",)}),
+    # input_tokens and output_tokens sit where Anthropic's do: Envoy's extraction of the two
+    # keys serves both (edge_ext.envoy_config.outcomes keeps one rule per key).
+    "responses": Reader(from_responses, StreamUsage._observe_responses,
+                        {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
+                         "input_cached_tokens": ("input_tokens_details", "cached_tokens"),
+                         "output_reasoning_tokens": ("output_tokens_details", "reasoning_tokens")}),
 }

@@ -48,8 +48,8 @@ header_sets = st.dictionaries(
     st.sampled_from(["authorization", "x-api-key", "content-length", "cache-control", "anthropic-version",
                      "x-edge-cache-ttl", "x-edge-cache-enable", "content-type"]),
     st.text(max_size=30), max_size=5)
-paths = st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/models", "/health", "/x", "/v1/chat/completions?a=b",
-                         "/v1/embeddings", "/v1/messages/count_tokens"])
+paths = st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/models", "/health", "/x",
+                         "/v1/chat/completions?a=b", "/v1/embeddings", "/v1/messages/count_tokens"])
 methods = st.sampled_from(["POST", "GET", "PUT"])
 
 # -- type-confused requests ------------------------------------------------------------------------
@@ -108,12 +108,31 @@ ANTHROPIC_RICH: dict[str, Any] = {
     "metadata": {"user_id": "u-1"},
 }
 
+# A Responses API request using every field its schema reads.
+RESPONSES_RICH = {
+    "instructions": "Be terse.",
+    "input": [
+        {"role": "user", "content": "hello"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "look"},
+                                                        {"type": "input_image", "image_url": "https://x/y.png"}]},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{\"a\": 1}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "42"},
+    ],
+    "store": False,
+    "max_output_tokens": 64,
+    "temperature": 0.5,
+    "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+    "tool_choice": "auto",
+    "metadata": {"k": "v"},
+}
+
 # (client API, path, the valid request) of each translation direction.
 DIRECTIONS = {
     "openai-to-openai": ("openai", "/v1/chat/completions", {"model": OPENAI_MODEL, **OPENAI_RICH}),
     "openai-to-anthropic": ("openai", "/v1/chat/completions", {"model": ANTHROPIC_MODEL, **OPENAI_RICH}),
     "anthropic-to-openai": ("anthropic", "/v1/messages", {"model": OPENAI_MODEL, **ANTHROPIC_RICH}),
     "anthropic-to-anthropic": ("anthropic", "/v1/messages", {"model": ANTHROPIC_MODEL, **ANTHROPIC_RICH}),
+    "responses-to-openai": ("responses", "/v1/responses", {"model": OPENAI_MODEL, **RESPONSES_RICH}),
 }
 
 

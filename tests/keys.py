@@ -18,3 +18,5 @@ SECURITY_REDIS_KEY = "sk-from-redis"
 # tests/e2e/test_operations.py: provider keys, then client keys of two tenants and a cheap one.
 OPERATIONS_OPENAI_KEY, OPERATIONS_AZURE_KEY, OPERATIONS_ANTHROPIC_KEY = "sk-ops-oa-5555", "az-ops-6666", "sk-ant-ops-7777"
 OPERATIONS_KEY_A, OPERATIONS_KEY_B, OPERATIONS_CHEAP_KEY = "sk-ops-alpha-0001", "sk-ops-beta-0002", "sk-ops-cheap-0003"
+# tests/e2e/test_responses.py
+RESPONSES_KEY, RESPONSES_BUDGET_KEY = "sk-responses-client-0001", "sk-responses-budget-0002"

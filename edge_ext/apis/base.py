@@ -12,7 +12,7 @@ JSON_HEADERS: Headers = (("content-type", "application/json"),)
 
 
 class ClientAPI(Protocol):
-    name: str  # "openai" | "anthropic": also the wire API name of provider adapters
+    name: str  # "openai" | "anthropic" | "responses": also the wire API name of provider adapters
 
     def parse(self, raw: bytes, limits: RequestLimits | None = None) -> ChatRequest: ...
 

@@ -77,8 +77,22 @@ class _AnthropicText(DeliveredText):
         self.chars += text_chars(body.get("content"))
 
 
+class _ResponsesText(DeliveredText):
+    __slots__ = ()
+
+    def observe_event(self, payload: dict[str, Any]) -> None:
+        # Text, reasoning summaries and tool arguments all arrive as ``delta`` strings.
+        delta = payload.get("delta")
+        if isinstance(delta, str) and str(payload.get("type", "")).endswith(".delta"):
+            self.chars += len(delta)
+
+    def observe_body(self, body: dict[str, Any]) -> None:
+        self.chars += text_chars(body.get("output"))
+
+
 # Where each API puts generated text. One entry per API (keyed like edge_ext.usage.READERS).
-TEXT_OF: dict[str, type[DeliveredText]] = {"openai": _OpenAIText, "anthropic": _AnthropicText}
+TEXT_OF: dict[str, type[DeliveredText]] = {"openai": _OpenAIText, "anthropic": _AnthropicText,
+                                           "responses": _ResponsesText}
 
 
 def estimated_usage(reported: Usage | None, request_body: Any, delivered_chars: int) -> Usage:

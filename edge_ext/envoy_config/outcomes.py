@@ -22,9 +22,11 @@ SERVED_TAG = "served"
 
 
 def usage_filter() -> dict[str, Any]:
+    # APIs that put a figure in the same place share its key: one rule each.
+    unique = {key: path for reader in READERS.values() for key, path in reader.paths.items()}
     rules = [{"selectors": [{"key": "usage"}, *({"key": part} for part in path)],
               "on_present": {"metadata_namespace": USAGE_NAMESPACE, "key": key, "type": "NUMBER"}}
-             for reader in READERS.values() for key, path in reader.paths.items()]
+             for key, path in unique.items()]
     return {
         "name": "envoy.filters.http.json_to_metadata",
         "typed_config": {

@@ -7,7 +7,8 @@ it with the official SDKs or through Envoy + edge-ext.
 Routes: ``POST /v1/chat/completions``, ``GET /v1/models[/{id}]``,
 ``POST /openai/deployments/{deployment}/chat/completions?api-version=…``,
 ``POST /openai/v1/chat/completions``, ``POST /v1/messages``,
-``POST /v1/messages/count_tokens``, and the ``/_mock/*`` control API
+``POST /v1/messages/count_tokens``, ``POST /v1/responses``, ``POST /openai/v1/responses``,
+and the ``/_mock/*`` control API
 (see :mod:`edge_ext.mock.control`).
 
 Per-request knobs (request headers):

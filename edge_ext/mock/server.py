@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from . import anthropic_api, control, embeddings_api, openai_api
+from . import anthropic_api, control, embeddings_api, openai_api, responses_api
 from .errors import ANTHROPIC, AZURE, OPENAI
 from .faults import FaultQueue
 from .pipeline import STATE_KEY, Exchange, MockState, begin
@@ -82,6 +82,8 @@ def build_app(settings: MockSettings) -> web.Application:
     router.add_get("/v1/models/{model}", openai_api.get_model)
     router.add_post("/openai/deployments/{deployment}/chat/completions", openai_api.azure_chat_completions)
     router.add_post("/openai/v1/chat/completions", openai_api.azure_chat_completions)
+    router.add_post("/v1/responses", responses_api.responses)
+    router.add_post("/openai/v1/responses", responses_api.azure_responses)
     router.add_post("/v1/embeddings", embeddings_api.embeddings)
     router.add_post("/openai/deployments/{deployment}/embeddings", embeddings_api.azure_embeddings)
     router.add_post("/v1/messages", anthropic_api.messages)

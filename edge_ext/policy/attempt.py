@@ -34,6 +34,7 @@ class AttemptState:
     provider: str = ""  # who this attempt goes to
     first: str = ""  # whose shape the body is in
     model: str = ""  # the public model name the client asked for
+    api: str = ""  # the client's API, when the provider speaks it as is (the Responses API)
     headers: dict[str, str] = field(default_factory=dict)
     granted: bool = False  # on_headers verified the plan's grant
     operation: str = ""  # set for an embedding or a token count (edge_ext.apis.operations)
@@ -48,6 +49,7 @@ class AttemptStep:
         st.provider, st.headers = provider, headers
         st.first, st.model = route.get("provider", ""), route.get("model", "")
         st.operation = route.get("operation", "")
+        st.api = route.get("api", "")
         if not st.first or not st.model:
             return self.refuse("the request's routing metadata did not reach the retry")
         if not self._grants.allows(route, provider):
@@ -67,8 +69,11 @@ class AttemptStep:
             # Never let an attempt leave with another provider's shape or credentials.
             return self.refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
         try:
+            # The body is in the first provider's API: the client's own when that provider spoke it.
             op = OPERATIONS.get(st.operation)
-            request = (op.parse if op is not None else CLIENT_APIS[adapter_for(source.kind).wire_api].parse)(body)
+            adapter = adapter_for(source.kind)
+            parse = op.parse if op is not None else CLIENT_APIS[st.api if st.api in adapter.wire_apis else adapter.wire_api].parse
+            request = parse(body)
             # st.headers is the shared header map as this attempt found it: the adapter's
             # allow-list removes whatever an earlier attempt set for its provider along with any
             # client header.

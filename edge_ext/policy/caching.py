@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edge_ext.apis.responses import stateful
 from edge_ext.auth import ANONYMOUS
 from edge_ext.cache.entry import Entry
-from edge_ext.cache.key import OFF, Directive, cache_key, directive, namespace_for
+from edge_ext.cache.key import BYPASS, OFF, Directive, cache_key, directive, namespace_for
 from edge_ext.config.models import Cache as CacheConfig
 from edge_ext.message import ChatRequest
 from edge_ext.policy.decisions import Respond
@@ -24,13 +25,17 @@ from edge_ext.providers.headers import answer_variant
 from edge_ext.sse import SSEParser
 from edge_ext.translate.accumulate import AnthropicAccumulator, OpenAIAccumulator
 from edge_ext.translate.replay import replay_anthropic, replay_openai
+from edge_ext.translate.responses import ResponsesAccumulator, replay_responses
 
 # A stored answer is kept whole, in the client's API, and replayed as a stream when one is asked.
-ACCUMULATORS = {"openai": OpenAIAccumulator, "anthropic": AnthropicAccumulator}
+ACCUMULATORS = {"openai": OpenAIAccumulator, "anthropic": AnthropicAccumulator, "responses": ResponsesAccumulator}
 REPLAYS = {
     "openai": lambda answer, body: replay_openai(answer, include_usage=wants_stream_usage(body)),
     "anthropic": lambda answer, body: replay_anthropic(answer),
+    "responses": lambda answer, body: replay_responses(answer),
 }
+# Requests whose answer depends on, or creates, state the provider keeps: never cached.
+STATEFUL = {"responses": stateful}
 
 
 class Recorder:
@@ -58,8 +63,9 @@ class Recorder:
             body = json.loads(self._body)
         except ValueError:
             return None
-        # An error object is not an answer, whatever the status said.
-        if not isinstance(body, dict) or "error" in body:
+        # An error object is not an answer, whatever the status said (a Responses API answer
+        # carries "error": null, and only a completed one is an answer to keep).
+        if not isinstance(body, dict) or body.get("error") is not None or body.get("status", "completed") != "completed":
             return None
         return bytes(self._body)
 
@@ -89,6 +95,9 @@ class CacheStep:
     def _directive(self, headers: dict[str, str], request: ChatRequest) -> Directive:
         if not self._on:
             return OFF
+        is_stateful = STATEFUL.get(request.api)
+        if is_stateful is not None and is_stateful(request.body):
+            return BYPASS
         c = self._config
         # An embedding is deterministic, as a chat answer at temperature 0 is: cached alike.
         policy = "always" if c.policy == "temperature_zero" and request.operation == "embeddings" else c.policy

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import ClientAPI
 from edge_ext.apis.openai import OPENAI
+from edge_ext.apis.responses import RESPONSES as RESPONSES_API
 from edge_ext.errors import MethodNotAllowed, UnsupportedPath
 from edge_ext.policy.state import Endpoint
 
@@ -36,6 +37,7 @@ class Handler:
 
 CHAT_OPENAI = Handler(Endpoint.CHAT, OPENAI, body=True, response=True)
 CHAT_ANTHROPIC = Handler(Endpoint.CHAT, ANTHROPIC, body=True, response=True)
+RESPONSES = Handler(Endpoint.RESPONSES, RESPONSES_API, body=True, response=True)
 MODELS = Handler(Endpoint.MODELS)
 EMBEDDINGS = Handler(Endpoint.EMBEDDINGS, OPENAI, body=True, response=True, operation="embeddings")
 COUNT_TOKENS = Handler(Endpoint.COUNT_TOKENS, ANTHROPIC, body=True, response=True, operation="count_tokens")
@@ -51,6 +53,7 @@ TABLE = MappingProxyType({
     "/v1/models": MappingProxyType({"GET": MODELS}),
     "/v1/embeddings": MappingProxyType({"POST": EMBEDDINGS}),
     "/v1/messages/count_tokens": MappingProxyType({"POST": COUNT_TOKENS}),
+    "/v1/responses": MappingProxyType({"POST": RESPONSES}),
     "/health": _HEALTH_METHODS,
     "/health/ready": _HEALTH_METHODS,
     # Envoy answers GET and HEAD itself (ext_proc off on that route); other methods reach us.

@@ -32,6 +32,7 @@ from edge_ext.apis.base import JSON_HEADERS
 from edge_ext.apis.limits import RequestLimits
 from edge_ext.apis.openai import OPENAI
 from edge_ext.apis.operations import billed
+from edge_ext.apis.responses import RESPONSES
 from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.config.models import Config
 from edge_ext.cost.admitted import Admission
@@ -50,7 +51,7 @@ from edge_ext.policy.pii import guard_prompt, scanned_apart
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.semantic import TIER as SEMANTIC_TIER
 from edge_ext.policy.semantic import SemanticLookUp, SemanticStep, with_similarity
-from edge_ext.policy.shaping import shape
+from edge_ext.policy.shaping import serving_filter, shape
 from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamState
 from edge_ext.policy.validation import ACCEPTS, RequestCheck, authenticated, requested_output
 from edge_ext.routing.latency import LatencySink
@@ -64,7 +65,7 @@ CLUSTER_HEADER = "x-edge-cluster"
 # Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
 # asks for the response headers: the status decides how much of the body the codec needs, and
 # Envoy takes a mode override only in a headers reply.
-_WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC)}
+_WATCH_RESPONSE = {api.name: Continue(metadata=(("api", api.name),), mode=Mode(response_headers=True)) for api in (OPENAI, ANTHROPIC, RESPONSES)}
 
 Step = Decision | Need
 
@@ -277,9 +278,9 @@ class Policy:
 
     def _route_chat(self, st: StreamState, request: ChatRequest) -> Continue:
         caller = authenticated(st)
-        wanted = requested_output(request.body)
+        wanted = requested_output(request.body, request.api)
         target = self._router.pick(request.model, request.body, wanted[1] if wanted else None,
-                                   ACCEPTS.get(request.operation))
+                                   ACCEPTS.get(request.operation) or serving_filter(request.api))
         provider = target.provider
         # From here the router awaits this request's verdict: whatever follows, a refusal
         # included, on_stream_end gives a half-open probe slot back.

@@ -77,11 +77,11 @@ def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
 
 def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> bool:
     """Whether a routed request's answer needs no response phase: passed through as it comes
-    (same API, not streamed, not stored), whichever provider of its plan answers."""
+    (every provider of its plan speaks the client's API, not streamed, not stored)."""
     if (st.flight is not None and st.flight.recorder is not None) or not isinstance(st.routed.codec, Passthrough):
         return False
-    apis = {adapter_for(p.kind).wire_api for name in plan if (p := router.provider(name)) is not None}
-    return apis == {st.api.name}
+    providers = [p for name in plan if (p := router.provider(name)) is not None]
+    return bool(providers) and all(st.api.name in adapter_for(p.kind).wire_apis for p in providers)
 
 
 def hand_over(st: StreamState, request: ChatRequest, accounting: bool) -> tuple[tuple[str, str], ...]:
@@ -155,7 +155,8 @@ class OutcomeStep:
         st = StreamState(started=0.0, api=api, phase=Phase.ENDED, request_id=outcome.request_id, model=model,
                          provider=served, outcome="routed", retried=retried, response_status=outcome.status,
                          response_details=outcome.details, attempts=max(outcome.attempts, 1))
-        st.upstream_api = adapter_for(provider.kind).wire_api if provider is not None else api.name
+        adapter = adapter_for(provider.kind) if provider is not None else None
+        st.upstream_api = api.name if adapter is None or api.name in adapter.wire_apis else adapter.wire_api
         st.upstream_model = self._router.upstream_model(model, served) or route.get("upstream_model", model)
         st.caller = Caller(route.get("key_id", ""), route.get("tenant", "default"), frozenset(), None)
         return st

@@ -38,8 +38,9 @@ from edge_ext.redact.scanning import TooManySecrets
 # Bodies up to this size are scanned on the event loop: at worst (text dense with findings,
 # ~250 us per KB) 4 ms.
 INLINE_BYTES = 16 * 1024
-# Fields whose value may be a base64 data URL: OpenAI image_url.url and file.file_data.
-_DATA_URL_FIELDS = frozenset({"url", "file_data"})
+# Fields whose value may be a base64 data URL: OpenAI image_url.url and file.file_data; the
+# Responses API's input_image.image_url and input_file.file_data.
+_DATA_URL_FIELDS = frozenset({"url", "file_data", "image_url"})
 
 
 def _is_base64_data_url(value: str) -> bool:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
+from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.config.models import Provider
 from edge_ext.errors import InvalidRequest
 from edge_ext.message import ChatRequest, Headers
-from edge_ext.providers.registry import adapter_for
+from edge_ext.providers.registry import ADAPTERS, adapter_for
 from edge_ext.sse import Event, encode
 from edge_ext.translate import (
     AnthropicToOpenAIStream,
@@ -31,6 +33,7 @@ from edge_ext.translate import (
     openai_to_anthropic_request,
     openai_to_anthropic_response,
 )
+from edge_ext.translate.responses import ResponsesStreamPassthrough, responses_terminal
 from edge_ext.translate.stream_to_anthropic import truncated_anthropic_error
 
 
@@ -57,6 +60,22 @@ class AnthropicStreamPassthrough:
             return b""
         self.done = True
         return truncated_anthropic_error()
+
+
+# How a refusal names an API to the client.
+API_NAMES = {"openai": "Chat Completions", "anthropic": "Messages", "responses": "Responses"}
+
+
+def can_serve(api: str, provider: Provider) -> bool:
+    """Whether ``provider`` can answer a request in ``api`` (as is, or translated)."""
+    adapter = adapter_for(provider.kind)
+    return (api, api if api in adapter.wire_apis else adapter.wire_api) in PAIRS
+
+
+def serving_filter(api: str) -> Callable[[Provider], bool] | None:
+    """What the router must check of each provider for a request in ``api``; None when every
+    provider kind serves it (the chat APIs, translated both ways)."""
+    return None if api in _EVERYWHERE else partial(can_serve, api)
 
 
 def wants_stream_usage(body: dict[str, Any]) -> bool:
@@ -114,7 +133,16 @@ PAIRS: dict[tuple[str, str], Pair] = {
         anthropic_error_from_openai,
         lambda request, strip, created: OpenAIToAnthropicStream(model=request.model),
         _openai_done),
+    # The Responses API is served only by providers that speak it (no translation): a provider
+    # without it is no pair, and body_for refuses the request for it.
+    ("responses", "responses"): Pair(
+        None, None, None, lambda request, strip, created: ResponsesStreamPassthrough(), responses_terminal),
 }
+
+
+# The client APIs every provider kind answers.
+_EVERYWHERE = frozenset(api for api in CLIENT_APIS
+                        if all((api, api if api in a.wire_apis else a.wire_api) in PAIRS for a in ADAPTERS.values()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +176,18 @@ def _dump(body: dict) -> bytes:
 
 def body_for(request: ChatRequest, provider: Provider, upstream_model: str) -> UpstreamBody:
     """The body ``provider`` gets for ``request``, or InvalidRequest when its API cannot say it."""
-    wire_api = adapter_for(provider.kind).wire_api
+    adapter = adapter_for(provider.kind)
+    # A provider that speaks the client's API gets it as is; others get their own, translated.
+    wire_api = request.api if request.api in adapter.wire_apis else adapter.wire_api
     if request.operation != "chat" and wire_api != request.api:
         # Embeddings and token counts have no translation: only their own API serves them.
         raise InvalidRequest(f"provider '{provider.name}' speaks the {wire_api} API, which has no "
                              f"{request.operation} endpoint")
-    pair = PAIRS[(request.api, wire_api)]
+    pair = PAIRS.get((request.api, wire_api))
+    if pair is None:
+        raise InvalidRequest(f"the model '{request.model}' is served by a provider ({provider.kind}) that does not "
+                             f"speak the {API_NAMES.get(request.api, request.api)} API, and the edge does not "
+                             "translate it", param="model")
     if pair.request is not None:
         try:
             return UpstreamBody(wire_api, _dump(pair.request(request.body, upstream_model, provider)))
@@ -174,7 +208,8 @@ def shape(request: ChatRequest, provider: Provider, api_key: str, upstream_model
     """The request as ``provider`` gets it: body, path, credentials; ``client_headers`` are the
     headers as the processor saw them (edge_ext.providers.headers decides which may pass)."""
     body = body_for(request, provider, upstream_model)
-    upstream = adapter_for(provider.kind).upstream(provider, api_key, upstream_model, client_headers, request.operation)
+    upstream = adapter_for(provider.kind).upstream(provider, api_key, upstream_model, client_headers,
+                                                   request.operation, body.wire_api)
     set_headers: Headers = ((":path", upstream.path), *upstream.set_headers)
     if body.body is not None:
         # With request headers SEND and the body BUFFERED, content-length is ours to fix.

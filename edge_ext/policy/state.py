@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 class Endpoint(Enum):
     CHAT = "chat"  # POST /v1/chat/completions (OpenAI) or /v1/messages (Anthropic)
+    RESPONSES = "responses"  # POST /v1/responses (the OpenAI Responses API)
     MODELS = "models"  # GET /v1/models, answered by the processor
     HEALTH = "health"  # /health/ready: answered by Envoy once the processor has seen it
     EMBEDDINGS = "embeddings"  # POST /v1/embeddings (OpenAI)

@@ -30,9 +30,15 @@ def _speaks(wire_api: str) -> Callable[[Provider], bool]:
 ACCEPTS: dict[str, Callable[[Provider], bool]] = {name: _speaks(op.wire_api) for name, op in OPERATIONS.items()}
 
 
-def requested_output(body: dict) -> tuple[str, int] | None:
+# The output-limit fields of each client API (the Responses API has one of its own).
+_OUTPUT_FIELDS = {"responses": ("max_output_tokens",)}
+_CHAT_OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens")
+
+
+def requested_output(body: dict, api: str = "openai") -> tuple[str, int] | None:
     """The output-limit field asking for the most tokens, and its value (validated integers)."""
-    asked = [(body[name], name) for name in ("max_completion_tokens", "max_tokens") if isinstance(body.get(name), int)]
+    names = _OUTPUT_FIELDS.get(api, _CHAT_OUTPUT_FIELDS)
+    asked = [(body[name], name) for name in names if isinstance(body.get(name), int)]
     if not asked:
         return None
     value, name = max(asked)
@@ -67,7 +73,7 @@ class RequestCheck:
         caller.check_model(request.model)
         if op is not None:
             self._servable(op, request.model)
-        wanted = requested_output(request.body)
+        wanted = requested_output(request.body, request.api)
         limit = self._router.output_limit(request.model)
         if wanted is not None and limit is not None and wanted[1] > limit:
             name, value = wanted

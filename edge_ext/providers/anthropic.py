@@ -13,9 +13,10 @@ PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
 class AnthropicAdapter:
     kind = "anthropic"
     wire_api = "anthropic"
+    wire_apis = frozenset({"anthropic"})
 
     def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
-                 operation: str = "chat") -> UpstreamRequest:
+                 operation: str = "chat", wire_api: str = "") -> UpstreamRequest:
         path = path_of(PATHS, provider, operation)
         # The API version is the operator's, never the client's: it changes what the API does on
         # the edge's key. Betas likewise, except those the provider's config lets clients ask for.

@@ -37,11 +37,14 @@ class UpstreamRequest:
 class ProviderAdapter(Protocol):
     kind: str
     wire_api: str  # the client API shape this provider speaks: "openai" | "anthropic"
+    # Every API it serves as is: a request in one of them is sent untranslated, to that API's path.
+    wire_apis: frozenset[str]
 
     def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
-                 operation: str = "chat") -> UpstreamRequest:
-        """Path and headers for this provider. ``client_headers`` are all the request headers the
-        processor saw; the headers module decides which of them may pass (see its docstring).
+                 operation: str = "chat", wire_api: str = "") -> UpstreamRequest:
+        """Path and headers for this provider, for a body in ``wire_api`` (one of ``wire_apis``;
+        empty: ``wire_api``). ``client_headers`` are all the request headers the processor saw;
+        the headers module decides which of them may pass (see its docstring).
         ``operation``: what is asked (edge_ext.apis.operations); one the provider's API does not
         have raises UnsupportedOperation."""
         ...

@@ -93,15 +93,17 @@ class Router:
              accepts: Callable[[Provider], bool] | None = None) -> Chosen:
         """The provider for one request; in half-open the pick holds that breaker's probe slot
         until ``report`` or ``release``. ``output``: the output tokens the request asks for;
-        providers whose model produces fewer are not candidates. ``accepts``: only providers it
-        takes are candidates, fallbacks included (an embedding goes to OpenAI-API providers)."""
+        providers whose model produces fewer are not candidates. ``accepts``: whether a provider
+        can answer the request at all (an embedding goes to OpenAI-API providers, the Responses
+        API to providers that speak it); those that cannot are neither picked nor planned."""
         candidates = self._candidates.get(model)
         if not candidates:
             raise ModelNotFound(f"The model '{model}' does not exist or is not served here", param="model")
         if accepts is not None:
-            candidates = [c for c in candidates if accepts(self._providers[c.provider])]
+            candidates = tuple(c for c in candidates if accepts(self._providers[c.provider]))
             if not candidates:
-                raise InvalidRequest(f"no provider serving '{model}' can take this request", param="model")
+                raise InvalidRequest(f"no provider serving '{model}' answers this endpoint, and it is not "
+                                     "translated for the others", param="model")
         keyed = [c for c in candidates if self._has_key(c.provider)]
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")

@@ -135,6 +135,17 @@ def test_a_retry_the_next_api_cannot_express_is_refused_in_the_clients_shape(edg
     assert mocks["anthropic"].requests() == []
 
 
+def test_a_responses_request_fails_over_past_the_provider_that_cannot_answer_it(edge, mocks):
+    # The Anthropic provider does not speak the Responses API: it is not in the plan at all.
+    mocks["openai"].faults(status=500, count=1)
+    raw = openai_client(edge).responses.with_raw_response.create(model="m", input="fail me over", store=False)
+    assert raw.headers["x-edge-provider"] == "spare" and raw.headers["x-edge-attempts"] == "2"
+    assert raw.parse().output_text and mocks["anthropic"].requests() == []
+    [sent] = mocks["spare"].requests()
+    assert sent["path"] == "/v1/responses" and sent["json"]["model"] == "gpt-4o-mini"
+    assert sent["headers"]["authorization"] == f"Bearer {SPARE_KEY}"
+
+
 def test_a_client_error_is_not_retried(edge, mocks):
     mocks["openai"].faults(status=400, count=1)
     with pytest.raises(openai.BadRequestError) as info:

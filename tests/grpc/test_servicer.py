@@ -68,9 +68,23 @@ async def test_routed_chat_request_takes_two_messages(worker):
     assert second.dynamic_metadata["edge_ext"]["provider"] == "openai-main"
 
 
+async def test_routed_responses_request_goes_to_the_responses_path(worker):
+    body = json.dumps({"model": "gpt-4o-mini", "input": "hi"}).encode()
+    first, second = await exchange(worker, headers_msg(path="/v1/responses"), body_msg(body))
+    assert first.WhichOneof("response") == "request_headers"
+    common = second.request_body.response
+    mutated = {o.header.key: o.header.raw_value.decode() for o in common.header_mutation.set_headers}
+    assert mutated[":path"] == "/v1/responses" and mutated["authorization"] == "Bearer sk-provider"
+    assert second.dynamic_metadata["edge_ext"]["api"] == "responses"  # the outcome is read in its terms
+
+
 @pytest.mark.parametrize(
     "messages, status, code",
     [
+        pytest.param([headers_msg(path="/v1/responses"), body_msg(b'{"model":"gpt-4o-mini","input":7}')],
+                     400, "invalid_request", id="responses-input-of-a-wrong-type"),
+        pytest.param([headers_msg(path="/v1/responses", method="GET", end_of_stream=True)], 405, "method_not_allowed",
+                     id="responses-get"),
         pytest.param([headers_msg(path="/nope")], 404, "unknown_url", id="unknown-path-answered-at-headers"),
         pytest.param([headers_msg(), body_msg(b"{")], 400, "invalid_json", id="malformed-json"),
         pytest.param(

@@ -41,7 +41,7 @@ def status_of(decision):
     return decision.status, body["error"]["code"] if "error" in body else None
 
 
-BODY_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/messages/count_tokens")
+BODY_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/embeddings", "/v1/messages/count_tokens")
 
 
 def test_every_path_has_one_handler_per_method_and_only_provider_calls_take_a_body():

@@ -33,7 +33,7 @@ providers:
   - {name: oa, kind: openai, base_url: "http://127.0.0.1:1", models: [gpt-4o-mini]}
   - {name: an, kind: anthropic, base_url: "http://127.0.0.1:2", models: [claude-x]}
 """)
-CLIENT_HEADERS = {"openai": {}, "anthropic": {"anthropic-version": "2023-06-01"}}
+CLIENT_HEADERS = {"openai": {}, "anthropic": {"anthropic-version": "2023-06-01"}, "responses": {}}
 
 
 def check_reply(phase: str, decision) -> None:
