@@ -10,7 +10,8 @@ unknown keys, with client keys of several tenants under budgets and tokens-per-m
 Every --interval it prints the worker RSS, open file descriptors, Envoy's RSS, requests and
 unexpected statuses. The verdict: no unexpected status, no worker restarted, and the workers'
 RSS after the warm-up (--warmup, default a quarter of the run, at most 2 minutes) never more than
-5% above its value at the end of the warm-up. Exit status 0 when it holds, 1 otherwise.
+5% above its value at the end of the warm-up. Exit status 0 when it holds, 1 otherwise. At the
+end it also says how many ext_proc streams Envoy reset instead of half-closing them.
 
 The L1 cache is configured with a bound small enough to fill during the warm-up (--l1-entries):
 memory that grows until a configured bound and stays there is by design; a soak is to find what
