@@ -182,3 +182,26 @@ def test_probes_skip_the_clients_token_bucket_and_other_methods_on_health_paths_
 
 def test_without_a_rate_limit_the_health_routes_are_as_in_the_template():
     assert [r["name"] for r in _routes(HTTPS)] == ["health_live", "health_ready", "providers"]
+
+
+FAILOVER = HTTPS.replace("models: [llama]", "models: [llama, gpt-4o-mini]") + "routing: {models: {gpt-4o-mini: round_robin}}\n"
+
+
+def grpc_services(node) -> list[dict]:
+    """Every ext_proc filter's grpc_service in the bootstrap (the listener's and the attempt filters')."""
+    if isinstance(node, list):
+        return [g for item in node for g in grpc_services(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["grpc_service"]] if str(node.get("@type", "")).endswith("ext_proc.v3.ExternalProcessor") else []
+    return found + [g for value in node.values() for g in grpc_services(value)]
+
+
+def test_every_ext_proc_stream_skips_envoys_headers_and_retries_its_start(tmp_path):
+    text = render_yaml(parse_config(FAILOVER))
+    services = grpc_services(yaml.safe_load(text))
+    assert len(services) >= 2, "the listener's filter and at least one failover cluster's attempt filter"
+    for service in services:
+        assert service["envoy_grpc"] == {"cluster_name": "edge_ext_processor", "skip_envoy_headers": True}
+        assert "refused-stream" in service["retry_policy"]["retry_on"]
+    validate(tmp_path, text)
