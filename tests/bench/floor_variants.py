@@ -162,11 +162,15 @@ def main(argv: list[str] | None = None) -> int:
                        timeout=120, what=name)
             wrk(target.url, 16, 1, tmp)
         results: dict[str, list[dict]] = {}
-        for _ in range(args.rounds):
-            for name, target in targets.items():
+        names = list(targets)
+        for turn in range(args.rounds):
+            # Each round starts at another variant: no variant always runs first (or right
+            # after bare), which on a shared machine showed as a bias of its own.
+            for name in names[turn % len(names):] + names[:turn % len(names)]:
+                target = targets[name]
                 results.setdefault(name, []).append(measure(target, 16, args.duration, tmp))
                 results.setdefault(name + " 1conn", []).append(measure(target, 1, max(2, args.duration // 2), tmp))
-        report(results, args)
+        report({name: results[name] for name in sorted(results, key=lambda n: names.index(n.removesuffix(" 1conn")))}, args)
     finally:
         for proc in procs:
             stop(proc)
