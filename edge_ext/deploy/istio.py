@@ -82,6 +82,8 @@ def istio_filter(config: Config) -> dict[str, Any]:
     f = ext_proc_filter(config)
     for key in NEWER_THAN_ISTIO:
         f["typed_config"].pop(key, None)
+    # Not in Envoy 1.30's GrpcService.EnvoyGrpc: the streams carry Envoy's headers there.
+    f["typed_config"]["grpc_service"]["envoy_grpc"].pop("skip_envoy_headers", None)
     # Who answered after how many attempts only matters with in-flight failover, which Istio's
     # routing does not do (the render pins routing.max_attempts to 1).
     typed = f["typed_config"]

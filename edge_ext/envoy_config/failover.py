@@ -38,8 +38,11 @@ STREAM_START_RETRY = {
 
 def processor_service(processor_cluster: str) -> dict[str, Any]:
     """The gRPC service of every ext_proc filter: the workers' cluster, stream starts retried."""
-    # A copy each: a shared dict would be dumped as a YAML anchor and alias.
-    return {"envoy_grpc": {"cluster_name": processor_cluster}, "retry_policy": copy.deepcopy(STREAM_START_RETRY)}
+    # skip_envoy_headers: no x-envoy-internal and x-forwarded-for on every stream (the processor
+    # reads no stream metadata); measured 4-6% less Envoy plus processor CPU per request on the
+    # floor (docs/performance.md). A copy each: a shared dict would be dumped as a YAML anchor.
+    return {"envoy_grpc": {"cluster_name": processor_cluster, "skip_envoy_headers": True},
+            "retry_policy": copy.deepcopy(STREAM_START_RETRY)}
 
 
 def endpoint_metadata(provider: str) -> dict[str, Any]:

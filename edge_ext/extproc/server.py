@@ -40,14 +40,22 @@ log = logging.getLogger("edge_ext.worker")
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
+# The ext_proc server's transport settings, shared with the benchmark's floor processor
+# (tests/bench/floor.py) so that the floor measures what edge-ext's transport costs.
+# docs/performance.md ("The gRPC server: what was tried") has the measurements behind them.
+TRANSPORT_OPTIONS: dict[str, int] = {
+    # Envoy keeps one long-lived HTTP/2 connection per worker; many streams share it.
+    "grpc.max_concurrent_streams": 10000,
+}
+
+
 def grpc_options(config: Config) -> list[tuple[str, int]]:
     # gRPC Python refuses messages over 4 MiB by default; a BUFFERED body arrives whole.
     limit = config.processor.max_body_bytes + 1024 * 1024
     return [
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", limit),
-        # Envoy keeps one long-lived HTTP/2 connection per worker; many streams share it.
-        ("grpc.max_concurrent_streams", 10000),
+        *TRANSPORT_OPTIONS.items(),
     ]
 
 

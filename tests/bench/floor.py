@@ -1,27 +1,38 @@
 """The floor: a processor doing the least any router must (constant replies, no parsing).
 
-    python -m tests.bench.floor UNIX_SOCKET_PATH CLUSTER [MESSAGES]
+    python -m tests.bench.floor UNIX_SOCKET_PATH CLUSTER [MESSAGES] [--option KEY=VALUE ...]
+        [--loop uvloop|asyncio] [--handler proto|raw]
 
 The benchmark runs it behind the same Envoy bootstrap as edge-ext to show how much of the cost
-is grpc.aio and Envoy's ext_proc round trips, and how much is edge-ext's own policy.
+is grpc.aio and Envoy's ext_proc round trips, and how much is edge-ext's own policy. Its server
+takes edge-ext's transport options (edge_ext.extproc.server.TRANSPORT_OPTIONS); `--option`
+adds or overrides one (tests/bench/floor_variants.py measures them).
 
 MESSAGES 2 (the default) answers the request headers and body, as a cache hit or a request that
 needs nothing from the answer does. MESSAGES 4 also asks for the response headers and the
 buffered response body in its reply to the request headers (mode_override, as edge-ext does for
 an answer it reads) and answers them with constants too: the floor of a request whose answer is
 read.
+
+`--handler raw` serves the same replies as prebuilt bytes through a generic handler whose
+(de)serializers are the identity: no protobuf work at all, the kind of each message read from
+its first tag.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
+from edge_ext.extproc.server import TRANSPORT_OPTIONS
+
+PROCESS_METHOD = "Process"
+SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
 def replies(cluster: str, messages: int = 2) -> dict[str, pb.ProcessingResponse]:
@@ -59,19 +70,65 @@ class Floor(service_pb2_grpc.ExternalProcessorServicer):
                 return
 
 
-async def serve(address: str, cluster: str, messages: int = 2) -> None:
-    server = grpc.aio.server()
-    service_pb2_grpc.add_ExternalProcessorServicer_to_server(Floor(cluster, messages), server)
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def raw_handler(cluster: str, messages: int = 2) -> grpc.GenericRpcHandler:
+    """The same replies, prebuilt as bytes. A ProcessingRequest's kind is its oneof field, which
+    Envoy serializes first (fields 2-7: request_headers .. response_trailers)."""
+    field = {pb.ProcessingRequest.DESCRIPTOR.fields_by_name[k].number: k for k in replies(cluster, messages)}
+    prebuilt = {number: replies(cluster, messages)[kind].SerializeToString() for number, kind in field.items()}
+    body_field = pb.ProcessingRequest.DESCRIPTOR.fields_by_name["request_body"].number
+
+    async def process(request_iterator, context):
+        async for request in request_iterator:
+            number = request[0] >> 3
+            yield prebuilt[number]
+            if number == body_field and messages == 2:
+                return
+
+    handler = grpc.stream_stream_rpc_method_handler(process, request_deserializer=_identity, response_serializer=_identity)
+    return grpc.method_handlers_generic_handler(SERVICE, {PROCESS_METHOD: handler})
+
+
+def parse_option(text: str) -> tuple[str, int | str]:
+    key, _, value = text.partition("=")
+    return key, int(value) if value.lstrip("-").isdigit() else value
+
+
+async def serve(address: str, cluster: str, messages: int = 2, options: list[tuple[str, int | str]] = (),
+                handler: str = "proto") -> None:
+    merged = dict(TRANSPORT_OPTIONS)
+    merged.update(options)
+    server = grpc.aio.server(options=list(merged.items()))
+    if handler == "raw":
+        server.add_generic_rpc_handlers([raw_handler(cluster, messages)])
+    else:
+        service_pb2_grpc.add_ExternalProcessorServicer_to_server(Floor(cluster, messages), server)
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    await servicer.set("envoy.service.ext_proc.v3.ExternalProcessor", health_pb2.HealthCheckResponse.SERVING)
+    await servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
     server.add_insecure_port(address)
     await server.start()
     await server.wait_for_termination()
 
 
-if __name__ == "__main__":
-    import uvloop  # as edge-ext's workers do: it measured 15-20% faster here
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("address")
+    parser.add_argument("cluster")
+    parser.add_argument("messages", nargs="?", type=int, default=2)
+    parser.add_argument("--option", action="append", default=[], type=parse_option, help="a grpc server option KEY=VALUE")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--handler", choices=("proto", "raw"), default="proto")
+    args = parser.parse_args(argv)
+    if args.loop == "uvloop":
+        import uvloop  # as edge-ext's workers do: it measured 15-20% faster here
 
-    uvloop.install()
-    asyncio.run(serve(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 2))
+        uvloop.install()
+    asyncio.run(serve(args.address, args.cluster, args.messages, args.option, args.handler))
+
+
+if __name__ == "__main__":
+    main()

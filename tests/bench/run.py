@@ -9,7 +9,8 @@ The upstream is an Envoy answering a canned chat.completion with a direct_respon
 side is limited by the upstream. "bare" is edge-ext's own bootstrap without the processor
 (tests/bench/envoys.py): the ratio isolates what edge-ext costs. wrk drives load (Debian package `wrk`). Every run is bounded by --duration. The "msgs"
 column is the ext_proc messages per request Envoy's listener filter sent during the run, "cpu us"
-the processor's CPU time per request (all its processes: the floor's one, edge-ext's workers).
+the processor's CPU time per request (all its processes: the floor's one, edge-ext's workers),
+"envoy us" the edge Envoy's (bare's too): at saturation their sum, against bare's, bounds the ratio.
 docs/performance.md explains the cases and the ratios printed at the end.
 """
 
@@ -125,30 +126,37 @@ def cpu_seconds(pids: list[int]) -> float:
 @dataclass
 class Target:
     url: str
-    admin: str | None = None  # Envoy's admin, for the message count; None: no processor
-    pids: Callable[[], list[int]] = list  # the processor's processes, for its CPU time
+    admin: str  # Envoy's admin, for the request and message counts
+    envoy: Callable[[], list[int]]  # the edge Envoy's process, for its CPU time
+    pids: Callable[[], list[int]] = list  # the processor's processes (none: bare Envoy)
 
 
 def measure(target: Target, connections: int, duration: int, tmp: Path, kind: str) -> dict:
-    """One wrk run; with a processor, the ext_proc messages Envoy's listener filter sent and the
-    processor's CPU time, per request, counted meanwhile."""
-    if not target.admin:
-        return {**wrk(target.url, connections, duration, tmp, kind), "msgs": 0.0, "cpu_us": 0.0}
-    pids = target.pids()
-    before, cpu = envoy_counts(target.admin), cpu_seconds(pids)
+    """One wrk run, and per request counted meanwhile: the ext_proc messages Envoy's listener
+    filter sent, the processor's CPU time and the edge Envoy's."""
+    pids, envoy = target.pids(), target.envoy()
+    before, cpu, envoy_cpu = envoy_counts(target.admin), cpu_seconds(pids), cpu_seconds(envoy)
     result = wrk(target.url, connections, duration, tmp, kind)
-    after, cpu = envoy_counts(target.admin), cpu_seconds(pids) - cpu
+    after, cpu, envoy_cpu = envoy_counts(target.admin), cpu_seconds(pids) - cpu, cpu_seconds(envoy) - envoy_cpu
     requests = max(1, after[1] - before[1])
-    return {**result, "msgs": (after[0] - before[0]) / requests, "cpu_us": cpu / requests * 1e6}
+    return {**result, "msgs": (after[0] - before[0]) / requests, "cpu_us": cpu / requests * 1e6,
+            "envoy_us": envoy_cpu / requests * 1e6}
 
 
 def start_floor(edge_bootstrap: dict, tmp: Path, messages: int, procs: list) -> Target:
     port, admin, sock = free_port(), free_port(), tmp / f"floor{messages}.sock"
     floor = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", f"unix:{sock}", "provider_bench", str(messages)])
     procs.append(floor)
-    procs.append(start_envoy(floor_bootstrap(edge_bootstrap, port, admin, sock), tmp, f"floor{messages}"))
+    envoy = start_envoy(floor_bootstrap(edge_bootstrap, port, admin, sock), tmp, f"floor{messages}")
+    procs.append(envoy)
     wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/health/ready", timeout=1)[0] == 200, what=f"floor processor ({messages})")
-    return Target(f"http://127.0.0.1:{port}/v1/chat/completions", f"http://127.0.0.1:{admin}", lambda: [floor.pid])
+    return Target(f"http://127.0.0.1:{port}/v1/chat/completions", f"http://127.0.0.1:{admin}", lambda: [envoy.pid], lambda: [floor.pid])
+
+
+def envoy_pids(edge) -> list[int]:
+    """The Envoy process `edge-ext up` started."""
+    out = subprocess.run(["pgrep", "-P", str(edge.proc.pid), "-x", "envoy"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,14 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         edge = start_edge(tmp / "edge", config, env={"BENCH_PROVIDER_KEY": "sk-bench-provider"})
         procs.append(edge.proc)
         edge_bootstrap = render(parse_config(json.dumps(config)))
-        bare = bare_bootstrap(edge_bootstrap, bare_port, free_port(), "provider_bench")
-        procs.append(start_envoy(bare, tmp, "bare"))
+        bare_admin = free_port()
+        bare_envoy = start_envoy(bare_bootstrap(edge_bootstrap, bare_port, bare_admin, "provider_bench"), tmp, "bare")
+        procs.append(bare_envoy)
         wait_until(lambda: http("GET", f"http://127.0.0.1:{bare_port}/health/live", timeout=1)[0] == 200, what="bare envoy")
-        bare_t = Target(f"http://127.0.0.1:{bare_port}/v1/chat/completions")
-        bare_sse_t = Target(f"http://127.0.0.1:{bare_port}/sse/v1/chat/completions")
+        bare_t = Target(f"http://127.0.0.1:{bare_port}/v1/chat/completions", f"http://127.0.0.1:{bare_admin}", lambda: [bare_envoy.pid])
+        bare_sse_t = Target(f"http://127.0.0.1:{bare_port}/sse/v1/chat/completions", f"http://127.0.0.1:{bare_admin}",
+                            lambda: [bare_envoy.pid])
         floor2_t, floor4_t = start_floor(edge_bootstrap, tmp, 2, procs), start_floor(edge_bootstrap, tmp, 4, procs)
         edge_t = Target(f"{edge.url}/v1/chat/completions", f"http://127.0.0.1:{config['envoy']['admin']['port']}",
-                        lambda: worker_pids(edge))
+                        lambda: envoy_pids(edge), lambda: worker_pids(edge))
         for target in (bare_t, floor2_t, floor4_t, edge_t):  # warm-up, and a sanity check that all answer 200
             status, _, body = http("POST", target.url, json.dumps(REQUEST).encode(), {"content-type": "application/json"})
             assert status == 200, (target.url, status, body)
@@ -261,15 +271,15 @@ RATIOS = (
 
 
 def report(results: dict[str, list[dict]], args) -> None:
-    fields = ("rps", "p50_ms", "p99_ms", "errors", "msgs", "cpu_us")
+    fields = ("rps", "p50_ms", "p99_ms", "errors", "msgs", "cpu_us", "envoy_us")
     med = {name: {k: statistics.median(r[k] for r in runs) for k in fields} for name, runs in results.items()}
     print(f"\nedge-ext benchmark: {args.rounds} rounds x {args.duration}s, wrk -c{args.connections}; medians")
-    print(f"{'case':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'msgs':>6}{'cpu us':>8}{'/bare':>7}")
+    print(f"{'case':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'msgs':>6}{'cpu us':>8}{'envoy us':>9}{'/bare':>7}")
     for name, m in med.items():
         base = med["bare 1conn" if "1conn" in name else "bare stream" if "stream" in name else "bare"]
         msgs, cpu = (f"{m['msgs']:.1f}", f"{m['cpu_us']:.0f}") if m["msgs"] else ("-", "-")
         print(f"{name:<28}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['errors']:>9.0f}{msgs:>6}{cpu:>8}"
-              f"{m['rps'] / base['rps']:>7.2f}")
+              f"{m['envoy_us']:>9.0f}{m['rps'] / base['rps']:>7.2f}")
     print("\nratios (same run):")
     for label, top, bottom, key in RATIOS:
         if top in med and bottom in med:

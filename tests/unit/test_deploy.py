@@ -579,6 +579,8 @@ def test_istio_resources_are_consistent_with_the_config(mode):
     fields = set(ext_proc["typed_config"]) - {"@type"}
     assert fields <= ENVOY_1_30_EXT_PROC, f"not in Envoy 1.30 (Istio 1.22): {fields - ENVOY_1_30_EXT_PROC}"
     assert not fields & set(NEWER_THAN_ISTIO)
+    # EnvoyGrpc as of Envoy 1.30: the standalone render's skip_envoy_headers is dropped.
+    assert set(ext_proc["typed_config"]["grpc_service"]["envoy_grpc"]) <= {"cluster_name", "authority"}
 
 
 def istio_bootstrap(mode: str, processor: tuple[str, list[int]] | None = None, upstream: int | None = None, port: int = 10000) -> dict:

@@ -190,3 +190,26 @@ def test_envoy_half_closes_processor_streams_instead_of_resetting_them():
     layers = render(parse_config(HTTPS))["layered_runtime"]["layers"]
     static = [layer["static_layer"] for layer in layers if "static_layer" in layer]
     assert static and static[0]["envoy.reloadable_features.ext_proc_graceful_grpc_close"] is True
+
+
+FAILOVER = HTTPS.replace("models: [llama]", "models: [llama, gpt-4o-mini]") + "routing: {models: {gpt-4o-mini: round_robin}}\n"
+
+
+def grpc_services(node) -> list[dict]:
+    """Every ext_proc filter's grpc_service in the bootstrap (the listener's and the attempt filters')."""
+    if isinstance(node, list):
+        return [g for item in node for g in grpc_services(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["grpc_service"]] if str(node.get("@type", "")).endswith("ext_proc.v3.ExternalProcessor") else []
+    return found + [g for value in node.values() for g in grpc_services(value)]
+
+
+def test_every_ext_proc_stream_skips_envoys_headers_and_retries_its_start(tmp_path):
+    text = render_yaml(parse_config(FAILOVER))
+    services = grpc_services(yaml.safe_load(text))
+    assert len(services) >= 2, "the listener's filter and at least one failover cluster's attempt filter"
+    for service in services:
+        assert service["envoy_grpc"] == {"cluster_name": "edge_ext_processor", "skip_envoy_headers": True}
+        assert "refused-stream" in service["retry_policy"]["retry_on"]
+    validate(tmp_path, text)
