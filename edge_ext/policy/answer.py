@@ -44,6 +44,8 @@ class AnswerStep:
         if routed.take_verdict():
             failed_over = settle(self._router, st, served, attempts, int(self._wall()))
             self._router.report(st.provider, status, details, headers.get("retry-after"))
+            if from_upstream:
+                self._router.observe_limits(st.provider, headers)
             # After a failover the time includes the failed attempts: not this provider's latency.
             if from_upstream and self._latency is not None and not failed_over:
                 self._latency.observe(st.provider, self._clock() - st.routed_at)

@@ -44,6 +44,7 @@ from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamSt
 from edge_ext.policy.validation import RequestCheck, authenticated, requested_output
 from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
+from edge_ext.routing.shared_limits import MemoryLimits
 from edge_ext.routing.shared_state import MemoryBreakerStore
 
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
@@ -76,7 +77,7 @@ class Policy:
         self._budgets = budgets
         self._wall = wall or clock
         self._cache = CacheStep(config.cache, cache, self._wall, on_cache)
-        self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
+        self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall), limits=MemoryLimits())
         self.grants = AttemptGrants(keys)
         self._max_body = config.processor.max_body_bytes
         self._check = RequestCheck(self._router, RequestLimits.of(config.processor), config.processor.max_body_bytes)

@@ -55,6 +55,8 @@ class Outcome:
     duration_s: float | None = None  # first upstream byte sent -> last upstream byte received
     response_bytes: int = 0
     retry_after: str | None = None
+    # The provider's rate-limit headers Envoy logged (edge_ext.routing.ratelimits.HEADERS).
+    limits: Mapping[str, str] = field(default_factory=dict)
     # Envoy's extraction of the answer's usage (numbers), and the processor's own metadata.
     usage: Mapping[str, float] = field(default_factory=dict)
     route: Mapping[str, str] = field(default_factory=dict)
@@ -132,6 +134,8 @@ class OutcomeStep:
             self._router.report_retried(name)
         if outcome.status:
             self._router.report(served, outcome.status, outcome.details, outcome.retry_after, outcome.flags)
+            if outcome.details == "via_upstream" and outcome.limits:
+                self._router.observe_limits(served, outcome.limits)
         else:
             self._router.release(served)  # no verdict: a half-open probe slot is given back
         if (self._latency is not None and outcome.details == "via_upstream" and not retried
