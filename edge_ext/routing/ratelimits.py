@@ -149,11 +149,14 @@ def arrange(ordered: Sequence[T], verdicts: Sequence[Verdict]) -> tuple[list[T],
 def parse(headers: Mapping[str, str], now: float) -> ProviderLimits | None:
     """The budgets an answer's headers report (names lower-case), None when they report none.
     A value that does not parse is ignored, as if the header were absent."""
-    requests = _openai(headers, "requests", now) or _anthropic(headers, "requests", now)
-    tokens = _openai(headers, "tokens", now)
-    if tokens is None:
+    if _OPENAI_NAMES["requests"][0] in headers or _OPENAI_NAMES["tokens"][0] in headers:
+        requests, tokens = _openai(headers, "requests", now), _openai(headers, "tokens", now)
+    elif any(names[0] in headers for names in _ANTHROPIC_NAMES.values()):
+        requests = _anthropic(headers, "requests", now)
         found = [b for kind in _ANTHROPIC_TOKENS if (b := _anthropic(headers, kind, now)) is not None]
         tokens = min(found, key=lambda b: _tightness(b, now)) if found else None
+    else:
+        return None  # the common case for providers that send none: two lookups
     if requests is None and tokens is None:
         return None
     return ProviderLimits(requests, tokens, now)
@@ -164,17 +167,21 @@ def _tightness(budget: Budget, now: float) -> tuple[float, float]:
     return (1.0 if share is None else share, -budget.reset_at)
 
 
+# (remaining, limit, reset) header names per budget kind.
+_OPENAI_NAMES = {kind: tuple(_OPENAI.format(part=part, kind=kind) for part in _PARTS) for kind in ("requests", "tokens")}
+_ANTHROPIC_NAMES = {kind: tuple(_ANTHROPIC.format(kind=kind, part=part) for part in _PARTS)
+                    for kind in ("requests", *_ANTHROPIC_TOKENS)}
+
+
 def _openai(headers: Mapping[str, str], kind: str, now: float) -> Budget | None:
-    get = headers.get
-    reset = parse_duration(get(_OPENAI.format(part="reset", kind=kind)))
-    return _budget(get(_OPENAI.format(part="remaining", kind=kind)), get(_OPENAI.format(part="limit", kind=kind)),
-                   None if reset is None else now + reset)
+    remaining, limit, reset = _OPENAI_NAMES[kind]
+    seconds = parse_duration(headers.get(reset))
+    return _budget(headers.get(remaining), headers.get(limit), None if seconds is None else now + seconds)
 
 
 def _anthropic(headers: Mapping[str, str], kind: str, now: float) -> Budget | None:
-    get = headers.get
-    return _budget(get(_ANTHROPIC.format(kind=kind, part="remaining")), get(_ANTHROPIC.format(kind=kind, part="limit")),
-                   parse_instant(get(_ANTHROPIC.format(kind=kind, part="reset"))))
+    remaining, limit, reset = _ANTHROPIC_NAMES[kind]
+    return _budget(headers.get(remaining), headers.get(limit), parse_instant(headers.get(reset)))
 
 
 def _budget(remaining: str | None, limit: str | None, reset_at: float | None) -> Budget | None:
