@@ -838,3 +838,19 @@ async def test_rate_limit_headers_are_off_until_scripted_then_run_down(mock, oai
         assert resp.status == 200
     raw = await oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=user("hi"))
     assert "x-ratelimit-remaining-requests" not in raw.headers
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+async def test_refusals_as_each_provider_sends_them(oai, claude, azure):
+    refuse = {"extra_headers": {"x-mock-refusal": "true"}}
+    answer = await oai.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), **refuse)
+    assert answer.choices[0].finish_reason == "content_filter" and not answer.choices[0].message.content
+    chunks = [c async for c in await oai.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), stream=True, **refuse)]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["content_filter"]
+    message = await claude.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=user("hi"), **refuse)
+    assert message.stop_reason == "refusal"
+    with pytest.raises(openai.BadRequestError) as refused:
+        await azure.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), **refuse)
+    assert refused.value.code == "content_filter"
