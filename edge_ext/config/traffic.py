@@ -69,6 +69,9 @@ class Routing(Strict):
     least_latency_epsilon: Annotated[float, Field(ge=0, le=1)] = 0.05
     breaker: Breaker = Breaker()
     rate_limits: RateLimits = RateLimits()
+    # Public model -> the model group a content-policy refusal of its provider is retried on,
+    # once, inside the same request (opt-in per group; a refusal is otherwise the answer).
+    refusal_fallback: dict[str, str] = Field(default_factory=dict)
     # In-flight failover: how many providers one request may try before its failure reaches the
     # client (1: none). They are tried in the strategy's order, skipping fallbacks whose breaker
     # is not closed.

@@ -130,6 +130,9 @@ class OutcomeStep:
         plan = tuple(filter(None, route.get("plan", "").split(","))) or (first,)
         served = served_by(plan, first, outcome.served, outcome.attempts)
         retried = tried_before(plan, first, served)
+        refused = route.get("refusal_fallback", "") if route.get("refused") == first and retried == (first,) else ""
+        if refused:
+            retried = ()  # a refusal retried on the fallback group: an answer, not a failure
         for name in retried:
             self._router.report_retried(name)
         if outcome.status:
@@ -142,6 +145,8 @@ class OutcomeStep:
                 and outcome.upstream_ttfb_s is not None):
             self._latency.observe(served, outcome.upstream_ttfb_s)
         st = self._stream(outcome, served, retried, model)
+        if refused:
+            st.refused, st.refusal_fallback = first, refused
         if self._accounting is not None:
             st.charge = self._charge(outcome, st)
         admission = Admission.from_metadata(route)
@@ -158,7 +163,8 @@ class OutcomeStep:
                          provider=served, outcome="routed", retried=retried, response_status=outcome.status,
                          response_details=outcome.details, attempts=max(outcome.attempts, 1))
         st.upstream_api = adapter_for(provider.kind).wire_api if provider is not None else api.name
-        st.upstream_model = self._router.upstream_model(model, served) or route.get("upstream_model", model)
+        found = self._router.attempt_model(model, served)
+        st.upstream_model = found[1] if found else route.get("upstream_model", model)
         st.caller = Caller(route.get("key_id", ""), route.get("tenant", "default"), frozenset(), None)
         return st
 

@@ -35,6 +35,8 @@ class Chosen:
     # that tries them.
     plan: tuple[str, ...] = ()
     cluster: str = ""
+    # The model group a refusal is retried on (the plan's last provider serves it); "" for none.
+    refusal_fallback: str = ""
 
 
 class Router:
@@ -67,6 +69,8 @@ class Router:
         self._upstream_models = {(model, t.provider.name): t.upstream_model
                                  for model in self._table.models() for t in self._table.targets(model)}
         self._max_attempts = routing.max_attempts
+        # A retry like any other: off with in-flight failover (max_attempts 1, the Istio render).
+        self._refusal_fallback = dict(routing.refusal_fallback) if routing.max_attempts > 1 else {}
         self._output_limits = {(model, c.provider): self._limit_of(c.upstream_model)
                                for model, candidates in self._candidates.items() for c in candidates}
 
@@ -121,9 +125,12 @@ class Router:
         for index, candidate in enumerate(ordered):
             if self._breakers[candidate.provider].allow():
                 provider = self._providers[candidate.provider]
-                plan = self._plan(provider.name, ordered[index + 1:])
+                fallback = self._refusal_fallback.get(model, "")
+                target = self._refusal_target(fallback, provider.name, ctx, now) if fallback else None
+                # With a refusal fallback the one other attempt goes to that group (docs/configuration.md).
+                plan = (provider.name, target) if target else self._plan(provider.name, ordered[index + 1:])
                 return Chosen(provider, candidate.upstream_model, self.api_key(provider.name), plan,
-                              cluster_for(plan, provider.cluster))
+                              cluster_for(plan, provider.cluster), fallback if target else "")
         # The soonest any provider serves again: its breaker's open time, its exhausted budget's reset.
         retry = min(max(self._breakers[c.provider].open_until, _blocked_until(verdicts[c.provider]))
                     for c in keyed) - now
@@ -131,6 +138,29 @@ class Router:
             f"every provider serving '{model}' is failing or out of its rate limit; retry later",
             headers=(("retry-after", str(max(1, math.ceil(retry)))),),
         )
+
+    def _refusal_target(self, fallback: str, first: str, ctx: RouteContext, now: float) -> str | None:
+        """The provider a refusal of ``first`` is retried on: the fallback group's first choice
+        among closed breakers with rate-limit room; None when there is none."""
+        keyed = [c for c in self._candidates.get(fallback, ()) if self._has_key(c.provider) and c.provider != first]
+        for candidate in self._strategies[fallback].order(keyed, ctx):
+            name = candidate.provider
+            if (self._breakers[name].state is BreakerState.CLOSED
+                    and self.verdict(name, now).standing is not Standing.EXHAUSTED):
+                return name
+        return None
+
+    def refusal_fallback(self, model: str) -> str:
+        return self._refusal_fallback.get(model, "")
+
+    def attempt_model(self, model: str, provider: str) -> tuple[str, str] | None:
+        """(public model, upstream model) a retry of a ``model`` request sends to ``provider``:
+        its own group's, or its refusal fallback group's; None when it serves neither."""
+        for public in (model, self._refusal_fallback.get(model, "")):
+            upstream = self._upstream_models.get((public, provider))
+            if upstream is not None:
+                return public, upstream
+        return None
 
     def verdict(self, provider: str, now: float | None = None) -> Verdict:
         """What the provider's last reported rate limits make of it now (wall clock)."""
