@@ -133,7 +133,7 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
         sup.add(Child(f"mock-provider:{port}", python_argv("edge_ext.mock", "--host", host, "--port", str(port), "--name", f"mock-{port}"), env))
     from edge_ext.wiring import STATE_FILES
 
-    # A fresh edge starts with closed breakers and no latency history.
+    # A fresh edge starts with closed breakers, no latency history and no providers' rate limits.
     for name in STATE_FILES:
         Path(config.processor.directory, name).unlink(missing_ok=True)
 

@@ -85,10 +85,14 @@ class WorkerMetrics:
                                     ["client_api", "provider_api"])
         self.attempts = Counter(
             "edge_ext_upstream_attempts",
-            "Provider attempts by result: answered, or retried (failed, and Envoy tried the next provider)",
+            "Provider attempts by result: answered, retried (failed, and Envoy tried the next provider), "
+            "or refused (a content-policy refusal retried on the refusal fallback group)",
             ["provider", "result"])
         self.failovers = Counter("edge_ext_failovers", "Requests answered by another provider than the first one tried",
                                  ["from_provider", "to_provider"])
+        self.refusal_fallbacks = Counter(
+            "edge_ext_refusal_fallbacks", "Content-policy refusals retried on the model's refusal fallback group",
+            ["model", "fallback"])
         self._phase_children = {}
 
     def families(self) -> list:
@@ -139,6 +143,9 @@ class WorkerMetrics:
             self.attempts.labels(provider=provider, result="retried").inc()
         if st.retried:
             self.failovers.labels(from_provider=st.retried[0], to_provider=st.provider).inc()
+        if st.refused:
+            self.attempts.labels(provider=st.refused, result="refused").inc()
+            self.refusal_fallbacks.labels(model=st.model, fallback=st.refusal_fallback).inc()
         if st.response_status:
             self.attempts.labels(provider=st.provider, result="answered").inc()
             self.responses.labels(provider=st.provider, status_class=f"{st.response_status // 100}xx").inc()

@@ -24,6 +24,7 @@ from edge_ext.policy.engine import Policy
 from edge_ext.routing.breaker import BreakerSettings
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_latency import SharedLatencyTracker
+from edge_ext.routing.shared_limits import SharedLimits
 from edge_ext.routing.shared_state import LocalBreakerStore
 
 log = logging.getLogger("edge_ext.wiring")
@@ -106,7 +107,7 @@ def build_semantic(config: Config, keys: dict[str, str | None], clock: Clock, me
 
 # Where the workers of one instance share breaker and latency state, in its state directory
 # (``processor.directory``, edge_ext.config.instance).
-STATE_FILES = ("breakers.bin", "latency.bin")
+STATE_FILES = ("breakers.bin", "latency.bin", "ratelimits.bin")
 
 
 def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMetrics,
@@ -129,7 +130,9 @@ def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMet
         store.watch(p.name for p in config.providers)
         services.append(store)  # its refresh task runs in the worker's event loop
     latency = SharedLatencyTracker(os.path.join(directory, STATE_FILES[1]))
-    return Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price), latency, services
+    limits = SharedLimits(os.path.join(directory, STATE_FILES[2]))
+    router = Router(config, keys, store, latency, prices=load_pricing(overrides=config.pricing).price, limits=limits)
+    return router, latency, services
 
 
 def build_budgets(config: Config, metrics: WorkerMetrics, redis: Any = None) -> tuple[BudgetStep | None, list]:

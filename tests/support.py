@@ -114,6 +114,14 @@ class MockProvider:
     def clear(self) -> None:
         http("DELETE", f"{self.url}/_mock/requests")
         http("DELETE", f"{self.url}/_mock/faults")
+        http("DELETE", f"{self.url}/_mock/ratelimits")
+
+    def rate_limits(self, **spec) -> dict:
+        """Rate-limit headers on its answers from this budget (edge_ext.mock.ratelimits)."""
+        status, _, body = http("POST", f"{self.url}/_mock/ratelimits", json.dumps(spec).encode(),
+                               {"content-type": "application/json"})
+        assert status < 300, body
+        return json.loads(body)
 
     def faults(self, **spec) -> None:
         status, _, body = http("POST", f"{self.url}/_mock/faults", json.dumps(spec).encode(), {"content-type": "application/json"})

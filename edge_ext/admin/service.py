@@ -78,10 +78,24 @@ class AdminService(admin_pb2_grpc.AdminServicer):
                     cluster=p.cluster,
                     circuit_state=states.get(p.name, "closed"),
                     models=list(p.public_models()),
+                    **self._limits_of(p.name),
                 )
                 for p in self._config.providers
             ],
         )
+
+    def _limits_of(self, provider: str) -> dict:
+        if self._router is None:
+            return {"rate_limit": "unknown"}
+        verdict = self._router.verdict(provider)
+        fields: dict = {"rate_limit": verdict.standing.value, "rate_limit_until": verdict.until}
+        reported = self._router.reported_limits(provider)
+        for name in ("requests", "tokens"):
+            budget = getattr(reported, name) if reported is not None else None
+            if budget is not None:
+                fields[name] = pb.RateLimitBudget(remaining=budget.remaining, limit=budget.limit or 0.0,
+                                                  reset_at=budget.reset_at)
+        return fields
 
     async def GetSpend(self, request: pb.GetSpendRequest, context: grpc.aio.ServicerContext) -> pb.GetSpendResponse:
         if self._budgets is None:

@@ -65,6 +65,17 @@ class Config(Strict):
         return self
 
     @model_validator(mode="after")
+    def _refusal_fallback_refers(self) -> "Config":
+        served = {m for p in self.providers for m in p.public_models()}
+        for model, fallback in self.routing.refusal_fallback.items():
+            for name in (model, fallback):
+                if name not in served:
+                    raise ValueError(f"routing.refusal_fallback.{model}: no provider serves the model {name!r}")
+            if model == fallback:
+                raise ValueError(f"routing.refusal_fallback.{model}: the fallback must be another model group")
+        return self
+
+    @model_validator(mode="after")
     def _semantic_refers(self) -> "Config":
         s = self.cache.semantic
         if not s.enabled:

@@ -51,6 +51,16 @@ class Breaker(Strict):
     half_open_probes: Annotated[int, Field(ge=1)] = 1
 
 
+class RateLimits(Strict):
+    """How providers' own rate-limit headers steer routing (edge_ext.routing.ratelimits)."""
+
+    enabled: bool = True
+    # A provider with less than this share of its requests or tokens left moves after the others.
+    low_fraction: Annotated[float, Field(ge=0, le=1)] = 0.1
+    # The longest a provider is held back after the answer that reported it low or exhausted.
+    max_hold_s: Annotated[float, Field(gt=0, le=86400)] = 300.0
+
+
 class Routing(Strict):
     # round_robin | weighted | failover | least_latency | cost_optimized
     strategy: str = "failover"
@@ -58,6 +68,10 @@ class Routing(Strict):
     models: dict[str, str] = Field(default_factory=dict)
     least_latency_epsilon: Annotated[float, Field(ge=0, le=1)] = 0.05
     breaker: Breaker = Breaker()
+    rate_limits: RateLimits = RateLimits()
+    # Public model -> the model group a content-policy refusal of its provider is retried on,
+    # once, inside the same request (opt-in per group; a refusal is otherwise the answer).
+    refusal_fallback: dict[str, str] = Field(default_factory=dict)
     # In-flight failover: how many providers one request may try before its failure reaches the
     # client (1: none). They are tried in the strategy's order, skipping fallbacks whose breaker
     # is not closed.

@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 from edge_ext.config.models import Config
+from edge_ext.policy.refusal import REFUSAL_WATCH
 from edge_ext.routing.plan import all_plans, cluster_for
 
 _ATTEMPT_COUNT = "x-envoy-attempt-count"
@@ -69,22 +70,35 @@ def attempt_filter(config: Config, processor_cluster: str) -> dict[str, Any]:
             "request_attributes": ["xds.upstream_host_metadata"],
             # The request's own metadata, written by the router-level filter: the first provider
             # (whose shape the replayed body is in), the public model and the client's API.
-            "metadata_options": {"forwarding_namespaces": {"untyped": ["edge_ext"]}},
+            "metadata_options": {"forwarding_namespaces": {"untyped": ["edge_ext"]},
+                                 # A refusal retried on the fallback group is marked in the
+                                 # request's metadata: the response phases and the access log see it.
+                                 "receiving_namespaces": {"untyped": ["edge_ext"]}},
         },
     }
     skip_first = {"name": "first-attempt", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter"}}
+
+    def header_is(name: str, value: str) -> dict[str, Any]:
+        return {"single_predicate": {
+            "input": {"name": name, "typed_config": {
+                "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput", "header_name": name}},
+            "value_match": {"exact": value}}}
     return {
         "name": "envoy.filters.http.match_delegate",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
             "extension_config": ext_proc,
-            "xds_matcher": {"matcher_tree": {
-                "input": {"name": "attempt", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput",
-                    "header_name": _ATTEMPT_COUNT}},
-                "exact_match_map": {"map": {"1": {"action": skip_first}}},
-            }},
+            # Seen with Envoy 1.40: skipped on the first attempt, unless the router-level filter
+            # asked for that attempt's answer to be read for a refusal (REFUSAL_WATCH).
+            "xds_matcher": {"matcher_list": {"matchers": [{
+                "predicate": {"and_matcher": {"predicate": [
+                    header_is(_ATTEMPT_COUNT, "1"),
+                    {"not_matcher": {"or_matcher": {"predicate": [
+                        header_is(REFUSAL_WATCH, "json"), header_is(REFUSAL_WATCH, "stream")]}}},
+                ]}},
+                "on_match": {"action": skip_first},
+            }]}},
         },
     }
 

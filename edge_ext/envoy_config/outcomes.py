@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from edge_ext.config.models import Config
+from edge_ext.routing.ratelimits import HEADERS as RATE_LIMIT_HEADERS
 from edge_ext.usage import READERS
 
 LOG_NAME = "edge_ext_outcomes"
@@ -57,8 +58,9 @@ def outcome_log(config: Config, processor_cluster: str) -> dict[str, Any]:
                 "custom_tags": [{"tag": SERVED_TAG, "metadata": {
                     "kind": {"host": {}}, "metadata_key": {"key": "edge_ext", "path": [{"key": "provider"}]}}}],
             },
-            # A provider's own retry-after opens its breaker for that long.
-            "additional_response_headers_to_log": ["retry-after"],
+            # A provider's own retry-after opens its breaker for that long; its rate-limit
+            # headers steer routing before its 429 comes (edge_ext.routing.ratelimits).
+            "additional_response_headers_to_log": ["retry-after", *RATE_LIMIT_HEADERS],
         },
     }
 

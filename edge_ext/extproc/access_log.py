@@ -63,6 +63,7 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
         duration_s=_between(sent, _seconds(common, "time_to_last_upstream_rx_byte")),
         response_bytes=response.response_body_bytes,
         retry_after=response.response_headers.get("retry-after"),
+        limits={k: v for k, v in response.response_headers.items() if k != "retry-after"},
         usage={k: v.number_value for k, v in usage.fields.items() if v.WhichOneof("kind") == "number_value"} if usage else {},
         route={k: v.string_value for k, v in route.fields.items()} if route else {},
     )

@@ -68,7 +68,7 @@ def _mode(mode: Mode) -> pb.ProcessingMode:
     # sending the request body.
     return pb.ProcessingMode(
         request_header_mode=pb.ProcessingMode.SEND,
-        request_body_mode=pb.ProcessingMode.BUFFERED,
+        request_body_mode=pb.ProcessingMode.BUFFERED if mode.request_body else pb.ProcessingMode.NONE,
         response_header_mode=pb.ProcessingMode.SEND if mode.response_headers else pb.ProcessingMode.SKIP,
         response_body_mode=_MODE[mode.response_body],
         request_trailer_mode=pb.ProcessingMode.SKIP,

@@ -153,19 +153,29 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         st, steps = AttemptState(), self._attempts
         decision = self._guarded("attempt_headers", lambda: steps.on_headers(
             st, header_dict(first.request_headers.headers), provider, route_metadata(first)))
-        response = to_response("request_headers", decision)
+        response = _attempt_reply(to_response("request_headers", decision))
         yield response
         if response.HasField("immediate_response"):
             return  # refused: nothing a peer sends after it is read
         async for request in rest:
-            # Only the body follows: the filter skips the response and trailers.
+            # The request body follows; the answer too when it is read for a refusal.
             phase = request.WhichOneof("request")
             if phase is None or phase == "request_headers":
                 await self._violation(context, None, phase or "empty")
+            if phase == "response_headers":
+                headers = header_dict(request.response_headers.headers)
+                yield to_response(phase, self._guarded("attempt_answer", lambda: steps.on_response_headers(
+                    st, _status_of(headers), headers)))
+                continue
+            if phase == "response_body":
+                yield to_response(phase, self._guarded("attempt_answer", lambda: steps.on_response_body(
+                    st, request.response_body.body)))
+                continue
             if phase != "request_body":
                 yield to_response(phase, CONTINUE)
                 continue
-            response = to_response(phase, self._guarded("attempt_body", lambda: steps.on_body(st, request.request_body.body)))
+            response = _attempt_reply(to_response(phase, self._guarded("attempt_body", lambda: steps.on_body(
+                st, request.request_body.body))))
             yield response
             if response.HasField("immediate_response"):
                 return
@@ -195,6 +205,18 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
     def _internal_error(self, st: StreamState, phase: str, exc: Exception) -> Respond:
         """A bug, not a client fault: the client gets a 500 in its API's shape with an id."""
         return self._policy.internal_error(st, _log_internal(phase, st.request_id or "-", exc))
+
+
+def _attempt_reply(response: pb.ProcessingResponse) -> pb.ProcessingResponse:
+    """An attempt's refusal is rendered in the client's shape by local_reply_config: it must not
+    carry the metadata marking a reply as already shaped (the attempt filter receives metadata,
+    for refusal fallback, so it would reach the request)."""
+    if response.HasField("immediate_response"):
+        unmarked = pb.ProcessingResponse()
+        unmarked.CopyFrom(response)  # a copy: converted replies are cached and shared
+        unmarked.ClearField("dynamic_metadata")
+        return unmarked
+    return response
 
 
 def _log_internal(phase: str, request_id: str, exc: Exception) -> str:

@@ -19,7 +19,9 @@ Per-request knobs (request headers):
   ``x-mock-stream-error: <status>`` (in-stream error event after the cut);
 * content/usage: ``x-mock-reply``, ``x-mock-output-words``,
   ``x-mock-cached-tokens``, ``x-mock-cache-creation-tokens``,
-  ``x-mock-reasoning-tokens``.
+  ``x-mock-reasoning-tokens``, ``x-mock-refusal: true`` (a content-policy
+  refusal: OpenAI ``finish_reason: content_filter``, Anthropic
+  ``stop_reason: refusal``, Azure 400 ``code: content_filter``).
 
 Token counting is described in :mod:`edge_ext.mock.tokens`, reply text in
 :mod:`edge_ext.mock.replies`.

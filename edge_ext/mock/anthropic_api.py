@@ -183,7 +183,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     except KnobError as exc:
         return ex.error(400, f"mock: {exc}")
 
-    if tool is not None:
+    if tool is not None and not knobs.refusal:
         plan = plan_tool_call(tool, last_user)
     else:
         plan = plan_text(last_user, tool_result_text=_tool_result_text(msgs[-1]), max_tokens=max_tokens,

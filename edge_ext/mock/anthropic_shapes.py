@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import wire
-from .replies import FINISH_LENGTH, FINISH_STOP_SEQUENCE, FINISH_TOOL, ReplyKnobs, ReplyPlan
+from .replies import FINISH_LENGTH, FINISH_REFUSAL, FINISH_STOP_SEQUENCE, FINISH_TOOL, ReplyKnobs, ReplyPlan
 
 # Tool input JSON is streamed in slices that clients must concatenate.
 PARTIAL_JSON_SLICE_CHARS = 16
@@ -28,6 +28,8 @@ def stop_reason(plan: ReplyPlan) -> str:
         return "max_tokens"
     if plan.finish == FINISH_STOP_SEQUENCE:
         return "stop_sequence"
+    if plan.finish == FINISH_REFUSAL:
+        return "refusal"
     return "end_turn"
 
 

@@ -9,6 +9,10 @@
 * ``GET /_mock/faults``             -> pending scripted faults
 * ``DELETE /_mock/faults``          -> clear scripted faults
 * ``POST /_mock/reset``             -> clear records, counters and faults
+* ``POST /_mock/ratelimits``        -> send rate-limit headers from a new budget
+  (``{"requests_limit", "requests_remaining", "tokens_limit", "tokens_remaining", "window_s"}``)
+* ``GET /_mock/ratelimits``         -> the budget as it stands (null: no headers sent)
+* ``DELETE /_mock/ratelimits``      -> stop sending rate-limit headers
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from aiohttp import web
 from . import wire
 from .faults import FaultError
 from .pipeline import STATE_KEY
+from .ratelimits import RateLimitSpec, RateLimitWindow
 
 
 def _ok(body: Any, status: int = 200) -> web.Response:
@@ -92,6 +97,26 @@ async def reset(request: web.Request) -> web.Response:
     return _ok({"requests_cleared": state.recorder.clear(), "faults_cleared": state.faults.clear()})
 
 
+async def set_rate_limits(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        spec = RateLimitSpec.from_json(json.loads(await request.text()))
+    except (ValueError, TypeError) as exc:
+        return _bad(f"rate limits: {exc}")
+    state.rate_limits = RateLimitWindow(spec)
+    return _ok(state.rate_limits.snapshot())
+
+
+async def get_rate_limits(request: web.Request) -> web.Response:
+    window = request.app[STATE_KEY].rate_limits
+    return _ok(window.snapshot() if window is not None else None)
+
+
+async def clear_rate_limits(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].rate_limits = None
+    return _ok(None)
+
+
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/_mock/health", health)
@@ -102,3 +127,6 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/_mock/faults", list_faults)
     router.add_delete("/_mock/faults", clear_faults)
     router.add_post("/_mock/reset", reset)
+    router.add_post("/_mock/ratelimits", set_rate_limits)
+    router.add_get("/_mock/ratelimits", get_rate_limits)
+    router.add_delete("/_mock/ratelimits", clear_rate_limits)

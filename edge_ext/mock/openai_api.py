@@ -178,7 +178,11 @@ async def _complete(ex: Exchange, model_from_path: str | None) -> web.StreamResp
     except KnobError as exc:
         return ex.error(400, f"mock: {exc}")
 
-    if tool is not None:
+    if knobs.refusal and ex.dialect is AZURE:
+        # Azure's content filter refuses the prompt itself, before any generation.
+        return ex.error(400, "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                        "management policy.", param="prompt", code="content_filter")
+    if tool is not None and not knobs.refusal:
         plan = plan_tool_call(tool, last_user)
     else:
         last = messages[-1]

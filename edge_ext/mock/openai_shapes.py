@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import wire
-from .replies import FINISH_LENGTH, FINISH_TOOL, ReplyKnobs, ReplyPlan
+from .replies import FINISH_LENGTH, FINISH_REFUSAL, FINISH_TOOL, ReplyKnobs, ReplyPlan
 from .tokens import PromptCount
 
 # Tool-call arguments are streamed in fixed-size slices: real servers slice
@@ -41,6 +41,8 @@ def finish_reason(plan: ReplyPlan) -> str:
         return "tool_calls"
     if plan.finish == FINISH_LENGTH:
         return "length"
+    if plan.finish == FINISH_REFUSAL:
+        return "content_filter"
     # OpenAI reports a matched stop sequence as a plain "stop".
     return "stop"
 

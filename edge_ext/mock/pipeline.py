@@ -20,6 +20,7 @@ from aiohttp import web
 from . import wire
 from .errors import Dialect
 from .faults import DROP_BEFORE_RESPONSE, DROP_MID_STREAM, FaultError, FaultQueue, FaultSpec, parse_headers
+from .ratelimits import RateLimitWindow
 from .recording import Recorder, headers_dict
 from .settings import MockSettings
 
@@ -35,6 +36,7 @@ class MockState:
     faults: FaultQueue
     fingerprint: str
     started: float = field(default_factory=time.time)
+    rate_limits: RateLimitWindow | None = None
 
 
 STATE_KEY: web.AppKey[MockState] = web.AppKey("edge_ext_mock_state", MockState)

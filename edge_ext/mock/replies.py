@@ -9,7 +9,9 @@ tests and caches see identical output for identical input:
 * stop sequences cut the text at the earliest match (the match is not
   emitted), then ``max_tokens`` keeps the first N words (one word = one
   token) and marks the finish as ``length``;
-* tool calls carry ``{"query": <last user text>}`` as arguments.
+* tool calls carry ``{"query": <last user text>}`` as arguments;
+* ``x-mock-refusal: true`` makes the model refuse: no text, finished as a
+  content-policy refusal (OpenAI ``content_filter``, Anthropic ``refusal``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 FINISH_STOP_SEQUENCE = "stop_sequence"
 FINISH_TOOL = "tool"
+FINISH_REFUSAL = "refusal"
 
 
 class KnobError(ValueError):
@@ -44,6 +47,7 @@ class ReplyKnobs:
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    refusal: bool = False
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> "ReplyKnobs":
@@ -65,7 +69,16 @@ class ReplyKnobs:
             cached_tokens=number("x-mock-cached-tokens", 10**9) or 0,
             cache_creation_tokens=number("x-mock-cache-creation-tokens", 10**9) or 0,
             reasoning_tokens=number("x-mock-reasoning-tokens", 10**9) or 0,
+            refusal=_flag(headers.get("x-mock-refusal")),
         )
+
+
+def _flag(raw: str | None) -> bool:
+    if raw is None or raw.lower() in ("0", "false"):
+        return False
+    if raw.lower() in ("1", "true"):
+        return True
+    raise KnobError(f"x-mock-refusal must be true or false, got {raw!r}")
 
 
 NO_KNOBS = ReplyKnobs()
@@ -150,6 +163,8 @@ def plan_text(
     stop: tuple[str, ...] = (),
     knobs: ReplyKnobs = NO_KNOBS,
 ) -> ReplyPlan:
+    if knobs.refusal:
+        return ReplyPlan(words=(), finish=FINISH_REFUSAL)
     text = " ".join(base_text(last_user_text, tool_result_text, knobs))
     text, matched = _apply_stop(text, stop)
     words = tuple(text.split())

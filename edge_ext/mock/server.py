@@ -20,6 +20,7 @@ from . import anthropic_api, control, embeddings_api, openai_api, responses_api
 from .errors import ANTHROPIC, AZURE, OPENAI
 from .faults import FaultQueue
 from .pipeline import STATE_KEY, Exchange, MockState, begin
+from .ratelimits import RateLimitWindow
 from .recording import Recorder
 from .settings import MockSettings, add_arguments
 
@@ -64,7 +65,11 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
 
 async def _stamp_identity(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers[PROVIDER_HEADER] = request.app[STATE_KEY].settings.name
+    state = request.app[STATE_KEY]
+    response.headers[PROVIDER_HEADER] = state.settings.name
+    if state.rate_limits is not None and request.method == "POST" and not request.path.startswith("/_mock/"):
+        anthropic = request.path.startswith("/v1/messages") or _is_anthropic(request)
+        response.headers.update(state.rate_limits.take(anthropic))
 
 
 def build_app(settings: MockSettings) -> web.Application:
@@ -74,6 +79,7 @@ def build_app(settings: MockSettings) -> web.Application:
         recorder=Recorder(settings.max_recorded),
         faults=FaultQueue(),
         fingerprint="fp_" + hashlib.sha256(settings.name.encode()).hexdigest()[:10],
+        rate_limits=RateLimitWindow(settings.rate_limits) if settings.rate_limits is not None else None,
     )
     app.on_response_prepare.append(_stamp_identity)
     router = app.router

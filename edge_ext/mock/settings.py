@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .ratelimits import RateLimitSpec
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 18080
 DEFAULT_NAME = "mock"
@@ -51,6 +53,8 @@ class MockSettings:
     azure_key: str | None = None
     max_recorded: int = MAX_RECORDED_DEFAULT
     max_body_bytes: int = MAX_BODY_BYTES
+    # Rate-limit headers on every API answer (edge_ext.mock.ratelimits); None: none sent.
+    rate_limits: RateLimitSpec | None = None
     models: tuple[str, ...] = field(
         default=(
             "gpt-4o",

@@ -20,6 +20,7 @@ from edge_ext.policy.caching import CacheStep
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, ResponseMode
 from edge_ext.policy.failover import settle
 from edge_ext.policy.needs import Settle
+from edge_ext.policy.refusal import FALLBACK_HEADER
 from edge_ext.policy.state import TRANSITIONS, Answering, Phase, StreamState
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import LatencySink
@@ -49,8 +50,13 @@ class AnswerStep:
         from_upstream = details == "via_upstream"
         failed_over = False
         if routed.take_verdict():
-            failed_over = settle(self._router, st, served, attempts, int(self._wall()))
+            # Set by the route from the attempt filter's metadata; a provider cannot name another group.
+            refused = headers.get(FALLBACK_HEADER, "")
+            refused = refused if refused and refused == self._router.refusal_fallback(st.model) else ""
+            failed_over = settle(self._router, st, served, attempts, int(self._wall()), refused)
             self._router.report(st.provider, status, details, headers.get("retry-after"))
+            if from_upstream:
+                self._router.observe_limits(st.provider, headers)
             # After a failover the time includes the failed attempts: not this provider's latency.
             if from_upstream and self._latency is not None and not failed_over:
                 self._latency.observe(st.provider, self._clock() - st.routed_at)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.apis.operations import OPERATIONS
 from edge_ext.errors import EdgeError, FailoverRefused
-from edge_ext.policy.decisions import Continue, Decision, Mode, Respond
+from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond, ResponseMode
 from edge_ext.policy.grant import AttemptGrants
+from edge_ext.policy.refusal import REFUSAL_WATCH, RETRY_STATUS, is_refusal
 from edge_ext.policy.shaping import shape
 from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.router import Router
@@ -38,6 +39,8 @@ class AttemptState:
     headers: dict[str, str] = field(default_factory=dict)
     granted: bool = False  # on_headers verified the plan's grant
     operation: str = ""  # set for an embedding or a token count (edge_ext.apis.operations)
+    watch: str = ""  # the first attempt, read for a refusal: "json" or "stream" (edge_ext.policy.refusal)
+    status: int = 0  # the watched answer's status
 
 
 class AttemptStep:
@@ -56,6 +59,15 @@ class AttemptStep:
             # Not a retry of a request this edge authenticated and routed: never a credential.
             return self.refuse("the retry carries no valid grant for this provider")
         st.granted = True
+        watch = headers.get(REFUSAL_WATCH, "")
+        if headers.get("x-envoy-attempt-count") == "1":
+            if watch not in ("json", "stream") or provider != st.first:
+                return self.refuse("a first attempt reached the attempt filter without a refusal watch")
+            # The router-level filter shaped this attempt: only its answer is read, the whole
+            # of a JSON one, the headers of a stream.
+            st.watch = watch
+            body = ResponseMode.BUFFERED if watch == "json" else ResponseMode.NONE
+            return Continue(remove_headers=(REFUSAL_WATCH,), mode=Mode(response_headers=True, response_body=body, request_body=False))
         # Even back at the first provider, the shared header map may hold another's credentials.
         return _WANT_BODY
 
@@ -64,7 +76,9 @@ class AttemptStep:
             return self.refuse("the retry carries no valid grant for this provider")
         router = self._router
         source, target = router.provider(st.first), router.provider(st.provider)
-        upstream_model = router.upstream_model(st.model, st.provider)
+        # The fallback group's model when this provider is there for a refusal (or a failure).
+        found = router.attempt_model(st.model, st.provider)
+        upstream_model = found[1] if found else None
         if source is None or target is None or upstream_model is None:
             # Never let an attempt leave with another provider's shape or credentials.
             return self.refuse(f"provider {st.provider!r} cannot take over a request for {st.model!r}")
@@ -82,6 +96,26 @@ class AttemptStep:
             return self.refuse(f"the request cannot be sent to {st.provider!r}: {err.message}")
         return Continue(set_headers=((":authority", target.url.netloc), *shaped.set_headers),
                         remove_headers=shaped.remove_headers, body=shaped.body.body)
+
+    def on_response_headers(self, st: AttemptState, status: int, headers: dict[str, str]) -> Decision:
+        if not st.watch:
+            return CONTINUE
+        st.status = status
+        if st.watch == "stream" and status != 200 and headers.get("content-type", "").startswith("application/json"):
+            # A stream refused before its first byte (Azure's prompt filter): its error is read.
+            return Continue(mode=Mode(response_headers=True, response_body=ResponseMode.BUFFERED, request_body=False))
+        return CONTINUE
+
+    def on_response_body(self, st: AttemptState, body: bytes) -> Decision:
+        provider = self._router.provider(st.provider)
+        fallback = self._router.refusal_fallback(st.model)
+        if not st.watch or provider is None or not fallback:
+            return CONTINUE
+        if not is_refusal(adapter_for(provider.kind).wire_api, st.status, body):
+            return CONTINUE
+        # A retriable status: Envoy tries the plan's next member, the fallback group's provider.
+        return Continue(set_headers=((":status", RETRY_STATUS),),
+                        metadata=(("refused", st.provider), ("refusal_fallback", fallback)))
 
     @staticmethod
     def refuse(message: str) -> Respond:

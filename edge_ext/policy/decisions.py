@@ -25,6 +25,7 @@ class Mode:
 
     response_headers: bool = False
     response_body: ResponseMode = ResponseMode.NONE
+    request_body: bool = True  # the request body too (buffered); False: not sent to the processor
 
 
 @dataclass(frozen=True, slots=True)

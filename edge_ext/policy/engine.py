@@ -55,6 +55,8 @@ from edge_ext.policy.shaping import serving_filter, shape
 from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamState
 from edge_ext.policy.validation import ACCEPTS, RequestCheck, authenticated, requested_output
 from edge_ext.routing.latency import LatencySink
+from edge_ext.policy.refusal import REFUSAL_WATCH, refusal_watch
+from edge_ext.routing.ratelimits import MemoryLimits
 from edge_ext.routing.router import Router
 from edge_ext.routing.breaker_store import MemoryBreakerStore
 
@@ -88,7 +90,7 @@ class Policy:
         self._budgets = budgets
         self._wall = wall or clock
         self._cache = CacheStep(config.cache, cache, self._wall, on_cache)
-        self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall))
+        self._router = router or Router(config, keys, MemoryBreakerStore(clock=self._wall), limits=MemoryLimits())
         self.grants = AttemptGrants(keys)
         self._max_body = config.processor.max_body_bytes
         self._check = RequestCheck(self._router, RequestLimits.of(config.processor), config.processor.max_body_bytes)
@@ -293,7 +295,10 @@ class Policy:
         st.same_api = request.api == body.wire_api
         st.upstream_api, st.upstream_model = body.wire_api, target.upstream_model
         grant = self.grants.metadata(provider.name, request.model, target.plan) if len(target.plan) > 1 else ()
-        set_headers = ((CLUSTER_HEADER, target.cluster), *retry_headers(target), *shaped.set_headers)
+        watch = refusal_watch(target.refusal_fallback, request.stream)
+        set_headers = ((CLUSTER_HEADER, target.cluster), *retry_headers(target), *shaped.set_headers, *watch)
+        # A client's own watch header is on no allow-list: removed, unless ours replaces it.
+        remove = tuple(h for h in shaped.remove_headers if h != REFUSAL_WATCH) if watch else shaped.remove_headers
         metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
                     ("tenant", caller.tenant), ("key_id", caller.key_id), *grant)
         if request.operation != "chat":
@@ -305,7 +310,7 @@ class Policy:
         st.enter(Phase.ROUTED)
         return Continue(
             set_headers=set_headers,
-            remove_headers=shaped.remove_headers,
+            remove_headers=remove,
             body=body.body,
             clear_route_cache=True,
             metadata=metadata,

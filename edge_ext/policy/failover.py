@@ -44,22 +44,29 @@ def tried_before(plan: tuple[str, ...], first: str, served: str) -> tuple[str, .
     return plan[: plan.index(served)] if served in plan else (first,)
 
 
-def settle(router: Router, st: StreamState, provider: str, attempts: int, now: int) -> bool:
-    """Records who answered; True when it is not the first provider (the request failed over)."""
+def settle(router: Router, st: StreamState, provider: str, attempts: int, now: int, refused: str = "") -> bool:
+    """Records who answered; True when it is not the first provider (the request failed over).
+    ``refused``: the refusal fallback group, when the first provider's refusal was retried on
+    it (the attempt filter said so): an answer, not a failure of that provider."""
     served = served_by(st.routed.plan, st.provider, provider, attempts)
     st.attempts = max(attempts, 1)
     if served == st.provider:
         return False
-    st.retried = tried_before(st.routed.plan, st.provider, served)
-    for name in st.retried:
-        router.report_retried(name)
+    tried = tried_before(st.routed.plan, st.provider, served)
+    if refused and tried == (st.provider,):
+        st.refused, st.refusal_fallback = st.provider, refused
+    else:
+        st.retried = tried
+        for name in st.retried:
+            router.report_retried(name)
     _retarget(router, st, served, now)
     return True
 
 
 def _retarget(router: Router, st: StreamState, name: str, now: int) -> None:
     provider = router.provider(name)
-    upstream_model = router.upstream_model(st.model, name)
+    found = router.attempt_model(st.model, name)
+    upstream_model = found[1] if found else None
     st.provider = name
     if provider is None or upstream_model is None or st.request is None:
         return

@@ -54,6 +54,8 @@ class Outcome:
     duration_s: float | None = None  # first upstream byte sent -> last upstream byte received
     response_bytes: int = 0
     retry_after: str | None = None
+    # The provider's rate-limit headers Envoy logged (edge_ext.routing.ratelimits.HEADERS).
+    limits: Mapping[str, str] = field(default_factory=dict)
     # Envoy's extraction of the answer's usage (numbers), and the processor's own metadata.
     usage: Mapping[str, float] = field(default_factory=dict)
     route: Mapping[str, str] = field(default_factory=dict)
@@ -130,16 +132,23 @@ class OutcomeStep:
         plan = tuple(filter(None, route.get("plan", "").split(","))) or (first,)
         served = served_by(plan, first, outcome.served, outcome.attempts)
         retried = tried_before(plan, first, served)
+        refused = route.get("refusal_fallback", "") if route.get("refused") == first and retried == (first,) else ""
+        if refused:
+            retried = ()  # a refusal retried on the fallback group: an answer, not a failure
         for name in retried:
             self._router.report_retried(name)
         if outcome.status:
             self._router.report(served, outcome.status, outcome.details, outcome.retry_after, outcome.flags)
+            if outcome.details == "via_upstream" and outcome.limits:
+                self._router.observe_limits(served, outcome.limits)
         else:
             self._router.release(served)  # no verdict: a half-open probe slot is given back
         if (self._latency is not None and outcome.details == "via_upstream" and not retried
                 and outcome.upstream_ttfb_s is not None):
             self._latency.observe(served, outcome.upstream_ttfb_s)
         st = self._stream(outcome, served, retried, model)
+        if refused:
+            st.refused, st.refusal_fallback = first, refused
         if self._accounting is not None and route.get("billed") != "0":
             st.charge = self._charge(outcome, st)
         admission = Admission.from_metadata(route)
@@ -157,7 +166,8 @@ class OutcomeStep:
                          response_details=outcome.details, attempts=max(outcome.attempts, 1))
         adapter = adapter_for(provider.kind) if provider is not None else None
         st.upstream_api = api.name if adapter is None or api.name in adapter.wire_apis else adapter.wire_api
-        st.upstream_model = self._router.upstream_model(model, served) or route.get("upstream_model", model)
+        found = self._router.attempt_model(model, served)
+        st.upstream_model = found[1] if found else route.get("upstream_model", model)
         st.caller = Caller(route.get("key_id", ""), route.get("tenant", "default"), frozenset(), None)
         return st
 

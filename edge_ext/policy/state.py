@@ -169,6 +169,9 @@ class StreamState:
     same_api: bool = True
     attempts: int = 0
     retried: tuple[str, ...] = ()
+    # A content-policy refusal retried on the refusal fallback group: who refused, and that group.
+    refused: str = ""
+    refusal_fallback: str = ""
     response_status: int = 0
     response_details: str = ""  # Envoy's response code details: via_upstream, or why Envoy answered
     response_bytes: int = 0

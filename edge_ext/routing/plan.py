@@ -37,9 +37,16 @@ def all_plans(config: Config) -> list[tuple[str, ...]]:
     """Every plan of two or more providers some request may follow, each once, in a stable order."""
     seen: dict[tuple[str, ...], None] = {}
     limit = config.routing.max_attempts
-    for members in group_members(config).values():
+    groups = group_members(config)
+    for members in groups.values():
         for plan in _plans(members, limit):
             seen.setdefault(plan, None)
+    # A group with a refusal fallback tries one provider of it after its first choice.
+    for model, fallback in (config.routing.refusal_fallback.items() if limit > 1 else ()):
+        for first in groups.get(model, ()):
+            for other in groups.get(fallback, ()):
+                if other != first:
+                    seen.setdefault((first, other), None)
     return list(seen)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,9 @@ from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import NO_LATENCY, LatencyView
 from edge_ext.routing.plan import cluster_for
 from edge_ext.routing.breaker_store import BreakerStore, StoreBreaker
+from edge_ext.routing.ratelimits import (
+    NO_LIMITS, UNKNOWN, LimitRule, LimitsSink, LimitsView, ProviderLimits, Standing, Verdict, arrange, parse,
+)
 from edge_ext.routing.strategies import Candidate, RouteContext, create
 from edge_ext.routing.table import ModelTable
 
@@ -32,11 +35,14 @@ class Chosen:
     # that tries them.
     plan: tuple[str, ...] = ()
     cluster: str = ""
+    # The model group a refusal is retried on (the plan's last provider serves it); "" for none.
+    refusal_fallback: str = ""
 
 
 class Router:
     def __init__(self, config: Config, keys: dict[str, str | None], breakers: BreakerStore,
-                 latency: LatencyView = NO_LATENCY, rng: Any = None, prices: Callable[[str], Any] | None = None):
+                 latency: LatencyView = NO_LATENCY, rng: Any = None, prices: Callable[[str], Any] | None = None,
+                 limits: LimitsView | None = None):
         self._table = ModelTable(config)
         self._keys = keys
         self._breakers = {p.name: StoreBreaker(breakers, p.name) for p in config.providers}
@@ -44,6 +50,10 @@ class Router:
         self._latency = latency
         self._rng = rng or random.Random()
         routing = config.routing
+        rate = routing.rate_limits
+        # The providers' own rate-limit budgets (their answers' headers), shared like latency.
+        self._limits: LimitsView = (limits if limits is not None else NO_LIMITS) if rate.enabled else NO_LIMITS
+        self._rule = LimitRule(rate.low_fraction, rate.max_hold_s)
         options = {"least_latency": {"epsilon": routing.least_latency_epsilon}}
         self._strategies = {
             model: create(name, **options.get(name, {}))
@@ -59,6 +69,8 @@ class Router:
         self._upstream_models = {(model, t.provider.name): t.upstream_model
                                  for model in self._table.models() for t in self._table.targets(model)}
         self._max_attempts = routing.max_attempts
+        # A retry like any other: off with in-flight failover (max_attempts 1, the Istio render).
+        self._refusal_fallback = dict(routing.refusal_fallback) if routing.max_attempts > 1 else {}
         self._output_limits = {(model, c.provider): self._limit_of(c.upstream_model)
                                for model, candidates in self._candidates.items() for c in candidates}
 
@@ -120,17 +132,69 @@ class Router:
             estimate, max_out = estimate_input_tokens(body), requested_output_tokens(body)
         ctx = RouteContext(estimate, max_out, self._rng, self._latency)
         ordered = strategy.order(keyed, ctx)
+        now = self._store.now()
+        verdicts = {c.provider: self.verdict(c.provider, now) for c in ordered}
+        if any(v.standing in _STEERING for v in verdicts.values()):
+            # Exhausted providers are skipped like open breakers; low ones go after the rest.
+            ordered, _ = arrange(ordered, [verdicts[c.provider] for c in ordered])
         for index, candidate in enumerate(ordered):
             if self._breakers[candidate.provider].allow():
                 provider = self._providers[candidate.provider]
-                plan = self._plan(provider.name, ordered[index + 1:])
+                fallback = self._refusal_fallback.get(model, "")
+                target = self._refusal_target(fallback, provider.name, ctx, now) if fallback else None
+                # With a refusal fallback the one other attempt goes to that group (docs/configuration.md).
+                plan = (provider.name, target) if target else self._plan(provider.name, ordered[index + 1:])
                 return Chosen(provider, candidate.upstream_model, self.api_key(provider.name), plan,
-                              cluster_for(plan, provider.cluster))
-        retry = min(self._breakers[c.provider].open_until for c in keyed) - self._store.now()
+                              cluster_for(plan, provider.cluster), fallback if target else "")
+        # The soonest any provider serves again: its breaker's open time, its exhausted budget's reset.
+        retry = min(max(self._breakers[c.provider].open_until, _blocked_until(verdicts[c.provider]))
+                    for c in keyed) - now
         raise ProviderUnavailable(
-            f"every provider serving '{model}' is failing; retry later",
+            f"every provider serving '{model}' is failing or out of its rate limit; retry later",
             headers=(("retry-after", str(max(1, math.ceil(retry)))),),
         )
+
+    def _refusal_target(self, fallback: str, first: str, ctx: RouteContext, now: float) -> str | None:
+        """The provider a refusal of ``first`` is retried on: the fallback group's first choice
+        among closed breakers with rate-limit room; None when there is none."""
+        keyed = [c for c in self._candidates.get(fallback, ()) if self._has_key(c.provider) and c.provider != first]
+        for candidate in self._strategies[fallback].order(keyed, ctx):
+            name = candidate.provider
+            if (self._breakers[name].state is BreakerState.CLOSED
+                    and self.verdict(name, now).standing is not Standing.EXHAUSTED):
+                return name
+        return None
+
+    def refusal_fallback(self, model: str) -> str:
+        return self._refusal_fallback.get(model, "")
+
+    def attempt_model(self, model: str, provider: str) -> tuple[str, str] | None:
+        """(public model, upstream model) a retry of a ``model`` request sends to ``provider``:
+        its own group's, or its refusal fallback group's; None when it serves neither."""
+        for public in (model, self._refusal_fallback.get(model, "")):
+            upstream = self._upstream_models.get((public, provider))
+            if upstream is not None:
+                return public, upstream
+        return None
+
+    def verdict(self, provider: str, now: float | None = None) -> Verdict:
+        """What the provider's last reported rate limits make of it now (wall clock)."""
+        limits = self._limits.limits(provider)
+        if limits is None:
+            return UNKNOWN
+        return self._rule.judge(limits, self._store.now() if now is None else now)
+
+    def reported_limits(self, provider: str) -> ProviderLimits | None:
+        return self._limits.limits(provider)
+
+    def observe_limits(self, provider: str, headers: Mapping[str, str]) -> None:
+        """An answer's rate-limit headers (lower-case names), if it carried any."""
+        if self._limits is NO_LIMITS or provider not in self._providers:
+            return
+        limits = parse(headers, self._store.now())
+        if limits is not None:
+            sink: LimitsSink = self._limits  # type: ignore[assignment]
+            sink.observe(provider, limits)
 
     def _plan(self, first: str, rest: list[Candidate]) -> tuple[str, ...]:
         """The first choice, then the next ones in the strategy's order (all keyed already)."""
@@ -182,6 +246,13 @@ class Router:
     def _has_key(self, name: str) -> bool:
         p = self._providers[name]
         return not (p.api_key_env or p.api_key_file) or bool(self._keys.get(name))
+
+
+_STEERING = (Standing.LOW, Standing.EXHAUSTED)
+
+
+def _blocked_until(verdict: Verdict) -> float:
+    return verdict.until if verdict.standing is Standing.EXHAUSTED else 0.0
 
 
 def _candidate(provider: Provider, upstream_model: str, prices) -> Candidate:

@@ -192,7 +192,7 @@ def test_envoy_half_closes_processor_streams_instead_of_resetting_them():
     assert static and static[0]["envoy.reloadable_features.ext_proc_graceful_grpc_close"] is True
 
 
-FAILOVER = HTTPS.replace("models: [llama]", "models: [llama, gpt-4o-mini]") + "routing: {models: {gpt-4o-mini: round_robin}}\n"
+FAILOVER_HTTPS = HTTPS.replace("models: [llama]", "models: [llama, gpt-4o-mini]") + "routing: {models: {gpt-4o-mini: round_robin}}\n"
 
 
 def grpc_services(node) -> list[dict]:
@@ -206,7 +206,7 @@ def grpc_services(node) -> list[dict]:
 
 
 def test_every_ext_proc_stream_skips_envoys_headers_and_retries_its_start(tmp_path):
-    text = render_yaml(parse_config(FAILOVER))
+    text = render_yaml(parse_config(FAILOVER_HTTPS))
     services = grpc_services(yaml.safe_load(text))
     assert len(services) >= 2, "the listener's filter and at least one failover cluster's attempt filter"
     for service in services:

@@ -812,3 +812,45 @@ async def test_oversized_body_is_413_in_api_shape(path, headers, check):
                 assert check(await r.json())
             stats = handle.state.recorder.stats()
     assert stats["statuses"] == {"413": 1}
+
+
+# --------------------------------------------------------------------------- rate-limit headers
+
+
+async def test_rate_limit_headers_are_off_until_scripted_then_run_down(mock, oai, claude, http):
+    raw = await oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=user("hi"))
+    assert "x-ratelimit-remaining-requests" not in raw.headers
+    async with http.post("/_mock/ratelimits", json={"requests_limit": 3, "tokens_limit": 900, "tokens_remaining": 10,
+                                                    "window_s": 30}) as resp:
+        assert resp.status == 200 and (await resp.json())["requests_left"] == 3
+    raw = await oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=user("hi"))
+    assert (raw.headers["x-ratelimit-remaining-requests"], raw.headers["x-ratelimit-limit-requests"]) == ("2", "3")
+    assert (raw.headers["x-ratelimit-remaining-tokens"], raw.headers["x-ratelimit-limit-tokens"]) == ("10", "900")
+    assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
+    raw = await claude.messages.with_raw_response.create(model="claude-haiku-4-5", max_tokens=16, messages=user("hi"))
+    assert raw.headers["anthropic-ratelimit-requests-remaining"] == "1"
+    assert raw.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+    async with http.get("/_mock/ratelimits") as resp:
+        assert (await resp.json())["requests_left"] == 1
+    async with http.post("/_mock/ratelimits", json={"requests_limit": 0}) as resp:
+        assert resp.status == 400
+    async with http.delete("/_mock/ratelimits") as resp:
+        assert resp.status == 200
+    raw = await oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=user("hi"))
+    assert "x-ratelimit-remaining-requests" not in raw.headers
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+async def test_refusals_as_each_provider_sends_them(oai, claude, azure):
+    refuse = {"extra_headers": {"x-mock-refusal": "true"}}
+    answer = await oai.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), **refuse)
+    assert answer.choices[0].finish_reason == "content_filter" and not answer.choices[0].message.content
+    chunks = [c async for c in await oai.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), stream=True, **refuse)]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["content_filter"]
+    message = await claude.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=user("hi"), **refuse)
+    assert message.stop_reason == "refusal"
+    with pytest.raises(openai.BadRequestError) as refused:
+        await azure.chat.completions.create(model="gpt-4o-mini", messages=user("hi"), **refuse)
+    assert refused.value.code == "content_filter"

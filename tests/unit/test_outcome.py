@@ -21,6 +21,7 @@ from edge_ext.policy.decisions import Continue
 from edge_ext.policy.engine import Policy
 from edge_ext.policy.outcome import Outcome, usage_of
 from edge_ext.routing.breaker import BreakerState
+from edge_ext.routing.ratelimits import Standing
 from edge_ext.usage import Usage
 from edge_ext.wiring import model_prices
 from tests.fakes import MemoryLedger
@@ -157,6 +158,36 @@ async def test_a_batch_of_failures_opens_the_breaker_in_order(ledger):
     assert policy.router.states()["oa"] is BreakerState.OPEN
     driver.outcome(outcome_of(decisions[5], status=200))  # arrived after: counted, still open
     assert policy.router.states()["oa"] is BreakerState.OPEN
+
+
+LIMITS = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-limit-requests": "100", "x-ratelimit-reset-requests": "30s"}
+
+
+@pytest.mark.parametrize("fields, standing", [
+    pytest.param({"status": 200, "limits": LIMITS}, Standing.EXHAUSTED, id="answer"),
+    pytest.param({"status": 429, "limits": LIMITS, "retry_after": "30"}, Standing.EXHAUSTED, id="its-429"),
+    pytest.param({"status": 200, "limits": {**LIMITS, "x-ratelimit-remaining-requests": "5"}}, Standing.LOW, id="low"),
+    pytest.param({"status": 503, "limits": LIMITS, "details": "upstream_reset_before_response_started{remote_reset}"},
+                 Standing.UNKNOWN, id="envoys-own-reply"),
+])
+async def test_an_outcomes_rate_limit_headers_reach_the_router(ledger, fields, standing):
+    driver, _ = make_policy(ledger)
+    _, decision = await routed(driver, chat())
+    driver.outcome(outcome_of(decision, **fields))
+    verdict = driver.policy.router.verdict("oa")
+    assert verdict.standing is standing
+    if standing is not Standing.UNKNOWN:
+        assert verdict.until == WALL + 30
+
+
+async def test_the_response_phase_reads_the_rate_limit_headers(ledger):
+    driver, _ = make_policy(ledger)
+    policy = driver.policy
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions", "authorization": f"Bearer {KEY}"}, False)
+    assert not (await driver.run(st, policy.on_request_body(st, chat(stream=True)))).last
+    policy.on_response_headers(st, 200, {":status": "200", "content-type": "text/event-stream", **LIMITS})
+    assert policy.router.verdict("oa").standing is Standing.EXHAUSTED
 
 
 async def test_an_entry_that_is_not_a_handed_over_request_is_ignored(ledger):

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x64ge_ext/admin/pb/admin.proto\x12\x11\x65\x64ge_ext.admin.v1\"\x12\n\x10GetStatusRequest\"d\n\x0eProviderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x15\n\rcircuit_state\x18\x04 \x01(\t\x12\x0e\n\x06models\x18\x05 \x03(\t\"\x9b\x01\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cworker_index\x18\x02 \x01(\x05\x12\x12\n\nworker_pid\x18\x03 \x01(\x05\x12\x34\n\tproviders\x18\x04 \x03(\x0b\x32!.edge_ext.admin.v1.ProviderStatus\x12\x15\n\rstreams_total\x18\x05 \x01(\x04\",\n\x0fGetSpendRequest\x12\r\n\x05scope\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\xac\x01\n\x0c\x42udgetStatus\x12\r\n\x05scope\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x12\n\nperiod_key\x18\x04 \x01(\t\x12\x11\n\tlimit_usd\x18\x05 \x01(\t\x12\x11\n\tspent_usd\x18\x06 \x01(\t\x12\x15\n\rremaining_usd\x18\x07 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x08 \x01(\x08\x12\x0f\n\x07message\x18\t \x01(\t\"D\n\x10GetSpendResponse\x12\x30\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x1f.edge_ext.admin.v1.BudgetStatus\"4\n\x11SetBreakerRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"5\n\x12SetBreakerResponse\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"\x0f\n\rReloadRequest\"D\n\x0eReloadResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08problems\x18\x03 \x03(\t\"5\n\x14PurgeSemanticRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\"\x83\x01\n\x15PurgeSemanticResponse\x12\x14\n\x0cworker_index\x18\x01 \x01(\x05\x12\x15\n\rlocal_removed\x18\x02 \x01(\x04\x12\x16\n\x0eshared_removed\x18\x03 \x01(\x04\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x14\n\x0cshared_error\x18\x05 \x01(\t2\xc2\x03\n\x05\x41\x64min\x12V\n\tGetStatus\x12#.edge_ext.admin.v1.GetStatusRequest\x1a$.edge_ext.admin.v1.GetStatusResponse\x12S\n\x08GetSpend\x12\".edge_ext.admin.v1.GetSpendRequest\x1a#.edge_ext.admin.v1.GetSpendResponse\x12Y\n\nSetBreaker\x12$.edge_ext.admin.v1.SetBreakerRequest\x1a%.edge_ext.admin.v1.SetBreakerResponse\x12M\n\x06Reload\x12 .edge_ext.admin.v1.ReloadRequest\x1a!.edge_ext.admin.v1.ReloadResponse\x12\x62\n\rPurgeSemantic\x12\'.edge_ext.admin.v1.PurgeSemanticRequest\x1a(.edge_ext.admin.v1.PurgeSemanticResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x64ge_ext/admin/pb/admin.proto\x12\x11\x65\x64ge_ext.admin.v1\"\x12\n\x10GetStatusRequest\"\xfc\x01\n\x0eProviderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x15\n\rcircuit_state\x18\x04 \x01(\t\x12\x0e\n\x06models\x18\x05 \x03(\t\x12\x12\n\nrate_limit\x18\x06 \x01(\t\x12\x34\n\x08requests\x18\x07 \x01(\x0b\x32\".edge_ext.admin.v1.RateLimitBudget\x12\x32\n\x06tokens\x18\x08 \x01(\x0b\x32\".edge_ext.admin.v1.RateLimitBudget\x12\x18\n\x10rate_limit_until\x18\t \x01(\x01\"E\n\x0fRateLimitBudget\x12\x11\n\tremaining\x18\x01 \x01(\x01\x12\r\n\x05limit\x18\x02 \x01(\x01\x12\x10\n\x08reset_at\x18\x03 \x01(\x01\"\x9b\x01\n\x11GetStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0cworker_index\x18\x02 \x01(\x05\x12\x12\n\nworker_pid\x18\x03 \x01(\x05\x12\x34\n\tproviders\x18\x04 \x03(\x0b\x32!.edge_ext.admin.v1.ProviderStatus\x12\x15\n\rstreams_total\x18\x05 \x01(\x04\",\n\x0fGetSpendRequest\x12\r\n\x05scope\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"\xac\x01\n\x0c\x42udgetStatus\x12\r\n\x05scope\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x12\n\nperiod_key\x18\x04 \x01(\t\x12\x11\n\tlimit_usd\x18\x05 \x01(\t\x12\x11\n\tspent_usd\x18\x06 \x01(\t\x12\x15\n\rremaining_usd\x18\x07 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x08 \x01(\x08\x12\x0f\n\x07message\x18\t \x01(\t\"D\n\x10GetSpendResponse\x12\x30\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x1f.edge_ext.admin.v1.BudgetStatus\"4\n\x11SetBreakerRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"5\n\x12SetBreakerResponse\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\"\x0f\n\rReloadRequest\"D\n\x0eReloadResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08problems\x18\x03 \x03(\t\"5\n\x14PurgeSemanticRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\"\x83\x01\n\x15PurgeSemanticResponse\x12\x14\n\x0cworker_index\x18\x01 \x01(\x05\x12\x15\n\rlocal_removed\x18\x02 \x01(\x04\x12\x16\n\x0eshared_removed\x18\x03 \x01(\x04\x12\x0f\n\x07\x65nabled\x18\x04 \x01(\x08\x12\x14\n\x0cshared_error\x18\x05 \x01(\t2\xc2\x03\n\x05\x41\x64min\x12V\n\tGetStatus\x12#.edge_ext.admin.v1.GetStatusRequest\x1a$.edge_ext.admin.v1.GetStatusResponse\x12S\n\x08GetSpend\x12\".edge_ext.admin.v1.GetSpendRequest\x1a#.edge_ext.admin.v1.GetSpendResponse\x12Y\n\nSetBreaker\x12$.edge_ext.admin.v1.SetBreakerRequest\x1a%.edge_ext.admin.v1.SetBreakerResponse\x12M\n\x06Reload\x12 .edge_ext.admin.v1.ReloadRequest\x1a!.edge_ext.admin.v1.ReloadResponse\x12\x62\n\rPurgeSemantic\x12\'.edge_ext.admin.v1.PurgeSemanticRequest\x1a(.edge_ext.admin.v1.PurgeSemanticResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,28 +33,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSTATUSREQUEST']._serialized_start=52
   _globals['_GETSTATUSREQUEST']._serialized_end=70
-  _globals['_PROVIDERSTATUS']._serialized_start=72
-  _globals['_PROVIDERSTATUS']._serialized_end=172
-  _globals['_GETSTATUSRESPONSE']._serialized_start=175
-  _globals['_GETSTATUSRESPONSE']._serialized_end=330
-  _globals['_GETSPENDREQUEST']._serialized_start=332
-  _globals['_GETSPENDREQUEST']._serialized_end=376
-  _globals['_BUDGETSTATUS']._serialized_start=379
-  _globals['_BUDGETSTATUS']._serialized_end=551
-  _globals['_GETSPENDRESPONSE']._serialized_start=553
-  _globals['_GETSPENDRESPONSE']._serialized_end=621
-  _globals['_SETBREAKERREQUEST']._serialized_start=623
-  _globals['_SETBREAKERREQUEST']._serialized_end=675
-  _globals['_SETBREAKERRESPONSE']._serialized_start=677
-  _globals['_SETBREAKERRESPONSE']._serialized_end=730
-  _globals['_RELOADREQUEST']._serialized_start=732
-  _globals['_RELOADREQUEST']._serialized_end=747
-  _globals['_RELOADRESPONSE']._serialized_start=749
-  _globals['_RELOADRESPONSE']._serialized_end=817
-  _globals['_PURGESEMANTICREQUEST']._serialized_start=819
-  _globals['_PURGESEMANTICREQUEST']._serialized_end=872
-  _globals['_PURGESEMANTICRESPONSE']._serialized_start=875
-  _globals['_PURGESEMANTICRESPONSE']._serialized_end=1006
-  _globals['_ADMIN']._serialized_start=1009
-  _globals['_ADMIN']._serialized_end=1459
+  _globals['_PROVIDERSTATUS']._serialized_start=73
+  _globals['_PROVIDERSTATUS']._serialized_end=325
+  _globals['_RATELIMITBUDGET']._serialized_start=327
+  _globals['_RATELIMITBUDGET']._serialized_end=396
+  _globals['_GETSTATUSRESPONSE']._serialized_start=399
+  _globals['_GETSTATUSRESPONSE']._serialized_end=554
+  _globals['_GETSPENDREQUEST']._serialized_start=556
+  _globals['_GETSPENDREQUEST']._serialized_end=600
+  _globals['_BUDGETSTATUS']._serialized_start=603
+  _globals['_BUDGETSTATUS']._serialized_end=775
+  _globals['_GETSPENDRESPONSE']._serialized_start=777
+  _globals['_GETSPENDRESPONSE']._serialized_end=845
+  _globals['_SETBREAKERREQUEST']._serialized_start=847
+  _globals['_SETBREAKERREQUEST']._serialized_end=899
+  _globals['_SETBREAKERRESPONSE']._serialized_start=901
+  _globals['_SETBREAKERRESPONSE']._serialized_end=954
+  _globals['_RELOADREQUEST']._serialized_start=956
+  _globals['_RELOADREQUEST']._serialized_end=971
+  _globals['_RELOADRESPONSE']._serialized_start=973
+  _globals['_RELOADRESPONSE']._serialized_end=1041
+  _globals['_PURGESEMANTICREQUEST']._serialized_start=1043
+  _globals['_PURGESEMANTICREQUEST']._serialized_end=1096
+  _globals['_PURGESEMANTICRESPONSE']._serialized_start=1099
+  _globals['_PURGESEMANTICRESPONSE']._serialized_end=1230
+  _globals['_ADMIN']._serialized_start=1233
+  _globals['_ADMIN']._serialized_end=1683
 # @@protoc_insertion_point(module_scope)

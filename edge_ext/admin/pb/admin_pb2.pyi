@@ -11,18 +11,36 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ProviderStatus(_message.Message):
-    __slots__ = ("name", "kind", "cluster", "circuit_state", "models")
+    __slots__ = ("name", "kind", "cluster", "circuit_state", "models", "rate_limit", "requests", "tokens", "rate_limit_until")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CIRCUIT_STATE_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_UNTIL_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     cluster: str
     circuit_state: str
     models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., cluster: _Optional[str] = ..., circuit_state: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+    rate_limit: str
+    requests: RateLimitBudget
+    tokens: RateLimitBudget
+    rate_limit_until: float
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., cluster: _Optional[str] = ..., circuit_state: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., rate_limit: _Optional[str] = ..., requests: _Optional[_Union[RateLimitBudget, _Mapping]] = ..., tokens: _Optional[_Union[RateLimitBudget, _Mapping]] = ..., rate_limit_until: _Optional[float] = ...) -> None: ...
+
+class RateLimitBudget(_message.Message):
+    __slots__ = ("remaining", "limit", "reset_at")
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    RESET_AT_FIELD_NUMBER: _ClassVar[int]
+    remaining: float
+    limit: float
+    reset_at: float
+    def __init__(self, remaining: _Optional[float] = ..., limit: _Optional[float] = ..., reset_at: _Optional[float] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
     __slots__ = ("version", "worker_index", "worker_pid", "providers", "streams_total")
