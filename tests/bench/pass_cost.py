@@ -9,11 +9,19 @@ headers, request body), and the access log servicer batches of entries shaped li
 (timings, response flags, the request's own edge_ext metadata, the usage Envoy extracted, the
 served tag), serialized and parsed again as gRPC would.
 
-Modes, each after the same warm-up and set-up (so their differences are the work itself):
-``base`` does nothing more, ``requests`` drives ``--requests`` pass requests, ``outcomes`` the
-same plus one outcome entry per request, in messages of ``--batch`` entries. Request path per
-request = (requests - base) / N; outcome per entry = (outcomes - requests) / N, from the total
-instructions of each run (callgrind's "Collected" figure, or its summary line).
+Modes, each after the same warm-up and set-up: ``base`` does nothing more, ``requests`` drives
+``--requests`` pass requests, ``outcomes`` the same plus one outcome entry per request, in
+messages of ``--batch`` entries. Two ways to count:
+
+- ``valgrind --tool=callgrind --instr-atstart=no --vgdb-prefix=P ... --mode outcomes --callgrind
+  --vgdb-prefix=P``: the script
+  switches counting on for the measured parts only and dumps each (``callgrind_control``): the
+  ``totals`` of the dump of part ``requests`` / N is the request path per request, of part
+  ``outcomes`` / N the outcome per entry. Faster: start-up runs uninstrumented.
+- three runs, one per mode, counting everything: (requests - base) / N and
+  (outcomes - requests) / N from each run's ``summary`` line.
+
+The CPU time it prints is for a quick look only: on a loaded machine, count instructions.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import asyncio
 import gc
 import json
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -91,6 +100,14 @@ def entry(metadata, request_id: str):
     return e
 
 
+def control(args, *command: str) -> None:
+    """Under ``valgrind --tool=callgrind --instr-atstart=no``: counts only between "-i on" and
+    "-i off", one dump (and a fresh count) per measured part."""
+    if args.callgrind:
+        prefix = [f"--vgdb-prefix={args.vgdb_prefix}"] if args.vgdb_prefix else []
+        subprocess.run(["callgrind_control", *prefix, *command, str(os.getpid())], check=True, capture_output=True)
+
+
 class Context:
     """What the access log servicer reads from: the batches, serialized as on the wire."""
 
@@ -146,15 +163,16 @@ async def main_async(args) -> None:
     for service in deps.services:
         await service.start()
     servicer = ExternalProcessor(deps.driver, deps.metrics, deps.clock)
-    outcomes = AccessLogService(deps.driver.outcomes, deps.metrics)
+    batched = hasattr(deps.driver, "outcomes")  # else a build from before outcomes came in batches
+    outcomes = AccessLogService(deps.driver.outcomes if batched else deps.driver.outcome, deps.metrics)
     # Warm-up: every code path taken once and the label children made, as in a warm worker.
     warm = await drive(servicer, messages(200))
     applied = []
 
     def counted(batch):
-        done = deps.driver.outcomes(batch)
+        done = deps.driver.outcomes(batch) if batched else [deps.driver.outcome(batch)]
         applied.extend(st is not None and st.charge is not None for st in done)
-        return done
+        return done if batched else done[0]
 
     await AccessLogService(counted, deps.metrics).StreamAccessLogs(None, Context(batches(warm, args.batch)))
     assert len(applied) == 200 and all(applied), "the warm-up's outcomes were not applied and charged"
@@ -164,15 +182,19 @@ async def main_async(args) -> None:
     template = await drive(servicer, messages(1))
     entries = batches(template * args.requests, args.batch)
     spent = {}
+    control(args, "-i", "on")
     if args.mode in ("requests", "outcomes"):
         started = time.process_time()
         replies = await drive(servicer, wire)
         spent["request path"] = time.process_time() - started
+        control(args, "--dump=requests")
         assert len(replies) == 2 * args.requests, len(replies)
     if args.mode == "outcomes":
         started = time.process_time()
         await outcomes.StreamAccessLogs(None, Context(entries))
         spent["outcome"] = time.process_time() - started
+        control(args, "--dump=outcomes")
+    control(args, "-i", "off")
     # CPU time, for a quick look only: under callgrind, or on a loaded machine, count instructions.
     print(", ".join(f"{what} {seconds / args.requests * 1e6:.0f} us CPU" for what, seconds in spent.items()))
     for service in reversed(deps.services):
@@ -184,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("base", "requests", "outcomes"), default="outcomes")
     parser.add_argument("--requests", type=int, default=1000, help="pass requests (bounded)")
     parser.add_argument("--batch", type=int, default=16, help="entries per access log message")
+    parser.add_argument("--callgrind", action="store_true", help="running under callgrind with --instr-atstart=no: "
+                        "count the measured parts only, dumped as parts 'requests' and 'outcomes'")
+    parser.add_argument("--vgdb-prefix", default="", help="valgrind's --vgdb-prefix, if given (a private one keeps "
+                        "other callgrind_control calls on the machine, which act on every run, from zeroing this one)")
     args = parser.parse_args(argv)
     try:
         import uvloop
