@@ -124,7 +124,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
         finally:
             # Every stream ends here, answered, failed or cancelled by Envoy.
             driver.end(st)
-            metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
+            metrics.requests.child((st.outcome or "none", st.provider or "none")).inc()
             metrics.on_finish(st, clock())
             if span is not None:
                 end_request_span(span, st)
