@@ -63,14 +63,14 @@ def _between(start: float | None, end: float | None) -> float | None:
 def _strings(struct, keys: tuple[str, ...]) -> dict[str, str]:
     # Looked up one by one: iterating a protobuf map builds a Python object per entry, and the
     # metadata holds more (cache status, grants) than the outcome reads.
-    fields = struct.fields
-    return {key: fields[key].string_value for key in keys if key in fields}
+    get = struct.fields.get
+    return {key: value.string_value for key in keys if (value := get(key)) is not None}
 
 
 def _numbers(struct) -> dict[str, float]:
-    fields = struct.fields
-    return {key: value.number_value for key in USAGE_KEYS if key in fields
-            and (value := fields[key]).WhichOneof("kind") == "number_value"}
+    get = struct.fields.get
+    return {key: value.number_value for key in USAGE_KEYS
+            if (value := get(key)) is not None and value.WhichOneof("kind") == "number_value"}
 
 
 def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
@@ -81,19 +81,21 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
     # routes it then): least-latency compares samples of both paths.
     received = _seconds(common, "time_to_last_rx_byte")
     headers = response.response_headers
+    route, usage = metadata.get(METADATA_NAMESPACE), metadata.get(USAGE_NAMESPACE)
+    # Positional, in Outcome's field order: a tuple built from keywords goes through a dict.
     return Outcome(
-        request_id=entry.request.request_id,
-        status=response.response_code.value if response.HasField("response_code") else 0,
-        details=response.response_code_details,
-        flags=_flags(common.response_flags),
-        served=common.custom_tags.get(SERVED_TAG, ""),
-        attempts=common.upstream_request_attempt_count,
-        upstream_ttfb_s=_between(received if received is not None else sent, _seconds(common, "time_to_first_upstream_rx_byte")),
-        duration_s=_between(sent, _seconds(common, "time_to_last_upstream_rx_byte")),
-        response_bytes=response.response_body_bytes,
-        retry_after=headers.get("retry-after") if headers else None,
-        usage=_numbers(metadata[USAGE_NAMESPACE]) if USAGE_NAMESPACE in metadata else {},
-        route=_strings(metadata[METADATA_NAMESPACE], ROUTE_KEYS) if METADATA_NAMESPACE in metadata else {},
+        entry.request.request_id,
+        response.response_code.value if response.HasField("response_code") else 0,
+        response.response_code_details,
+        _flags(common.response_flags),
+        common.custom_tags.get(SERVED_TAG, ""),
+        common.upstream_request_attempt_count,
+        _between(received if received is not None else sent, _seconds(common, "time_to_first_upstream_rx_byte")),
+        _between(sent, _seconds(common, "time_to_last_upstream_rx_byte")),
+        response.response_body_bytes,
+        headers.get("retry-after") if headers else None,
+        _numbers(usage) if usage is not None else {},
+        _strings(route, ROUTE_KEYS) if route is not None else {},
     )
 
 
