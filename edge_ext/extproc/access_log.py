@@ -62,15 +62,16 @@ def _between(start: float | None, end: float | None) -> float | None:
 
 def _strings(struct, keys: tuple[str, ...]) -> dict[str, str]:
     # Looked up one by one: iterating a protobuf map builds a Python object per entry, and the
-    # metadata holds more (cache status, grants) than the outcome reads.
-    get = struct.fields.get
-    return {key: value.string_value for key in keys if (value := get(key)) is not None}
+    # metadata holds more (cache status, grants) than the outcome reads. (``in`` then ``[]``:
+    # the map's ``get`` raises and catches KeyError for every key that is absent.)
+    fields = struct.fields
+    return {key: fields[key].string_value for key in keys if key in fields}
 
 
 def _numbers(struct) -> dict[str, float]:
-    get = struct.fields.get
+    fields = struct.fields
     return {key: value.number_value for key in USAGE_KEYS
-            if (value := get(key)) is not None and value.WhichOneof("kind") == "number_value"}
+            if key in fields and (value := fields[key]).WhichOneof("kind") == "number_value"}
 
 
 def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
@@ -81,7 +82,8 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
     # routes it then): least-latency compares samples of both paths.
     received = _seconds(common, "time_to_last_rx_byte")
     headers = response.response_headers
-    route, usage = metadata.get(METADATA_NAMESPACE), metadata.get(USAGE_NAMESPACE)
+    route = metadata[METADATA_NAMESPACE] if METADATA_NAMESPACE in metadata else None
+    usage = metadata[USAGE_NAMESPACE] if USAGE_NAMESPACE in metadata else None
     # Positional, in Outcome's field order: a tuple built from keywords goes through a dict.
     return Outcome(
         entry.request.request_id,
