@@ -1,6 +1,7 @@
 """In-process cost of a pass request and of its outcome, for instruction counts.
 
-    valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p .venv/bin/python -m tests.bench.pass_cost --mode MODE
+    python -m tests.bench.pass_cost [--requests 1000] [--batch 16] [--mode outcomes] [--parts]
+    valgrind --tool=callgrind --instr-atstart=no --vgdb-prefix=P python -m tests.bench.pass_cost --callgrind --vgdb-prefix=P
 
 A worker built as ``edge-ext up`` builds it (``build_worker``: the benchmark's config, cache on
 with its disk L2, accounting on, routing with breakers and the shared latency file), without
@@ -13,11 +14,12 @@ Modes, each after the same warm-up and set-up: ``base`` does nothing more, ``req
 ``--requests`` pass requests, ``outcomes`` the same plus one outcome entry per request, in
 messages of ``--batch`` entries. Two ways to count:
 
-- ``valgrind --tool=callgrind --instr-atstart=no --vgdb-prefix=P ... --mode outcomes --callgrind
-  --vgdb-prefix=P``: the script
-  switches counting on for the measured parts only and dumps each (``callgrind_control``): the
-  ``totals`` of the dump of part ``requests`` / N is the request path per request, of part
-  ``outcomes`` / N the outcome per entry. Faster: start-up runs uninstrumented.
+- with ``--callgrind`` (second line above) the script switches counting on for the measured
+  parts only and dumps each (``callgrind_control``): the ``totals`` of the dump of part
+  ``requests`` / N is the request path per request, of part ``outcomes`` / N the outcome per
+  entry (with ``--parts``: ``parse``, ``convert``, ``apply`` and ``metrics`` apart). Start-up
+  runs uninstrumented, so this is the fast way. A private vgdb prefix keeps other
+  ``callgrind_control`` calls on the machine (without a pid they act on every run) out.
 - three runs, one per mode, counting everything: (requests - base) / N and
   (outcomes - requests) / N from each run's ``summary`` line.
 
@@ -98,6 +100,27 @@ def entry(metadata, request_id: str):
     e.response.response_code.value, e.response.response_code_details = 200, "via_upstream"
     e.response.response_body_bytes = 350
     return e
+
+
+async def outcome_parts(args, deps, entries: list[bytes]) -> None:
+    """The access log servicer's work on the same entries, one part at a time, each dumped."""
+    from edge_ext.extproc.access_log import outcome_of
+    from edge_ext.extproc.pb import accesslog_pb2 as alpb
+
+    messages = [alpb.StreamAccessLogsMessage.FromString(raw) for raw in entries]
+    control(args, "--dump=parse")
+    batches = [[outcome_of(e) for e in m.http_logs.log_entry] for m in messages]
+    control(args, "--dump=convert")
+    states = [deps.driver.outcomes(batch) for batch in batches]
+    control(args, "--dump=apply")
+    for batch, done in zip(batches, states):
+        finished = []
+        for outcome, st in zip(batch, done):
+            st.routed_at = 1.0
+            ttfb = outcome.upstream_ttfb_s
+            finished.append((st, None if ttfb is None else 1.0 + ttfb, 1.0 + (outcome.duration_s or 0.0)))
+        deps.metrics.on_outcomes(finished)
+    control(args, "--dump=metrics")
 
 
 def control(args, *command: str) -> None:
@@ -189,7 +212,9 @@ async def main_async(args) -> None:
         spent["request path"] = time.process_time() - started
         control(args, "--dump=requests")
         assert len(replies) == 2 * args.requests, len(replies)
-    if args.mode == "outcomes":
+    if args.mode == "outcomes" and args.parts:
+        await outcome_parts(args, deps, entries)
+    elif args.mode == "outcomes":
         started = time.process_time()
         await outcomes.StreamAccessLogs(None, Context(entries))
         spent["outcome"] = time.process_time() - started
@@ -208,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16, help="entries per access log message")
     parser.add_argument("--callgrind", action="store_true", help="running under callgrind with --instr-atstart=no: "
                         "count the measured parts only, dumped as parts 'requests' and 'outcomes'")
+    parser.add_argument("--parts", action="store_true", help="with --callgrind: the outcomes' parsing, conversion, "
+                        "policy and metrics dumped apart")
     parser.add_argument("--vgdb-prefix", default="", help="valgrind's --vgdb-prefix, if given (a private one keeps "
                         "other callgrind_control calls on the machine, which act on every run, from zeroing this one)")
     args = parser.parse_args(argv)
