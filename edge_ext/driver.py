@@ -15,7 +15,7 @@ before a long wait; ``run`` is the same loop without that, for tests and tools.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -105,10 +105,22 @@ class Driver:
 
     def outcome(self, outcome: Outcome) -> StreamState | None:
         """A 2-message request's outcome (edge_ext.extproc.access_log)."""
-        st = self.policy.on_outcome(outcome)
-        if st is not None:
-            self.run_effects(st)
-        return st
+        return self.outcomes((outcome,))[0]
+
+    def outcomes(self, outcomes: Sequence[Outcome]) -> list[StreamState | None]:
+        """The outcomes of one access log message, in order; their settlements written together."""
+        done = self.policy.on_outcomes(outcomes)
+        settlements = []
+        for st in done:
+            if st is not None and st.effects:
+                for effect in st.take_effects():
+                    if type(effect) is Settle:
+                        settlements.append((effect.admission, effect.charge))
+                    else:
+                        self._effects[type(effect)](effect)
+        if settlements:
+            self._budgets.settle_all(settlements)
+        return done
 
     # -- needs ------------------------------------------------------------------------------
     async def _fetch_key(self, need: FetchKey) -> Caller | None:

@@ -83,6 +83,12 @@ class _Family:
             self._texts[key] = tuple(str(values[n]) for n in self.sorted_names)
         return child
 
+    def child(self, key: tuple[str, ...]):
+        """The series of the label values ``key``, in ``labelnames`` order: ``labels`` without
+        its keywords, for callers that add up many samples per label set first."""
+        child = self._children.get(key)
+        return child if child is not None else self.labels(**dict(zip(self.labelnames, key)))
+
     def series(self) -> list:
         return [self._series(self._texts[key], child) for key, child in self._children.items()]
 

@@ -8,7 +8,13 @@ scrape sees the instance, not a random worker.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from edge_ext.metric_values import Counter, Histogram
+
+_AUTH_FAILURES = frozenset({"missing_api_key", "invalid_api_key", "model_not_allowed"})
+_BUDGET_REFUSALS = frozenset({"budget_exceeded", "tokens_per_minute_exceeded"})
 
 # Processor time per ext_proc message is tens of microseconds; buckets start well below 1 ms.
 _PHASE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
@@ -124,43 +130,81 @@ class WorkerMetrics:
                             ("output", u.output_tokens), ("cached_input", u.cached_input_tokens),
                             ("cache_write", u.cache_write_tokens), ("reasoning", u.reasoning_tokens)):
             if value or kind in ("input", "output"):
-                self.token_usage.labels(gen_ai_token_type=kind, provider=provider, model=model).observe(value)
+                self.token_usage.child((kind, provider, model)).observe(value)
         if charge.cost.priced:
-            self.cost_usd.labels(provider=provider, model=model).inc(float(charge.cost.usd))
+            self.cost_usd.child((provider, model)).inc(float(charge.cost.usd))
         else:
-            self.unpriced.labels(model=model).inc()
+            self.unpriced.child((model,)).inc()
 
     def on_finish(self, st, now: float) -> None:
         """One request's figures once its stream ended (labels stay bounded: no ids, no keys)."""
-        outcome = st.outcome or "none"
-        if outcome in ("missing_api_key", "invalid_api_key", "model_not_allowed"):
-            self.auth_failures.labels(code=outcome).inc()
-        elif outcome in ("budget_exceeded", "tokens_per_minute_exceeded"):
-            self.budget_refusals.labels(kind=outcome).inc()
-        if not st.routed_at:
-            return
-        for provider in st.retried:
-            self.attempts.labels(provider=provider, result="retried").inc()
-        if st.retried:
-            self.failovers.labels(from_provider=st.retried[0], to_provider=st.provider).inc()
-        if st.refused:
-            self.attempts.labels(provider=st.refused, result="refused").inc()
-            self.refusal_fallbacks.labels(model=st.model, fallback=st.refusal_fallback).inc()
-        if st.response_status:
-            self.attempts.labels(provider=st.provider, result="answered").inc()
-            self.responses.labels(provider=st.provider, status_class=f"{st.response_status // 100}xx").inc()
-            self.request_duration.labels(provider=st.provider, model=st.model).observe(now - st.routed_at)
-        if not st.same_api:
-            self.translations.labels(client_api=st.api.name, provider_api=st.upstream_api).inc()
-        if st.charge is not None:
-            u, tenant = st.charge.usage, st.caller.tenant
-            self.tenant_tokens.labels(tenant=tenant).inc(u.prompt_tokens + u.output_tokens)
-            if st.charge.estimated:
-                self.estimated_tokens.labels(tenant=tenant).inc(u.prompt_tokens + u.output_tokens)
-            if st.charge.cost.priced:
-                self.tenant_cost_usd.labels(tenant=tenant).inc(float(st.charge.cost.usd))
-                if st.charge.estimated:
-                    self.estimated_cost_usd.labels(tenant=tenant).inc(float(st.charge.cost.usd))
+        self.on_outcomes(((st, None, now),))
+
+    def on_outcomes(self, finished: Iterable[tuple[Any, float | None, float]]) -> None:
+        """``on_first_byte`` (when its time is not None) and ``on_finish`` for each (state, first
+        byte, end) of a batch of outcomes (edge_ext.extproc.access_log), or of one stream: every counter's
+        increments are summed per label set and added once, every histogram's series is looked
+        up once per label set. The same samples as one request at a time."""
+        counts: dict[tuple, float] = {}
+        observed: dict[tuple, list[float]] = {}
+        for st, first_byte, now in finished:
+            routed_at = st.routed_at
+            if first_byte is not None and routed_at:
+                key = (self.time_to_first_token, (st.provider, st.model))
+                (observed.get(key) or observed.setdefault(key, [])).append(first_byte - routed_at)
+            outcome = st.outcome or "none"
+            if outcome in _AUTH_FAILURES:
+                key = (self.auth_failures, (outcome,))
+                counts[key] = counts.get(key, 0.0) + 1
+            elif outcome in _BUDGET_REFUSALS:
+                key = (self.budget_refusals, (outcome,))
+                counts[key] = counts.get(key, 0.0) + 1
+            if not routed_at:
+                continue
+            provider = st.provider
+            for retried in st.retried:
+                key = (self.attempts, (retried, "retried"))
+                counts[key] = counts.get(key, 0.0) + 1
+            if st.retried:
+                key = (self.failovers, (st.retried[0], provider))
+                counts[key] = counts.get(key, 0.0) + 1
+            if st.refused:
+                key = (self.attempts, (st.refused, "refused"))
+                counts[key] = counts.get(key, 0.0) + 1
+                key = (self.refusal_fallbacks, (st.model, st.refusal_fallback))
+                counts[key] = counts.get(key, 0.0) + 1
+            if st.response_status:
+                key = (self.attempts, (provider, "answered"))
+                counts[key] = counts.get(key, 0.0) + 1
+                key = (self.responses, (provider, f"{st.response_status // 100}xx"))
+                counts[key] = counts.get(key, 0.0) + 1
+                key = (self.request_duration, (provider, st.model))
+                (observed.get(key) or observed.setdefault(key, [])).append(now - routed_at)
+            if not st.same_api:
+                key = (self.translations, (st.api.name, st.upstream_api))
+                counts[key] = counts.get(key, 0.0) + 1
+            charge = st.charge
+            if charge is not None:
+                u, tenant = charge.usage, (st.caller.tenant,)
+                tokens = u.prompt_tokens + u.output_tokens
+                key = (self.tenant_tokens, tenant)
+                counts[key] = counts.get(key, 0.0) + tokens
+                if charge.estimated:
+                    key = (self.estimated_tokens, tenant)
+                    counts[key] = counts.get(key, 0.0) + tokens
+                if charge.cost.priced:
+                    usd = float(charge.cost.usd)
+                    key = (self.tenant_cost_usd, tenant)
+                    counts[key] = counts.get(key, 0.0) + usd
+                    if charge.estimated:
+                        key = (self.estimated_cost_usd, tenant)
+                        counts[key] = counts.get(key, 0.0) + usd
+        for (family, labels), amount in counts.items():
+            family.child(labels).inc(amount)
+        for (family, labels), samples in observed.items():
+            series = family.child(labels)
+            for sample in samples:
+                series.observe(sample)
 
     def on_first_byte(self, st, now: float) -> None:
         if st.routed_at:

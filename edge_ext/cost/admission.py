@@ -131,6 +131,23 @@ class BudgetStep:
         self._writes.add(task)
         task.add_done_callback(self._written)
 
+    def settle_all(self, settlements: Sequence[tuple[Admission, Charged | None]]) -> None:
+        """``settle`` for the outcomes of one batch: one background task writes them in order,
+        each on its own (one that fails is logged and does not stop the others)."""
+        pending = [(a, c) for a, c in settlements if a.holds or a.window is not None]
+        if not pending:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle_each(pending))
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    async def _settle_each(self, settlements: list[tuple[Admission, Charged | None]]) -> None:
+        for admission, charge in settlements:
+            try:
+                await self._settle(admission, charge)
+            except Exception as exc:  # noqa: BLE001 - as _written reports a lone settlement
+                log.warning("budget settlement failed (%s: %s); the reservation expires on its own", type(exc).__name__, exc)
+
     async def flush(self, timeout_s: float = 5.0) -> None:
         """Waits (at most ``timeout_s``) for the settlements in progress."""
         if self._writes:

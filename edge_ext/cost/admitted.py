@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from edge_ext.cost.ledger_api import Hold, from_micros
 
+# The request metadata keys an admission travels in (``Admission.metadata``).
+METADATA_KEYS = ("hold", "hold_expires", "holds", "tpm", "tpm_tokens")
+
 
 @dataclass(frozen=True, slots=True)
 class Admission:

@@ -3,7 +3,10 @@
 Envoy streams the entries of the requests the processor marked (``edge_ext:outcome``) to the
 workers' ext_proc servers, the same door as ext_proc itself (docs/security.md), many entries per
 message, one stream per Envoy worker thread. Each entry becomes a plain ``Outcome`` for the
-policy (edge_ext.policy.outcome), in the order Envoy sent them. The channel is lossy by design
+policy (edge_ext.policy.outcome), in the order Envoy sent them; the entries of one message are
+one batch (``OutcomeStep.apply_all``), and their metrics are recorded together. Only what the
+policy reads is converted: the metadata keys it knows, the four timings, the flags at all only
+when one is set. The channel is lossy by design
 (an entry on the wire when a worker dies is gone, and Envoy counts it as written): the policy's
 due holds account for those.
 """
@@ -12,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import grpc
 
@@ -20,11 +24,15 @@ from edge_ext.extproc.convert import METADATA_NAMESPACE
 from edge_ext.extproc.pb import accesslog_pb2 as pb
 from edge_ext.extproc.pb import als_service_pb2_grpc
 from edge_ext.envoy_config.outcomes import SERVED_TAG, USAGE_NAMESPACE
+from edge_ext.usage import READERS
 from edge_ext.metrics import WorkerMetrics
-from edge_ext.policy.outcome import Outcome
+from edge_ext.policy.outcome import ROUTE_KEYS, Outcome
 from edge_ext.policy.state import StreamState
 
 log = logging.getLogger("edge_ext.outcomes")
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+# Every number Envoy's json_to_metadata may have extracted (edge_ext.envoy_config.outcomes).
+USAGE_KEYS = tuple(dict.fromkeys(key for reader in READERS.values() for key in reader.paths))
 
 # ResponseFlags fields -> Envoy's short flags, as edge_ext.routing.failures reads them.
 _FLAGS = (("upstream_connection_failure", "UF"), ("no_healthy_upstream", "UH"), ("upstream_request_timeout", "UT"),
@@ -34,44 +42,72 @@ _FLAGS = (("upstream_connection_failure", "UF"), ("no_healthy_upstream", "UH"), 
           ("upstream_retry_limit_exceeded", "URX"), ("overload_manager", "OM"))
 
 
+def _flags(flags: pb.ResponseFlags) -> str:
+    # Most entries have none: one call lists the flags set (none), instead of reading all 14.
+    raised = flags.ListFields()
+    if not raised:
+        return ""
+    names = {descriptor.name for descriptor, value in raised if value}
+    return ",".join(short for name, short in _FLAGS if name in names)
+
+
 def _seconds(common: pb.AccessLogCommon, name: str) -> float | None:
-    return getattr(common, name).ToTimedelta().total_seconds() if common.HasField(name) else None
+    if not common.HasField(name):
+        return None
+    duration = getattr(common, name)
+    return duration.seconds + duration.nanos * 1e-9
 
 
 def _between(start: float | None, end: float | None) -> float | None:
     return end - start if start is not None and end is not None and end >= start else None
 
 
+def _strings(struct, keys: tuple[str, ...]) -> dict[str, str]:
+    # Looked up one by one: iterating a protobuf map builds a Python object per entry, and the
+    # metadata holds more (cache status, grants) than the outcome reads. (``in`` then ``[]``:
+    # the map's ``get`` raises and catches KeyError for every key that is absent.)
+    fields = struct.fields
+    return {key: fields[key].string_value for key in keys if key in fields}
+
+
+def _numbers(struct) -> dict[str, float]:
+    fields = struct.fields
+    return {key: value.number_value for key in USAGE_KEYS
+            if key in fields and (value := fields[key]).WhichOneof("kind") == "number_value"}
+
+
 def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
     common, response = entry.common_properties, entry.response
-    flags = common.response_flags
     metadata = common.metadata.filter_metadata
-    route = metadata[METADATA_NAMESPACE] if METADATA_NAMESPACE in metadata else None
-    usage = metadata[USAGE_NAMESPACE] if USAGE_NAMESPACE in metadata else None
     sent = _seconds(common, "time_to_first_upstream_tx_byte")
     # From the request's last byte, where the response phases' clock starts too (the processor
     # routes it then): least-latency compares samples of both paths.
     received = _seconds(common, "time_to_last_rx_byte")
+    headers = response.response_headers
+    route = metadata[METADATA_NAMESPACE] if METADATA_NAMESPACE in metadata else None
+    usage = metadata[USAGE_NAMESPACE] if USAGE_NAMESPACE in metadata else None
+    # Positional, in Outcome's field order: a tuple built from keywords goes through a dict.
     return Outcome(
-        request_id=entry.request.request_id,
-        status=response.response_code.value if response.HasField("response_code") else 0,
-        details=response.response_code_details,
-        flags=",".join(short for name, short in _FLAGS if getattr(flags, name)),
-        served=common.custom_tags.get(SERVED_TAG, ""),
-        attempts=common.upstream_request_attempt_count,
-        upstream_ttfb_s=_between(received if received is not None else sent, _seconds(common, "time_to_first_upstream_rx_byte")),
-        duration_s=_between(sent, _seconds(common, "time_to_last_upstream_rx_byte")),
-        response_bytes=response.response_body_bytes,
-        retry_after=response.response_headers.get("retry-after"),
-        limits={k: v for k, v in response.response_headers.items() if k != "retry-after"},
-        usage={k: v.number_value for k, v in usage.fields.items() if v.WhichOneof("kind") == "number_value"} if usage else {},
-        route={k: v.string_value for k, v in route.fields.items()} if route else {},
+        entry.request.request_id,
+        response.response_code.value if response.HasField("response_code") else 0,
+        response.response_code_details,
+        _flags(common.response_flags),
+        common.custom_tags.get(SERVED_TAG, ""),
+        common.upstream_request_attempt_count,
+        _between(received if received is not None else sent, _seconds(common, "time_to_first_upstream_rx_byte")),
+        _between(sent, _seconds(common, "time_to_last_upstream_rx_byte")),
+        response.response_body_bytes,
+        headers.get("retry-after") if headers else None,
+        # The rate-limit headers, the only others logged (edge_ext.envoy_config.outcomes).
+        {k: v for k, v in headers.items() if k != "retry-after"} if headers else _NO_HEADERS,
+        _numbers(usage) if usage is not None else {},
+        _strings(route, ROUTE_KEYS) if route is not None else {},
     )
 
 
 class AccessLogService(als_service_pb2_grpc.AccessLogServiceServicer):
-    def __init__(self, on_outcome: Callable[[Outcome], StreamState | None], metrics: WorkerMetrics):
-        self._on_outcome, self._metrics = on_outcome, metrics
+    def __init__(self, on_outcomes: Callable[[Sequence[Outcome]], list[StreamState | None]], metrics: WorkerMetrics):
+        self._on_outcomes, self._metrics = on_outcomes, metrics
         self._draining = asyncio.Event()
 
     def drain(self) -> None:
@@ -92,24 +128,27 @@ class AccessLogService(als_service_pb2_grpc.AccessLogServiceServicer):
                 message = read.result()
                 if message is grpc.aio.EOF:
                     break
-                for entry in message.http_logs.log_entry:
-                    self._apply(entry)
+                self._apply(message.http_logs.log_entry)
         finally:
             drained.cancel()
         return pb.StreamAccessLogsResponse()
 
-    def _apply(self, entry: pb.HTTPAccessLogEntry) -> None:
-        try:
-            outcome = outcome_of(entry)
-            st = self._on_outcome(outcome)
-        except Exception as exc:  # noqa: BLE001 - one bad entry must not drop the rest of the batch
-            log.error("outcome of request %s not applied: %s", entry.request.request_id or "-", type(exc).__name__)
+    def _apply(self, entries) -> None:
+        """One message's entries, as one batch: converted, applied in order, then their metrics."""
+        outcomes = []
+        for entry in entries:
+            try:
+                outcomes.append(outcome_of(entry))
+            except Exception as exc:  # noqa: BLE001 - one bad entry must not drop the rest of the batch
+                log.error("outcome of request %s not applied: %s", entry.request.request_id or "-", type(exc).__name__)
+        if not outcomes:
             return
-        if st is None:
-            return
-        # The metrics the response phases would have recorded, on the outcome's own timings.
-        st.routed_at = 1.0
-        if outcome.upstream_ttfb_s is not None:
-            self._metrics.on_first_byte(st, 1.0 + outcome.upstream_ttfb_s)
-        self._metrics.on_finish(st, 1.0 + (outcome.duration_s or 0.0))
-
+        finished = []
+        for outcome, st in zip(outcomes, self._on_outcomes(outcomes)):
+            if st is not None:
+                # The metrics the response phases would have recorded, on the outcome's own timings.
+                st.routed_at = 1.0
+                ttfb = outcome.upstream_ttfb_s
+                finished.append((st, None if ttfb is None else 1.0 + ttfb, 1.0 + (outcome.duration_s or 0.0)))
+        if finished:
+            self._metrics.on_outcomes(finished)

@@ -143,7 +143,7 @@ async def build_server(config: Config, index: int, address: str, span_exporter=N
         ExternalProcessor(deps.driver, deps.metrics, deps.clock, tracer), server
     )
     # Envoy's access log brings the outcomes of 2-message requests (edge_ext.extproc.access_log).
-    outcomes = AccessLogService(deps.driver.outcome, deps.metrics)
+    outcomes = AccessLogService(deps.driver.outcomes, deps.metrics)
     als_service_pb2_grpc.add_AccessLogServiceServicer_to_server(outcomes, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

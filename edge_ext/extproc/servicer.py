@@ -122,10 +122,17 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                 if response.HasField("immediate_response"):
                     break
                 request = await anext(requests, None)
+            if request is not None:
+                # Left before Envoy's end of stream (the reply ends it): gRPC's request generator
+                # is closed here. Left to the collector, asyncio would close it later through a
+                # task of its own and a thread-safe wake-up of the loop, for every such request.
+                aclose = getattr(requests, "aclose", None)
+                if aclose is not None:
+                    await aclose()
         finally:
             # Every stream ends here, answered, failed or cancelled by Envoy.
             driver.end(st)
-            metrics.requests.labels(outcome=st.outcome or "none", provider=st.provider or "none").inc()
+            metrics.requests.child((st.outcome or "none", st.provider or "none")).inc()
             metrics.on_finish(st, clock())
             if span is not None:
                 end_request_span(span, st)

@@ -9,13 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from edge_ext.cost.calc import CostResult, cost_of
+from edge_ext.cost.calc import CostResult, cost, cost_of
 from edge_ext.cost.estimate import DeliveredText, estimated_usage
-from edge_ext.cost.pricing import PriceTable
+from edge_ext.cost.pricing import Price, PriceTable
 from edge_ext.sse import SSEParser
 from edge_ext.usage import READERS, StreamUsage, Usage
 
 log = logging.getLogger("edge_ext.cost")
+
+_PRICES_KEPT = 1024
 
 
 def _payload(data: str) -> dict | None:
@@ -121,9 +123,22 @@ class Accounting:
         self._prices = prices
         self._on_charge, self._on_saved = on_charge, on_saved
         self._warned: set[str] = set()
+        # Each upstream model's price, resolved once (normalising the name takes a regex): the
+        # names come from the config and the processor's own metadata, a bounded set.
+        self._price_of: dict[str, Price | None] = {}
+
+    def _price(self, model: str) -> Price | None:
+        try:
+            return self._price_of[model]
+        except KeyError:
+            if len(self._price_of) >= _PRICES_KEPT:
+                self._price_of.clear()
+            price = self._price_of[model] = self._prices.price(model)
+            return price
 
     def charge(self, provider: str, upstream_model: str, usage: Usage, estimated: bool = False) -> Charge:
-        result = cost_of(usage, upstream_model, self._prices)
+        price = self._price(upstream_model)
+        result = CostResult(cost(usage, price), True) if price is not None else CostResult.unpriced()
         if not result.priced and upstream_model not in self._warned:
             # Never silently zero: the metric counts every one, the log names the model once.
             self._warned.add(upstream_model)

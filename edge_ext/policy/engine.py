@@ -110,7 +110,8 @@ class Policy:
         self.on_response_body = answer.on_body
         self._settle = answer.on_stream_end
         # The response phases of 2-message requests, from their outcomes (any worker's).
-        self.on_outcome = OutcomeStep(self._router, latency, accounting, self._wall).apply
+        outcomes = OutcomeStep(self._router, latency, accounting, self._wall)
+        self.on_outcome, self.on_outcomes = outcomes.apply, outcomes.apply_all
         # What each need's result continues with.
         self._resume = {FetchKey: self._keyed, Admit: self._admitted, ScanPrompt: self._scanned,
                         SemanticLookUp: self._semantic_found}

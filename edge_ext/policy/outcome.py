@@ -8,8 +8,11 @@ request's edge_ext metadata (provider, model, plan, reservations). Pure like the
 policy; the metrics are the servicer's, and the settlement is left as an effect for the driver.
 
 Bounds (docs/envoy.md): an outcome arrives one flush interval (``accounting.outcome_flush_ms``)
-after the answer, plus the worker's own queue. Outcomes of one batch are applied in order, each
-counted on its breaker as the response phase would have counted it. An outcome lost on the way
+after the answer, plus the worker's own queue. Outcomes of one batch (one access log message)
+are applied together and in order: each is counted on its breaker, one by one, as the response
+phase would have counted it; their latency samples are folded, in the same order, once the
+batch is done (one lock of the shared averages per batch, the same averages); their
+settlements leave as effects the driver writes together. An outcome lost on the way
 (a worker killed with entries in flight) settles nothing: its budget holds are due holds, charged
 as estimated when they expire (edge_ext.cost.ledger_api), its tokens-per-minute reservation stays
 counted, and a half-open probe slot it held is freed by the breaker's own probe timeout.
@@ -17,15 +20,16 @@ counted, and a half-open probe slot it held is freed by the breaker's own probe 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.apis.openai import OPENAI
 from edge_ext.apis.operations import billed
 from edge_ext.auth import Caller
-from edge_ext.cost.admitted import Admission
+from edge_ext.cost.admitted import METADATA_KEYS, Admission
 from edge_ext.cost.calc import estimate_input_tokens
 from edge_ext.message import ChatRequest
 from edge_ext.policy.accounting import Accounting, Charge
@@ -39,10 +43,18 @@ from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
 from edge_ext.usage import READERS, Usage
 
+log = logging.getLogger("edge_ext.outcomes")
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One finished request as Envoy logged it. Times in seconds; None where Envoy had none."""
+_EMPTY: Mapping = MappingProxyType({})
+# The request metadata an outcome is settled from: what ``hand_over`` and routing wrote, as this
+# module and the admission read it (the access log reads only these keys).
+ROUTE_KEYS = ("outcome", "provider", "model", "plan", "api", "upstream_model", "key_id", "tenant", "est_in", "billed",
+              "refused", "refusal_fallback", *METADATA_KEYS)
+
+
+class Outcome(NamedTuple):
+    """One finished request as Envoy logged it. Times in seconds; None where Envoy had none.
+    A tuple: a batch makes one per entry, and a tuple is the cheapest record to build."""
 
     request_id: str
     status: int  # 0: no response was sent (client gone before it)
@@ -55,10 +67,10 @@ class Outcome:
     response_bytes: int = 0
     retry_after: str | None = None
     # The provider's rate-limit headers Envoy logged (edge_ext.routing.ratelimits.HEADERS).
-    limits: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = _EMPTY
     # Envoy's extraction of the answer's usage (numbers), and the processor's own metadata.
-    usage: Mapping[str, float] = field(default_factory=dict)
-    route: Mapping[str, str] = field(default_factory=dict)
+    usage: Mapping[str, float] = _EMPTY
+    route: Mapping[str, str] = _EMPTY
 
 
 def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
@@ -125,6 +137,26 @@ class OutcomeStep:
         """Breakers, latency, failover, cost and budgets for one outcome; returns the request as
         its response phases would have left it (for metrics; its effects hold the settlement),
         or None when it is not ours."""
+        return self.apply_all((outcome,))[0]
+
+    def apply_all(self, outcomes: Sequence[Outcome]) -> list[StreamState | None]:
+        """``apply`` for each outcome of one batch, in order. The breakers see every outcome as
+        it comes; the latency samples are folded once the batch is done, in order (nothing reads
+        the averages in between: the batch runs without a pause of the event loop). An outcome
+        that fails is logged and left out (None), never the rest of its batch."""
+        samples: list[tuple[str, float]] = []
+        done: list[StreamState | None] = []
+        for outcome in outcomes:
+            try:
+                done.append(self._apply(outcome, samples))
+            except Exception as exc:  # noqa: BLE001 - one bad entry must not drop the rest of the batch
+                log.error("outcome of request %s not applied: %s", outcome.request_id or "-", type(exc).__name__)
+                done.append(None)
+        if samples and self._latency is not None:
+            self._latency.observe_all(samples)
+        return done
+
+    def _apply(self, outcome: Outcome, samples: list[tuple[str, float]]) -> StreamState | None:
         route = outcome.route
         first, model = route.get("provider", ""), route.get("model", "")
         if route.get("outcome") != "1" or not first:
@@ -143,9 +175,8 @@ class OutcomeStep:
                 self._router.observe_limits(served, outcome.limits)
         else:
             self._router.release(served)  # no verdict: a half-open probe slot is given back
-        if (self._latency is not None and outcome.details == "via_upstream" and not retried
-                and outcome.upstream_ttfb_s is not None):
-            self._latency.observe(served, outcome.upstream_ttfb_s)
+        if outcome.details == "via_upstream" and not retried and outcome.upstream_ttfb_s is not None:
+            samples.append((served, outcome.upstream_ttfb_s))
         st = self._stream(outcome, served, retried, model)
         if refused:
             st.refused, st.refusal_fallback = first, refused

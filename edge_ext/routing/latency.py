@@ -7,6 +7,7 @@ dominate so a provider that recovers (or degrades) shows within a handful of req
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -18,6 +19,10 @@ class LatencySink(Protocol):
     """Where the policy reports a provider's time to first byte (LatencyTracker, SharedLatencyTracker)."""
 
     def observe(self, provider: str, seconds: float) -> None: ...
+
+    def observe_all(self, samples: Sequence[tuple[str, float]]) -> None:
+        """``observe`` for each (provider, seconds) in order: the same averages as one by one."""
+        ...
 
 
 def fold(previous: float | None, sample: float, alpha: float) -> float:
@@ -50,6 +55,10 @@ class LatencyTracker:
             return
         self._ewma[provider] = fold(self._ewma.get(provider), float(seconds), self.alpha)
         self._count[provider] = self._count.get(provider, 0) + 1
+
+    def observe_all(self, samples: Sequence[tuple[str, float]]) -> None:
+        for provider, seconds in samples:
+            self.observe(provider, seconds)
 
     def ewma(self, provider: str) -> float | None:
         return self._ewma.get(provider)

@@ -19,7 +19,7 @@ import mmap
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 _HEADER = struct.Struct("<8sIIQ")  # magic, slot size, capacity, generation
@@ -108,31 +108,46 @@ class RecordFile:
 
     def update(self, name: str, change: Callable[[tuple | None], tuple]) -> tuple:
         """Atomically replace ``name``'s record with ``change(current)`` (None when absent)."""
-        encoded = name.encode("utf-8")
-        if not 0 < len(encoded) < NAME_SIZE:
-            raise ValueError(f"record name must be 1-{NAME_SIZE - 1} bytes of UTF-8: {name!r}")
+        done = self.update_all({name: change})
+        if name not in done:
+            raise RecordFileFull(f"{self.path}: all {self._capacity} record slots are taken")
+        return done[name]
+
+    def update_all(self, changes: Mapping[str, Callable[[tuple | None], tuple]]) -> dict[str, tuple]:
+        """``update`` for several records under one lock, in order: the new records by name.
+        A new record past the file's capacity is not written, and missing from the result."""
+        encoded = {name: name.encode("utf-8") for name in changes}
+        for name, raw in encoded.items():
+            if not 0 < len(raw) < NAME_SIZE:
+                raise ValueError(f"record name must be 1-{NAME_SIZE - 1} bytes of UTF-8: {name!r}")
+        done: dict[str, tuple] = {}
         with self._locked(fcntl.LOCK_EX):
-            index = self._index.get(name)
-            if index is None:
-                self._rows()
+            changed = False
+            for name, change in changes.items():
                 index = self._index.get(name)
-            current = None
-            if index is None:
-                index = len(self._index)
-                if index >= self._capacity:
-                    raise RecordFileFull(f"{self.path}: all {self._capacity} record slots are taken")
-            else:
-                current = self._payload.unpack_from(self._mm, HEADER_SIZE + index * self._slot + NAME_SIZE)
-            new = change(current)
-            if new != current:
-                offset = HEADER_SIZE + index * self._slot
-                self._payload.pack_into(self._mm, offset + NAME_SIZE, *new)
-                if current is None:
-                    self._mm[offset + 1:offset + 1 + len(encoded)] = encoded
-                    self._mm[offset] = len(encoded)
-                    self._index[name] = index
+                if index is None:
+                    self._rows()
+                    index = self._index.get(name)
+                current = None
+                if index is None:
+                    index = len(self._index)
+                    if index >= self._capacity:
+                        continue
+                else:
+                    current = self._payload.unpack_from(self._mm, HEADER_SIZE + index * self._slot + NAME_SIZE)
+                new = done[name] = change(current)
+                if new != current:
+                    offset = HEADER_SIZE + index * self._slot
+                    self._payload.pack_into(self._mm, offset + NAME_SIZE, *new)
+                    if current is None:
+                        raw = encoded[name]
+                        self._mm[offset + 1:offset + 1 + len(raw)] = raw
+                        self._mm[offset] = len(raw)
+                        self._index[name] = index
+                    changed = True
+            if changed:
                 _GENERATION.pack_into(self._mm, _GENERATION_AT, self.generation() + 1)
-            return new
+        return done
 
     def close(self) -> None:
         with self._thread_lock:

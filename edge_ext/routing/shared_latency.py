@@ -3,7 +3,8 @@
 Same file mechanism as the local breaker store (``record_file``), its own file so that latency
 samples, which arrive on every request, do not invalidate the breakers' cached snapshot. Each
 sample is folded into the shared EWMA under the file lock (a few microseconds), so all workers
-rank providers by the same numbers; reads use a snapshot at most ``max_age`` old, since a
+rank providers by the same numbers; a batch of samples (``observe_all``, the outcomes of one
+access log message) takes the lock once for all of them. Reads use a snapshot at most ``max_age`` old, since a
 100 ms-old average ranks providers just as well.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Sequence
 
 from edge_ext.clock import Clock, monotonic
 from edge_ext.routing.latency import check_alpha, fold, valid_sample
@@ -44,6 +46,27 @@ class SharedLatencyTracker:
             self._snapshot[provider] = self._file.update(provider, change)
         except RecordFileFull:
             return  # past capacity the provider simply stays unmeasured, which ranks it first
+
+    def observe_all(self, samples: Sequence[tuple[str, float]]) -> None:
+        """Each sample folded in order, as ``observe`` one by one would, under one lock."""
+        by_provider: dict[str, list[float]] = {}
+        for provider, seconds in samples:
+            if valid_sample(seconds):
+                by_provider.setdefault(provider, []).append(float(seconds))
+        if not by_provider:
+            return
+        now = self._wall()
+        alpha = self.alpha
+
+        def change(row: tuple | None, batch: list[float]) -> tuple:
+            average, count = (None, 0) if row is None or row[1] == 0 else (row[0], row[1])
+            for sample in batch:
+                average = fold(average, sample, alpha)
+            return (average, count + len(batch), now)
+
+        changes = {provider: (lambda row, batch=batch: change(row, batch)) for provider, batch in by_provider.items()}
+        # Past the file's capacity a provider simply stays unmeasured, as with ``observe``.
+        self._snapshot.update(self._file.update_all(changes))
 
     def _rows(self) -> dict[str, tuple]:
         now = self._clock()
