@@ -18,8 +18,16 @@ fi
 # Lint first (pyflakes' rules and syntax errors, configured in pyproject.toml): a finding fails the run.
 .venv/bin/python -m ruff check --quiet .
 
+# Two processes by default (EDGE_EXT_TEST_WORKERS; 0 runs in this one): the e2e modules wait on
+# Envoy and the mock providers most of the time. --dist loadfile keeps each module, and so its
+# module-scoped edge, in one process.
+workers=${EDGE_EXT_TEST_WORKERS:-2}
 set +e
-.venv/bin/python -m pytest "$@"
+if [ "$workers" = "0" ]; then
+  .venv/bin/python -m pytest "$@"
+else
+  .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+fi
 code=$?
 set -e
 # pytest's 5 means "no tests collected": a run that tested nothing is a failure.
