@@ -29,6 +29,15 @@ def mock():
 
 
 @pytest.fixture(scope="module")
+def mocks():
+    """Two providers, for the routing tests: ``primary`` and ``secondary``."""
+    started = [start_mock("primary"), start_mock("secondary")]
+    yield started
+    for provider in started:
+        stop(provider.proc)
+
+
+@pytest.fixture(scope="module")
 def edge(tmp_path_factory, mock):
     tmp = tmp_path_factory.mktemp("edge")
     providers = [

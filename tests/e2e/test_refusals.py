@@ -6,18 +6,10 @@ import anthropic
 import openai
 import pytest
 
-from tests.support import edge_config, scrape_until, start_edge, start_mock, stop
+from tests.support import edge_config, scrape_until, start_edge, stop
 
 MESSAGES = [{"role": "user", "content": "something a policy refuses"}]
 REFUSE = {"headers": {"x-mock-refusal": "true"}, "count": -1}
-
-
-@pytest.fixture(scope="module")
-def mocks():
-    started = [start_mock("primary"), start_mock("secondary")]
-    yield started
-    for mock in started:
-        stop(mock.proc)
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-from tests.support import edge_config, http, scrape_until, start_edge, start_mock, stop, wait_until
+from tests.support import edge_config, http, scrape_until, start_edge, stop, wait_until
 
 MESSAGES = [{"role": "user", "content": "route me"}]
-
-
-@pytest.fixture(scope="module")
-def mocks():
-    started = [start_mock("primary"), start_mock("secondary")]
-    yield started
-    for mock in started:
-        stop(mock.proc)
 
 
 @pytest.fixture(autouse=True)
