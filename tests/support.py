@@ -203,3 +203,19 @@ def start_edge(tmp: Path, config: dict, env: dict | None = None, wait_ready: boo
             stop(proc)
             raise AssertionError("edge did not become ready:\n" + edge.log()) from None
     return edge
+
+
+def refused_as_unavailable(edge, mocks, messages) -> int:
+    """A chat request when no provider may serve it: a 503 ``provider_unavailable`` that calls no
+    provider. Returns its ``retry-after`` in seconds."""
+    import openai
+    import pytest
+
+    calls = sum(len(m.requests()) for m in mocks)
+    client = openai.OpenAI(base_url=f"{edge.url}/v1", api_key="sk-client", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="m", messages=messages)
+    assert info.value.status_code == 503
+    assert info.value.body["code"] == "provider_unavailable"
+    assert sum(len(m.requests()) for m in mocks) == calls
+    return int(info.value.response.headers["retry-after"])
