@@ -18,6 +18,11 @@ from edge_ext.usage import READERS, StreamUsage, Usage
 log = logging.getLogger("edge_ext.cost")
 
 _PRICES_KEPT = 1024
+# A cache hit's saved cost is the same every time its entry is served: parsing the answer again
+# for its usage was a third of a hit's processor work. Bounded by the bytes of the answers it
+# keeps alive (the L1 holds the same objects as long as they are served from it).
+_SAVED_KEPT_BYTES = 8 << 20
+_NOT_PRICED = object()
 
 
 def _payload(data: str) -> dict | None:
@@ -126,6 +131,10 @@ class Accounting:
         # Each upstream model's price, resolved once (normalising the name takes a regex): the
         # names come from the config and the processor's own metadata, a bounded set.
         self._price_of: dict[str, Price | None] = {}
+        # (api, model, answer) -> its saved cost; a body's hash is kept by the bytes object, so
+        # a hit on the same L1 entry is one lookup.
+        self._saved_of: dict[tuple[str, str, bytes], Decimal | object] = {}
+        self._saved_bytes = 0
 
     def _price(self, model: str) -> Price | None:
         try:
@@ -149,15 +158,27 @@ class Accounting:
 
     def saved(self, api: str, model: str, body: bytes) -> None:
         """A cache hit: the provider was not called; what it would have cost is saved."""
+        key = (api, model, body)
+        usd = self._saved_of.get(key)
+        if usd is None:
+            usd = self._saved_cost(api, model, body)
+            if self._saved_bytes + len(body) > _SAVED_KEPT_BYTES:
+                self._saved_of.clear()
+                self._saved_bytes = 0
+            self._saved_of[key] = usd
+            self._saved_bytes += len(body)
+        if usd is not _NOT_PRICED:
+            self._on_saved(model, usd)
+
+    def _saved_cost(self, api: str, model: str, body: bytes) -> Decimal | object:
         try:
             usage = READERS[api].body(json.loads(body))
         except (ValueError, KeyError, TypeError):
-            return
+            return _NOT_PRICED
         if usage is None:
-            return
+            return _NOT_PRICED
         result = cost_of(usage, model, self._prices)
-        if result.priced:
-            self._on_saved(model, result.usd)
+        return result.usd if result.priced else _NOT_PRICED
 
 
 def with_embedding(charge: Charge | None, embedding: Charge | None) -> Charge | None:

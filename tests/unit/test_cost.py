@@ -240,3 +240,37 @@ def test_requested_output_tokens(body, expected):
 
 def test_quantum():
     assert QUANTUM == D("1e-9")
+
+
+_ANSWER = b'{"id":"c","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":500}}'
+
+
+@pytest.mark.parametrize(
+    ("case", "api", "model", "body", "expected"),
+    [
+        ("priced answer", "openai", "gpt-4o-mini", _ANSWER, [Decimal("0.00045")] * 3),
+        ("unpriced model", "openai", "no-such-model", _ANSWER, []),
+        ("answer without usage", "openai", "gpt-4o-mini", b'{"id":"c","choices":[]}', []),
+        ("not json", "openai", "gpt-4o-mini", b"{", []),
+    ],
+)
+def test_a_hit_reports_what_it_saved_every_time_it_is_served(case, api, model, body, expected):
+    from edge_ext.policy.accounting import Accounting
+
+    seen = []
+    accounting = Accounting(load_pricing(), on_saved=lambda m, usd: seen.append(usd))
+    for _ in range(3):  # the second and third from what the first worked out
+        accounting.saved(api, model, body)
+    assert seen == expected, case
+
+
+def test_saved_costs_kept_are_bounded_by_the_bytes_of_their_answers(monkeypatch):
+    from edge_ext.policy import accounting as module
+
+    monkeypatch.setattr(module, "_SAVED_KEPT_BYTES", 2 * len(_ANSWER))
+    seen = []
+    accounting = module.Accounting(load_pricing(), on_saved=lambda m, usd: seen.append(usd))
+    for n in range(5):
+        accounting.saved("openai", "gpt-4o-mini", _ANSWER.replace(b'"c"', f'"{n}"'.encode()))
+        assert accounting._saved_bytes <= 2 * len(_ANSWER)
+    assert len(seen) == 5 and len(set(seen)) == 1
