@@ -52,6 +52,30 @@ def event_json(event: Event) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+class EndsOnce:
+    """The end of a stream translator, the same for every pair of APIs: once the stream has ended
+    (its last event or an error sent) nothing more is said, and a stream cut before that, by a
+    reset or by a close in good order alike, ends in the client API's error, never in a clean end
+    the client would take for a whole reply."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def _truncated(self) -> bytes:
+        """The client API's error event for a stream cut short."""
+        raise NotImplementedError
+
+    def finish(self, clean: bool) -> bytes:
+        if self.done:
+            return b""
+        return self._fail(self._truncated())
+
+    def _fail(self, frame: bytes) -> bytes:
+        """``frame`` as the stream's last word."""
+        self.done = True
+        return frame
+
+
 def dumps(value: Any) -> str:
     """Compact UTF-8 JSON, as both providers write it."""
     return _encoder.encode(value)
