@@ -102,8 +102,7 @@ class AnthropicToOpenAIStream(EndsOnce):
         block = payload.get("content_block") or {}
         kind = block.get("type")
         if kind == "text":
-            text = block.get("text")
-            return self._chunk({"content": text}) if text else b""
+            return self._text(block.get("text"))
         if kind == "tool_use":
             tool_index = len(self._tool_index)
             self._tool_index[payload.get("index")] = tool_index
@@ -116,8 +115,7 @@ class AnthropicToOpenAIStream(EndsOnce):
         delta = payload.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
-            text = delta.get("text")
-            return self._chunk({"content": text}) if text else b""
+            return self._text(delta.get("text"))
         if kind == "input_json_delta":
             tool_index = self._tool_index.get(payload.get("index"))
             piece = delta.get("partial_json")
@@ -127,6 +125,10 @@ class AnthropicToOpenAIStream(EndsOnce):
                 return b""
             return self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": piece}}]})
         return b""
+
+    def _text(self, text: Any) -> bytes:
+        # A text block opens empty; an empty text is no chunk.
+        return self._chunk({"content": text}) if text else b""
 
     def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         chunk: dict[str, Any] = {
