@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Iterator
 
 from ..sse import Event, encode
 
@@ -74,6 +74,17 @@ class EndsOnce:
         """``frame`` as the stream's last word."""
         self.done = True
         return frame
+
+
+def each_message(body: dict[str, Any], where: str) -> Iterator[tuple[str, Any, Any]]:
+    """A request's messages as (where, role, message): ``where`` formats a message's index the way
+    the client API names a parameter (OpenAI ``messages[{}]``, Anthropic ``messages.{}``); the role
+    is None for a message that is not an object."""
+    raw = body.get("messages")
+    if not isinstance(raw, list):
+        raise TranslationError("messages: expected an array of messages", "messages")
+    for i, message in enumerate(raw):
+        yield where.format(i), message.get("role") if isinstance(message, dict) else None, message
 
 
 def dumps(value: Any) -> str:
