@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import wire
-from .replies import FINISH_LENGTH, FINISH_REFUSAL, FINISH_STOP_SEQUENCE, FINISH_TOOL, ReplyKnobs, ReplyPlan
+from .replies import WIRE_FINISH, ReplyKnobs, ReplyPlan
 
 # Tool input JSON is streamed in slices that clients must concatenate.
 PARTIAL_JSON_SLICE_CHARS = 16
@@ -22,15 +22,7 @@ START_OUTPUT_TOKENS = 1
 
 
 def stop_reason(plan: ReplyPlan) -> str:
-    if plan.finish == FINISH_TOOL:
-        return "tool_use"
-    if plan.finish == FINISH_LENGTH:
-        return "max_tokens"
-    if plan.finish == FINISH_STOP_SEQUENCE:
-        return "stop_sequence"
-    if plan.finish == FINISH_REFUSAL:
-        return "refusal"
-    return "end_turn"
+    return WIRE_FINISH[plan.finish].anthropic
 
 
 @dataclass(slots=True)

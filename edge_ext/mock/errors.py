@@ -11,6 +11,8 @@ follow what the services send:
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from aiohttp import web
 
 from . import wire
@@ -50,6 +52,15 @@ _ANTHROPIC_DEFAULTS: dict[int, tuple[str, str]] = {
 }
 
 
+class ErrorFields(TypedDict, total=False):
+    """What an error says besides its status and message, passed through to ``error_body``
+    unchanged; one left out is the dialect's default for the status."""
+
+    type_: str | None
+    param: str | None
+    code: str | None
+
+
 class Dialect:
     """Shapes errors and correlation headers for one API family."""
 
@@ -76,19 +87,10 @@ class Dialect:
     def stream_error_frame(self, status: int, request_id: str = "") -> bytes:
         raise NotImplementedError
 
-    def error_response(
-        self,
-        status: int,
-        message: str | None = None,
-        *,
-        request_id: str = "",
-        type_: str | None = None,
-        param: str | None = None,
-        code: str | None = None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> web.Response:
+    def error_response(self, status: int, message: str | None = None, *, request_id: str = "",
+                       extra_headers: dict[str, str] | None = None, **fields: Unpack[ErrorFields]) -> web.Response:
         rid = request_id or self.new_request_id()
-        body = self.error_body(status, message, type_=type_, param=param, code=code, request_id=rid)
+        body = self.error_body(status, message, request_id=rid, **fields)
         headers = self.base_headers(rid)
         if extra_headers:
             headers.update(extra_headers)

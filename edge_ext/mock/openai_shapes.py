@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import wire
-from .replies import FINISH_LENGTH, FINISH_REFUSAL, FINISH_TOOL, ReplyKnobs, ReplyPlan
+from .replies import WIRE_FINISH, ReplyKnobs, ReplyPlan
 from .tokens import PromptCount
 
 # Tool-call arguments are streamed in fixed-size slices: real servers slice
@@ -37,14 +37,7 @@ def _pad_len(chunk: dict[str, Any]) -> int:
 
 
 def finish_reason(plan: ReplyPlan) -> str:
-    if plan.finish == FINISH_TOOL:
-        return "tool_calls"
-    if plan.finish == FINISH_LENGTH:
-        return "length"
-    if plan.finish == FINISH_REFUSAL:
-        return "content_filter"
-    # OpenAI reports a matched stop sequence as a plain "stop".
-    return "stop"
+    return WIRE_FINISH[plan.finish].openai
 
 
 def usage(prompt: PromptCount, plan: ReplyPlan, knobs: ReplyKnobs, n: int) -> dict[str, Any]:

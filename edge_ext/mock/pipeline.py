@@ -13,12 +13,12 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, Unpack
 
 from aiohttp import web
 
 from . import wire
-from .errors import Dialect
+from .errors import Dialect, ErrorFields
 from .faults import DROP_BEFORE_RESPONSE, DROP_MID_STREAM, FaultError, FaultQueue, FaultSpec, parse_headers
 from .ratelimits import RateLimitWindow
 from .recording import Recorder, headers_dict
@@ -63,26 +63,10 @@ class Exchange:
     def response_headers(self) -> dict[str, str]:
         return self.dialect.base_headers(self.request_id)
 
-    def error(
-        self,
-        status: int,
-        message: str | None = None,
-        *,
-        type_: str | None = None,
-        param: str | None = None,
-        code: str | None = None,
-        extra_headers: dict[str, str] | None = None,
-    ) -> web.Response:
+    def error(self, status: int, message: str | None = None, *, extra_headers: dict[str, str] | None = None,
+              **fields: Unpack[ErrorFields]) -> web.Response:
         self.state.recorder.finish(self.entry, status, "error")
-        return self.dialect.error_response(
-            status,
-            message,
-            request_id=self.request_id,
-            type_=type_,
-            param=param,
-            code=code,
-            extra_headers=extra_headers,
-        )
+        return self.dialect.error_response(status, message, request_id=self.request_id, extra_headers=extra_headers, **fields)
 
     async def json(self, body: Any, status: int = 200) -> web.StreamResponse:
         headers = self.response_headers()

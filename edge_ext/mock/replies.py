@@ -17,7 +17,7 @@ tests and caches see identical output for identical input:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from .tokens import count_completion, count_json, count_text
 
@@ -32,6 +32,22 @@ FINISH_LENGTH = "length"
 FINISH_STOP_SEQUENCE = "stop_sequence"
 FINISH_TOOL = "tool"
 FINISH_REFUSAL = "refusal"
+
+
+class WireFinish(NamedTuple):
+    openai: str  # Chat Completions finish_reason
+    anthropic: str  # Messages stop_reason
+
+
+# Each finish as the APIs name it, in one table so that no API misses one. OpenAI reports a matched
+# stop sequence as a plain "stop".
+WIRE_FINISH: dict[str, WireFinish] = {
+    FINISH_STOP: WireFinish("stop", "end_turn"),
+    FINISH_LENGTH: WireFinish("length", "max_tokens"),
+    FINISH_STOP_SEQUENCE: WireFinish("stop", "stop_sequence"),
+    FINISH_TOOL: WireFinish("tool_calls", "tool_use"),
+    FINISH_REFUSAL: WireFinish("content_filter", "refusal"),
+}
 
 
 class KnobError(ValueError):

@@ -192,29 +192,17 @@ def _extend_to_peer(r: BreakerRecord, e: BreakerEvent, now: float, s: BreakerSet
     return Step(replace(r, open_until=until) if until > r.open_until else r)
 
 
-_A, _S, _F = EventKind.ALLOW, EventKind.SUCCESS, EventKind.FAILURE
-_R, _X, _P = EventKind.RELEASE, EventKind.FORCE, EventKind.PEER_OPEN
-
-# Every (state, event) pair has an entry: a missing one is a bug, and test_breaker checks it.
+# The state table: a row a state, a column an event (EventKind's order). A row of the wrong length
+# fails at import (and test_breaker checks every state has one). In OPEN a late success of a request
+# admitted before opening proves little (_refuse).
+_TABLE: dict[BreakerState, tuple[Handler, ...]] = {
+    #         ALLOW                SUCCESS           FAILURE                 RELEASE         FORCE   PEER_OPEN
+    _CLOSED: (_admit,              _reset_failures,  _count_failure,         _refuse,        _force, _adopt_peer_open),
+    _OPEN:   (_half_open_when_due, _refuse,          _extend_on_retry_after, _refuse,        _force, _extend_to_peer),
+    _HALF:   (_admit_probe,        _probe_succeeded, _trip,                  _release_probe, _force, _adopt_peer_open),
+}
 TRANSITIONS: dict[tuple[BreakerState, EventKind], Handler] = {
-    (_CLOSED, _A): _admit,
-    (_CLOSED, _S): _reset_failures,
-    (_CLOSED, _F): _count_failure,
-    (_CLOSED, _R): _refuse,
-    (_CLOSED, _X): _force,
-    (_CLOSED, _P): _adopt_peer_open,
-    (_OPEN, _A): _half_open_when_due,
-    (_OPEN, _S): _refuse,  # a late success of a request admitted before opening proves little
-    (_OPEN, _F): _extend_on_retry_after,
-    (_OPEN, _R): _refuse,
-    (_OPEN, _X): _force,
-    (_OPEN, _P): _extend_to_peer,
-    (_HALF, _A): _admit_probe,
-    (_HALF, _S): _probe_succeeded,
-    (_HALF, _F): _trip,
-    (_HALF, _R): _release_probe,
-    (_HALF, _X): _force,
-    (_HALF, _P): _adopt_peer_open,
+    (state, kind): handler for state, row in _TABLE.items() for kind, handler in zip(EventKind, row, strict=True)
 }
 
 

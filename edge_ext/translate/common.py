@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Iterator
 
 from ..sse import Event, encode
 
@@ -50,6 +50,41 @@ def event_json(event: Event) -> dict[str, Any] | None:
     except ValueError:
         return None
     return payload if isinstance(payload, dict) else None
+
+
+class EndsOnce:
+    """The end of a stream translator, the same for every pair of APIs: once the stream has ended
+    (its last event or an error sent) nothing more is said, and a stream cut before that, by a
+    reset or by a close in good order alike, ends in the client API's error, never in a clean end
+    the client would take for a whole reply."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def _truncated(self) -> bytes:
+        """The client API's error event for a stream cut short."""
+        raise NotImplementedError
+
+    def finish(self, clean: bool) -> bytes:
+        if self.done:
+            return b""
+        return self._fail(self._truncated())
+
+    def _fail(self, frame: bytes) -> bytes:
+        """``frame`` as the stream's last word."""
+        self.done = True
+        return frame
+
+
+def each_message(body: dict[str, Any], where: str) -> Iterator[tuple[str, Any, Any]]:
+    """A request's messages as (where, role, message): ``where`` formats a message's index the way
+    the client API names a parameter (OpenAI ``messages[{}]``, Anthropic ``messages.{}``); the role
+    is None for a message that is not an object."""
+    raw = body.get("messages")
+    if not isinstance(raw, list):
+        raise TranslationError("messages: expected an array of messages", "messages")
+    for i, message in enumerate(raw):
+        yield where.format(i), message.get("role") if isinstance(message, dict) else None, message
 
 
 def dumps(value: Any) -> str:

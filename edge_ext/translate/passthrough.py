@@ -15,16 +15,16 @@ import json
 from typing import Any
 
 from ..sse import Event, encode
-from .common import sse_data
+from .common import EndsOnce, sse_data
 from .stream_to_openai import truncated_openai_error
 
 __all__ = ["OpenAIStreamPassthrough"]
 
 
-class OpenAIStreamPassthrough:
+class OpenAIStreamPassthrough(EndsOnce):
     def __init__(self, strip_usage: bool) -> None:
+        super().__init__()
         self.strip_usage = strip_usage
-        self.done = False
 
     def feed(self, event: Event) -> bytes:
         if self.done:
@@ -58,11 +58,5 @@ class OpenAIStreamPassthrough:
             return sse_data(chunk)
         return encode(event.event, json.dumps(chunk, ensure_ascii=False, separators=(",", ":")))
 
-    def finish(self, clean: bool) -> bytes:
-        """End of the upstream stream: silent after ``[DONE]`` or an error;
-        otherwise the reply is incomplete and the client gets an error chunk
-        rather than a stream that merely stops."""
-        if self.done:
-            return b""
-        self.done = True
+    def _truncated(self) -> bytes:
         return truncated_openai_error()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import TranslationError, parse_arguments
+from .common import TranslationError, each_message, parse_arguments
 
 __all__ = ["openai_to_anthropic_request", "DROPPED_PARAMS"]
 
@@ -154,12 +154,7 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
 def _messages(body: dict[str, Any]) -> tuple[list[Any], list[dict[str, Any]]]:
     system: list[Any] = []
     out: list[dict[str, Any]] = []
-    raw = body.get("messages")
-    if not isinstance(raw, list):
-        raise TranslationError("messages: expected an array of messages", "messages")
-    for i, message in enumerate(raw):
-        where = f"messages[{i}]"
-        role = message.get("role") if isinstance(message, dict) else None
+    for where, role, message in each_message(body, "messages[{}]"):
         if role in ("system", "developer"):
             system.append(message.get("content"))
         elif role == "user":

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import TranslationError, openai_content_and_calls
+from .common import TranslationError, each_message, openai_content_and_calls
 
 __all__ = ["anthropic_to_openai_request", "DROPPED_PARAMS"]
 
@@ -162,12 +162,7 @@ def anthropic_to_openai_request(body: dict[str, Any], *, model: str) -> dict[str
     messages: list[dict[str, Any]] = []
     if (system := _system(body.get("system"))) is not None:
         messages.append(system)
-    raw = body.get("messages")
-    if not isinstance(raw, list):
-        raise TranslationError("messages: expected a list of messages", "messages")
-    for i, message in enumerate(raw):
-        where = f"messages.{i}"
-        role = message.get("role") if isinstance(message, dict) else None
+    for where, role, message in each_message(body, "messages.{}"):
         if role == "user":
             messages.extend(_user(message, where))
         elif role == "assistant":

@@ -21,7 +21,7 @@ import copy
 from typing import Any, Iterator
 
 from ..sse import Event, encode
-from .common import event_json, sse_event
+from .common import EndsOnce, event_json, sse_event
 from .replay import CHARS_PER_WORD, _check, _slices, split_words
 from .stream_to_openai import TRUNCATED_MESSAGE
 
@@ -58,11 +58,11 @@ def truncated_responses_error(sequence_number: int) -> bytes:
                                "param": None, "sequence_number": sequence_number})
 
 
-class ResponsesStreamPassthrough:
+class ResponsesStreamPassthrough(EndsOnce):
     """Responses -> Responses: events re-emitted byte for byte; a cut stream ends in an error."""
 
     def __init__(self) -> None:
-        self.done = False
+        super().__init__()
         self._events = 0  # the next sequence number, as far as the client saw
 
     def feed(self, event: Event) -> bytes:
@@ -72,10 +72,7 @@ class ResponsesStreamPassthrough:
         self.done = event_type(event) in TERMINAL
         return encode(event.event, event.data)
 
-    def finish(self, clean: bool) -> bytes:
-        if self.done:
-            return b""
-        self.done = True
+    def _truncated(self) -> bytes:
         return truncated_responses_error(self._events)
 
 

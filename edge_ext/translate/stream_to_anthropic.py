@@ -19,12 +19,11 @@ Only choice 0 is translated: Anthropic has a single reply per message.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..sse import Event
 from ..usage import Usage, from_openai
-from .common import anthropic_id_from_openai, sse_event, stop_reason_from_finish_reason, tool_use_id
+from .common import EndsOnce, anthropic_id_from_openai, event_json, sse_event, stop_reason_from_finish_reason, tool_use_id
 from .errors import anthropic_error_object, anthropic_from_openai_error
 from .response import anthropic_usage_from_openai
 
@@ -37,15 +36,15 @@ def truncated_anthropic_error() -> bytes:
     return sse_event("error", anthropic_error_object(TRUNCATED_MESSAGE, "api_error"))
 
 
-class OpenAIToAnthropicStream:
+class OpenAIToAnthropicStream(EndsOnce):
     """``include_usage_strip``: send only ``output_tokens`` in the final
     ``message_delta`` usage, the shape older Anthropic clients know, instead
     of also repeating the cumulative input and cache totals."""
 
     def __init__(self, model: str, include_usage_strip: bool = False) -> None:
+        super().__init__()
         self.model = model
         self.include_usage_strip = include_usage_strip
-        self.done = False
         self._message_id = ""
         self._next_block = 0
         self._open_block: int | None = None
@@ -64,11 +63,8 @@ class OpenAIToAnthropicStream:
             return b""
         if event.data.strip() == "[DONE]":
             return self._end()
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            chunk = None
-        if not isinstance(chunk, dict):
+        chunk = event_json(event)
+        if chunk is None:
             return self._fail(sse_event("error", anthropic_error_object(
                 "The upstream stream sent an event that is not a JSON object.", "api_error")))
         if "error" in chunk and chunk["error"] is not None:
@@ -89,17 +85,9 @@ class OpenAIToAnthropicStream:
             out += self._end()
         return bytes(out)
 
-    def finish(self, clean: bool) -> bytes:
-        """End of the upstream stream. Without ``[DONE]`` (or a finish reason
-        and usage) the reply is incomplete, however the connection ended, and
-        the client gets an ``error`` event, never a ``message_stop``."""
-        if self.done:
-            return b""
-        return self._fail(truncated_anthropic_error())
-
-    def _fail(self, frame: bytes) -> bytes:
-        self.done = True
-        return frame
+    def _truncated(self) -> bytes:
+        # Without [DONE] (or a finish reason and usage): an error event, never a message_stop.
+        return truncated_anthropic_error()
 
     def _start(self, chunk: dict[str, Any]) -> bytes:
         self._message_id = anthropic_id_from_openai(chunk.get("id"), (self.model, chunk.get("created")))

@@ -22,12 +22,11 @@ Anthropic asks clients to do for forward compatibility.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..sse import Event
 from ..usage import StreamUsage, Usage
-from .common import DONE, finish_reason_from_stop_reason, openai_id_from_anthropic, sse_data
+from .common import DONE, EndsOnce, event_json, finish_reason_from_stop_reason, openai_id_from_anthropic, sse_data
 from .errors import openai_error_object, openai_from_anthropic_error
 from .response import openai_usage_from_anthropic
 
@@ -40,13 +39,13 @@ def truncated_openai_error() -> bytes:
     return sse_data(openai_error_object(TRUNCATED_MESSAGE, "api_error", "stream_truncated"))
 
 
-class AnthropicToOpenAIStream:
+class AnthropicToOpenAIStream(EndsOnce):
     def __init__(self, model: str, created: int, include_usage: bool) -> None:
+        super().__init__()
         self.model = model
         self.created = created
         self.include_usage = include_usage
         self.id = openai_id_from_anthropic(None, (model, created))
-        self.done = False
         self._started = False
         self._tool_index: dict[int, int] = {}
         self._usage = StreamUsage("anthropic")
@@ -60,11 +59,8 @@ class AnthropicToOpenAIStream:
     def feed(self, event: Event) -> bytes:
         if self.done:
             return b""
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
+        payload = event_json(event)
+        if payload is None:
             return self._fail(sse_data(openai_error_object(
                 "The upstream stream sent an event that is not a JSON object.", "api_error", "bad_upstream_stream")))
         kind = payload.get("type") or event.event
@@ -91,18 +87,9 @@ class AnthropicToOpenAIStream:
             return self._usage_chunk() + DONE
         return b""
 
-    def finish(self, clean: bool) -> bytes:
-        """End of the upstream stream. After ``message_stop`` (or an error)
-        there is nothing left to say. Otherwise the response is incomplete
-        whether the connection was reset (``clean=False``) or closed in good
-        order, and the client must not see a clean ``[DONE]``."""
-        if self.done:
-            return b""
-        return self._fail(truncated_openai_error())
-
-    def _fail(self, frame: bytes) -> bytes:
-        self.done = True
-        return frame
+    def _truncated(self) -> bytes:
+        # Never a clean [DONE] before message_stop.
+        return truncated_openai_error()
 
     def _start(self, message: dict[str, Any]) -> bytes:
         if self._started:
@@ -115,8 +102,7 @@ class AnthropicToOpenAIStream:
         block = payload.get("content_block") or {}
         kind = block.get("type")
         if kind == "text":
-            text = block.get("text")
-            return self._chunk({"content": text}) if text else b""
+            return self._text(block.get("text"))
         if kind == "tool_use":
             tool_index = len(self._tool_index)
             self._tool_index[payload.get("index")] = tool_index
@@ -129,8 +115,7 @@ class AnthropicToOpenAIStream:
         delta = payload.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
-            text = delta.get("text")
-            return self._chunk({"content": text}) if text else b""
+            return self._text(delta.get("text"))
         if kind == "input_json_delta":
             tool_index = self._tool_index.get(payload.get("index"))
             piece = delta.get("partial_json")
@@ -140,6 +125,10 @@ class AnthropicToOpenAIStream:
                 return b""
             return self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": piece}}]})
         return b""
+
+    def _text(self, text: Any) -> bytes:
+        # A text block opens empty; an empty text is no chunk.
+        return self._chunk({"content": text}) if text else b""
 
     def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         chunk: dict[str, Any] = {
