@@ -136,6 +136,37 @@ class WorkerMetrics:
         else:
             self.unpriced.child((model,)).inc()
 
+    def on_charges(self, charges: Iterable[tuple[str, str, Any]]) -> None:
+        """``on_charge`` for each (provider, model, charge) of a batch of outcomes: each series is
+        looked up once per label set, each counter added to once. The same samples."""
+        by_target: dict[tuple[str, str], list] = {}
+        for provider, model, charge in charges:
+            key = (provider, model)
+            (by_target.get(key) or by_target.setdefault(key, [])).append(charge)
+        for (provider, model), batch in by_target.items():
+            inputs, outputs = self.token_usage.child(("input", provider, model)), self.token_usage.child(("output", provider, model))
+            usd, unpriced = 0.0, 0
+            for charge in batch:
+                u = charge.usage
+                cached, written, reasoning = u.cached_input_tokens, u.cache_write_tokens, u.reasoning_tokens
+                inputs.observe(u.input_tokens + cached + written)
+                outputs.observe(u.output_tokens)
+                if cached:
+                    self.token_usage.child(("cached_input", provider, model)).observe(cached)
+                if written:
+                    self.token_usage.child(("cache_write", provider, model)).observe(written)
+                if reasoning:
+                    self.token_usage.child(("reasoning", provider, model)).observe(reasoning)
+                cost = charge.cost
+                if cost.priced:
+                    usd += float(cost.usd)
+                else:
+                    unpriced += 1
+            if len(batch) > unpriced:  # at least one priced: its series exists, even at $0
+                self.cost_usd.child((provider, model)).inc(usd)
+            if unpriced:
+                self.unpriced.child((model,)).inc(unpriced)
+
     def on_finish(self, st, now: float) -> None:
         """One request's figures once its stream ended (labels stay bounded: no ids, no keys)."""
         self.on_outcomes(((st, None, now),))

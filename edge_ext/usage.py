@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .sse import Event
@@ -76,41 +76,62 @@ def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
     return details if isinstance(details, dict) else {}
 
 
+# Each API's arithmetic on its counts (already checked by ``_count`` or ``_whole``), shared by the
+# readers of a JSON usage object and of Envoy's extraction of it.
+def _openai(prompt: int, cached: int, written: int, output: int, reasoning: int) -> Usage:
+    cached = min(cached, prompt)
+    written = min(written, prompt - cached)
+    return Usage(prompt - cached - written, output, cached, written, min(reasoning, output))
+
+
+def _anthropic(input_: int, output: int, cache_read: int, cache_creation: int, thinking: int) -> Usage:
+    return Usage(input_, output, cache_read, cache_creation, min(thinking, output))
+
+
+def _responses(prompt: int, cached: int, output: int, reasoning: int) -> Usage:
+    # The Responses API's input_tokens include the cached ones, as Chat Completions' prompt_tokens do.
+    cached = min(cached, prompt)
+    return Usage(prompt - cached, output, cached, 0, min(reasoning, output))
+
+
 def _openai_usage(usage: dict[str, Any]) -> Usage:
-    prompt = _count(usage.get("prompt_tokens"))
     prompt_details = _details(usage, "prompt_tokens_details")
-    cached = min(_count(prompt_details.get("cached_tokens")), prompt)
-    written = min(_count(prompt_details.get("cache_write_tokens")), prompt - cached)
-    output = _count(usage.get("completion_tokens"))
-    reasoning = min(_count(_details(usage, "completion_tokens_details").get("reasoning_tokens")), output)
-    return Usage(
-        input_tokens=prompt - cached - written,
-        output_tokens=output,
-        cached_input_tokens=cached,
-        cache_write_tokens=written,
-        reasoning_tokens=reasoning,
-    )
+    return _openai(_count(usage.get("prompt_tokens")), _count(prompt_details.get("cached_tokens")),
+                   _count(prompt_details.get("cache_write_tokens")), _count(usage.get("completion_tokens")),
+                   _count(_details(usage, "completion_tokens_details").get("reasoning_tokens")))
 
 
 def _anthropic_usage(usage: dict[str, Any]) -> Usage:
-    output = _count(usage.get("output_tokens"))
-    return Usage(
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=output,
-        cached_input_tokens=_count(usage.get("cache_read_input_tokens")),
-        cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
-        reasoning_tokens=min(_count(_details(usage, "output_tokens_details").get("thinking_tokens")), output),
-    )
+    return _anthropic(_count(usage.get("input_tokens")), _count(usage.get("output_tokens")),
+                      _count(usage.get("cache_read_input_tokens")), _count(usage.get("cache_creation_input_tokens")),
+                      _count(_details(usage, "output_tokens_details").get("thinking_tokens")))
 
 
 def _responses_usage(usage: dict[str, Any]) -> Usage:
-    # The Responses API's input_tokens include the cached ones, as Chat Completions' prompt_tokens do.
-    prompt = _count(usage.get("input_tokens"))
-    cached = min(_count(_details(usage, "input_tokens_details").get("cached_tokens")), prompt)
-    output = _count(usage.get("output_tokens"))
-    reasoning = min(_count(_details(usage, "output_tokens_details").get("reasoning_tokens")), output)
-    return Usage(input_tokens=prompt - cached, output_tokens=output, cached_input_tokens=cached,
-                 reasoning_tokens=reasoning)
+    return _responses(_count(usage.get("input_tokens")), _count(_details(usage, "input_tokens_details").get("cached_tokens")),
+                      _count(usage.get("output_tokens")), _count(_details(usage, "output_tokens_details").get("reasoning_tokens")))
+
+
+def _whole(extracted: Mapping[str, float], key: str) -> int:
+    # Envoy's extraction gives JSON numbers as doubles: a count is a whole, positive one (as
+    # ``_count`` reads the JSON itself; NaN and infinities fail both tests).
+    value = extracted.get(key, 0)
+    return int(value) if value > 0 and value % 1 == 0 else 0
+
+
+def _openai_extracted(x: Mapping[str, float]) -> Usage:
+    return _openai(_whole(x, "prompt_tokens"), _whole(x, "cached_tokens"), 0, _whole(x, "completion_tokens"),
+                   _whole(x, "reasoning_tokens"))
+
+
+def _anthropic_extracted(x: Mapping[str, float]) -> Usage:
+    return _anthropic(_whole(x, "input_tokens"), _whole(x, "output_tokens"), _whole(x, "cache_read_input_tokens"),
+                      _whole(x, "cache_creation_input_tokens"), 0)
+
+
+def _responses_extracted(x: Mapping[str, float]) -> Usage:
+    return _responses(_whole(x, "input_tokens"), _whole(x, "input_cached_tokens"), _whole(x, "output_tokens"),
+                      _whole(x, "output_reasoning_tokens"))
 
 
 def from_responses(body: dict[str, Any]) -> Usage | None:
@@ -255,12 +276,13 @@ class StreamUsage:
 class Reader:
     """How one API reports usage: in a whole JSON answer, in a stream's events, and where under
     "usage" each figure sits: the keys Envoy's json_to_metadata extracts on the 2-message path
-    (edge_ext.envoy_config.outcomes), put back into a usage object for ``body`` there
-    (edge_ext.policy.outcome)."""
+    (edge_ext.envoy_config.outcomes), and ``extracted``, which reads those keys' numbers as
+    ``body`` reads the same figures in place (edge_ext.policy.outcome)."""
 
     body: Callable[[dict[str, Any]], Usage | None]
     stream: Callable[[StreamUsage, dict[str, Any]], None]
     paths: dict[str, tuple[str, ...]]
+    extracted: Callable[[Mapping[str, float]], Usage]
 
 
 # One entry per API (keyed like edge_ext.apis.by_name.CLIENT_APIS): every reader of usage looks here.
@@ -268,15 +290,15 @@ READERS: dict[str, Reader] = {
     "openai": Reader(from_openai, StreamUsage._observe_openai,
                      {"prompt_tokens": ("prompt_tokens",), "completion_tokens": ("completion_tokens",),
                       "cached_tokens": ("prompt_tokens_details", "cached_tokens"),
-                      "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")}),
+                      "reasoning_tokens": ("completion_tokens_details", "reasoning_tokens")}, _openai_extracted),
     "anthropic": Reader(from_anthropic, StreamUsage._observe_anthropic,
                         {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
                          "cache_read_input_tokens": ("cache_read_input_tokens",),
-                         "cache_creation_input_tokens": ("cache_creation_input_tokens",)}),
+                         "cache_creation_input_tokens": ("cache_creation_input_tokens",)}, _anthropic_extracted),
     # input_tokens and output_tokens sit where Anthropic's do: Envoy's extraction of the two
     # keys serves both (edge_ext.envoy_config.outcomes keeps one rule per key).
     "responses": Reader(from_responses, StreamUsage._observe_responses,
                         {"input_tokens": ("input_tokens",), "output_tokens": ("output_tokens",),
                          "input_cached_tokens": ("input_tokens_details", "cached_tokens"),
-                         "output_reasoning_tokens": ("output_tokens_details", "reasoning_tokens")}),
+                         "output_reasoning_tokens": ("output_tokens_details", "reasoning_tokens")}, _responses_extracted),
 }

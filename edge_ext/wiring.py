@@ -188,7 +188,8 @@ def build_worker(config: Config, clock: Clock = monotonic, metrics: WorkerMetric
     # duration uses the monotonic clock.
     accounting = None
     if config.accounting.enabled:
-        accounting = Accounting(load_pricing(overrides=config.pricing), on_charge=metrics.on_charge, on_saved=metrics.on_saved)
+        accounting = Accounting(load_pricing(overrides=config.pricing), on_charge=metrics.on_charge, on_saved=metrics.on_saved,
+                                on_charges=metrics.on_charges)
     if not config.auth.on and config.auth.enabled is None:
         log.warning("auth is off: no client keys are configured, so every caller is trusted "
                     "(list auth.keys, or set auth.enabled: false to say so explicitly)")

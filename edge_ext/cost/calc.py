@@ -27,7 +27,9 @@ __all__ = [
     "ATTACHMENT_TOKENS",
     "CostResult",
     "QUANTUM",
+    "Rates",
     "cost",
+    "cost_at",
     "cost_of",
     "estimate_input_tokens",
     "requested_output_tokens",
@@ -70,6 +72,40 @@ def cost(usage: Usage, price: Price) -> Decimal:
             raise ValueError(f"token counts must be >= 0, got {usage!r}")
         total = _CONTEXT.add(total, _CONTEXT.multiply(Decimal(tokens), per_million))
     return _CONTEXT.divide(total, _PER_MILLION).quantize(QUANTUM, context=_CONTEXT)
+
+
+class Rates:
+    """One price as whole numbers: each figure times 10**``places``, the fewest places that keep
+    all four exact. ``cost_at`` then sums integers, with the rounding of ``cost``: the same
+    Decimal, for a fraction of its arithmetic (an outcome is priced per entry)."""
+
+    __slots__ = ("places", "input", "cached_input", "cache_write", "output", "price")
+
+    def __init__(self, price: Price):
+        figures = (price.input, price.cached_input, price.cache_write, price.output)
+        self.price = price
+        self.places = max(0, *(-figure.as_tuple().exponent for figure in figures))
+        self.input, self.cached_input, self.cache_write, self.output = (int(figure.scaleb(self.places, _CONTEXT))
+                                                                        for figure in figures)
+
+
+def cost_at(usage: Usage, rates: Rates) -> Decimal:
+    """``cost(usage, rates.price)``, in integers: nano-dollars are the sum over 10**(places - 3),
+    rounded half to even like ``cost``'s one quantization."""
+    i, c, w, o = usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens, usage.output_tokens
+    if i < 0 or c < 0 or w < 0 or o < 0:
+        raise ValueError(f"token counts must be >= 0, got {usage!r}")
+    total = i * rates.input + c * rates.cached_input + w * rates.cache_write + o * rates.output
+    # usd = total / 10**places / 10**6; in nano-dollars, total / 10**(places - 3).
+    shift = rates.places - 3
+    if shift <= 0:
+        nanos = total * 10 ** -shift
+    else:
+        nanos, rest = divmod(total, 10 ** shift)
+        half = 5 * 10 ** (shift - 1)
+        if rest > half or (rest == half and nanos & 1):
+            nanos += 1
+    return Decimal(nanos).scaleb(-9, _CONTEXT)
 
 
 def cost_of(usage: Usage, model: str, table: PriceTable) -> CostResult:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from edge_ext.cost.calc import CostResult, cost, cost_of
+from edge_ext.cost.calc import CostResult, Rates, cost_at, cost_of
 from edge_ext.cost.estimate import DeliveredText, estimated_usage
-from edge_ext.cost.pricing import Price, PriceTable
+from edge_ext.cost.pricing import PriceTable
 from edge_ext.sse import SSEParser
 from edge_ext.usage import READERS, StreamUsage, Usage
 
@@ -124,37 +124,53 @@ class Charge:
 
 class Accounting:
     def __init__(self, prices: PriceTable, on_charge: Callable[[str, str, Charge], None] = lambda p, m, c: None,
-                 on_saved: Callable[[str, Decimal], None] = lambda m, usd: None):
+                 on_saved: Callable[[str, Decimal], None] = lambda m, usd: None,
+                 on_charges: Callable[[Sequence[tuple[str, str, Charge]]], None] | None = None):
         self._prices = prices
         self._on_charge, self._on_saved = on_charge, on_saved
+        self._on_charges = on_charges
         self._warned: set[str] = set()
-        # Each upstream model's price, resolved once (normalising the name takes a regex): the
-        # names come from the config and the processor's own metadata, a bounded set.
-        self._price_of: dict[str, Price | None] = {}
+        # Each upstream model's price, resolved once (normalising the name takes a regex), as
+        # whole numbers (edge_ext.cost.calc.Rates): the names come from the config and the
+        # processor's own metadata, a bounded set.
+        self._rates_of: dict[str, Rates | None] = {}
         # (api, model, answer) -> its saved cost; a body's hash is kept by the bytes object, so
         # a hit on the same L1 entry is one lookup.
         self._saved_of: dict[tuple[str, str, bytes], Decimal | object] = {}
         self._saved_bytes = 0
 
-    def _price(self, model: str) -> Price | None:
+    def _rates(self, model: str) -> Rates | None:
         try:
-            return self._price_of[model]
+            return self._rates_of[model]
         except KeyError:
-            if len(self._price_of) >= _PRICES_KEPT:
-                self._price_of.clear()
-            price = self._price_of[model] = self._prices.price(model)
-            return price
+            if len(self._rates_of) >= _PRICES_KEPT:
+                self._rates_of.clear()
+            price = self._prices.price(model)
+            rates = self._rates_of[model] = Rates(price) if price is not None else None
+            return rates
 
     def charge(self, provider: str, upstream_model: str, usage: Usage, estimated: bool = False) -> Charge:
-        price = self._price(upstream_model)
-        result = CostResult(cost(usage, price), True) if price is not None else CostResult.unpriced()
-        if not result.priced and upstream_model not in self._warned:
+        charge = self.price(upstream_model, usage, estimated)
+        self._on_charge(provider, upstream_model, charge)
+        return charge
+
+    def price(self, upstream_model: str, usage: Usage, estimated: bool = False) -> Charge:
+        """``charge`` without its metrics: a batch of them is recorded by ``charged``."""
+        rates = self._rates(upstream_model)
+        result = CostResult(cost_at(usage, rates), True) if rates is not None else CostResult.unpriced()
+        if rates is None and upstream_model not in self._warned:
             # Never silently zero: the metric counts every one, the log names the model once.
             self._warned.add(upstream_model)
             log.warning("model %s has no price; its requests are counted as unpriced", upstream_model)
-        charge = Charge(usage, result, estimated)
-        self._on_charge(provider, upstream_model, charge)
-        return charge
+        return Charge(usage, result, estimated)
+
+    def charged(self, charges: Sequence[tuple[str, str, Charge]]) -> None:
+        """The metrics of a batch of charges made by ``price``: (provider, upstream model, charge)."""
+        if self._on_charges is not None:
+            self._on_charges(charges)
+        else:
+            for provider, model, charge in charges:
+                self._on_charge(provider, model, charge)
 
     def saved(self, api: str, model: str, body: bytes) -> None:
         """A cache hit: the provider was not called; what it would have cost is saved."""

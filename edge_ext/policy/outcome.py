@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from edge_ext.apis.base import ClientAPI
 from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.apis.openai import OPENAI
 from edge_ext.apis.operations import billed
@@ -76,17 +77,9 @@ class Outcome(NamedTuple):
 def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
     """The answer's usage in ``api``'s terms from Envoy's extraction; None when it had none."""
     reader = READERS[api]
-    parse, paths = reader.body, reader.paths
-    usage: dict[str, Any] = {}
-    for key, path in paths.items():
-        if key in extracted:
-            value = extracted[key]
-            node = usage
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-            # JSON numbers come back as doubles; edge_ext.usage counts integers only.
-            node[path[-1]] = int(value) if float(value).is_integer() and value >= 0 else -1
-    return parse({"usage": usage}) if usage else None
+    if not extracted or extracted.keys().isdisjoint(reader.paths):
+        return None
+    return reader.extracted(extracted)
 
 
 def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> bool:
@@ -127,89 +120,141 @@ def _billed_without_usage(outcome: Outcome) -> bool:
     return classify(outcome.status, outcome.details, outcome.flags) in (FailureKind.RESET, FailureKind.TIMEOUT)
 
 
+class Settled:
+    """A 2-message request as its response phases would have left it: the record metrics,
+    the driver and callers read, under ``StreamState``'s names. Built once per outcome: a
+    fraction of a whole ``StreamState``."""
+
+    __slots__ = ("request_id", "api", "model", "provider", "upstream_api", "upstream_model", "caller", "retried",
+                 "refused", "refusal_fallback", "response_status", "response_details", "attempts", "charge", "effects",
+                 "routed_at")
+    outcome, phase, same_api = "routed", Phase.ENDED, True
+
+    def __init__(self, request_id: str, api: ClientAPI, model: str, provider: str, upstream_api: str,
+                 upstream_model: str, caller: Caller, retried: tuple[str, ...], status: int, details: str, attempts: int):
+        self.request_id, self.api, self.model, self.provider = request_id, api, model, provider
+        self.upstream_api, self.upstream_model, self.caller, self.retried = upstream_api, upstream_model, caller, retried
+        self.response_status, self.response_details, self.attempts = status, details, attempts
+        self.refused = self.refusal_fallback = ""
+        self.charge: Charge | None = None
+        self.effects: list = []
+        self.routed_at = 0.0
+
+    def take_effects(self) -> list:
+        effects, self.effects = self.effects, []
+        return effects
+
+
+# Bounds of the step's lookups: keyed by names from the config and the processor's own metadata.
+_KEPT = 1024
+
+
 class OutcomeStep:
     def __init__(self, router: Router, latency: LatencySink | None, accounting: Accounting | None,
                  wall: Callable[[], float]):
         self._router, self._latency, self._accounting = router, latency, accounting
         self._wall = wall
+        # Per (served provider, client API, model): the upstream API and the model it was asked
+        # for; per (key id, tenant): the caller. Static for the router's life.
+        self._targets: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        self._callers: dict[tuple[str, str], Caller] = {}
 
-    def apply(self, outcome: Outcome) -> StreamState | None:
+    def apply(self, outcome: Outcome) -> Settled | None:
         """Breakers, latency, failover, cost and budgets for one outcome; returns the request as
         its response phases would have left it (for metrics; its effects hold the settlement),
         or None when it is not ours."""
         return self.apply_all((outcome,))[0]
 
-    def apply_all(self, outcomes: Sequence[Outcome]) -> list[StreamState | None]:
+    def apply_all(self, outcomes: Sequence[Outcome]) -> list[Settled | None]:
         """``apply`` for each outcome of one batch, in order. The breakers see every outcome as
         it comes; the latency samples are folded once the batch is done, in order (nothing reads
-        the averages in between: the batch runs without a pause of the event loop). An outcome
-        that fails is logged and left out (None), never the rest of its batch."""
+        the averages in between: the batch runs without a pause of the event loop), and so are
+        the charges' metrics. An outcome that fails is logged and left out (None), never the
+        rest of its batch."""
         samples: list[tuple[str, float]] = []
-        done: list[StreamState | None] = []
+        charges: list[tuple[str, str, Charge]] = []
+        done: list[Settled | None] = []
         for outcome in outcomes:
             try:
-                done.append(self._apply(outcome, samples))
+                done.append(self._apply(outcome, samples, charges))
             except Exception as exc:  # noqa: BLE001 - one bad entry must not drop the rest of the batch
                 log.error("outcome of request %s not applied: %s", outcome.request_id or "-", type(exc).__name__)
                 done.append(None)
         if samples and self._latency is not None:
             self._latency.observe_all(samples)
+        if charges:
+            self._accounting.charged(charges)
         return done
 
-    def _apply(self, outcome: Outcome, samples: list[tuple[str, float]]) -> StreamState | None:
+    def _apply(self, outcome: Outcome, samples: list[tuple[str, float]],
+               charges: list[tuple[str, str, Charge]]) -> Settled | None:
         route = outcome.route
-        first, model = route.get("provider", ""), route.get("model", "")
-        if route.get("outcome") != "1" or not first:
+        first = route.get("provider", "")
+        if not first or route.get("outcome") != "1":
             return None
         plan = tuple(filter(None, route.get("plan", "").split(","))) or (first,)
+        status, details = outcome.status, outcome.details
         served = served_by(plan, first, outcome.served, outcome.attempts)
         retried = tried_before(plan, first, served)
         refused = route.get("refusal_fallback", "") if route.get("refused") == first and retried == (first,) else ""
         if refused:
             retried = ()  # a refusal retried on the fallback group: an answer, not a failure
+        router = self._router
         for name in retried:
-            self._router.report_retried(name)
-        if outcome.status:
-            self._router.report(served, outcome.status, outcome.details, outcome.retry_after, outcome.flags)
-            if outcome.details == "via_upstream" and outcome.limits:
-                self._router.observe_limits(served, outcome.limits)
+            router.report_retried(name)
+        if status:
+            router.report(served, status, details, outcome.retry_after, outcome.flags)
+            if outcome.limits and details == "via_upstream":
+                router.observe_limits(served, outcome.limits)
         else:
-            self._router.release(served)  # no verdict: a half-open probe slot is given back
-        if outcome.details == "via_upstream" and not retried and outcome.upstream_ttfb_s is not None:
+            router.release(served)  # no verdict: a half-open probe slot is given back
+        if not retried and outcome.upstream_ttfb_s is not None and details == "via_upstream":
             samples.append((served, outcome.upstream_ttfb_s))
-        st = self._stream(outcome, served, retried, model)
+        st = self._settled(outcome, served, retried, route)
         if refused:
             st.refused, st.refusal_fallback = first, refused
         if self._accounting is not None and route.get("billed") != "0":
-            st.charge = self._charge(outcome, st)
-        admission = Admission.from_metadata(route)
-        if admission is not None:
-            st.effects.append(Settle(admission, st.charge))
+            charge = st.charge = self._charge(outcome, st)
+            if charge is not None:
+                charges.append((served, st.upstream_model, charge))
+        if "hold" in route or "tpm" in route:
+            admission = Admission.from_metadata(route)
+            if admission is not None:
+                st.effects.append(Settle(admission, st.charge))
         return st
 
-    def _stream(self, outcome: Outcome, served: str, retried: tuple[str, ...], model: str) -> StreamState:
-        route = outcome.route
-        provider = self._router.provider(served)
-        api = CLIENT_APIS.get(route.get("api", ""), OPENAI)
-        # The record of a finished request, as its response phases would have left it.
-        st = StreamState(started=0.0, api=api, phase=Phase.ENDED, request_id=outcome.request_id, model=model,
-                         provider=served, outcome="routed", retried=retried, response_status=outcome.status,
-                         response_details=outcome.details, attempts=max(outcome.attempts, 1))
-        adapter = adapter_for(provider.kind) if provider is not None else None
-        st.upstream_api = api.name if adapter is None or api.name in adapter.wire_apis else adapter.wire_api
-        found = self._router.attempt_model(model, served)
-        st.upstream_model = found[1] if found else route.get("upstream_model", model)
-        st.caller = Caller(route.get("key_id", ""), route.get("tenant", "default"), frozenset(), None)
-        return st
+    def _settled(self, outcome: Outcome, served: str, retried: tuple[str, ...], route: Mapping[str, str]) -> Settled:
+        model, api_name = route.get("model", ""), route.get("api", "")
+        api = CLIENT_APIS.get(api_name, OPENAI)
+        key = (served, api.name, model)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= _KEPT:
+                self._targets.clear()
+            provider = self._router.provider(served)
+            adapter = adapter_for(provider.kind) if provider is not None else None
+            found = self._router.attempt_model(model, served)
+            target = self._targets[key] = (api.name if adapter is None or api.name in adapter.wire_apis else adapter.wire_api,
+                                           found[1] if found else None)
+        upstream_api, upstream_model = target
+        who = (route.get("key_id", ""), route.get("tenant", "default"))
+        caller = self._callers.get(who)
+        if caller is None:
+            if len(self._callers) >= _KEPT:
+                self._callers.clear()
+            caller = self._callers[who] = Caller(who[0], who[1], frozenset(), None)
+        return Settled(outcome.request_id, api, model, served, upstream_api,
+                       upstream_model if upstream_model is not None else route.get("upstream_model", model), caller, retried,
+                       outcome.status, outcome.details, outcome.attempts if outcome.attempts > 1 else 1)
 
-    def _charge(self, outcome: Outcome, st: StreamState) -> Charge | None:
+    def _charge(self, outcome: Outcome, st: Settled) -> Charge | None:
         usage = usage_of(st.upstream_api, outcome.usage) if outcome.status == 200 else None
         if usage is not None:
-            return self._accounting.charge(st.provider, st.upstream_model, usage)
+            return self._accounting.price(st.upstream_model, usage)
         if not _billed_without_usage(outcome):
             return None
         # The prompt as estimated at admission, the answer's bytes as its text: the estimate an
         # answer cut short gets (edge_ext.cost.estimate), without the bodies.
         prompt = int(outcome.route.get("est_in", "0") or 0)
         estimate = Usage(input_tokens=prompt, output_tokens=-(-outcome.response_bytes // 4) if outcome.status == 200 else 0)
-        return self._accounting.charge(st.provider, st.upstream_model, estimate, estimated=True)
+        return self._accounting.price(st.upstream_model, estimate, estimated=True)

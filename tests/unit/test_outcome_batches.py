@@ -274,3 +274,105 @@ async def test_a_batchs_settlements_are_written_by_one_task_each_on_its_own(wind
 def test_outcome_is_a_plain_record():
     outcome = Outcome(request_id="r", status=200, details="via_upstream")
     assert outcome.usage == {} and outcome.route == {} and outcome.flags == ""
+
+
+# -- the outcome's arithmetic, against the reference one ------------------------------------------
+
+def _reference_usage_of(api: str, extracted: dict) -> Usage | None:
+    """The extraction put back into a usage object and read like the answer's own JSON."""
+    from edge_ext.usage import READERS
+
+    reader, usage = READERS[api], {}
+    for key, path in reader.paths.items():
+        if key in extracted:
+            node = usage
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            value = extracted[key]
+            node[path[-1]] = int(value) if float(value).is_integer() and value >= 0 else -1
+    return reader.body({"usage": usage}) if usage else None
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "responses"])
+@pytest.mark.parametrize("extracted", [
+    pytest.param({}, id="nothing"),
+    pytest.param({"prompt_tokens": 19.0, "completion_tokens": 9.0, "cached_tokens": 0.0, "reasoning_tokens": 0.0}, id="openai"),
+    pytest.param({"prompt_tokens": 10.0, "cached_tokens": 40.0, "completion_tokens": 5.0, "reasoning_tokens": 9.0},
+                 id="openai-parts-above-their-whole"),
+    pytest.param({"input_tokens": 10.0, "output_tokens": 4.0, "input_cached_tokens": 6.0, "output_reasoning_tokens": 3.0,
+                  "cache_read_input_tokens": 2.0, "cache_creation_input_tokens": 1.0}, id="anthropic-and-responses"),
+    pytest.param({"prompt_tokens": 1.5, "completion_tokens": -3.0, "input_tokens": float("nan"),
+                  "output_tokens": float("inf"), "cached_tokens": 1e20}, id="not-counts"),
+])
+def test_the_extracted_usage_reader_reads_like_the_answers_json(api, extracted):
+    from edge_ext.policy.outcome import usage_of
+
+    assert usage_of(api, extracted) == _reference_usage_of(api, extracted)
+
+
+def _prices():
+    import random
+
+    from edge_ext.cost.pricing import Price, load_pricing
+
+    table = load_pricing()
+    shipped = [table.price(m) for m in ("gpt-4o-mini", "gpt-4o", "claude-haiku-4-5", "text-embedding-3-small")]
+    rnd = random.Random(7)
+    made = [Price(input=Decimal(rnd.randrange(10**8)).scaleb(-places), output=Decimal(rnd.randrange(10**8)).scaleb(-places),
+                  cached_input=Decimal(rnd.randrange(10**5)).scaleb(-places), cache_write=Decimal(rnd.randrange(10**3)))
+            for places in (0, 2, 3, 4, 7, 12) for _ in range(5)]
+    return [p for p in shipped if p is not None] + made + [
+        Price(input=Decimal("1E+2"), output=Decimal("0"), cached_input=Decimal("0.000000000001"), cache_write=Decimal("5"))]
+
+
+def test_cost_in_whole_numbers_is_the_decimal_cost_to_the_digit():
+    import random
+
+    from edge_ext.cost.calc import Rates, cost, cost_at
+
+    rnd = random.Random(11)
+    for price in _prices():
+        rates = Rates(price)
+        for _ in range(100):
+            usage = Usage(*(rnd.choice((0, 1, 7, 500_000, rnd.randrange(10 ** rnd.randrange(1, 13)))) for _ in range(5)))
+            expected, got = cost(usage, price), cost_at(usage, rates)
+            assert got.as_tuple() == expected.as_tuple(), (price, usage)
+
+
+def test_cost_in_whole_numbers_refuses_negative_counts():
+    from edge_ext.cost.calc import Rates, cost_at
+
+    with pytest.raises(ValueError):
+        cost_at(Usage(input_tokens=-1), Rates(_prices()[0]))
+
+
+@pytest.mark.parametrize("charges", [
+    pytest.param([("oa", "m", Usage(12, 8), Decimal("0.000012"))], id="one"),
+    pytest.param([("oa", "m", Usage(12, 8, 3, 2, 1), Decimal("0.1")), ("an", "c", Usage(1, 2), None),
+                  ("oa", "m", Usage(0, 0), Decimal("0")), ("oa", "n", Usage(5, 5), Decimal("0.25")),
+                  ("an", "c", Usage(3, 4), None)], id="several-label-sets-priced-or-not"),
+])
+def test_metrics_of_a_batch_of_charges_are_those_of_one_at_a_time(charges):
+    one_by_one, batched = WorkerMetrics(), WorkerMetrics()
+    made = [(p, m, Charge(u, CostResult(usd, usd is not None))) for p, m, u, usd in charges]
+    for provider, model, charge in made:
+        one_by_one.on_charge(provider, model, charge)
+    batched.on_charges(made)
+    assert samples(batched) == samples(one_by_one)
+
+
+async def test_a_batchs_charges_reach_the_metrics_once_in_order():
+    from edge_ext.cost.pricing import load_pricing
+    from edge_ext.policy.accounting import Accounting
+    from edge_ext.policy.outcome import OutcomeStep
+
+    batches = []
+    accounting = Accounting(load_pricing(), on_charges=lambda charges: batches.append(list(charges)))
+    driver, _ = make_policy(MemoryLedger())
+    decisions = [(await routed(driver, chat()))[1] for _ in range(3)]
+    outcomes = [outcome_for(d, status=200, usage={"prompt_tokens": 5.0 + i, "completion_tokens": 1.0})
+                for i, d in enumerate(decisions)]
+    step = OutcomeStep(driver.policy.router, None, accounting, lambda: 0.0)
+    done = step.apply_all(outcomes)
+    assert len(batches) == 1 and [c for _, _, c in batches[0]] == [st.charge for st in done]
+    assert [c.usage.input_tokens for _, _, c in batches[0]] == [5, 6, 7]
