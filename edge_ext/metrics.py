@@ -173,62 +173,85 @@ class WorkerMetrics:
 
     def on_outcomes(self, finished: Iterable[tuple[Any, float | None, float]]) -> None:
         """``on_first_byte`` (when its time is not None) and ``on_finish`` for each (state, first
-        byte, end) of a batch of outcomes (edge_ext.extproc.access_log), or of one stream: every counter's
-        increments are summed per label set and added once, every histogram's series is looked
-        up once per label set. The same samples as one request at a time."""
+        byte, end) of a batch of outcomes (edge_ext.extproc.access_log), or of one stream. Requests
+        that finished alike (the same labels on every series they touch) are folded first, one
+        tuple each; then every counter is added to once per label set and every histogram's
+        series looked up once. The same samples as one request at a time."""
         counts: dict[tuple, float] = {}
         observed: dict[tuple, list[float]] = {}
+        # (provider, model, retried, refused, refusal fallback, status, translation, tenant,
+        # estimated, priced) -> [requests, durations, tokens, usd]
+        alike: dict[tuple, list] = {}
         for st, first_byte, now in finished:
             routed_at = st.routed_at
             if first_byte is not None and routed_at:
                 key = (self.time_to_first_token, (st.provider, st.model))
                 (observed.get(key) or observed.setdefault(key, [])).append(first_byte - routed_at)
-            outcome = st.outcome or "none"
-            if outcome in _AUTH_FAILURES:
-                key = (self.auth_failures, (outcome,))
-                counts[key] = counts.get(key, 0.0) + 1
-            elif outcome in _BUDGET_REFUSALS:
-                key = (self.budget_refusals, (outcome,))
-                counts[key] = counts.get(key, 0.0) + 1
+            outcome = st.outcome
+            if outcome != "routed":
+                outcome = outcome or "none"
+                if outcome in _AUTH_FAILURES:
+                    key = (self.auth_failures, (outcome,))
+                    counts[key] = counts.get(key, 0.0) + 1
+                elif outcome in _BUDGET_REFUSALS:
+                    key = (self.budget_refusals, (outcome,))
+                    counts[key] = counts.get(key, 0.0) + 1
             if not routed_at:
                 continue
-            provider = st.provider
-            for retried in st.retried:
-                key = (self.attempts, (retried, "retried"))
-                counts[key] = counts.get(key, 0.0) + 1
-            if st.retried:
-                key = (self.failovers, (st.retried[0], provider))
-                counts[key] = counts.get(key, 0.0) + 1
-            if st.refused:
-                key = (self.attempts, (st.refused, "refused"))
-                counts[key] = counts.get(key, 0.0) + 1
-                key = (self.refusal_fallbacks, (st.model, st.refusal_fallback))
-                counts[key] = counts.get(key, 0.0) + 1
-            if st.response_status:
-                key = (self.attempts, (provider, "answered"))
-                counts[key] = counts.get(key, 0.0) + 1
-                key = (self.responses, (provider, f"{st.response_status // 100}xx"))
-                counts[key] = counts.get(key, 0.0) + 1
-                key = (self.request_duration, (provider, st.model))
-                (observed.get(key) or observed.setdefault(key, [])).append(now - routed_at)
-            if not st.same_api:
-                key = (self.translations, (st.api.name, st.upstream_api))
-                counts[key] = counts.get(key, 0.0) + 1
-            charge = st.charge
+            status, charge = st.response_status, st.charge
+            translation = None if st.same_api else (st.api.name, st.upstream_api)
+            if charge is None:
+                shape = (st.provider, st.model, st.retried, st.refused, st.refusal_fallback, status, translation, None,
+                         False, False)
+            else:
+                cost = charge.cost
+                shape = (st.provider, st.model, st.retried, st.refused, st.refusal_fallback, status, translation,
+                         st.caller.tenant, charge.estimated, cost.priced)
+            group = alike.get(shape)
+            if group is None:
+                group = alike[shape] = [0, [], 0, 0.0]
+            group[0] += 1
+            if status:
+                group[1].append(now - routed_at)
             if charge is not None:
-                u, tenant = charge.usage, (st.caller.tenant,)
-                tokens = u.prompt_tokens + u.output_tokens
-                key = (self.tenant_tokens, tenant)
+                u = charge.usage
+                group[2] += u.input_tokens + u.cached_input_tokens + u.cache_write_tokens + u.output_tokens
+                if cost.priced:
+                    group[3] += float(cost.usd)
+        for shape, (n, durations, tokens, usd) in alike.items():
+            provider, model, retried, refused, fallback, status, translation, tenant, estimated, priced = shape
+            for name in retried:
+                key = (self.attempts, (name, "retried"))
+                counts[key] = counts.get(key, 0.0) + n
+            if retried:
+                key = (self.failovers, (retried[0], provider))
+                counts[key] = counts.get(key, 0.0) + n
+            if refused:
+                key = (self.attempts, (refused, "refused"))
+                counts[key] = counts.get(key, 0.0) + n
+                key = (self.refusal_fallbacks, (model, fallback))
+                counts[key] = counts.get(key, 0.0) + n
+            if status:
+                key = (self.attempts, (provider, "answered"))
+                counts[key] = counts.get(key, 0.0) + n
+                key = (self.responses, (provider, f"{status // 100}xx"))
+                counts[key] = counts.get(key, 0.0) + n
+                key = (self.request_duration, (provider, model))
+                (observed.get(key) or observed.setdefault(key, [])).extend(durations)
+            if translation is not None:
+                key = (self.translations, translation)
+                counts[key] = counts.get(key, 0.0) + n
+            if tenant is not None:
+                key = (self.tenant_tokens, (tenant,))
                 counts[key] = counts.get(key, 0.0) + tokens
-                if charge.estimated:
-                    key = (self.estimated_tokens, tenant)
+                if estimated:
+                    key = (self.estimated_tokens, (tenant,))
                     counts[key] = counts.get(key, 0.0) + tokens
-                if charge.cost.priced:
-                    usd = float(charge.cost.usd)
-                    key = (self.tenant_cost_usd, tenant)
+                if priced:
+                    key = (self.tenant_cost_usd, (tenant,))
                     counts[key] = counts.get(key, 0.0) + usd
-                    if charge.estimated:
-                        key = (self.estimated_cost_usd, tenant)
+                    if estimated:
+                        key = (self.estimated_cost_usd, (tenant,))
                         counts[key] = counts.get(key, 0.0) + usd
         for (family, labels), amount in counts.items():
             family.child(labels).inc(amount)

@@ -112,26 +112,29 @@ def _responses_usage(usage: dict[str, Any]) -> Usage:
                       _count(usage.get("output_tokens")), _count(_details(usage, "output_tokens_details").get("reasoning_tokens")))
 
 
-def _whole(extracted: Mapping[str, float], key: str) -> int:
-    # Envoy's extraction gives JSON numbers as doubles: a count is a whole, positive one (as
-    # ``_count`` reads the JSON itself; NaN and infinities fail both tests).
-    value = extracted.get(key, 0)
-    return int(value) if value > 0 and value % 1 == 0 else 0
-
-
+# Envoy's extraction gives JSON numbers as doubles: a count is a whole, positive one, as ``_count``
+# reads the JSON itself (NaN and infinities fail both tests). Inline: once per outcome and figure.
 def _openai_extracted(x: Mapping[str, float]) -> Usage:
-    return _openai(_whole(x, "prompt_tokens"), _whole(x, "cached_tokens"), 0, _whole(x, "completion_tokens"),
-                   _whole(x, "reasoning_tokens"))
+    get = x.get
+    p, c, o, r = get("prompt_tokens", 0), get("cached_tokens", 0), get("completion_tokens", 0), get("reasoning_tokens", 0)
+    return _openai(int(p) if p > 0 and p % 1 == 0 else 0, int(c) if c > 0 and c % 1 == 0 else 0, 0,
+                   int(o) if o > 0 and o % 1 == 0 else 0, int(r) if r > 0 and r % 1 == 0 else 0)
 
 
 def _anthropic_extracted(x: Mapping[str, float]) -> Usage:
-    return _anthropic(_whole(x, "input_tokens"), _whole(x, "output_tokens"), _whole(x, "cache_read_input_tokens"),
-                      _whole(x, "cache_creation_input_tokens"), 0)
+    get = x.get
+    i, o = get("input_tokens", 0), get("output_tokens", 0)
+    r, w = get("cache_read_input_tokens", 0), get("cache_creation_input_tokens", 0)
+    return _anthropic(int(i) if i > 0 and i % 1 == 0 else 0, int(o) if o > 0 and o % 1 == 0 else 0,
+                      int(r) if r > 0 and r % 1 == 0 else 0, int(w) if w > 0 and w % 1 == 0 else 0, 0)
 
 
 def _responses_extracted(x: Mapping[str, float]) -> Usage:
-    return _responses(_whole(x, "input_tokens"), _whole(x, "input_cached_tokens"), _whole(x, "output_tokens"),
-                      _whole(x, "output_reasoning_tokens"))
+    get = x.get
+    i, c = get("input_tokens", 0), get("input_cached_tokens", 0)
+    o, r = get("output_tokens", 0), get("output_reasoning_tokens", 0)
+    return _responses(int(i) if i > 0 and i % 1 == 0 else 0, int(c) if c > 0 and c % 1 == 0 else 0,
+                      int(o) if o > 0 and o % 1 == 0 else 0, int(r) if r > 0 and r % 1 == 0 else 0)
 
 
 def from_responses(body: dict[str, Any]) -> Usage | None:

@@ -42,24 +42,9 @@ _FLAGS = (("upstream_connection_failure", "UF"), ("no_healthy_upstream", "UH"), 
           ("upstream_retry_limit_exceeded", "URX"), ("overload_manager", "OM"))
 
 
-def _flags(flags: pb.ResponseFlags) -> str:
-    # Most entries have none: one call lists the flags set (none), instead of reading all 14.
-    raised = flags.ListFields()
-    if not raised:
-        return ""
+def _flags(raised) -> str:
     names = {descriptor.name for descriptor, value in raised if value}
     return ",".join(short for name, short in _FLAGS if name in names)
-
-
-def _seconds(common: pb.AccessLogCommon, name: str) -> float | None:
-    if not common.HasField(name):
-        return None
-    duration = getattr(common, name)
-    return duration.seconds + duration.nanos * 1e-9
-
-
-def _between(start: float | None, end: float | None) -> float | None:
-    return end - start if start is not None and end is not None and end >= start else None
 
 
 def _strings(struct, keys: tuple[str, ...]) -> dict[str, str]:
@@ -79,29 +64,51 @@ def _numbers(struct) -> dict[str, float]:
 def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
     common, response = entry.common_properties, entry.response
     metadata = common.metadata.filter_metadata
-    sent = _seconds(common, "time_to_first_upstream_tx_byte")
+    # Envoy's marks, in seconds from the request's start; None where it has none. One body, no
+    # helper calls: this runs once per entry.
+    has = common.HasField
+    if has("time_to_first_upstream_tx_byte"):
+        d = common.time_to_first_upstream_tx_byte
+        sent = d.seconds + d.nanos * 1e-9
+    else:
+        sent = None
     # From the request's last byte, where the response phases' clock starts too (the processor
     # routes it then): least-latency compares samples of both paths.
-    received = _seconds(common, "time_to_last_rx_byte")
+    if has("time_to_last_rx_byte"):
+        d = common.time_to_last_rx_byte
+        start = d.seconds + d.nanos * 1e-9
+    else:
+        start = sent
+    ttfb = duration = None
+    if start is not None and has("time_to_first_upstream_rx_byte"):
+        d = common.time_to_first_upstream_rx_byte
+        end = d.seconds + d.nanos * 1e-9
+        if end >= start:
+            ttfb = end - start
+    if sent is not None and has("time_to_last_upstream_rx_byte"):
+        d = common.time_to_last_upstream_rx_byte
+        end = d.seconds + d.nanos * 1e-9
+        if end >= sent:
+            duration = end - sent
     headers = response.response_headers
-    route = metadata[METADATA_NAMESPACE] if METADATA_NAMESPACE in metadata else None
-    usage = metadata[USAGE_NAMESPACE] if USAGE_NAMESPACE in metadata else None
+    # Most entries have no flag set: one call lists the flags set (none), instead of reading all 14.
+    raised = common.response_flags.ListFields()
     # Positional, in Outcome's field order: a tuple built from keywords goes through a dict.
     return Outcome(
         entry.request.request_id,
         response.response_code.value if response.HasField("response_code") else 0,
         response.response_code_details,
-        _flags(common.response_flags),
+        _flags(raised) if raised else "",
         common.custom_tags.get(SERVED_TAG, ""),
         common.upstream_request_attempt_count,
-        _between(received if received is not None else sent, _seconds(common, "time_to_first_upstream_rx_byte")),
-        _between(sent, _seconds(common, "time_to_last_upstream_rx_byte")),
+        ttfb,
+        duration,
         response.response_body_bytes,
         headers.get("retry-after") if headers else None,
         # The rate-limit headers, the only others logged (edge_ext.envoy_config.outcomes).
         {k: v for k, v in headers.items() if k != "retry-after"} if headers else _NO_HEADERS,
-        _numbers(usage) if usage is not None else {},
-        _strings(route, ROUTE_KEYS) if route is not None else {},
+        _numbers(metadata[USAGE_NAMESPACE]) if USAGE_NAMESPACE in metadata else {},
+        _strings(metadata[METADATA_NAMESPACE], ROUTE_KEYS) if METADATA_NAMESPACE in metadata else {},
     )
 
 

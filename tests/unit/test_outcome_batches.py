@@ -376,3 +376,24 @@ async def test_a_batchs_charges_reach_the_metrics_once_in_order():
     done = step.apply_all(outcomes)
     assert len(batches) == 1 and [c for _, _, c in batches[0]] == [st.charge for st in done]
     assert [c.usage.input_tokens for _, _, c in batches[0]] == [5, 6, 7]
+
+
+def _refused_on(st: StreamState, fallback: str) -> StreamState:
+    st.refused, st.refusal_fallback = "oa", fallback
+    return st
+
+
+def test_metrics_of_requests_that_finished_alike_are_folded_to_the_same_samples():
+    unpriced = state()
+    unpriced.charge = Charge(Usage(input_tokens=3, output_tokens=1), CostResult.unpriced(), False)
+    finished = [(state(), 1.2, 1.5), (state(), 1.1, 1.7), (_refused_on(state(provider="an"), "safe"), 1.3, 1.4),
+                (state(retried=("an", "oa")), 1.2, 1.3), (unpriced, None, 1.9), (state(), 1.2, 1.5),
+                (_refused_on(state(provider="an"), "safe"), None, 1.6), (state(status=503, charge=False), None, 1.1),
+                (state(estimated=True, same_api=False), 1.05, 1.06), (state(outcome="budget_exceeded", routed_at=0.0), None, 1.0)]
+    one_by_one, batched = WorkerMetrics(), WorkerMetrics()
+    for st, first_byte, end in finished:
+        if first_byte is not None:
+            one_by_one.on_first_byte(st, first_byte)
+        one_by_one.on_finish(st, end)
+    batched.on_outcomes(finished)
+    assert samples(batched) == samples(one_by_one)
