@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .frozen import slot_init
 from .sse import Event
 
 __all__ = ["READERS", "Reader", "StreamUsage", "Usage", "from_anthropic", "from_openai", "from_responses"]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int = 0

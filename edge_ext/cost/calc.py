@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from edge_ext.cost.pricing import Price, PriceTable
+from edge_ext.frozen import slot_init
 from edge_ext.usage import Usage
 
 __all__ = [
@@ -41,6 +42,7 @@ _PER_MILLION = Decimal(1_000_000)
 _CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CostResult:
     """The cost of one exchange; ``usd`` is None exactly when the model has no price."""

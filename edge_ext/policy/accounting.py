@@ -12,6 +12,7 @@ from decimal import Decimal
 from edge_ext.cost.calc import CostResult, Rates, cost_at, cost_of
 from edge_ext.cost.estimate import DeliveredText, estimated_usage
 from edge_ext.cost.pricing import PriceTable
+from edge_ext.frozen import slot_init
 from edge_ext.sse import SSEParser
 from edge_ext.usage import READERS, StreamUsage, Usage
 
@@ -98,6 +99,7 @@ class Meter:
         return estimated_usage(READERS[self.api].body(body), request_body, self._text.chars)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Charge:
     usage: Usage
