@@ -14,6 +14,8 @@ from edge_ext.cost.ledger_api import Hold, from_micros
 
 # The request metadata keys an admission travels in (``Admission.metadata``).
 METADATA_KEYS = ("hold", "hold_expires", "holds", "tpm", "tpm_tokens")
+# Written together, each group after its first key: a hold's expiry and scopes, a window's tokens.
+METADATA_GROUPS = (("hold", ("hold_expires", "holds")), ("tpm", ("tpm_tokens",)))
 
 
 @dataclass(frozen=True, slots=True)

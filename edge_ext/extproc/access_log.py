@@ -26,13 +26,14 @@ from edge_ext.extproc.pb import als_service_pb2_grpc
 from edge_ext.envoy_config.outcomes import SERVED_TAG, USAGE_NAMESPACE
 from edge_ext.usage import READERS
 from edge_ext.metrics import WorkerMetrics
-from edge_ext.policy.outcome import ROUTE_KEYS, Outcome
+from edge_ext.policy.outcome import ROUTE_FIRST, ROUTE_WITH, Outcome
 from edge_ext.policy.state import StreamState
 
 log = logging.getLogger("edge_ext.outcomes")
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 # Every number Envoy's json_to_metadata may have extracted (edge_ext.envoy_config.outcomes).
 USAGE_KEYS = tuple(dict.fromkeys(key for reader in READERS.values() for key in reader.paths))
+_USAGE_KEYS = frozenset(USAGE_KEYS)
 
 # ResponseFlags fields -> Envoy's short flags, as edge_ext.routing.failures reads them.
 _FLAGS = (("upstream_connection_failure", "UF"), ("no_healthy_upstream", "UH"), ("upstream_request_timeout", "UT"),
@@ -47,48 +48,55 @@ def _flags(raised) -> str:
     return ",".join(short for name, short in _FLAGS if name in names)
 
 
-def _strings(struct, keys: tuple[str, ...]) -> dict[str, str]:
+def _route(struct) -> dict[str, str]:
     # Looked up one by one: iterating a protobuf map builds a Python object per entry, and the
     # metadata holds more (cache status, grants) than the outcome reads. (``in`` then ``[]``:
-    # the map's ``get`` raises and catches KeyError for every key that is absent.)
+    # the map's ``get`` raises and catches KeyError for every key that is absent.) Keys written
+    # together are looked up only when the first of them is there.
     fields = struct.fields
-    return {key: fields[key].string_value for key in keys if key in fields}
+    route = {key: fields[key].string_value for key in ROUTE_FIRST if key in fields}
+    for first, rest in ROUTE_WITH:
+        if first in route:
+            route.update((key, fields[key].string_value) for key in rest if key in fields)
+    return route
 
 
 def _numbers(struct) -> dict[str, float]:
+    # The keys Envoy extracted, each one of USAGE_KEYS. A Value of another kind reads as 0.0:
+    # only a zero needs its kind checked.
     fields = struct.fields
-    return {key: value.number_value for key in USAGE_KEYS
-            if key in fields and (value := fields[key]).WhichOneof("kind") == "number_value"}
+    return {key: number for key in fields
+            if key in _USAGE_KEYS and ((number := (value := fields[key]).number_value)
+                                       or value.WhichOneof("kind") == "number_value")}
 
 
 def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
     common, response = entry.common_properties, entry.response
     metadata = common.metadata.filter_metadata
     # Envoy's marks, in seconds from the request's start; None where it has none. One body, no
-    # helper calls: this runs once per entry.
+    # helper calls: this runs once per entry. An unset mark reads as zero: only a zero needs
+    # asking whether it was set.
     has = common.HasField
-    if has("time_to_first_upstream_tx_byte"):
-        d = common.time_to_first_upstream_tx_byte
-        sent = d.seconds + d.nanos * 1e-9
-    else:
+    d = common.time_to_first_upstream_tx_byte
+    sent = d.seconds + d.nanos * 1e-9
+    if not sent and not has("time_to_first_upstream_tx_byte"):
         sent = None
     # From the request's last byte, where the response phases' clock starts too (the processor
     # routes it then): least-latency compares samples of both paths.
-    if has("time_to_last_rx_byte"):
-        d = common.time_to_last_rx_byte
-        start = d.seconds + d.nanos * 1e-9
-    else:
+    d = common.time_to_last_rx_byte
+    start = d.seconds + d.nanos * 1e-9
+    if not start and not has("time_to_last_rx_byte"):
         start = sent
     ttfb = duration = None
-    if start is not None and has("time_to_first_upstream_rx_byte"):
+    if start is not None:
         d = common.time_to_first_upstream_rx_byte
         end = d.seconds + d.nanos * 1e-9
-        if end >= start:
+        if end >= start and (end or has("time_to_first_upstream_rx_byte")):
             ttfb = end - start
-    if sent is not None and has("time_to_last_upstream_rx_byte"):
+    if sent is not None:
         d = common.time_to_last_upstream_rx_byte
         end = d.seconds + d.nanos * 1e-9
-        if end >= sent:
+        if end >= sent and (end or has("time_to_last_upstream_rx_byte")):
             duration = end - sent
     headers = response.response_headers
     # Most entries have no flag set: one call lists the flags set (none), instead of reading all 14.
@@ -108,7 +116,7 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
         # The rate-limit headers, the only others logged (edge_ext.envoy_config.outcomes).
         {k: v for k, v in headers.items() if k != "retry-after"} if headers else _NO_HEADERS,
         _numbers(metadata[USAGE_NAMESPACE]) if USAGE_NAMESPACE in metadata else {},
-        _strings(metadata[METADATA_NAMESPACE], ROUTE_KEYS) if METADATA_NAMESPACE in metadata else {},
+        _route(metadata[METADATA_NAMESPACE]) if METADATA_NAMESPACE in metadata else {},
     )
 
 

@@ -30,7 +30,7 @@ from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.apis.openai import OPENAI
 from edge_ext.apis.operations import billed
 from edge_ext.auth import Caller
-from edge_ext.cost.admitted import METADATA_KEYS, Admission
+from edge_ext.cost.admitted import METADATA_GROUPS, METADATA_KEYS, Admission
 from edge_ext.cost.calc import estimate_input_tokens
 from edge_ext.message import ChatRequest
 from edge_ext.policy.accounting import Accounting, Charge
@@ -51,6 +51,10 @@ _EMPTY: Mapping = MappingProxyType({})
 # module and the admission read it (the access log reads only these keys).
 ROUTE_KEYS = ("outcome", "provider", "model", "plan", "api", "upstream_model", "key_id", "tenant", "est_in", "billed",
               "refused", "refusal_fallback", *METADATA_KEYS)
+# Keys always written together (the refusal and its fallback group, an admission's holds and its
+# window): the rest of a group is read only where its first key is (edge_ext.extproc.access_log).
+ROUTE_WITH = (("refused", ("refusal_fallback",)), *METADATA_GROUPS)
+ROUTE_FIRST = tuple(key for key in ROUTE_KEYS if not any(key in rest for _, rest in ROUTE_WITH))
 
 
 class Outcome(NamedTuple):

@@ -73,6 +73,10 @@ def test_response_flags_are_envoys_short_flags(flags, expected):
                  300e-6, None, id="from-the-first-byte-sent-without-the-last-received"),
     pytest.param({"time_to_first_upstream_tx_byte": 900_000, "time_to_first_upstream_rx_byte": 600_000}, None, None,
                  id="clock-backwards-ignored"),
+    pytest.param({"time_to_last_rx_byte": 0, "time_to_first_upstream_tx_byte": 0, "time_to_first_upstream_rx_byte": 0,
+                  "time_to_last_upstream_rx_byte": 0}, 0.0, 0.0, id="marks-set-at-zero-are-marks"),
+    pytest.param({"time_to_last_rx_byte": 0, "time_to_first_upstream_tx_byte": 600_000,
+                  "time_to_first_upstream_rx_byte": 900_000}, 900e-6, None, id="from-a-last-byte-at-zero"),
 ])
 def test_timings_are_seconds_between_envoys_marks(timings, ttfb, duration):
     outcome = outcome_of(entry(timings=timings))
@@ -90,6 +94,26 @@ def test_only_the_metadata_the_policy_reads_is_converted():
     assert outcome.usage == {"prompt_tokens": 3.0, "completion_tokens": 4.0, "input_tokens": 5.0}
     assert outcome.retry_after == "7"
     assert Admission.from_metadata(outcome.route) is not None
+
+
+@pytest.mark.parametrize("usage, expected", [
+    pytest.param({"prompt_tokens": 0, "cached_tokens": 7}, {"prompt_tokens": 0.0, "cached_tokens": 7.0}, id="a-zero-is-a-count"),
+    pytest.param({"prompt_tokens": "12", "completion_tokens": None, "output_tokens": True, "input_tokens": 3},
+                 {"input_tokens": 3.0}, id="other-kinds-left-out"),
+    pytest.param({"prompt_tokens": 5, "colour": 3}, {"prompt_tokens": 5.0}, id="unknown-keys-left-out"),
+])
+def test_only_numbers_of_the_usage_keys_are_read(usage, expected):
+    assert outcome_of(entry(usage=usage)).usage == expected
+
+
+@pytest.mark.parametrize("route, expected", [
+    pytest.param({"refusal_fallback": "safe", "holds": "x", "tpm_tokens": "5", "provider": "oa"}, {"provider": "oa"},
+                 id="a-group-without-its-first-key-is-not-read"),
+    pytest.param({"refused": "oa", "refusal_fallback": "safe", "tpm": "tpm:k:1", "tpm_tokens": "5"},
+                 {"refused": "oa", "refusal_fallback": "safe", "tpm": "tpm:k:1", "tpm_tokens": "5"}, id="groups-read-whole"),
+])
+def test_keys_written_together_are_read_together(route, expected):
+    assert outcome_of(entry(route=route)).route == expected
 
 
 def test_an_entry_without_metadata_or_status_is_read_as_nothing():
