@@ -158,10 +158,9 @@ class OutcomeStep:
                  wall: Callable[[], float]):
         self._router, self._latency, self._accounting = router, latency, accounting
         self._wall = wall
-        # Per (served provider, client API, model): the upstream API and the model it was asked
-        # for; per (key id, tenant): the caller. Static for the router's life.
-        self._targets: dict[tuple[str, str, str], tuple[str, str | None]] = {}
-        self._callers: dict[tuple[str, str], Caller] = {}
+        # Per (served provider, client API, model, key id, tenant): ``_know``. Static for the
+        # router's life.
+        self._known: dict[tuple[str, str, str, str, str], tuple[ClientAPI, str, str | None, Caller]] = {}
 
     def apply(self, outcome: Outcome) -> Settled | None:
         """Breakers, latency, failover, cost and budgets for one outcome; returns the request as
@@ -228,28 +227,30 @@ class OutcomeStep:
         return st
 
     def _settled(self, outcome: Outcome, served: str, retried: tuple[str, ...], route: Mapping[str, str]) -> Settled:
-        model, api_name = route.get("model", ""), route.get("api", "")
-        api = CLIENT_APIS.get(api_name, OPENAI)
-        key = (served, api.name, model)
-        target = self._targets.get(key)
-        if target is None:
-            if len(self._targets) >= _KEPT:
-                self._targets.clear()
-            provider = self._router.provider(served)
-            adapter = adapter_for(provider.kind) if provider is not None else None
-            found = self._router.attempt_model(model, served)
-            target = self._targets[key] = (api.name if adapter is None or api.name in adapter.wire_apis else adapter.wire_api,
-                                           found[1] if found else None)
-        upstream_api, upstream_model = target
-        who = (route.get("key_id", ""), route.get("tenant", "default"))
-        caller = self._callers.get(who)
-        if caller is None:
-            if len(self._callers) >= _KEPT:
-                self._callers.clear()
-            caller = self._callers[who] = Caller(who[0], who[1], frozenset(), None)
+        get = route.get
+        model = get("model", "")
+        key = (served, get("api", ""), model, get("key_id", ""), get("tenant", "default"))
+        known = self._known.get(key)
+        if known is None:
+            known = self._know(key)
+        api, upstream_api, upstream_model, caller = known
         return Settled(outcome.request_id, api, model, served, upstream_api,
-                       upstream_model if upstream_model is not None else route.get("upstream_model", model), caller, retried,
+                       upstream_model if upstream_model is not None else get("upstream_model", model), caller, retried,
                        outcome.status, outcome.details, outcome.attempts if outcome.attempts > 1 else 1)
+
+    def _know(self, key: tuple[str, str, str, str, str]) -> tuple[ClientAPI, str, str | None, Caller]:
+        """What an outcome's request was, from its served provider, API, model, key id and tenant:
+        the client API, the API and model the provider was asked in (None: the metadata's), the caller."""
+        served, api_name, model, key_id, tenant = key
+        if len(self._known) >= _KEPT:
+            self._known.clear()
+        api = CLIENT_APIS.get(api_name, OPENAI)
+        provider = self._router.provider(served)
+        adapter = adapter_for(provider.kind) if provider is not None else None
+        found = self._router.attempt_model(model, served)
+        known = self._known[key] = (api, api.name if adapter is None or api.name in adapter.wire_apis else adapter.wire_api,
+                                    found[1] if found else None, Caller(key_id, tenant, frozenset(), None))
+        return known
 
     def _charge(self, outcome: Outcome, st: Settled) -> Charge | None:
         usage = usage_of(st.upstream_api, outcome.usage) if outcome.status == 200 else None
