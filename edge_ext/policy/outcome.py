@@ -195,13 +195,17 @@ class OutcomeStep:
         first = route.get("provider", "")
         if not first or route.get("outcome") != "1":
             return None
-        plan = tuple(filter(None, route.get("plan", "").split(","))) or (first,)
+        plan = route.get("plan")
+        plan = (tuple(filter(None, plan.split(","))) if plan else ()) or (first,)
         status, details = outcome.status, outcome.details
-        served = served_by(plan, first, outcome.served, outcome.attempts)
-        retried = tried_before(plan, first, served)
-        refused = route.get("refusal_fallback", "") if route.get("refused") == first and retried == (first,) else ""
-        if refused:
-            retried = ()  # a refusal retried on the fallback group: an answer, not a failure
+        if outcome.served == first and first in plan:
+            served, retried, refused = first, (), ""  # the first choice answered: most outcomes
+        else:
+            served = served_by(plan, first, outcome.served, outcome.attempts)
+            retried = tried_before(plan, first, served)
+            refused = route.get("refusal_fallback", "") if route.get("refused") == first and retried == (first,) else ""
+            if refused:
+                retried = ()  # a refusal retried on the fallback group: an answer, not a failure
         router = self._router
         for name in retried:
             router.report_retried(name)

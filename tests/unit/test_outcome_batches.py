@@ -421,3 +421,36 @@ def test_metrics_of_requests_that_finished_alike_are_folded_to_the_same_samples(
         one_by_one.on_finish(st, end)
     batched.on_outcomes(finished)
     assert samples(batched) == samples(one_by_one)
+
+
+# -- failover and refusals, from the outcome --------------------------------------------------------
+
+TWO = """\
+providers:
+  - {name: oa, kind: openai, base_url: "http://127.0.0.1:18080", models: [gpt-4o-mini]}
+  - {name: ob, kind: openai, base_url: "http://127.0.0.1:18082", models: [gpt-4o-mini]}
+routing: {models: {gpt-4o-mini: round_robin}}
+"""
+
+
+@pytest.mark.parametrize("served, attempts, extra, provider, retried, refused", [
+    pytest.param("first", 1, {}, "first", (), "", id="first-choice"),
+    pytest.param("second", 2, {}, "second", ("first",), "", id="failed-over"),
+    pytest.param("", 2, {}, "second", ("first",), "", id="failed-over-untagged-by-attempts"),
+    pytest.param("second", 2, {"refused": "first", "refusal_fallback": "safe"}, "second", (), "first",
+                 id="refusal-retried-on-its-fallback"),
+    pytest.param("elsewhere", 9, {}, "first", (), "", id="unknown-provider-and-attempts"),
+])
+async def test_an_outcome_names_who_answered_and_who_failed_before(served, attempts, extra, provider, retried, refused):
+    driver, _ = make_policy(MemoryLedger(), TWO)
+    _, decision = await routed(driver, chat())
+    route = dict(decision.metadata)
+    plan = route["plan"].split(",")
+    names = {"first": plan[0], "second": plan[1], "": "", "elsewhere": "elsewhere"}
+    extra = {k: names.get(v, v) for k, v in extra.items()}
+    outcome = outcome_for(decision, status=200, served=names[served], attempts=attempts,
+                          usage={"prompt_tokens": 5.0, "completion_tokens": 1.0})._replace(route={**route, **extra})
+    st = driver.outcome(outcome)
+    assert st.provider == names[provider] and st.retried == tuple(names[r] for r in retried)
+    assert (st.refused, st.refusal_fallback) == ((names[refused], "safe") if refused else ("", ""))
+    assert st.charge is not None and st.attempts == attempts
