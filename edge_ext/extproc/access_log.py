@@ -106,7 +106,7 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
     # one more Python call per entry, and keywords would go through a dict.
     return _new(Outcome, (
         entry.request.request_id,
-        response.response_code.value if response.HasField("response_code") else 0,
+        response.response_code.value,  # 0 when unset: no response was sent
         response.response_code_details,
         _flags(raised) if raised else "",
         common.custom_tags.get(SERVED_TAG, ""),
