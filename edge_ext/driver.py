@@ -32,7 +32,7 @@ from edge_ext.policy.decisions import Continue, Decision, Respond
 from edge_ext.policy.engine import Policy, Step
 from edge_ext.policy.needs import (Admit, AwaitEntry, Claim, FetchKey, JoinFlight, LookUp, Need, Release,
                                    Resolve, ScanPrompt, Settle, Store)
-from edge_ext.policy.outcome import Outcome
+from edge_ext.policy.outcome import Outcome, Settled
 from edge_ext.policy.pii import INLINE_BYTES, guard_prompt, scanned_apart
 from edge_ext.policy.semantic import SemanticLookUp, StoreSemantic
 from edge_ext.policy.state import StreamState
@@ -103,11 +103,11 @@ class Driver:
         self.policy.on_stream_end(st)
         self.run_effects(st)
 
-    def outcome(self, outcome: Outcome) -> StreamState | None:
+    def outcome(self, outcome: Outcome) -> Settled | None:
         """A 2-message request's outcome (edge_ext.extproc.access_log)."""
         return self.outcomes((outcome,))[0]
 
-    def outcomes(self, outcomes: Sequence[Outcome]) -> list[StreamState | None]:
+    def outcomes(self, outcomes: Sequence[Outcome]) -> list[Settled | None]:
         """The outcomes of one access log message, in order; their settlements written together."""
         done = self.policy.on_outcomes(outcomes)
         settlements = []

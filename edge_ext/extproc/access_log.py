@@ -26,8 +26,7 @@ from edge_ext.extproc.pb import als_service_pb2_grpc
 from edge_ext.envoy_config.outcomes import SERVED_TAG, USAGE_NAMESPACE
 from edge_ext.usage import READERS
 from edge_ext.metrics import WorkerMetrics
-from edge_ext.policy.outcome import ROUTE_FIRST, ROUTE_WITH, Outcome
-from edge_ext.policy.state import StreamState
+from edge_ext.policy.outcome import ROUTE_FIRST, ROUTE_WITH, Outcome, Settled
 
 log = logging.getLogger("edge_ext.outcomes")
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
@@ -123,7 +122,7 @@ def outcome_of(entry: pb.HTTPAccessLogEntry) -> Outcome:
 
 
 class AccessLogService(als_service_pb2_grpc.AccessLogServiceServicer):
-    def __init__(self, on_outcomes: Callable[[Sequence[Outcome]], list[StreamState | None]], metrics: WorkerMetrics):
+    def __init__(self, on_outcomes: Callable[[Sequence[Outcome]], list[Settled | None]], metrics: WorkerMetrics):
         self._on_outcomes, self._metrics = on_outcomes, metrics
         self._draining = asyncio.Event()
 
