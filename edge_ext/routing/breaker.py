@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from edge_ext.clock import Clock, monotonic
+from edge_ext.frozen import slot_init
 from edge_ext.routing.failures import FailureKind, classify
 
 __all__ = [
@@ -89,6 +90,7 @@ SUCCESS = BreakerEvent(EventKind.SUCCESS)
 RELEASE = BreakerEvent(EventKind.RELEASE)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class BreakerRecord:
     state: BreakerState = BreakerState.CLOSED
@@ -100,6 +102,7 @@ class BreakerRecord:
     updated_at: float = 0.0
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Step:
     record: BreakerRecord
