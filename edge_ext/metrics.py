@@ -180,13 +180,10 @@ class WorkerMetrics:
         counts: dict[tuple, float] = {}
         observed: dict[tuple, list[float]] = {}
         # (provider, model, retried, refused, refusal fallback, status, translation, tenant,
-        # estimated, priced) -> [requests, durations, tokens, usd]
+        # estimated, priced) -> [requests, durations, tokens, usd, times to first byte]
         alike: dict[tuple, list] = {}
         for st, first_byte, now in finished:
             routed_at = st.routed_at
-            if first_byte is not None and routed_at:
-                key = (self.time_to_first_token, (st.provider, st.model))
-                (observed.get(key) or observed.setdefault(key, [])).append(first_byte - routed_at)
             outcome = st.outcome
             if outcome != "routed":
                 outcome = outcome or "none"
@@ -209,8 +206,10 @@ class WorkerMetrics:
                          st.caller.tenant, charge.estimated, cost.priced)
             group = alike.get(shape)
             if group is None:
-                group = alike[shape] = [0, [], 0, 0.0]
+                group = alike[shape] = [0, [], 0, 0.0, []]
             group[0] += 1
+            if first_byte is not None:
+                group[4].append(first_byte - routed_at)
             if status:
                 group[1].append(now - routed_at)
             if charge is not None:
@@ -218,8 +217,11 @@ class WorkerMetrics:
                 group[2] += u.input_tokens + u.cached_input_tokens + u.cache_write_tokens + u.output_tokens
                 if cost.priced:
                     group[3] += float(cost.usd)
-        for shape, (n, durations, tokens, usd) in alike.items():
+        for shape, (n, durations, tokens, usd, first_bytes) in alike.items():
             provider, model, retried, refused, fallback, status, translation, tenant, estimated, priced = shape
+            if first_bytes:
+                key = (self.time_to_first_token, (provider, model))
+                (observed.get(key) or observed.setdefault(key, [])).extend(first_bytes)
             for name in retried:
                 key = (self.attempts, (name, "retried"))
                 counts[key] = counts.get(key, 0.0) + n
