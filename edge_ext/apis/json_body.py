@@ -45,9 +45,22 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# One decoder for every body: json.loads given a hook builds a new decoder and scanner per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
+
+
+def _text(raw: bytes) -> str:
+    """The body as json.loads decodes bytes: UTF-8, or the UTF-16/32 its first bytes announce."""
+    # An object's "{" then a non-NUL byte: no byte order mark, and json.detect_encoding's UTF-8.
+    utf8 = raw[:1] == b"{" and raw[1:2] != b"\0"
+    return raw.decode("utf-8" if utf8 else json.detect_encoding(raw), "surrogatepass")
+
+
 def _decode(raw: bytes) -> Any:
     try:
-        return json.loads(raw, object_pairs_hook=_unique)
+        if not isinstance(raw, (bytes, bytearray)):
+            return json.loads(raw, object_pairs_hook=_unique)
+        return _DECODER.decode(_text(raw))
     except _DuplicateKey as exc:
         key = exc.key[:64]
         raise InvalidJSON(f"duplicate key '{key}' in the request body: send each key once per object",
