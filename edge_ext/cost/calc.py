@@ -111,29 +111,36 @@ _INLINE_DATA_MIN = 256
 
 
 def _text_units(value: Any) -> tuple[int, int, int]:
-    """(characters, integer tokens, attachments) in ``value``, walked without recursion."""
+    """(characters, integer tokens, attachments) in ``value``, walked without recursion.
+
+    Strings are counted where they are found, containers stacked: most of a request's values are
+    strings, and each one stacked cost a push, a pop and a type test more."""
+    if isinstance(value, str):
+        value = [value]
     chars = ints = attachments = 0
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            if item.startswith("data:") and len(item) >= _INLINE_DATA_MIN:
-                attachments += 1
-            else:
-                chars += len(item)
-        elif isinstance(item, dict):
-            if item.get("type") in _ATTACHMENT_TYPES:
+        if isinstance(item, dict):
+            kind = item.get("type")
+            if isinstance(kind, str) and kind in _ATTACHMENT_TYPES:
                 attachments += 1
                 continue
-            for key, child in item.items():
-                if key not in _SKIP_KEYS and isinstance(child, (str, dict, list)):
-                    stack.append(child)
+            children = [child for key, child in item.items() if key not in _SKIP_KEYS]
         elif isinstance(item, list):
-            for child in item:
-                if isinstance(child, int) and not isinstance(child, bool):
-                    ints += 1
+            children = item
+        else:
+            continue  # a number, boolean or null where text was expected
+        for child in children:
+            if isinstance(child, str):
+                if len(child) >= _INLINE_DATA_MIN and child.startswith("data:"):
+                    attachments += 1
                 else:
-                    stack.append(child)
+                    chars += len(child)
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+            elif children is item and isinstance(child, int) and not isinstance(child, bool):
+                ints += 1  # a token id (only array items are: an object's numbers are settings)
     return chars, ints, attachments
 
 
