@@ -73,6 +73,11 @@ class Router:
         self._refusal_fallback = dict(routing.refusal_fallback) if routing.max_attempts > 1 else {}
         self._output_limits = {(model, c.provider): self._limit_of(c.upstream_model)
                                for model, candidates in self._candidates.items() for c in candidates}
+        self._clusters = {p.name: p.cluster for p in config.providers}
+        # Whether a provider needs a key to be picked (config); the keys themselves are looked up.
+        self._needs_key = {p.name: bool(p.api_key_env or p.api_key_file) for p in config.providers}
+        # The context of every strategy but cost_optimized: nothing in it depends on the request.
+        self._plain_context = RouteContext(0, None, self._rng, self._latency)
 
     def _limit_of(self, upstream_model: str) -> int | None:
         price = self._prices(upstream_model) if self._prices else None
@@ -81,11 +86,14 @@ class Router:
     def output_limit(self, model: str) -> int | None:
         """The most output tokens any provider of the public ``model`` produces; None: no known
         limit. Checked before ``pick`` so a refusal never holds a breaker's probe slot."""
-        limits = [self._output_limits[(model, c.provider)] for c in self._candidates.get(model, ())
-                  if self._has_key(c.provider)]
-        if not limits or None in limits:
-            return None
-        return max(limits)
+        most = None
+        for c in self._candidates.get(model, ()):
+            if self._has_key(c.provider):
+                limit = self._output_limits[(model, c.provider)]
+                if limit is None:
+                    return None
+                most = limit if most is None else max(most, limit)
+        return most
 
     def _fits(self, model: str, provider: str, output: int | None) -> bool:
         limit = self._output_limits.get((model, provider))
@@ -119,24 +127,26 @@ class Router:
         keyed = [c for c in candidates if self._has_key(c.provider)]
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")
-        keyed = [c for c in keyed if self._fits(model, c.provider, output)]
-        if not keyed:
-            raise InvalidRequest(f"the request asks for {output} output tokens; '{model}' produces at most "
-                                 f"{self.output_limit(model)}")
+        if output is not None:
+            keyed = [c for c in keyed if self._fits(model, c.provider, output)]
+            if not keyed:
+                raise InvalidRequest(f"the request asks for {output} output tokens; '{model}' produces at most "
+                                     f"{self.output_limit(model)}")
         strategy = self._strategies[model]
-        estimate, max_out = 0, None
+        ctx = self._plain_context
         if strategy.name == "cost_optimized" and body is not None:
             # Only this strategy needs the request's size; the walk is not free.
             from edge_ext.cost.calc import estimate_input_tokens, requested_output_tokens
 
-            estimate, max_out = estimate_input_tokens(body), requested_output_tokens(body)
-        ctx = RouteContext(estimate, max_out, self._rng, self._latency)
-        ordered = strategy.order(keyed, ctx)
+            ctx = RouteContext(estimate_input_tokens(body), requested_output_tokens(body), self._rng, self._latency)
+        ordered = strategy.order(keyed, ctx) if len(keyed) > 1 else keyed
         now = self._store.now()
         verdicts = {c.provider: self.verdict(c.provider, now) for c in ordered}
-        if any(v.standing in _STEERING for v in verdicts.values()):
-            # Exhausted providers are skipped like open breakers; low ones go after the rest.
-            ordered, _ = arrange(ordered, [verdicts[c.provider] for c in ordered])
+        for verdict in verdicts.values():
+            if verdict.standing in _STEERING:
+                # Exhausted providers are skipped like open breakers; low ones go after the rest.
+                ordered, _ = arrange(ordered, [verdicts[c.provider] for c in ordered])
+                break
         for index, candidate in enumerate(ordered):
             if self._breakers[candidate.provider].allow():
                 provider = self._providers[candidate.provider]
@@ -145,7 +155,7 @@ class Router:
                 # With a refusal fallback the one other attempt goes to that group (docs/configuration.md).
                 plan = (provider.name, target) if target else self._plan(provider.name, ordered[index + 1:])
                 return Chosen(provider, candidate.upstream_model, self.api_key(provider.name), plan,
-                              cluster_for(plan, provider.cluster), fallback if target else "")
+                              cluster_for(plan, self._clusters[provider.name]), fallback if target else "")
         # The soonest any provider serves again: its breaker's open time, its exhausted budget's reset.
         retry = min(max(self._breakers[c.provider].open_until, _blocked_until(verdicts[c.provider]))
                     for c in keyed) - now
@@ -198,7 +208,7 @@ class Router:
 
     def _plan(self, first: str, rest: list[Candidate]) -> tuple[str, ...]:
         """The first choice, then the next ones in the strategy's order (all keyed already)."""
-        if self._max_attempts < 2:
+        if self._max_attempts < 2 or not rest:
             return (first,)
         # Only closed breakers take fallback attempts: a half-open provider is probed as a first
         # choice, where its probe slot is accounted for.
@@ -244,8 +254,7 @@ class Router:
         self._breakers[provider].force(state)
 
     def _has_key(self, name: str) -> bool:
-        p = self._providers[name]
-        return not (p.api_key_env or p.api_key_file) or bool(self._keys.get(name))
+        return not self._needs_key[name] or bool(self._keys.get(name))
 
 
 _STEERING = (Standing.LOW, Standing.EXHAUSTED)
