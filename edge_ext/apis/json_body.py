@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.decoder import WHITESPACE
 from typing import Any
 
 from edge_ext.apis.schema import Style, openai_style
@@ -45,8 +46,21 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-# One decoder for every body: json.loads given a hook builds a new decoder and scanner per call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
+# One scanner for every body: json.loads given a hook builds a new decoder and scanner per call.
+_SCAN = json.JSONDecoder(object_pairs_hook=_unique).scan_once
+_SPACE = WHITESPACE.match
+
+
+def _loads(text: str) -> Any:
+    """JSONDecoder.decode, errors included, without its two method calls per body."""
+    try:
+        value, end = _SCAN(text, _SPACE(text, 0).end())
+    except StopIteration as exc:
+        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+    end = _SPACE(text, end).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def _text(raw: bytes) -> str:
@@ -60,7 +74,7 @@ def _decode(raw: bytes) -> Any:
     try:
         if not isinstance(raw, (bytes, bytearray)):
             return json.loads(raw, object_pairs_hook=_unique)
-        return _DECODER.decode(_text(raw))
+        return _loads(_text(raw))
     except _DuplicateKey as exc:
         key = exc.key[:64]
         raise InvalidJSON(f"duplicate key '{key}' in the request body: send each key once per object",

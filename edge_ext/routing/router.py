@@ -74,6 +74,7 @@ class Router:
         self._output_limits = {(model, c.provider): self._limit_of(c.upstream_model)
                                for model, candidates in self._candidates.items() for c in candidates}
         self._clusters = {p.name: p.cluster for p in config.providers}
+        self._picks: dict[tuple[str, str, tuple[str, ...], str, str], Chosen] = {}
         # Whether a provider needs a key to be picked (config); the keys themselves are looked up.
         self._needs_key = {p.name: bool(p.api_key_env or p.api_key_file) for p in config.providers}
         # The context of every strategy but cost_optimized: nothing in it depends on the request.
@@ -154,8 +155,7 @@ class Router:
                 target = self._refusal_target(fallback, provider.name, ctx, now) if fallback else None
                 # With a refusal fallback the one other attempt goes to that group (docs/configuration.md).
                 plan = (provider.name, target) if target else self._plan(provider.name, ordered[index + 1:])
-                return Chosen(provider, candidate.upstream_model, self.api_key(provider.name), plan,
-                              cluster_for(plan, self._clusters[provider.name]), fallback if target else "")
+                return self._chosen(provider, candidate.upstream_model, plan, fallback if target else "")
         # The soonest any provider serves again: its breaker's open time, its exhausted budget's reset.
         retry = min(max(self._breakers[c.provider].open_until, _blocked_until(verdicts[c.provider]))
                     for c in keyed) - now
@@ -163,6 +163,19 @@ class Router:
             f"every provider serving '{model}' is failing or out of its rate limit; retry later",
             headers=(("retry-after", str(max(1, math.ceil(retry)))),),
         )
+
+    def _chosen(self, provider: Provider, upstream_model: str, plan: tuple[str, ...], fallback: str) -> Chosen:
+        """The pick as a value; equal picks are one object (a frozen dataclass costs a few
+        microseconds to build, more than the rest of a single-candidate pick)."""
+        api_key = self.api_key(provider.name)
+        key = (provider.name, upstream_model, plan, fallback, api_key)
+        chosen = self._picks.get(key)
+        if chosen is None:
+            if len(self._picks) >= _MAX_PICKS:
+                self._picks.clear()  # only if keys keep changing: picks are few otherwise
+            chosen = self._picks[key] = Chosen(provider, upstream_model, api_key, plan,
+                                               cluster_for(plan, self._clusters[provider.name]), fallback)
+        return chosen
 
     def _refusal_target(self, fallback: str, first: str, ctx: RouteContext, now: float) -> str | None:
         """The provider a refusal of ``first`` is retried on: the fallback group's first choice
@@ -258,6 +271,7 @@ class Router:
 
 
 _STEERING = (Standing.LOW, Standing.EXHAUSTED)
+_MAX_PICKS = 1024
 
 
 def _blocked_until(verdict: Verdict) -> float:
