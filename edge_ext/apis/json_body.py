@@ -53,13 +53,15 @@ _SPACE = WHITESPACE.match
 
 def _loads(text: str) -> Any:
     """JSONDecoder.decode, errors included, without its two method calls per body."""
+    # Whitespace around the object is skipped as decode skips it; most bodies have none.
     try:
-        value, end = _SCAN(text, _SPACE(text, 0).end())
+        value, end = _SCAN(text, 0 if text[:1] == "{" else _SPACE(text, 0).end())
     except StopIteration as exc:
         raise json.JSONDecodeError("Expecting value", text, exc.value) from None
-    end = _SPACE(text, end).end()
     if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
+        end = _SPACE(text, end).end()
+        if end != len(text):
+            raise json.JSONDecodeError("Extra data", text, end)
     return value
 
 

@@ -22,7 +22,7 @@ class OpenAIClientAPI:
             if limits is not None:
                 check_shape(body, limits)  # before the walks it bounds
             openai_fields(body)
-        return ChatRequest(body=body, raw=raw, model=model, stream=stream, api=self.name)
+        return ChatRequest(body, raw, model, stream, self.name)
 
     def error_body(self, err: EdgeError) -> bytes:
         return json.dumps(
