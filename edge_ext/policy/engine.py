@@ -188,7 +188,7 @@ class Policy:
 
     # -- request body ---------------------------------------------------------------------
     def on_request_body(self, st: StreamState, body: bytes) -> Step:
-        return self._refusing(st, lambda: self._body(st, body))
+        return self._refusing(st, partial(self._body, st, body))
 
     def _body(self, st: StreamState, body: bytes) -> Step:
         caller = authenticated(st)
@@ -205,6 +205,8 @@ class Policy:
 
     def _guard(self, st: StreamState) -> Step:
         request, pii = st.request, st.caller.pii or self._default_pii
+        if pii == "off":
+            return self._answer_or_route(st)  # nothing to scan for
         if scanned_apart(request, pii):
             # Envoy would answer 504 at its message timeout while a large body is scanned.
             return self._ask(st, ScanPrompt(request, pii, extend_s=self._scan_extend_s))

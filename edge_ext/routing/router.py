@@ -125,7 +125,11 @@ class Router:
             if not candidates:
                 raise InvalidRequest(f"no provider serving '{model}' answers this endpoint, and it is not "
                                      "translated for the others", param="model")
-        keyed = [c for c in candidates if self._has_key(c.provider)]
+        needs_key, keys = self._needs_key, self._keys
+        keyed = []
+        for c in candidates:  # _has_key, inline: a loop instead of a frame per candidate
+            if not needs_key[c.provider] or keys.get(c.provider):
+                keyed.append(c)
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")
         if output is not None:
@@ -142,12 +146,13 @@ class Router:
             ctx = RouteContext(estimate_input_tokens(body), requested_output_tokens(body), self._rng, self._latency)
         ordered = strategy.order(keyed, ctx) if len(keyed) > 1 else keyed
         now = self._store.now()
-        verdicts = {c.provider: self.verdict(c.provider, now) for c in ordered}
-        for verdict in verdicts.values():
-            if verdict.standing in _STEERING:
-                # Exhausted providers are skipped like open breakers; low ones go after the rest.
-                ordered, _ = arrange(ordered, [verdicts[c.provider] for c in ordered])
-                break
+        verdicts, steering = {}, False
+        for c in ordered:
+            verdicts[c.provider] = verdict = self.verdict(c.provider, now)
+            steering = steering or verdict.standing in _STEERING
+        if steering:
+            # Exhausted providers are skipped like open breakers; low ones go after the rest.
+            ordered, _ = arrange(ordered, [verdicts[c.provider] for c in ordered])
         for index, candidate in enumerate(ordered):
             if self._breakers[candidate.provider].allow():
                 provider = self._providers[candidate.provider]
