@@ -151,7 +151,12 @@ def non_empty_messages(body: dict[str, Any]) -> None:
 def chat_basics(raw: bytes, style: Style = openai_style) -> tuple[dict[str, Any], str, bool]:
     """What both chat APIs require: a JSON object with a model, a boolean stream, messages."""
     body = json_object(raw, style)
-    model = required_model(body)
-    stream = stream_flag(body)
-    non_empty_messages(body)
+    # The checks inline for the common body; the helpers raise (and name the field) otherwise.
+    model, stream, messages = body.get("model"), body.get("stream", False), body.get("messages")
+    if type(model) is not str or not model:
+        model = required_model(body)
+    if type(stream) is not bool:
+        stream = stream_flag(body)
+    if type(messages) is not list or not messages:
+        non_empty_messages(body)
     return body, model, stream

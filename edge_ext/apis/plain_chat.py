@@ -98,6 +98,7 @@ def plainly_valid(body: dict[str, Any], limits: RequestLimits | None) -> bool:
     if type(messages) is not list or len(messages) > limits.max_messages:
         return False
     parts = _messages_parts(messages)
-    if parts < 0 or parts + _items(body.get("system")) > limits.max_content_parts:
+    system = body.get("system")
+    if parts < 0 or parts + (len(system) if isinstance(system, list) else 0) > limits.max_content_parts:
         return False
     return _options_valid(body)

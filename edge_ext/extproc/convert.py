@@ -20,8 +20,12 @@ METADATA_NAMESPACE = "edge_ext"
 
 def header_dict(header_map: pb.HeaderMap) -> dict[str, str]:
     # Envoy 1.40 sends values in raw_value (bytes) and leaves value empty. Empty bytes decode to
-    # "", which falls back to value: one read of raw_value instead of two.
-    return {h.key: h.raw_value.decode("utf-8", "replace") or h.value for h in header_map.headers}
+    # "", which falls back to value: one read of raw_value instead of two. A loop, not a
+    # comprehension: one frame less on every request.
+    headers = {}
+    for h in header_map.headers:
+        headers[h.key] = h.raw_value.decode("utf-8", "replace") or h.value
+    return headers
 
 
 def _mutation(set_headers, remove_headers) -> pb.HeaderMutation:
