@@ -136,7 +136,9 @@ def _text_units(value: Any) -> tuple[int, int, int]:
                     stack.append(child)
         elif isinstance(item, list):
             for child in item:
-                if isinstance(child, str):
+                if isinstance(child, dict):  # first: most arrays are of messages or parts
+                    stack.append(child)
+                elif isinstance(child, str):
                     if len(child) >= _INLINE_DATA_MIN and child.startswith("data:"):
                         attachments += 1
                     else:
