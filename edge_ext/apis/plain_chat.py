@@ -36,8 +36,9 @@ def _conforms(spec: Spec, value: Any) -> bool:
     return True
 
 
-# The message fields a string is valid for (content, name...): checked without a call.
-_TAKES_STRING = frozenset(name for name, spec in _MESSAGE_FIELDS.items() if _conforms(spec, ""))
+# The message fields a string is valid for (content, name...), and role (checked first): passed
+# without a call.
+_TAKES_STRING = frozenset({"role", *(name for name, spec in _MESSAGE_FIELDS.items() if _conforms(spec, ""))})
 
 
 def _items(value: Any) -> int:
@@ -59,7 +60,7 @@ def _messages_parts(messages: list[Any]) -> int:
                 continue
             spec = _MESSAGE_FIELDS.get(key)
             if spec is None:
-                continue  # not read by the edge (role was checked above): passes untouched
+                continue  # not read by the edge: passes untouched
             if not _conforms(spec, value):
                 return -1
             if key == "tool_calls":
