@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.decoder import WHITESPACE
 from typing import Any
 
 from edge_ext.apis.schema import Style, openai_style
@@ -45,9 +46,37 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# One scanner for every body: json.loads given a hook builds a new decoder and scanner per call.
+_SCAN = json.JSONDecoder(object_pairs_hook=_unique).scan_once
+_SPACE = WHITESPACE.match
+
+
+def _loads(text: str) -> Any:
+    """JSONDecoder.decode, errors included, without its two method calls per body."""
+    # Whitespace around the object is skipped as decode skips it; most bodies have none.
+    try:
+        value, end = _SCAN(text, 0 if text[:1] == "{" else _SPACE(text, 0).end())
+    except StopIteration as exc:
+        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+    if end != len(text):
+        end = _SPACE(text, end).end()
+        if end != len(text):
+            raise json.JSONDecodeError("Extra data", text, end)
+    return value
+
+
+def _text(raw: bytes) -> str:
+    """The body as json.loads decodes bytes: UTF-8, or the UTF-16/32 its first bytes announce."""
+    # An object's "{" then a non-NUL byte: no byte order mark, and json.detect_encoding's UTF-8.
+    utf8 = raw[:1] == b"{" and raw[1:2] != b"\0"
+    return raw.decode("utf-8" if utf8 else json.detect_encoding(raw), "surrogatepass")
+
+
 def _decode(raw: bytes) -> Any:
     try:
-        return json.loads(raw, object_pairs_hook=_unique)
+        if not isinstance(raw, (bytes, bytearray)):
+            return json.loads(raw, object_pairs_hook=_unique)
+        return _loads(_text(raw))
     except _DuplicateKey as exc:
         key = exc.key[:64]
         raise InvalidJSON(f"duplicate key '{key}' in the request body: send each key once per object",
@@ -122,7 +151,12 @@ def non_empty_messages(body: dict[str, Any]) -> None:
 def chat_basics(raw: bytes, style: Style = openai_style) -> tuple[dict[str, Any], str, bool]:
     """What both chat APIs require: a JSON object with a model, a boolean stream, messages."""
     body = json_object(raw, style)
-    model = required_model(body)
-    stream = stream_flag(body)
-    non_empty_messages(body)
+    # The checks inline for the common body; the helpers raise (and name the field) otherwise.
+    model, stream, messages = body.get("model"), body.get("stream", False), body.get("messages")
+    if type(model) is not str or not model:
+        model = required_model(body)
+    if type(stream) is not bool:
+        stream = stream_flag(body)
+    if type(messages) is not list or not messages:
+        non_empty_messages(body)
     return body, model, stream

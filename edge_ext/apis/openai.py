@@ -6,6 +6,7 @@ import json
 
 from edge_ext.apis.json_body import chat_basics
 from edge_ext.apis.limits import RequestLimits, check_shape
+from edge_ext.apis.plain_chat import plainly_valid
 from edge_ext.apis.validate import openai_fields
 from edge_ext.errors import EdgeError
 from edge_ext.message import ChatRequest
@@ -16,10 +17,12 @@ class OpenAIClientAPI:
 
     def parse(self, raw: bytes, limits: RequestLimits | None = None) -> ChatRequest:
         body, model, stream = chat_basics(raw)
-        if limits is not None:
-            check_shape(body, limits)  # before the walks it bounds
-        openai_fields(body)
-        return ChatRequest(body=body, raw=raw, model=model, stream=stream, api=self.name)
+        if not plainly_valid(body, limits):
+            # The full checks name the error (and find none where the quick walk was unsure).
+            if limits is not None:
+                check_shape(body, limits)  # before the walks it bounds
+            openai_fields(body)
+        return ChatRequest(body, raw, model, stream, self.name)
 
     def error_body(self, err: EdgeError) -> bytes:
         return json.dumps(

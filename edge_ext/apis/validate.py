@@ -14,7 +14,7 @@ from edge_ext.apis.schema import (ANY_OBJECT, BOOL, STR, Array, Either, Obj, Sty
                                   openai_style)
 from edge_ext.errors import InvalidRequest
 
-_OPENAI_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+OPENAI_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _ANTHROPIC_ROLES = frozenset({"user", "assistant"})
 MAX_CHOICES = 128
 
@@ -85,7 +85,7 @@ OPENAI_SCHEMA = Obj({
 
 
 def openai_fields(body: dict[str, Any]) -> None:
-    _messages(body, _OPENAI_ROLES, openai_style)
+    _messages(body, OPENAI_ROLES, openai_style)
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)
     _number(body, "frequency_penalty", -2, 2)

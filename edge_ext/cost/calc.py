@@ -135,8 +135,8 @@ def cost_of(usage: Usage, model: str, table: PriceTable) -> CostResult:
 ATTACHMENT_TOKENS = 1000
 _PER_MESSAGE = 4
 _REPLY_PRIMING = 3
-_TEXT_FIELDS = ("messages", "system", "prompt", "input", "instructions")
-_SCHEMA_FIELDS = ("tools", "functions", "response_format")
+_TEXT_FIELDS = frozenset({"messages", "system", "prompt", "input", "instructions"})
+_SCHEMA_FIELDS = frozenset({"tools", "functions", "response_format"})
 _ATTACHMENT_TYPES = frozenset(
     {"image_url", "image", "input_image", "input_audio", "audio", "file", "input_file", "document"}
 )
@@ -149,29 +149,44 @@ _INLINE_DATA_MIN = 256
 
 
 def _text_units(value: Any) -> tuple[int, int, int]:
-    """(characters, integer tokens, attachments) in ``value``, walked without recursion."""
+    """(characters, integer tokens, attachments) in ``value``, walked without recursion.
+
+    Strings are counted where they are found, only containers are stacked: most of a request's
+    values are strings, and each one stacked cost a push, a pop and type tests more."""
     chars = ints = attachments = 0
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            if item.startswith("data:") and len(item) >= _INLINE_DATA_MIN:
-                attachments += 1
-            else:
-                chars += len(item)
-        elif isinstance(item, dict):
-            if item.get("type") in _ATTACHMENT_TYPES:
+        if isinstance(item, dict):
+            kind = item.get("type")
+            if isinstance(kind, str) and kind in _ATTACHMENT_TYPES:
                 attachments += 1
                 continue
             for key, child in item.items():
-                if key not in _SKIP_KEYS and isinstance(child, (str, dict, list)):
+                if isinstance(child, str):
+                    if key in _SKIP_KEYS:
+                        continue
+                    if len(child) >= _INLINE_DATA_MIN and child.startswith("data:"):
+                        attachments += 1
+                    else:
+                        chars += len(child)
+                elif isinstance(child, (dict, list)) and key not in _SKIP_KEYS:
                     stack.append(child)
         elif isinstance(item, list):
             for child in item:
-                if isinstance(child, int) and not isinstance(child, bool):
-                    ints += 1
+                if isinstance(child, dict):  # first: most arrays are of messages or parts
+                    stack.append(child)
+                elif isinstance(child, str):
+                    if len(child) >= _INLINE_DATA_MIN and child.startswith("data:"):
+                        attachments += 1
+                    else:
+                        chars += len(child)
+                elif isinstance(child, int) and not isinstance(child, bool):
+                    ints += 1  # a token id (an object's numbers are settings, never counted)
                 else:
                     stack.append(child)
+        elif isinstance(item, str):  # only ever the value walked
+            stack.append([item])
     return chars, ints, attachments
 
 
@@ -192,13 +207,13 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     if not isinstance(body, dict):
         return 0
     chars = ints = attachments = 0
-    for field in _TEXT_FIELDS:
-        if field in body:
-            c, i, a = _text_units(body[field])
+    # The fields present, not every field a body may have: a chat body has two or three.
+    for field, value in body.items():
+        if field in _TEXT_FIELDS:
+            c, i, a = _text_units(value)
             chars, ints, attachments = chars + c, ints + i, attachments + a
-    for field in _SCHEMA_FIELDS:
-        if body.get(field):
-            chars += _schema_chars(body[field])
+        elif field in _SCHEMA_FIELDS and value:
+            chars += _schema_chars(value)
     messages = body.get("messages")
     framing = _PER_MESSAGE * len(messages) + _REPLY_PRIMING if isinstance(messages, list) and messages else 0
     return -(-chars // 4) + ints + framing + attachments * ATTACHMENT_TOKENS

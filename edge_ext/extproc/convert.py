@@ -19,8 +19,13 @@ METADATA_NAMESPACE = "edge_ext"
 
 
 def header_dict(header_map: pb.HeaderMap) -> dict[str, str]:
-    # Envoy 1.40 sends values in raw_value (bytes) and leaves value empty.
-    return {h.key: (h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value) for h in header_map.headers}
+    # Envoy 1.40 sends values in raw_value (bytes) and leaves value empty. Empty bytes decode to
+    # "", which falls back to value: one read of raw_value instead of two. A loop, not a
+    # comprehension: one frame less on every request.
+    headers = {}
+    for h in header_map.headers:
+        headers[h.key] = h.raw_value.decode("utf-8", "replace") or h.value
+    return headers
 
 
 def _mutation(set_headers, remove_headers) -> pb.HeaderMutation:
@@ -114,7 +119,18 @@ def extend_timeout(seconds: float) -> pb.ProcessingResponse:
     return response
 
 
+# The last decision converted for each phase, and its reply: most request-headers replies are
+# one constant decision, found by identity without hashing it (the dataclasses' __hash__ and
+# __eq__, Mode's and the enum's inside, are Python). Held here, an object's id cannot be reused.
+_last: dict[str, tuple[Continue | Respond, pb.ProcessingResponse]] = {}
+
+
 def to_response(phase: str, decision: Continue | Respond) -> pb.ProcessingResponse:
+    last = _last.get(phase)
+    if last is not None and last[0] is decision:
+        return last[1]
     if decision.body is not None and len(decision.body) > 256:
         return _convert(phase, decision)  # large bodies are one-off: not worth a cache slot
-    return _cached(phase, decision)
+    response = _cached(phase, decision)
+    _last[phase] = (decision, response)
+    return response

@@ -108,7 +108,8 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                         decision = await driver.perform(st, decision)
                     if extended:
                         started = clock()
-                    driver.run_effects(st)
+                    if st.effects:  # most messages leave none
+                        driver.run_effects(st)
                 except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
                     decision = self._internal_error(st, phase, exc)
                 response = to_response(phase, decision)

@@ -37,7 +37,7 @@ from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.config.models import Config
 from edge_ext.cost.admitted import Admission
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InternalError, InvalidRequest, Unauthorized
-from edge_ext.message import ChatRequest
+from edge_ext.message import ChatRequest, Headers
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.answer import AnswerStep
 from edge_ext.policy.caching import CacheStep, Hit
@@ -57,7 +57,7 @@ from edge_ext.policy.validation import ACCEPTS, RequestCheck, authenticated, req
 from edge_ext.routing.latency import LatencySink
 from edge_ext.policy.refusal import REFUSAL_WATCH, refusal_watch
 from edge_ext.routing.ratelimits import MemoryLimits
-from edge_ext.routing.router import Router
+from edge_ext.routing.router import Chosen, Router
 from edge_ext.routing.breaker_store import MemoryBreakerStore
 
 # The header Envoy's route reads to pick the provider cluster (route.cluster_header).
@@ -112,6 +112,7 @@ class Policy:
         # The response phases of 2-message requests, from their outcomes (any worker's).
         outcomes = OutcomeStep(self._router, latency, accounting, self._wall)
         self.on_outcome, self.on_outcomes = outcomes.apply, outcomes.apply_all
+        self._retries: dict[tuple[str, int], Headers] = {}  # bounded: providers x plan lengths
         # What each need's result continues with.
         self._resume = {FetchKey: self._keyed, Admit: self._admitted, ScanPrompt: self._scanned,
                         SemanticLookUp: self._semantic_found}
@@ -187,7 +188,7 @@ class Policy:
 
     # -- request body ---------------------------------------------------------------------
     def on_request_body(self, st: StreamState, body: bytes) -> Step:
-        return self._refusing(st, lambda: self._body(st, body))
+        return self._refusing(st, partial(self._body, st, body))
 
     def _body(self, st: StreamState, body: bytes) -> Step:
         caller = authenticated(st)
@@ -204,6 +205,8 @@ class Policy:
 
     def _guard(self, st: StreamState) -> Step:
         request, pii = st.request, st.caller.pii or self._default_pii
+        if pii == "off":
+            return self._answer_or_route(st)  # nothing to scan for
         if scanned_apart(request, pii):
             # Envoy would answer 504 at its message timeout while a large body is scanned.
             return self._ask(st, ScanPrompt(request, pii, extend_s=self._scan_extend_s))
@@ -297,7 +300,7 @@ class Policy:
         st.upstream_api, st.upstream_model = body.wire_api, target.upstream_model
         grant = self.grants.metadata(provider.name, request.model, target.plan) if len(target.plan) > 1 else ()
         watch = refusal_watch(target.refusal_fallback, request.stream)
-        set_headers = ((CLUSTER_HEADER, target.cluster), *retry_headers(target), *shaped.set_headers, *watch)
+        set_headers = ((CLUSTER_HEADER, target.cluster), *self._retry_headers(target), *shaped.set_headers, *watch)
         # A client's own watch header is on no allow-list: removed, unless ours replaces it.
         remove = tuple(h for h in shaped.remove_headers if h != REFUSAL_WATCH) if watch else shaped.remove_headers
         metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
@@ -317,6 +320,14 @@ class Policy:
             metadata=metadata,
             last=last,
         )
+
+    def _retry_headers(self, target: Chosen) -> Headers:
+        """failover.retry_headers, a function of the provider and the plan's length: kept."""
+        key = (target.provider.name, len(target.plan))
+        headers = self._retries.get(key)
+        if headers is None:
+            headers = self._retries[key] = retry_headers(target)
+        return headers
 
     def internal_error(self, st: StreamState, error_id: str) -> Respond:
         """The answer to something unexpected: a 500 in the caller's shape naming ``error_id``."""

@@ -37,12 +37,12 @@ _CHAT_OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens")
 
 def requested_output(body: dict, api: str = "openai") -> tuple[str, int] | None:
     """The output-limit field asking for the most tokens, and its value (validated integers)."""
-    names = _OUTPUT_FIELDS.get(api, _CHAT_OUTPUT_FIELDS)
-    asked = [(body[name], name) for name in names if isinstance(body.get(name), int)]
-    if not asked:
-        return None
-    value, name = max(asked)
-    return name, value
+    most = None
+    for name in _OUTPUT_FIELDS.get(api, _CHAT_OUTPUT_FIELDS):
+        value = body.get(name)
+        if isinstance(value, int) and (most is None or (value, name) > most):
+            most = (value, name)
+    return None if most is None else (most[1], most[0])
 
 
 def authenticated(st: StreamState) -> Caller:

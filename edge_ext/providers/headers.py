@@ -16,6 +16,7 @@ overwriting any client value.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from edge_ext.message import Headers
 
@@ -50,6 +51,14 @@ def upstream_headers(client_headers: Iterable[str], own: Headers) -> tuple[Heade
     Returns (set, remove): every header name the client sent that is neither allowed nor set here
     is removed, as is every provider-owned header the target does not set.
     """
+    return _upstream_headers(tuple(client_headers), own)
+
+
+# Clients send the same header names request after request (one set per SDK and version), and a
+# provider's own headers repeat too: the sets are built once per combination. Bounded: a client
+# inventing header names evicts only other entries.
+@lru_cache(maxsize=256)
+def _upstream_headers(client_headers: tuple[str, ...], own: Headers) -> tuple[Headers, tuple[str, ...]]:
     own = (*own, *IDENTITY)
     mine = {name for name, _ in own}
     # Pseudo-headers and host are Envoy's: not removable, and rewritten by the route.

@@ -73,6 +73,12 @@ class Router:
         self._refusal_fallback = dict(routing.refusal_fallback) if routing.max_attempts > 1 else {}
         self._output_limits = {(model, c.provider): self._limit_of(c.upstream_model)
                                for model, candidates in self._candidates.items() for c in candidates}
+        self._clusters = {p.name: p.cluster for p in config.providers}
+        self._picks: dict[tuple[str, str, tuple[str, ...], str, str], Chosen] = {}
+        # Whether a provider needs a key to be picked (config); the keys themselves are looked up.
+        self._needs_key = {p.name: bool(p.api_key_env or p.api_key_file) for p in config.providers}
+        # The context of every strategy but cost_optimized: nothing in it depends on the request.
+        self._plain_context = RouteContext(0, None, self._rng, self._latency)
 
     def _limit_of(self, upstream_model: str) -> int | None:
         price = self._prices(upstream_model) if self._prices else None
@@ -81,11 +87,14 @@ class Router:
     def output_limit(self, model: str) -> int | None:
         """The most output tokens any provider of the public ``model`` produces; None: no known
         limit. Checked before ``pick`` so a refusal never holds a breaker's probe slot."""
-        limits = [self._output_limits[(model, c.provider)] for c in self._candidates.get(model, ())
-                  if self._has_key(c.provider)]
-        if not limits or None in limits:
-            return None
-        return max(limits)
+        most = None
+        for c in self._candidates.get(model, ()):
+            if self._has_key(c.provider):
+                limit = self._output_limits[(model, c.provider)]
+                if limit is None:
+                    return None
+                most = limit if most is None else max(most, limit)
+        return most
 
     def _fits(self, model: str, provider: str, output: int | None) -> bool:
         limit = self._output_limits.get((model, provider))
@@ -116,25 +125,32 @@ class Router:
             if not candidates:
                 raise InvalidRequest(f"no provider serving '{model}' answers this endpoint, and it is not "
                                      "translated for the others", param="model")
-        keyed = [c for c in candidates if self._has_key(c.provider)]
+        needs_key, keys = self._needs_key, self._keys
+        keyed = []
+        for c in candidates:  # _has_key, inline: a loop instead of a frame per candidate
+            if not needs_key[c.provider] or keys.get(c.provider):
+                keyed.append(c)
         if not keyed:
             raise ProviderKeyMissing(f"no provider serving '{model}' has an API key configured")
-        keyed = [c for c in keyed if self._fits(model, c.provider, output)]
-        if not keyed:
-            raise InvalidRequest(f"the request asks for {output} output tokens; '{model}' produces at most "
-                                 f"{self.output_limit(model)}")
+        if output is not None:
+            keyed = [c for c in keyed if self._fits(model, c.provider, output)]
+            if not keyed:
+                raise InvalidRequest(f"the request asks for {output} output tokens; '{model}' produces at most "
+                                     f"{self.output_limit(model)}")
         strategy = self._strategies[model]
-        estimate, max_out = 0, None
+        ctx = self._plain_context
         if strategy.name == "cost_optimized" and body is not None:
             # Only this strategy needs the request's size; the walk is not free.
             from edge_ext.cost.calc import estimate_input_tokens, requested_output_tokens
 
-            estimate, max_out = estimate_input_tokens(body), requested_output_tokens(body)
-        ctx = RouteContext(estimate, max_out, self._rng, self._latency)
-        ordered = strategy.order(keyed, ctx)
+            ctx = RouteContext(estimate_input_tokens(body), requested_output_tokens(body), self._rng, self._latency)
+        ordered = strategy.order(keyed, ctx) if len(keyed) > 1 else keyed
         now = self._store.now()
-        verdicts = {c.provider: self.verdict(c.provider, now) for c in ordered}
-        if any(v.standing in _STEERING for v in verdicts.values()):
+        verdicts, steering = {}, False
+        for c in ordered:
+            verdicts[c.provider] = verdict = self.verdict(c.provider, now)
+            steering = steering or verdict.standing in _STEERING
+        if steering:
             # Exhausted providers are skipped like open breakers; low ones go after the rest.
             ordered, _ = arrange(ordered, [verdicts[c.provider] for c in ordered])
         for index, candidate in enumerate(ordered):
@@ -144,8 +160,7 @@ class Router:
                 target = self._refusal_target(fallback, provider.name, ctx, now) if fallback else None
                 # With a refusal fallback the one other attempt goes to that group (docs/configuration.md).
                 plan = (provider.name, target) if target else self._plan(provider.name, ordered[index + 1:])
-                return Chosen(provider, candidate.upstream_model, self.api_key(provider.name), plan,
-                              cluster_for(plan, provider.cluster), fallback if target else "")
+                return self._chosen(provider, candidate.upstream_model, plan, fallback if target else "")
         # The soonest any provider serves again: its breaker's open time, its exhausted budget's reset.
         retry = min(max(self._breakers[c.provider].open_until, _blocked_until(verdicts[c.provider]))
                     for c in keyed) - now
@@ -153,6 +168,19 @@ class Router:
             f"every provider serving '{model}' is failing or out of its rate limit; retry later",
             headers=(("retry-after", str(max(1, math.ceil(retry)))),),
         )
+
+    def _chosen(self, provider: Provider, upstream_model: str, plan: tuple[str, ...], fallback: str) -> Chosen:
+        """The pick as a value; equal picks are one object (a frozen dataclass costs a few
+        microseconds to build, more than the rest of a single-candidate pick)."""
+        api_key = self.api_key(provider.name)
+        key = (provider.name, upstream_model, plan, fallback, api_key)
+        chosen = self._picks.get(key)
+        if chosen is None:
+            if len(self._picks) >= _MAX_PICKS:
+                self._picks.clear()  # only if keys keep changing: picks are few otherwise
+            chosen = self._picks[key] = Chosen(provider, upstream_model, api_key, plan,
+                                               cluster_for(plan, self._clusters[provider.name]), fallback)
+        return chosen
 
     def _refusal_target(self, fallback: str, first: str, ctx: RouteContext, now: float) -> str | None:
         """The provider a refusal of ``first`` is retried on: the fallback group's first choice
@@ -198,7 +226,7 @@ class Router:
 
     def _plan(self, first: str, rest: list[Candidate]) -> tuple[str, ...]:
         """The first choice, then the next ones in the strategy's order (all keyed already)."""
-        if self._max_attempts < 2:
+        if self._max_attempts < 2 or not rest:
             return (first,)
         # Only closed breakers take fallback attempts: a half-open provider is probed as a first
         # choice, where its probe slot is accounted for.
@@ -244,11 +272,11 @@ class Router:
         self._breakers[provider].force(state)
 
     def _has_key(self, name: str) -> bool:
-        p = self._providers[name]
-        return not (p.api_key_env or p.api_key_file) or bool(self._keys.get(name))
+        return not self._needs_key[name] or bool(self._keys.get(name))
 
 
 _STEERING = (Standing.LOW, Standing.EXHAUSTED)
+_MAX_PICKS = 1024
 
 
 def _blocked_until(verdict: Verdict) -> float:

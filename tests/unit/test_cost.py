@@ -196,6 +196,9 @@ BASE64_IMAGE = "data:image/png;base64," + "A" * 100_000
         pytest.param({"input": "z" * 400, "instructions": "i" * 40}, 110, id="responses-api"),
         pytest.param({}, 0, id="empty"),
         pytest.param({"messages": []}, 0, id="no-messages"),
+        pytest.param({"messages": [{"role": "user", "content": "abcd", "extra": {"type": [], "note": "efgh"}}]},
+                     2 + 4 + 3, id="an-unhashable-type-is-no-attachment"),
+        pytest.param({"input": 7}, 0, id="a-number-where-text-was-expected"),
     ],
 )
 def test_estimate_input_tokens(body, tokens):
