@@ -7,10 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edge_ext.frozen import slot_init
+
 # Header (or metadata) pairs, in order. Tuples, not dicts: decisions holding them stay hashable.
 Headers = tuple[tuple[str, str], ...]
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A parsed, validated request in the shape of the client's API (``api``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from edge_ext.frozen import slot_init
 from edge_ext.message import Headers
 
 
@@ -28,6 +29,7 @@ class Mode:
     request_body: bool = True  # the request body too (buffered); False: not sent to the processor
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Continue:
     set_headers: Headers = ()
@@ -46,6 +48,7 @@ class Continue:
     last: bool = False
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Respond:
     """Answer the client now; the upstream is never called."""

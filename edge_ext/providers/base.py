@@ -12,6 +12,7 @@ from typing import Protocol
 
 from edge_ext.config.models import Provider
 from edge_ext.errors import InvalidRequest
+from edge_ext.frozen import slot_init
 from edge_ext.message import Headers
 
 
@@ -27,6 +28,7 @@ def path_of(paths: dict[str, str], provider: Provider, operation: str) -> str:
     return path
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     path: str
