@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from edge_ext.clock import Clock, monotonic
 from edge_ext.frozen import slot_init
 from edge_ext.routing.failures import FailureKind, classify
 
 __all__ = [
-    "ALLOW", "RELEASE", "SUCCESS", "TRANSITIONS", "Breaker", "BreakerApi", "BreakerEvent", "BreakerRecord",
+    "ALLOW", "QUIET", "RELEASE", "SUCCESS", "TRANSITIONS", "Breaker", "BreakerApi", "BreakerEvent", "BreakerRecord",
     "BreakerSettings", "BreakerState", "EventKind", "FailureKind", "Step", "classify", "open_seconds_for", "step",
 ]
 
@@ -207,6 +208,19 @@ _TABLE: dict[BreakerState, tuple[Handler, ...]] = {
 TRANSITIONS: dict[tuple[BreakerState, EventKind], Handler] = {
     (state, kind): handler for state, row in _TABLE.items() for kind, handler in zip(EventKind, row, strict=True)
 }
+# The pairs whose handler leaves a record without counters (no failures, successes nor probes) as
+# it is, whatever the time, the settings and the event's other fields, with the answer to ALLOW.
+# Stores answer them from a Step built once per record (breaker_store.quiet_steps) instead of
+# running the table: ALLOW on a closed breaker is every request, SUCCESS on one every answer.
+# test_breaker holds this to TRANSITIONS both ways: these never move such a record, the others can.
+QUIET: Mapping[tuple[BreakerState, EventKind], bool] = MappingProxyType({
+    (_CLOSED, EventKind.ALLOW): True,
+    (_CLOSED, EventKind.SUCCESS): False,
+    (_CLOSED, EventKind.RELEASE): False,
+    (_OPEN, EventKind.SUCCESS): False,
+    (_OPEN, EventKind.RELEASE): False,
+    (_HALF, EventKind.RELEASE): False,
+})
 
 
 def step(record: BreakerRecord, event: BreakerEvent, now: float, settings: BreakerSettings) -> Step:

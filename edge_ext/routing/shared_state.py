@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from edge_ext.clock import Clock
 from edge_ext.routing.breaker import BreakerEvent, BreakerRecord, BreakerSettings, BreakerState, Step, step
 from edge_ext.routing.breaker_store import EMPTY as _EMPTY
-from edge_ext.routing.breaker_store import BreakerStore, MemoryBreakerStore, StoreBreaker, Transition
+from edge_ext.routing.breaker_store import BreakerStore, MemoryBreakerStore, Quiet, StoreBreaker, Transition, quiet_steps
 from edge_ext.routing.breaker_store import notify as _notify
 from edge_ext.routing.record_file import RecordFile, RecordFileFull
 
@@ -49,7 +49,8 @@ class LocalBreakerStore:
     Reads cost one 8-byte generation check while nothing changed (the common case: a closed
     breaker on a healthy provider); events that change nothing (success on a clean closed
     breaker, allow on a closed or still-open one) are answered from that snapshot without the
-    lock. Only real changes take the exclusive lock and re-run ``step`` on the file's record.
+    lock: the ones that never depend on the time (``breaker.QUIET``) by a lookup, the others by
+    ``step``. Only real changes take the exclusive lock and re-run ``step`` on the file's record.
     """
 
     def __init__(self, path: str | os.PathLike[str], settings: BreakerSettings = BreakerSettings(),
@@ -60,6 +61,10 @@ class LocalBreakerStore:
         self._file = RecordFile(path, _PAYLOAD, capacity, magic=b"EDGEBRK1")
         self._generation = -1
         self._cache: dict[str, BreakerRecord] = {}
+        self._quiet: Quiet = {}  # of the records in _cache and the unwritten ones, as of _generation
+        # Providers asked about that have no record in the file (healthy since it was made) and
+        # none in the overflow store: their record is EMPTY, answered quietly too.
+        self._unwritten: set[str] = set()
         # Providers past the file's capacity still get a breaker, just not a shared one.
         self._overflow = MemoryBreakerStore(settings, clock, on_transition)
 
@@ -72,15 +77,23 @@ class LocalBreakerStore:
         if generation != self._generation:
             generation, rows = self._file.snapshot()
             self._cache = {name: _decode(row) for name, row in rows.items()}
+            self._requiet()
             self._generation = generation
         cached = self._cache.get(provider)
         return cached if cached is not None else self._overflow.record(provider)
 
     def apply(self, provider: str, event: BreakerEvent) -> Step:
+        if self._file.generation() == self._generation:
+            quiet = self._quiet.get((provider, event.kind))
+            if quiet is not None:
+                return quiet
         now = self.now()
         current = self.record(provider)
         guess = step(current, event, now, self.settings)
         if guess.record is current:
+            if current is _EMPTY and provider not in self._cache and not self._overflow.holds(provider):
+                self._unwritten.add(provider)
+                self._requiet()
             return guess
         outcome: list[Any] = []
 
@@ -93,12 +106,21 @@ class LocalBreakerStore:
         try:
             self._file.update(provider, change)
         except RecordFileFull:
+            if provider in self._unwritten:  # its record lives in the overflow store from now on
+                self._unwritten.discard(provider)
+                self._requiet()
             return self._overflow.apply(provider, event)
         old, result = outcome
         # Our own write moved the generation; the next read re-snapshots everyone's records.
         self._cache[provider] = result.record
+        self._requiet()
         _notify(self.on_transition, provider, old, result.record)
         return result
+
+    def _requiet(self) -> None:
+        records = dict.fromkeys(self._unwritten, _EMPTY)
+        records.update(self._cache)
+        self._quiet = quiet_steps(records)
 
     def close(self) -> None:
         self._file.close()

@@ -6,7 +6,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from edge_ext.clock import FakeClock
 from edge_ext.routing.breaker import (
-    ALLOW, RELEASE, SUCCESS, TRANSITIONS, Breaker, BreakerEvent, BreakerRecord, BreakerSettings, BreakerState,
+    ALLOW, QUIET, RELEASE, SUCCESS, TRANSITIONS, Breaker, BreakerEvent, BreakerRecord, BreakerSettings, BreakerState,
     EventKind, step,
 )
 from edge_ext.routing.failures import FailureKind, classify
@@ -102,6 +102,44 @@ def test_noop_returns_the_same_record_object():
     assert step(closed, SUCCESS, NOW, S).record is closed
     still_open = BreakerRecord(O, open_until=NOW + 1)
     assert step(still_open, ALLOW, NOW, S).record is still_open
+
+
+# Idle records (no counters) of every state, times on both sides of their deadlines, settings
+# at their extremes, and events of every kind with and without their optional fields.
+IDLE_TIMES = (0.0, NOW - 31, NOW - 1, NOW, NOW + 1, NOW + 31)
+IDLE_SETTINGS = (S, BreakerSettings(failure_threshold=1, success_threshold=1, open_seconds=0, probe_timeout_seconds=0),
+                 BreakerSettings(failure_threshold=9, success_threshold=9, half_open_probes=9, open_seconds=600))
+EVENTS_OF = {
+    EventKind.ALLOW: (ALLOW, BreakerEvent(EventKind.ALLOW, retry_after=5, until=NOW + 9)),
+    EventKind.SUCCESS: (SUCCESS, BreakerEvent(EventKind.SUCCESS, retry_after=5, state=O, until=NOW + 9)),
+    EventKind.FAILURE: tuple(fail(kind, ra) for kind in K for ra in (None, 0, 7, 900)),
+    EventKind.RELEASE: (RELEASE, BreakerEvent(EventKind.RELEASE, seconds=3)),
+    EventKind.FORCE: tuple(BreakerEvent.forced(state, seconds) for state in BreakerState for seconds in (None, 0, 5)),
+    EventKind.PEER_OPEN: tuple(BreakerEvent.peer_open(until) for until in (0.0, NOW - 1, NOW + 5, NOW + 900)),
+}
+
+
+def idle_steps(state, kind):
+    """Every step of an idle ``state`` record under ``kind``: (result, record it started from)."""
+    for open_until in IDLE_TIMES:
+        for probe_until in IDLE_TIMES:
+            record = BreakerRecord(state, open_until=open_until, probe_until=probe_until, updated_at=NOW - 60)
+            for now in IDLE_TIMES:
+                for settings in IDLE_SETTINGS:
+                    for event in EVENTS_OF[kind]:
+                        yield step(record, event, now, settings), record
+
+
+@pytest.mark.parametrize("state, kind", sorted(QUIET, key=str))
+def test_quiet_pairs_never_move_an_idle_record(state, kind):
+    # Stores answer these from a Step built once per record: it must be what the table gives.
+    for result, record in idle_steps(state, kind):
+        assert result.record is record and result.allowed is QUIET[(state, kind)]
+
+
+@pytest.mark.parametrize("state, kind", sorted(set(TRANSITIONS) - set(QUIET), key=str))
+def test_every_other_pair_can_move_an_idle_record(state, kind):
+    assert any(result.record is not record for result, record in idle_steps(state, kind))
 
 
 def make(**overrides):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_ext.clock import FakeClock
-from edge_ext.routing.breaker import Breaker, BreakerEvent, BreakerSettings, BreakerState, FailureKind
+from edge_ext.routing.breaker import Breaker, BreakerEvent, BreakerSettings, BreakerState, EventKind, FailureKind
 from edge_ext.routing.redis_layout import COUNT_FAILURE, breaker_key
 from edge_ext.routing.shared_latency import SharedLatencyTracker
 from edge_ext.routing.shared_state import LocalBreakerStore, MemoryBreakerStore, RedisBreakerStore, StoreBreaker
@@ -142,6 +142,50 @@ def test_local_store_hot_path_writes_nothing(tmp_path, monkeypatch):
         assert breaker.allow()
         breaker.on_success()
     assert exclusive == []
+
+
+QUIET_STORES = {
+    "memory-store": lambda path, s: MemoryBreakerStore(s, FakeClock(WALL)),
+    "local-file-store": lambda path, s: LocalBreakerStore(path, s, FakeClock(WALL)),
+}
+
+
+@pytest.mark.parametrize("backend", list(QUIET_STORES))
+def test_quiet_answers_follow_every_change_of_the_record(backend, tmp_path):
+    """Events that change nothing are answered from steps kept per record: each answer is the
+    table's for the record as it is now, through failures, a reset and an opening."""
+    store = QUIET_STORES[backend](tmp_path / "b.bin", BreakerSettings(failure_threshold=2))
+    allow, success = BreakerEvent(EventKind.ALLOW), BreakerEvent(EventKind.SUCCESS)
+    for _ in range(2):  # unseen, then answered quietly
+        assert store.apply("p", allow).allowed and store.record("p").state is C
+        assert store.apply("p", success).record == store.record("p")
+    store.apply("p", FAIL)
+    assert store.record("p").failures == 1
+    assert store.apply("p", allow).allowed
+    store.apply("p", success)  # not quiet: it resets the count
+    assert store.record("p").failures == 0
+    store.apply("p", FAIL)
+    store.apply("p", FAIL)
+    assert store.record("p").state is O and not store.apply("p", allow).allowed
+    assert not store.apply("p", success).allowed and store.record("p").state is O
+
+
+def test_local_store_quiet_answers_see_another_process_open_the_breaker(tmp_path):
+    ours = LocalBreakerStore(tmp_path / "b.bin", BreakerSettings(failure_threshold=1))
+    theirs = LocalBreakerStore(tmp_path / "b.bin", BreakerSettings(failure_threshold=1))
+    assert ours.apply("p", BreakerEvent(EventKind.ALLOW)).allowed  # "p" is in no file record yet
+    assert ours.apply("p", BreakerEvent(EventKind.ALLOW)).allowed
+    theirs.apply("p", FAIL)
+    assert not ours.apply("p", BreakerEvent(EventKind.ALLOW)).allowed
+
+
+def test_local_store_quiet_answers_leave_a_breaker_past_capacity_to_its_own_store(tmp_path):
+    store = LocalBreakerStore(tmp_path / "b.bin", BreakerSettings(failure_threshold=1), capacity=1)
+    store.apply("a", FAIL)  # takes the only slot
+    assert store.apply("b", BreakerEvent(EventKind.ALLOW)).allowed  # unwritten: answered quietly
+    store.apply("b", FAIL)  # no slot left: opens in the private store
+    assert store.record("b").state is O
+    assert not store.apply("b", BreakerEvent(EventKind.ALLOW)).allowed
 
 
 def test_local_store_reinitialises_a_foreign_file(tmp_path):
