@@ -120,7 +120,7 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                     # OK) tells Envoy the processor wants no more of it: no response phase runs.
                     policy.handed_over(st)
                     break
-                if response.HasField("immediate_response"):
+                if isinstance(decision, Respond):  # answered here (an immediate response): nothing follows
                     break
                 request = await anext(requests, None)
             if request is not None:

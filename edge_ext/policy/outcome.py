@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -91,8 +92,16 @@ def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> boo
     (every provider of its plan speaks the client's API, not streamed, not stored)."""
     if (st.flight is not None and st.flight.recorder is not None) or not isinstance(st.routed.codec, Passthrough):
         return False
+    return _plan_speaks(router, plan, st.api.name)
+
+
+# A function of the router's providers (fixed for its life), the plan and the API: few of each,
+# and asked on every request.
+@lru_cache(maxsize=256)
+def _plan_speaks(router: Router, plan: tuple[str, ...], api: str) -> bool:
+    """Whether every provider of ``plan`` the router knows (at least one) answers in ``api``."""
     providers = [p for name in plan if (p := router.provider(name)) is not None]
-    return bool(providers) and all(st.api.name in adapter_for(p.kind).wire_apis for p in providers)
+    return bool(providers) and all(api in adapter_for(p.kind).wire_apis for p in providers)
 
 
 def hand_over(st: StreamState, request: ChatRequest, accounting: bool) -> tuple[tuple[str, str], ...]:

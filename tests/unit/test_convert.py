@@ -10,6 +10,12 @@ def test_header_dict_reads_raw_value_as_envoy_sends_it():
     assert header_dict(hm) == {":path": "/v1/x", "a": "b"}
 
 
+def test_header_dict_replaces_bytes_that_are_not_utf8():
+    hm = pb.HeaderMap(headers=[pb.HeaderValue(key="x-bad", raw_value=b"caf\xe9 \xff"),
+                               pb.HeaderValue(key="x-good", raw_value="café".encode())])
+    assert header_dict(hm) == {"x-bad": "caf\ufffd \ufffd", "x-good": "café"}
+
+
 def test_empty_continue_is_a_bare_phase_reply():
     response = to_response("request_headers", Continue())
     assert response.WhichOneof("response") == "request_headers"
