@@ -202,6 +202,20 @@ def _schema_chars(value: Any) -> int:
         return 0
 
 
+def _plain_chars(messages: list) -> int | None:
+    """``_text_units(messages)``'s characters when every message is exactly a role and a string
+    content (the common chat body; its ints and attachments are then 0); None for any other
+    shape, which the walk counts. A role is never counted, whatever its value."""
+    chars = 0
+    for message in messages:
+        content = message.get("content") if type(message) is dict else None
+        if (type(content) is not str or len(message) != 2 or "role" not in message
+                or (len(content) >= _INLINE_DATA_MIN and content.startswith("data:"))):
+            return None
+        chars += len(content)
+    return chars
+
+
 def estimate_input_tokens(body: dict[str, Any]) -> int:
     """A cheap estimate of the prompt tokens of an OpenAI- or Anthropic-shaped request body."""
     if not isinstance(body, dict):
@@ -210,6 +224,10 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
     # The fields present, not every field a body may have: a chat body has two or three.
     for field, value in body.items():
         if field in _TEXT_FIELDS:
+            plain = _plain_chars(value) if field == "messages" and type(value) is list else None
+            if plain is not None:
+                chars += plain
+                continue
             c, i, a = _text_units(value)
             chars, ints, attachments = chars + c, ints + i, attachments + a
         elif field in _SCHEMA_FIELDS and value:

@@ -14,6 +14,8 @@ from edge_ext.cost.calc import (
     CostResult,
     cost,
     cost_of,
+    _plain_chars,
+    _text_units,
     estimate_input_tokens,
     requested_output_tokens,
 )
@@ -215,6 +217,41 @@ def test_estimate_counts_tool_schemas():
 @pytest.mark.parametrize("body", [None, "text", [1, 2], {"messages": "not a list"}, {"messages": [1, None, True]}])
 def test_estimate_tolerates_odd_bodies(body):
     assert estimate_input_tokens(body) >= 0
+
+
+# Messages near the plain shape (a role and a string content) and off it in every way the walk
+# tells apart: other keys, a type, non-string contents and roles, inline data, non-dict items.
+_TEXT = st.one_of(st.text(max_size=12), st.just("data:" + "A" * 300), st.just("x" * 300))
+_VALUE = st.one_of(_TEXT, st.none(), st.integers(), st.booleans(), st.lists(_TEXT, max_size=2),
+                   st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url"]), "text": _TEXT}))
+_MESSAGE = st.one_of(
+    st.fixed_dictionaries({"role": _VALUE, "content": _TEXT}),
+    st.dictionaries(st.sampled_from(["role", "content", "name", "type", "tool_call_id", "id"]), _VALUE, max_size=4),
+    _VALUE,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_MESSAGE, max_size=4))
+def test_plain_messages_count_as_the_walk_counts_them(messages):
+    chars = _plain_chars(messages)
+    if chars is not None:
+        assert _text_units(messages) == (chars, 0, 0)
+
+
+@pytest.mark.parametrize("messages, chars", [
+    pytest.param([{"role": "system", "content": "be terse"}, {"role": "user", "content": "hi"}], 10, id="chat"),
+    pytest.param([{"role": None, "content": ""}], 0, id="any-role-empty-content"),
+    pytest.param([{"content": "x" * 300, "role": "user"}], 300, id="long-text-is-text"),
+    pytest.param([], 0, id="none"),
+    pytest.param([{"role": "user", "content": "data:" + "A" * 300}], None, id="inline-data-is-walked"),
+    pytest.param([{"role": "user", "content": "hi", "name": "bob"}], None, id="a-third-key-is-walked"),
+    pytest.param([{"role": "user", "content": [{"type": "text", "text": "hi"}]}], None, id="parts-are-walked"),
+    pytest.param([{"type": "message", "content": "hi"}], None, id="no-role-is-walked"),
+    pytest.param(["hi"], None, id="not-a-dict-is-walked"),
+])
+def test_plain_messages_shape(messages, chars):
+    assert _plain_chars(messages) == chars
 
 
 def test_estimate_deep_nesting_does_not_recurse():
