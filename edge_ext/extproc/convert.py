@@ -32,30 +32,40 @@ def header_dict(header_map: pb.HeaderMap) -> dict[str, str]:
     return headers
 
 
-def _mutation(set_headers, remove_headers) -> pb.HeaderMutation:
-    mutation = pb.HeaderMutation(remove_headers=remove_headers)
+# The reply is filled in place, field by field: building each part as a message of its own and
+# copying it in (CopyFrom) cost a second message per part, and the metadata struct's generic
+# update() tests each value's type in Python.
+def _fill_mutation(mutation: pb.HeaderMutation, set_headers, remove_headers) -> None:
+    if remove_headers:
+        mutation.remove_headers.extend(remove_headers)
+    add = mutation.set_headers.add
     for key, value in set_headers:
         # Only raw_value: setting value and raw_value together makes Envoy answer 500.
-        mutation.set_headers.add(header=pb.HeaderValue(key=key, raw_value=value.encode()), append_action=_OVERWRITE)
-    return mutation
+        header = add(append_action=_OVERWRITE).header
+        header.key = key
+        header.raw_value = value.encode()
 
 
-def _metadata(values) -> struct_pb2.Struct:
-    md = struct_pb2.Struct()
-    md.get_or_create_struct(METADATA_NAMESPACE).update(dict(values))
-    return md
+def _fill_metadata(md: struct_pb2.Struct, values) -> None:
+    """``values`` under our namespace; the last of a repeated key wins, as in a dict."""
+    namespace = md.fields[METADATA_NAMESPACE].struct_value
+    namespace.Clear()  # present even when ``values`` is empty
+    fields = namespace.fields
+    for key, value in values:
+        if type(value) is str:
+            fields[key].string_value = value
+        else:
+            namespace.update({key: value})  # not ours to send, but sent as the struct would
 
 
-def common_response(decision: Continue) -> pb.CommonResponse:
-    common = pb.CommonResponse()
+def _fill_common(common: pb.CommonResponse, decision: Continue) -> None:
     set_headers = decision.set_headers
     if decision.body is not None:
         common.body_mutation.body = decision.body
     if set_headers or decision.remove_headers:
-        common.header_mutation.CopyFrom(_mutation(set_headers, decision.remove_headers))
+        _fill_mutation(common.header_mutation, set_headers, decision.remove_headers)
     # Envoy ignores clear_route_cache unless the same reply mutates a header.
     common.clear_route_cache = decision.clear_route_cache and bool(set_headers or decision.remove_headers)
-    return common
 
 
 def continue_response(phase: str, decision: Continue) -> pb.ProcessingResponse:
@@ -64,9 +74,11 @@ def continue_response(phase: str, decision: Continue) -> pb.ProcessingResponse:
     if decision == _EMPTY:
         getattr(response, phase).SetInParent()
         return response
-    getattr(response, phase).response.CopyFrom(common_response(decision))
+    common = getattr(response, phase).response
+    common.SetInParent()  # an empty CommonResponse is still sent
+    _fill_common(common, decision)
     if decision.metadata:
-        response.dynamic_metadata.CopyFrom(_metadata(decision.metadata))
+        _fill_metadata(response.dynamic_metadata, decision.metadata)
     if decision.mode is not None:
         response.mode_override.CopyFrom(_mode(decision.mode))
     return response
@@ -92,9 +104,9 @@ def immediate_response(decision: Respond) -> pb.ProcessingResponse:
     ir.body = decision.body
     ir.details = decision.details
     if decision.headers:
-        ir.headers.CopyFrom(_mutation(decision.headers, ()))
+        _fill_mutation(ir.headers, decision.headers, ())
     # Marks the local reply as ours, so Envoy's local_reply_config leaves its body alone.
-    response.dynamic_metadata.CopyFrom(_metadata((("reply", "edge_ext"), *decision.metadata)))
+    _fill_metadata(response.dynamic_metadata, (("reply", "edge_ext"), *decision.metadata))
     return response
 
 

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from edge_ext.extproc.convert import header_dict, to_response
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.policy.decisions import Continue, Mode, Respond, ResponseMode
@@ -57,6 +59,22 @@ def test_metadata_and_mode_override_restates_the_request_side():
     # Envoy replaces the whole mode: without these the request body would no longer be sent.
     assert mode.request_header_mode == pb.ProcessingMode.SEND
     assert mode.request_body_mode == pb.ProcessingMode.BUFFERED
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    pytest.param((("a", "1"), ("b", "2")), {"a": "1", "b": "2"}, id="strings"),
+    pytest.param((("a", "1"), ("b", "2"), ("a", "3")), {"a": "3", "b": "2"}, id="a-repeated-key-keeps-its-last-value"),
+    pytest.param((("n", 2), ("t", True), ("z", None)), {"n": 2.0, "t": True, "z": None}, id="other-values-as-a-struct-has-them"),
+])
+def test_metadata_is_written_under_our_namespace(metadata, expected):
+    response = to_response("request_body", Continue(metadata=metadata, last=True))
+    assert dict(response.dynamic_metadata["edge_ext"].items()) == expected
+    assert list(response.dynamic_metadata.keys()) == ["edge_ext"]
+
+
+def test_a_reply_without_a_mutation_still_carries_its_common_response():
+    response = to_response("request_body", Continue(metadata=(("a", "1"),)))
+    assert response.request_body.HasField("response") and not response.request_body.response.HasField("header_mutation")
 
 
 def test_immediate_response_is_marked_as_ours():
