@@ -11,12 +11,15 @@ from typing import Any
 # and a non-streaming request with the same content share one entry.
 DELIVERY_ONLY = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier"})
 _CREDENTIALS = ("authorization", "x-api-key", "api-key")
+# What json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds on every
+# call, built once: the same encoder, so the same text and the same keys.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def cache_key(namespace: str, api: str, body: dict[str, Any], variant: tuple[tuple[str, str], ...] = ()) -> str:
     """``variant``: the request headers that reach the provider and change its answer (betas)."""
     canonical = {k: v for k, v in body.items() if k not in DELIVERY_ONLY}
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = _CANONICAL.encode(canonical)
     # Without a variant the key is what it always was: stored entries stay valid.
     headers = "".join(f"\0{name}={value}" for name, value in variant)
     digest = hashlib.sha256(f"{namespace}\0{api}\0{text}{headers}".encode()).hexdigest()

@@ -1,6 +1,7 @@
 """Cache building blocks with an injected clock: no sleeps."""
 
 import asyncio
+import hashlib
 
 import pytest
 
@@ -63,6 +64,15 @@ def test_stream_and_json_requests_share_a_key_but_tenants_do_not():
     assert cache_key(a, "openai", body) != cache_key(b, "openai", body)
     assert cache_key(a, "openai", body) != cache_key(a, "openai", {**body, "temperature": 0.5})
     assert namespace_for({"authorization": "Bearer a"}, "team") == namespace_for({}, "team")
+
+
+def test_keys_are_the_ones_stored_entries_were_written_under():
+    # Entries outlive a release: the key's text must not change (sorted keys, compact, UTF-8 as is).
+    body = {"temperature": 0, "model": "m", "messages": [{"role": "user", "content": "héllo \u2028 \"q\""}],
+            "top_p": 0.5, "stop": ["a", None], "user": "u"}
+    assert cache_key("t-x", "openai", body) == "t-x:" + hashlib.sha256(
+        "t-x\0openai\0{\"messages\":[{\"content\":\"héllo \u2028 \\\"q\\\"\",\"role\":\"user\"}],\"model\":\"m\","
+        "\"stop\":[\"a\",null],\"temperature\":0,\"top_p\":0.5}".encode()).hexdigest()
 
 
 BODY0 = {"model": "m", "messages": [], "temperature": 0}
