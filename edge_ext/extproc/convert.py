@@ -146,7 +146,25 @@ def to_response(phase: str, decision: Continue | Respond) -> pb.ProcessingRespon
     if last is not None and last[0] is decision:
         return last[1]
     if decision.body is not None and len(decision.body) > 256:
+        if type(decision) is Respond:
+            return _large_answer(phase, decision)
         return _convert(phase, decision)  # large bodies are one-off: not worth a cache slot
     response = _cached(phase, decision)
     _last[phase] = (decision, response)
+    return response
+
+
+# A cache hit answers with the stored entry's body (the same bytes object for every hit on L1)
+# and an age header that changes once a second: a hot entry repeats the same large answer. One
+# slot per phase keeps the last one (one large body held twice at most), found by equality: the
+# same bytes object compares at once, other bodies by memcmp.
+_last_large: dict[str, tuple[Respond, pb.ProcessingResponse]] = {}
+
+
+def _large_answer(phase: str, decision: Respond) -> pb.ProcessingResponse:
+    last = _last_large.get(phase)
+    if last is not None and last[0] == decision:
+        return last[1]
+    response = immediate_response(decision)
+    _last_large[phase] = (decision, response)
     return response

@@ -77,6 +77,22 @@ def test_a_reply_without_a_mutation_still_carries_its_common_response():
     assert response.request_body.HasField("response") and not response.request_body.response.HasField("header_mutation")
 
 
+def test_a_repeated_large_answer_reuses_its_reply_until_it_changes():
+    body = b'{"choices":[]}' + b" " * 1000
+
+    def hit(age, entry=body):
+        return Respond(200, entry, (("content-type", "application/json"), ("age", age)), "edge_ext_cache_hit_l1")
+
+    first = to_response("request_body", hit("3"))
+    assert to_response("request_body", hit("3")) is first  # a hot cache entry within the same second
+    later = to_response("request_body", hit("4"))
+    assert later is not first and later.immediate_response.headers.set_headers[1].header.raw_value == b"4"
+    other = to_response("request_body", hit("4", entry=bytes(reversed(body))))
+    assert other.immediate_response.body == bytes(reversed(body))
+    again = to_response("request_body", hit("4"))
+    assert again is not later and again.immediate_response.body == body  # only the last one is kept
+
+
 def test_immediate_response_is_marked_as_ours():
     response = to_response("request_body", Respond(404, b'{"error":{}}', (("content-type", "application/json"),), "edge_ext_model_not_found"))
     ir = response.immediate_response
