@@ -84,6 +84,10 @@ DIRECTIVES = [
     pytest.param({"cache-control": "no-cache"}, BODY0, (False, True, "bypass", None), id="no-cache-refreshes"),
     pytest.param({"x-edge-cache-ttl": "60"}, BODY0, (True, True, "miss", 60.0), id="ttl-header"),
     pytest.param({"x-edge-cache-ttl": "99999999"}, BODY0, (True, True, "miss", 86400.0), id="ttl-capped"),
+    pytest.param({"x-edge-cache-ttl": "0"}, BODY0, (False, False, "bypass", None), id="ttl-zero-bypasses"),
+    pytest.param({"x-edge-cache-ttl": "soon"}, BODY0, (True, True, "miss", None), id="ttl-not-a-number-ignored"),
+    pytest.param({"cache-control": "no-cache", "x-edge-cache-ttl": "60"}, BODY0, (False, True, "bypass", 60.0),
+                 id="no-cache-refreshes-with-a-ttl"),
     pytest.param({}, {**BODY0, "n": 2}, (False, False, "bypass", None), id="n-greater-than-one"),
 ]
 
