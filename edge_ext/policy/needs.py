@@ -17,7 +17,7 @@ asks Envoy to extend it (once per message) by that many seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,67 +30,68 @@ if TYPE_CHECKING:
 
 # -- needs: the policy waits for their result ------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class FetchKey:
+class NeedBase:
+    """What every need carries: how much longer than Envoy's per-message deadline it may take
+    (module docstring), keyword only."""
+
+    extend_s: float = field(default=0.0, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchKey(NeedBase):
     """Who holds the client key with this SHA-256 digest (the shared key store) -> Caller | None."""
 
     digest: str
     # Not for the driver: whether the request headers ended the request (the policy refuses a
     # chat request without a body once the caller is known).
     end_of_stream: bool = False
-    extend_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class Admit:
+class Admit(NeedBase):
     """Reserve the request's estimate against the caller's budgets and token rate
     -> Admission | None (None: no limit applies), or the refusal."""
 
     caller: Caller
     request: ChatRequest
-    extend_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class ScanPrompt:
+class ScanPrompt(NeedBase):
     """Scan (and redact, or refuse) a body too large to scan inline -> ChatRequest, or the refusal."""
 
     request: ChatRequest
     pii: str  # the policy: "redact" or "block"
-    extend_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class LookUp:
+class LookUp(NeedBase):
     """The cached answer under ``key`` -> (Entry | None, tier)."""
 
     key: str
-    extend_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class JoinFlight:
+class JoinFlight(NeedBase):
     """Be first in flight in this process for ``key`` -> bool (True: this request leads)."""
 
     key: str
-    extend_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NeedBase):
     """Be the one caller across workers and replicas that fetches ``key`` -> bool."""
 
     key: str
     ttl_s: float
-    extend_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class AwaitEntry:
+class AwaitEntry(NeedBase):
     """Wait for the answer another request is fetching -> Entry | None (None: not stored)."""
 
     key: str
     elsewhere: bool  # False: a request of this process leads; True: another worker or replica
-    extend_s: float = 0.0
 
 
 Need = FetchKey | Admit | ScanPrompt | LookUp | JoinFlight | Claim | AwaitEntry

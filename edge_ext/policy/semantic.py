@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from edge_ext.auth import ANONYMOUS
 from edge_ext.cache.key import namespace_for
 from edge_ext.policy.decisions import Respond
+from edge_ext.policy.needs import NeedBase
 from edge_ext.providers.headers import answer_variant
 from edge_ext.semantic.prompt import Prompt, prompt_of
 from edge_ext.usage import Usage
@@ -45,14 +46,13 @@ class Pending:
 
 # -- the need and the effect (edge_ext.policy.needs), performed by the driver -----------------
 @dataclass(frozen=True, slots=True)
-class SemanticLookUp:
+class SemanticLookUp(NeedBase):
     """Embed the conversation and search the semantic cache -> semantic.cache.Lookup."""
 
     prompt: Prompt
     threshold: float
     namespace: str
     model: str
-    extend_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ class SemanticStep:
                            self._config.max_messages, self._config.max_chars)
         if prompt is None:
             return None
-        return SemanticLookUp(prompt, threshold, namespace, request.model, self._extend_s)
+        return SemanticLookUp(prompt, threshold, namespace, request.model, extend_s=self._extend_s)
 
     def found(self, st, need: SemanticLookUp, result: Lookup) -> tuple[Entry, float] | None:
         """A stored answer and its similarity, or None (then ``st.semantic`` may hold what to store)."""

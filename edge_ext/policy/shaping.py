@@ -19,6 +19,7 @@ from edge_ext.apis.by_name import CLIENT_APIS
 from edge_ext.config.models import Provider
 from edge_ext.errors import InvalidRequest
 from edge_ext.message import ChatRequest, Headers
+from edge_ext.providers.base import upstream_request
 from edge_ext.providers.registry import ADAPTERS, adapter_for
 from edge_ext.sse import Event, encode
 from edge_ext.translate import (
@@ -214,8 +215,8 @@ def shape(request: ChatRequest, provider: Provider, api_key: str, upstream_model
     """The request as ``provider`` gets it: body, path, credentials; ``client_headers`` are the
     headers as the processor saw them (edge_ext.providers.headers decides which may pass)."""
     body = body_for(request, provider, upstream_model)
-    upstream = adapter_for(provider.kind).upstream(provider, api_key, upstream_model, client_headers,
-                                                   request.operation, body.wire_api)
+    upstream = upstream_request(adapter_for(provider.kind), provider, api_key, upstream_model, client_headers,
+                                request.operation, body.wire_api)
     set_headers: Headers = ((":path", upstream.path), *upstream.set_headers)
     if body.body is not None:
         # With request headers SEND and the body BUFFERED, content-length is ours to fix.

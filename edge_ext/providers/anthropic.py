@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest, path_of
-from edge_ext.providers.headers import beta_tokens, upstream_headers
+from edge_ext.message import Headers
+from edge_ext.providers.base import path_of
+from edge_ext.providers.headers import beta_tokens
 
 
 PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
@@ -15,9 +16,10 @@ class AnthropicAdapter:
     wire_api = "anthropic"
     wire_apis = frozenset({"anthropic"})
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
-                 operation: str = "chat", wire_api: str = "") -> UpstreamRequest:
-        path = path_of(PATHS, provider, operation)
+    def path(self, provider: Provider, upstream_model: str, operation: str, wire_api: str) -> str:
+        return path_of(PATHS, provider, operation)
+
+    def credentials(self, provider: Provider, api_key: str, client_headers: dict[str, str]) -> Headers:
         # The API version is the operator's, never the client's: it changes what the API does on
         # the edge's key. Betas likewise, except those the provider's config lets clients ask for.
         headers = [("anthropic-version", provider.anthropic_version)]
@@ -27,5 +29,4 @@ class AnthropicAdapter:
             headers.append(("anthropic-beta", ",".join(betas)))
         if api_key:
             headers.insert(0, ("x-api-key", api_key))
-        set_headers, remove = upstream_headers(client_headers, tuple(headers))
-        return UpstreamRequest(f"{provider.path_prefix}{path}", set_headers, remove)
+        return tuple(headers)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest, path_of
-from edge_ext.providers.headers import upstream_headers
+from edge_ext.message import Headers
+from edge_ext.providers.base import path_of
 
 # After the deployment's path.
 PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
@@ -22,13 +22,12 @@ class AzureOpenAIAdapter:
     wire_api = "openai"
     wire_apis = frozenset({"openai", "responses"})
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
-                 operation: str = "chat", wire_api: str = "") -> UpstreamRequest:
+    def path(self, provider: Provider, upstream_model: str, operation: str, wire_api: str) -> str:
+        if wire_api == "responses":
+            return "/openai/v1/responses"
         # The upstream model name is the deployment name (model_map maps public names onto it).
-        path = f"{provider.path_prefix}/openai/v1/responses" if wire_api == "responses" else (
-            f"{provider.path_prefix}/openai/deployments/{quote(upstream_model, safe='')}/{path_of(PATHS, provider, operation)}"
-            f"?api-version={quote(provider.api_version or '', safe='')}"
-        )
-        auth = (("api-key", api_key),) if api_key else ()
-        set_headers, remove = upstream_headers(client_headers, auth)
-        return UpstreamRequest(path, set_headers, remove)
+        return (f"/openai/deployments/{quote(upstream_model, safe='')}/{path_of(PATHS, provider, operation)}"
+                f"?api-version={quote(provider.api_version or '', safe='')}")
+
+    def credentials(self, provider: Provider, api_key: str, client_headers: dict[str, str]) -> Headers:
+        return (("api-key", api_key),) if api_key else ()

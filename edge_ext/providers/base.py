@@ -1,7 +1,8 @@
 """The provider interface: where and how one upstream API is called.
 
 Adapters know nothing of Envoy or gRPC, nor of translation: they name the API they speak
-(``wire_api``) and build the path and credentials. Adding a provider kind is one module here and
+(``wire_api``), its path and its credentials; ``upstream_request`` puts them together with the
+client headers that may pass. Adding a provider kind is one module here and
 one line in ``registry.py``.
 """
 
@@ -14,6 +15,7 @@ from edge_ext.config.models import Provider
 from edge_ext.errors import InvalidRequest
 from edge_ext.frozen import slot_init
 from edge_ext.message import Headers
+from edge_ext.providers.headers import upstream_headers
 
 
 class UnsupportedOperation(InvalidRequest):
@@ -42,11 +44,23 @@ class ProviderAdapter(Protocol):
     # Every API it serves as is: a request in one of them is sent untranslated, to that API's path.
     wire_apis: frozenset[str]
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
-                 operation: str = "chat", wire_api: str = "") -> UpstreamRequest:
-        """Path and headers for this provider, for a body in ``wire_api`` (one of ``wire_apis``;
-        empty: ``wire_api``). ``client_headers`` are all the request headers the processor saw;
-        the headers module decides which of them may pass (see its docstring).
-        ``operation``: what is asked (edge_ext.apis.operations); one the provider's API does not
-        have raises UnsupportedOperation."""
+    def path(self, provider: Provider, upstream_model: str, operation: str, wire_api: str) -> str:
+        """The path after the provider's ``path_prefix``, query included, for a body in
+        ``wire_api`` (one of ``wire_apis``; empty: ``wire_api``). ``operation``: what is asked
+        (edge_ext.apis.operations); one the provider's API does not have raises
+        UnsupportedOperation (``path_of`` does)."""
         ...
+
+    def credentials(self, provider: Provider, api_key: str, client_headers: dict[str, str]) -> Headers:
+        """The headers the edge sets for this provider: its key (none when empty), and what else
+        the operator decides (API version, the betas clients may ask for)."""
+        ...
+
+
+def upstream_request(adapter: ProviderAdapter, provider: Provider, api_key: str, upstream_model: str,
+                     client_headers: dict[str, str], operation: str = "chat", wire_api: str = "") -> UpstreamRequest:
+    """Path and headers for ``provider``. ``client_headers`` are all the request headers the
+    processor saw; edge_ext.providers.headers decides which of them may pass (its docstring)."""
+    path = adapter.path(provider, upstream_model, operation, wire_api)
+    set_headers, remove = upstream_headers(client_headers, adapter.credentials(provider, api_key, client_headers))
+    return UpstreamRequest(f"{provider.path_prefix}{path}", set_headers, remove)

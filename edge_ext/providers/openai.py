@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from edge_ext.config.models import Provider
-from edge_ext.providers.base import UpstreamRequest, path_of
-from edge_ext.providers.headers import upstream_headers
+from edge_ext.message import Headers
+from edge_ext.providers.base import path_of
 
 PATHS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings", "responses": "/v1/responses"}
 
@@ -14,13 +14,12 @@ class OpenAIAdapter:
     wire_api = "openai"
     wire_apis = frozenset({"openai", "responses"})
 
-    def upstream(self, provider: Provider, api_key: str, upstream_model: str, client_headers: dict[str, str],
-                 operation: str = "chat", wire_api: str = "") -> UpstreamRequest:
-        path = path_of(PATHS, provider, "responses" if wire_api == "responses" else operation)
+    def path(self, provider: Provider, upstream_model: str, operation: str, wire_api: str) -> str:
+        return path_of(PATHS, provider, "responses" if wire_api == "responses" else operation)
+
+    def credentials(self, provider: Provider, api_key: str, client_headers: dict[str, str]) -> Headers:
         # openai-organization / openai-project are not forwarded: the key's owner bills the default.
-        auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        set_headers, remove = upstream_headers(client_headers, auth)
-        return UpstreamRequest(f"{provider.path_prefix}{path}", set_headers, remove)
+        return (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
 
 class OpenAICompatibleAdapter(OpenAIAdapter):

@@ -21,7 +21,7 @@ from edge_ext.policy.endpoints import TABLE, dispatch
 from edge_ext.policy.engine import CLUSTER_HEADER, Policy
 from edge_ext.policy.outcome import Outcome
 from edge_ext.policy.state import Endpoint, Phase
-from edge_ext.providers.base import UnsupportedOperation
+from edge_ext.providers.base import UnsupportedOperation, upstream_request
 from edge_ext.providers.registry import adapter_for
 from edge_ext.usage import from_openai
 from tests.unit.test_lifecycle import World
@@ -141,7 +141,7 @@ def test_the_new_endpoints_take_a_body_behind_auth_and_name_their_operation():
 ])
 def test_each_provider_kind_names_the_path_of_what_it_serves(name, operation, path):
     provider = next(p for p in parse_config(CONFIG).providers if p.name == name)
-    upstream = adapter_for(provider.kind).upstream(provider, "sk", "dep", {}, operation)
+    upstream = upstream_request(adapter_for(provider.kind), provider, "sk", "dep", {}, operation)
     assert upstream.path == path
 
 
@@ -149,7 +149,7 @@ def test_each_provider_kind_names_the_path_of_what_it_serves(name, operation, pa
 def test_a_provider_without_the_api_refuses_with_a_400(name, operation):
     provider = next(p for p in parse_config(CONFIG).providers if p.name == name)
     with pytest.raises(UnsupportedOperation) as info:
-        adapter_for(provider.kind).upstream(provider, "sk", "m", {}, operation)
+        upstream_request(adapter_for(provider.kind), provider, "sk", "m", {}, operation)
     assert info.value.status == 400
 
 

@@ -5,6 +5,7 @@ import pytest
 from edge_ext.cache.key import cache_key
 from edge_ext.config import ConfigInvalid, parse_config
 from edge_ext.providers.headers import FORWARDED, answer_variant
+from edge_ext.providers.base import upstream_request
 from edge_ext.providers.registry import adapter_for
 
 CONFIG = """\
@@ -49,7 +50,7 @@ CLIENT = {":method": "POST", ":path": "/v1/chat/completions", ":authority": "edg
 
 def upstream(name, headers=CLIENT):
     provider = PROVIDERS[name]
-    return adapter_for(provider.kind).upstream(provider, "sk-edge-own", "m", headers)
+    return upstream_request(adapter_for(provider.kind), provider, "sk-edge-own", "m", headers)
 
 
 @pytest.mark.parametrize("name", list(PROVIDERS))
