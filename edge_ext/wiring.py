@@ -21,7 +21,6 @@ from edge_ext.metric_files import METRICS_DIR_ENV, MetricsFlusher
 from edge_ext.metrics import WorkerMetrics
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.engine import Policy
-from edge_ext.routing.breaker import BreakerSettings
 from edge_ext.routing.router import Router
 from edge_ext.routing.shared_latency import SharedLatencyTracker
 from edge_ext.routing.shared_limits import SharedLimits
@@ -112,9 +111,7 @@ STATE_FILES = ("breakers.bin", "latency.bin", "ratelimits.bin")
 
 def build_router(config: Config, keys: dict[str, str | None], metrics: WorkerMetrics,
                  redis: Any = None) -> tuple[Router, SharedLatencyTracker, list]:
-    b = config.routing.breaker
-    settings = BreakerSettings(failure_threshold=b.failure_threshold, open_seconds=b.open_seconds,
-                               success_threshold=b.success_threshold, half_open_probes=b.half_open_probes)
+    settings = config.routing.breaker
     directory = config.processor.directory
     # Breaker deadlines are wall-clock: they are compared across processes.
     store = LocalBreakerStore(os.path.join(directory, STATE_FILES[0]), settings, clock=time.time,

@@ -45,10 +45,18 @@ class Cache(Strict):
 
 
 class Breaker(Strict):
+    """A provider's circuit breaker (edge_ext.routing.breaker reads these settings as they are)."""
+
     failure_threshold: Annotated[int, Field(ge=1)] = 5
-    open_seconds: Annotated[float, Field(gt=0)] = 30.0
+    # 0: an opened breaker lets its probes through at once (the state machine allows it).
+    open_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     success_threshold: Annotated[int, Field(ge=1)] = 2
     half_open_probes: Annotated[int, Field(ge=1)] = 1
+    # A provider asking for a day of silence (retry-after) should not disable it for a day.
+    max_retry_after_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 300.0
+    # A probe whose outcome never arrives (worker crashed, stream abandoned) must not keep the
+    # breaker half-open forever: after this long its slot is handed to a new probe.
+    probe_timeout_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
 
 
 class RateLimits(Strict):

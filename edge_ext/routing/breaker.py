@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from edge_ext.clock import Clock, monotonic
+# The config's own model: the breaker reads its settings as the config validated them.
+from edge_ext.config.traffic import Breaker as BreakerSettings
 from edge_ext.frozen import slot_init
 from edge_ext.routing.failures import FailureKind, classify
 
@@ -40,28 +42,6 @@ class EventKind(str, enum.Enum):
     RELEASE = "release"  # an admitted request ended with no verdict (client gone): frees its probe slot
     FORCE = "force"  # admin override
     PEER_OPEN = "peer_open"  # another replica opened this provider's breaker until ``until``
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerSettings:
-    failure_threshold: int = 5
-    open_seconds: float = 30.0
-    success_threshold: int = 2
-    half_open_probes: int = 1
-    # A provider asking for a day of silence should not disable it for a day.
-    max_retry_after_seconds: float = 300.0
-    # A probe whose outcome never arrives (worker crashed, stream abandoned) must not keep the
-    # breaker half-open forever: after this long its slot is handed to a new probe.
-    probe_timeout_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        for name in ("failure_threshold", "success_threshold", "half_open_probes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        for name in ("open_seconds", "max_retry_after_seconds", "probe_timeout_seconds"):
-            value = getattr(self, name)
-            if not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number >= 0")
 
 
 @dataclass(frozen=True, slots=True)
