@@ -18,7 +18,7 @@ from edge_ext.admin.pb import admin_pb2 as pb
 from edge_ext.auth import hash_key
 from edge_ext.config import load_config
 from edge_ext.reload import version_of
-from tests.e2e.conftest import PROVIDER_KEY
+from tests.keys import PROVIDER_KEY
 from tests.support import edge_config, scrape, start_edge, start_mock, stop, wait_until
 
 KEEP, DROP = "sk-client-keep-0123456789", "sk-client-drop-0123456789"

@@ -11,7 +11,7 @@ import time
 import openai
 import pytest
 
-from tests.e2e.conftest import PROVIDER_KEY
+from tests.keys import PROVIDER_KEY
 from tests.support import edge_config, start_edge, stop, wait_until, worker_pids
 
 MSG = [{"role": "user", "content": "hello"}]

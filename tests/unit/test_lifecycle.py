@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from decimal import Decimal
 
 import pytest
 
-from edge_ext.cache.entry import Entry
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
-from edge_ext.cost.admission import Admission
-from edge_ext.cost.ledger_api import Hold
-from edge_ext.errors import BudgetExceeded, EdgeError
+from edge_ext.errors import BudgetExceeded
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.decisions import Continue, Respond, ResponseMode
 from edge_ext.policy.engine import CLUSTER_HEADER, Policy
-from edge_ext.policy.needs import (Admit, AwaitEntry, Claim, FetchKey, JoinFlight, LookUp, Need, Release, Resolve,
-                                   ScanPrompt, Settle, Store)
+from edge_ext.policy.needs import (AwaitEntry, Claim, FetchKey, JoinFlight, LookUp, ScanPrompt)
 from edge_ext.policy.state import ARRIVES_IN, TRANSITIONS, IllegalTransition, Phase, StreamState
 from edge_ext.cost.pricing import load_pricing
+from tests.policy_world import WALL, World
 
 CONFIG = """\
 routing: {strategy: failover, max_attempts: 2}
@@ -33,71 +29,6 @@ providers:
   - {name: beta, kind: anthropic, base_url: "http://127.0.0.1:9002", model_map: {m: claude-x}, priority: 1}
 """
 KEYS = {"alpha": "sk-alpha", "beta": "sk-beta"}
-WALL = 1_700_000_000.0
-
-
-class World:
-    """Working fakes of all a driver performs: a cache dict, the flights and claims in progress,
-    a budget that admits or refuses, and the settlements made."""
-
-    def __init__(self, refuse: EdgeError | None = None):
-        self.cache: dict[str, Entry] = {}
-        self.flights: set[str] = set()
-        self.claims: set[str] = set()
-        self.settled: list[Settle] = []
-        self.refuse = refuse
-        self.asked: list[type] = []
-
-    def perform(self, need: Need) -> object:
-        self.asked.append(type(need))
-        match need:
-            case LookUp(key=key):
-                entry = self.cache.get(key)
-                return (entry, "hit-l1") if entry else (None, "miss")
-            case JoinFlight(key=key):
-                leads = key not in self.flights
-                self.flights.add(key)
-                return leads
-            case Claim(key=key):
-                claimed = key not in self.claims
-                self.claims.add(key)
-                return claimed
-            case AwaitEntry(key=key):
-                return self.cache.get(key)
-            case Admit():
-                if self.refuse is not None:
-                    raise self.refuse
-                return Admission((Hold("tenant:t", "2023-11-14", "h1", Decimal("0.01"), WALL + 900, due=True),))
-        raise AssertionError(f"not expected here: {need}")
-
-    def apply(self, st: StreamState) -> None:
-        for effect in st.take_effects():
-            match effect:
-                case Store(key=key, entry=entry):
-                    self.cache[key] = entry
-                case Resolve(key=key):
-                    self.flights.discard(key)
-                case Release(key=key):
-                    self.claims.discard(key)
-                case Settle():
-                    self.settled.append(effect)
-
-    def run(self, policy: Policy, st: StreamState, step) -> Continue | Respond:
-        """What the driver does: perform each need, feed its result back, then apply the effects."""
-        while isinstance(step, Need):
-            try:
-                result = self.perform(step)
-            except EdgeError as err:
-                result = err
-            step = policy.resume(st, result)
-        self.apply(st)
-        return step
-
-    def end(self, policy: Policy, st: StreamState) -> None:
-        policy.on_stream_end(st)
-        self.apply(st)
-
-
 @pytest.fixture(autouse=True)
 def no_event_loop():
     with pytest.raises(RuntimeError):

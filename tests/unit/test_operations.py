@@ -24,7 +24,7 @@ from edge_ext.policy.state import Endpoint, Phase
 from edge_ext.providers.base import UnsupportedOperation, upstream_request
 from edge_ext.providers.registry import adapter_for
 from edge_ext.usage import from_openai
-from tests.unit.test_lifecycle import World
+from tests.policy_world import World
 
 KEY = "sk-operations-client"
 CONFIG = f"""\

@@ -24,7 +24,7 @@ from edge_ext.routing.latency import LatencyTracker
 from edge_ext.routing.record_file import RecordFile
 from edge_ext.routing.shared_latency import SharedLatencyTracker
 from edge_ext.usage import Usage
-from tests.unit.test_outcome import chat, make_policy, outcome_of as outcome_for, routed
+from tests.outcome_world import chat, make_policy, outcome_of as outcome_for, routed
 from tests.fakes import MemoryLedger
 
 

@@ -22,7 +22,7 @@ from edge_ext.policy.state import Phase
 from edge_ext.sse import SSEParser
 from edge_ext.translate.responses import ResponsesAccumulator, ResponsesStreamPassthrough, replay_responses
 from edge_ext.usage import StreamUsage, Usage, from_responses
-from tests.unit.test_lifecycle import World
+from tests.policy_world import World
 
 # -- parsing --------------------------------------------------------------------------------------
 
