@@ -19,10 +19,11 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
 
 from edge_ext.errors import ConfigError
 
@@ -95,15 +96,15 @@ class Price(_Strict):
         return self
 
 
-class PriceOverride(_Strict):
-    """A partial :class:`Price`: the shape of one entry under ``pricing.models`` in a config."""
+def _optional(field: FieldInfo) -> tuple[Any, None]:
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return Optional[annotation], None  # noqa: UP045 - built at run time from a type object
 
-    input: USD | None = None
-    output: USD | None = None
-    cached_input: USD | None = None
-    cache_write: USD | None = None
-    max_output_tokens: Tokens | None = None
-    context_window: Tokens | None = None
+
+# A partial Price, the shape of one entry under ``pricing.models`` in a config: Price's fields,
+# each with its own checks, all optional. Derived, so the two never list different fields.
+PriceOverride = create_model("PriceOverride", __base__=_Strict, __doc__="A partial :class:`Price`.",
+                             **{name: _optional(field) for name, field in Price.model_fields.items()})
 
 
 class PricingOverrides(_Strict):
