@@ -39,18 +39,10 @@ class Message:
         self.tool_use_id = wire.new_id("toolu_01", 22) if self.plan.tool_name else None
 
     @property
-    def cache_read(self) -> int:
-        return self.knobs.cached_tokens
-
-    @property
-    def cache_creation(self) -> int:
-        return self.knobs.cache_creation_tokens
-
-    @property
     def input_tokens(self) -> int:
         # Anthropic's input_tokens excludes tokens read from or written to
         # the prompt cache; the three figures add up to the whole prompt.
-        return max(0, self.prompt_tokens - self.cache_read - self.cache_creation)
+        return max(0, self.prompt_tokens - self.knobs.cached_tokens - self.knobs.cache_creation_tokens)
 
     @property
     def output_tokens(self) -> int:
@@ -60,9 +52,9 @@ class Message:
     def usage(self, output_tokens: int) -> dict[str, Any]:
         result: dict[str, Any] = {
             "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": self.cache_creation,
-            "cache_read_input_tokens": self.cache_read,
-            "cache_creation": {"ephemeral_5m_input_tokens": self.cache_creation, "ephemeral_1h_input_tokens": 0},
+            "cache_creation_input_tokens": self.knobs.cache_creation_tokens,
+            "cache_read_input_tokens": self.knobs.cached_tokens,
+            "cache_creation": {"ephemeral_5m_input_tokens": self.knobs.cache_creation_tokens, "ephemeral_1h_input_tokens": 0},
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
@@ -124,8 +116,8 @@ class Message:
             frames.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
         final_usage = {
             "input_tokens": self.input_tokens,
-            "cache_creation_input_tokens": self.cache_creation,
-            "cache_read_input_tokens": self.cache_read,
+            "cache_creation_input_tokens": self.knobs.cache_creation_tokens,
+            "cache_read_input_tokens": self.knobs.cached_tokens,
             "output_tokens": self.output_tokens,
         }
         if self.knobs.reasoning_tokens:

@@ -73,10 +73,11 @@ class AnthropicToOpenAIStream(EndsOnce):
             # Deltas before message_start break the protocol; show nothing
             # rather than chunks without the role that opens a stream.
             return b""
-        if kind == "content_block_start":
-            return self._block_start(payload)
-        if kind == "content_block_delta":
-            return self._block_delta(payload)
+        part_key = _PART_KEY.get(kind)
+        if part_key is not None:
+            part = payload.get(part_key) or {}
+            handler = _PARTS.get(part.get("type"))
+            return handler(self, part, payload) if handler is not None else b""
         if kind == "message_delta":
             delta = payload.get("delta") or {}
             if delta.get("stop_reason") is None:
@@ -98,33 +99,24 @@ class AnthropicToOpenAIStream(EndsOnce):
         self.id = openai_id_from_anthropic(message.get("id"), (self.model, self.created))
         return self._chunk({"role": "assistant", "content": "", "refusal": None})
 
-    def _block_start(self, payload: dict[str, Any]) -> bytes:
-        block = payload.get("content_block") or {}
-        kind = block.get("type")
-        if kind == "text":
-            return self._text(block.get("text"))
-        if kind == "tool_use":
-            tool_index = len(self._tool_index)
-            self._tool_index[payload.get("index")] = tool_index
-            call = {"index": tool_index, "id": block.get("id"), "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""}}
-            return self._chunk({"tool_calls": [call]})
-        return b""
+    def _tool_start(self, block: dict[str, Any], payload: dict[str, Any]) -> bytes:
+        tool_index = len(self._tool_index)
+        self._tool_index[payload.get("index")] = tool_index
+        call = {"index": tool_index, "id": block.get("id"), "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""}}
+        return self._chunk({"tool_calls": [call]})
 
-    def _block_delta(self, payload: dict[str, Any]) -> bytes:
-        delta = payload.get("delta") or {}
-        kind = delta.get("type")
-        if kind == "text_delta":
-            return self._text(delta.get("text"))
-        if kind == "input_json_delta":
-            tool_index = self._tool_index.get(payload.get("index"))
-            piece = delta.get("partial_json")
-            # The service opens every tool input with an empty partial_json,
-            # which carries nothing for the client.
-            if tool_index is None or not piece:
-                return b""
-            return self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": piece}}]})
-        return b""
+    def _tool_arguments(self, delta: dict[str, Any], payload: dict[str, Any]) -> bytes:
+        tool_index = self._tool_index.get(payload.get("index"))
+        piece = delta.get("partial_json")
+        # The service opens every tool input with an empty partial_json,
+        # which carries nothing for the client.
+        if tool_index is None or not piece:
+            return b""
+        return self._chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": piece}}]})
+
+    def _text_part(self, part: dict[str, Any], payload: dict[str, Any]) -> bytes:
+        return self._text(part.get("text"))
 
     def _text(self, text: Any) -> bytes:
         # A text block opens empty; an empty text is no chunk.
@@ -160,3 +152,14 @@ class AnthropicToOpenAIStream(EndsOnce):
             "output_tokens_details": {"thinking_tokens": usage.reasoning_tokens} if usage.reasoning_tokens else None,
         })
         return sse_data(chunk)
+
+
+# Anthropic's content events carry their part under a key of their own; the part's type says
+# what the client gets. Other parts (thinking, signatures) have no Chat Completions form.
+_PART_KEY = {"content_block_start": "content_block", "content_block_delta": "delta"}
+_PARTS = {
+    "text": AnthropicToOpenAIStream._text_part,
+    "text_delta": AnthropicToOpenAIStream._text_part,
+    "tool_use": AnthropicToOpenAIStream._tool_start,
+    "input_json_delta": AnthropicToOpenAIStream._tool_arguments,
+}
