@@ -36,19 +36,28 @@ def refusal_watch(refusal_fallback: str, stream: bool) -> Headers:
     return ((REFUSAL_WATCH, "stream" if stream else "json"),)
 
 
-def is_refusal(wire_api: str, status: int, body: bytes) -> bool:
-    """Whether a provider's answer (in its own API) is a content-policy refusal."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        return False
-    if not isinstance(doc, dict):
-        return False
-    if wire_api == "anthropic":
-        return status == 200 and doc.get("stop_reason") == "refusal"
+def _anthropic_refused(status: int, doc: dict) -> bool:
+    return status == 200 and doc.get("stop_reason") == "refusal"
+
+
+def _openai_refused(status: int, doc: dict) -> bool:
     if status == 200:
         choices = doc.get("choices")
         return (isinstance(choices, list) and bool(choices)
                 and all(isinstance(c, dict) and c.get("finish_reason") == "content_filter" for c in choices))
     error = doc.get("error")
     return status == 400 and isinstance(error, dict) and error.get("code") == "content_filter"
+
+
+# How each provider API says "refused for content": Anthropic's stop reason; OpenAI's
+# content_filter finish on every choice, or its 400 of that code (the Responses API's too).
+REFUSED = {"anthropic": _anthropic_refused, "openai": _openai_refused, "responses": _openai_refused}
+
+
+def is_refusal(wire_api: str, status: int, body: bytes) -> bool:
+    """Whether a provider's answer (in its own API) is a content-policy refusal."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and REFUSED[wire_api](status, doc)
