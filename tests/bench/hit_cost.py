@@ -21,7 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tests.bench.pass_cost import REQUEST, config, control
+from tests.bench.pass_cost import REQUEST, config, control, run_on_uvloop
 
 BODY = json.dumps({**REQUEST, "temperature": 0}).encode()
 ANSWER = json.dumps({
@@ -112,13 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=500, help="hits counted (bounded)")
     parser.add_argument("--callgrind", action="store_true", help="running under callgrind with --instr-atstart=no")
     parser.add_argument("--vgdb-prefix", default="", help="valgrind's --vgdb-prefix, if given")
-    args = parser.parse_args(argv)
-    try:
-        import uvloop
-
-        uvloop.run(main_async(args))
-    except ImportError:
-        asyncio.run(main_async(args))
+    run_on_uvloop(main_async(parser.parse_args(argv)))
     return 0
 
 

@@ -226,6 +226,16 @@ async def main_async(args) -> None:
         await service.aclose()
 
 
+def run_on_uvloop(coroutine) -> None:
+    """As a worker runs: on uvloop where it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+        return
+    uvloop.run(coroutine)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("base", "requests", "outcomes"), default="outcomes")
@@ -237,13 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                         "policy and metrics dumped apart")
     parser.add_argument("--vgdb-prefix", default="", help="valgrind's --vgdb-prefix, if given (a private one keeps "
                         "other callgrind_control calls on the machine, which act on every run, from zeroing this one)")
-    args = parser.parse_args(argv)
-    try:
-        import uvloop
-
-        uvloop.run(main_async(args))
-    except ImportError:
-        asyncio.run(main_async(args))
+    run_on_uvloop(main_async(parser.parse_args(argv)))
     return 0
 
 
