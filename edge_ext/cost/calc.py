@@ -40,6 +40,9 @@ __all__ = [
 QUANTUM = Decimal("0.000000001")
 _PER_MILLION = Decimal(1_000_000)
 _CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN)
+# Past this, ``cost``'s arithmetic leaves its precision (and refuses the figure): ``cost_at``
+# hands such counts to it rather than price them with unbounded integers.
+_EXACT_BELOW = 10 ** (_CONTEXT.prec - 2)
 
 
 @slot_init
@@ -98,6 +101,8 @@ def cost_at(usage: Usage, rates: Rates) -> Decimal:
     if i < 0 or c < 0 or w < 0 or o < 0:
         raise ValueError(f"token counts must be >= 0, got {usage!r}")
     total = i * rates.input + c * rates.cached_input + w * rates.cache_write + o * rates.output
+    if total >= _EXACT_BELOW:  # counts no provider reports: the same refusal as ``cost``
+        return cost(usage, rates.price)
     # usd = total / 10**places / 10**6; in nano-dollars, total / 10**(places - 3).
     shift = rates.places - 3
     if shift <= 0:

@@ -23,6 +23,7 @@ _PRICES_KEPT = 1024
 # for its usage was a third of a hit's processor work. Bounded by the bytes of the answers it
 # keeps alive (the L1 holds the same objects as long as they are served from it).
 _SAVED_KEPT_BYTES = 8 << 20
+_SAVED_KEPT = 4096  # and by their number: many small answers cost more in their keys than bodies
 _NOT_PRICED = object()
 
 
@@ -180,7 +181,7 @@ class Accounting:
         usd = self._saved_of.get(key)
         if usd is None:
             usd = self._saved_cost(api, model, body)
-            if self._saved_bytes + len(body) > _SAVED_KEPT_BYTES:
+            if self._saved_bytes + len(body) > _SAVED_KEPT_BYTES or len(self._saved_of) >= _SAVED_KEPT:
                 self._saved_of.clear()
                 self._saved_bytes = 0
             self._saved_of[key] = usd

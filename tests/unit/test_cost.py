@@ -314,3 +314,30 @@ def test_saved_costs_kept_are_bounded_by_the_bytes_of_their_answers(monkeypatch)
         accounting.saved("openai", "gpt-4o-mini", _ANSWER.replace(b'"c"', f'"{n}"'.encode()))
         assert accounting._saved_bytes <= 2 * len(_ANSWER)
     assert len(seen) == 5 and len(set(seen)) == 1
+
+
+@pytest.mark.parametrize("tokens", [10**6, 10**30, 10**56, 10**57, 10**60], ids=lambda n: f"1e{len(str(n)) - 1}")
+def test_whole_number_pricing_agrees_with_decimal_pricing_or_refuses_alike(tokens):
+    from decimal import InvalidOperation
+
+    from edge_ext.cost.calc import Rates, cost_at
+
+    price = load_pricing().price("gpt-4o-mini")
+    usage = Usage(tokens, tokens, 0, 0)
+    try:
+        expected = cost(usage, price)
+    except InvalidOperation:
+        with pytest.raises(InvalidOperation):
+            cost_at(usage, Rates(price))
+    else:
+        assert cost_at(usage, Rates(price)) == expected
+
+
+def test_saved_costs_kept_are_bounded_by_their_number(monkeypatch):
+    from edge_ext.policy import accounting as module
+
+    monkeypatch.setattr(module, "_SAVED_KEPT", 3)
+    accounting = module.Accounting(load_pricing())
+    for n in range(10):
+        accounting.saved("openai", "gpt-4o-mini", _ANSWER.replace(b'"c"', f'"{n}"'.encode()))
+        assert len(accounting._saved_of) <= 3
