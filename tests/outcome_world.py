@@ -20,14 +20,20 @@ from edge_ext.policy.engine import Policy
 from edge_ext.policy.outcome import Outcome
 from edge_ext.wiring import model_prices
 
-KEY = "sk-outcome-unit-0001"
-CONFIG = f"""\
+def unit_config(key: str, auth: str = "", rest: str = "") -> str:
+    """Two providers (OpenAI ``oa``, Anthropic ``an``) and one client key of tenant acme with a
+    tokens-per-minute limit; ``auth`` adds lines under ``auth:``, ``rest`` top-level sections."""
+    return f"""\
 providers:
   - {{name: oa, kind: openai, base_url: "http://127.0.0.1:18080", models: [gpt-4o-mini]}}
   - {{name: an, kind: anthropic, base_url: "http://127.0.0.1:18081", models: [claude-haiku-4-5]}}
 auth:
-  keys: [{{id: acme-key, sha256: "{hash_key(KEY)}", tenant: acme, tokens_per_minute: 100000}}]
-"""
+  keys: [{{id: acme-key, sha256: "{hash_key(key)}", tenant: acme, tokens_per_minute: 100000}}]
+{auth}{rest}"""
+
+
+KEY = "sk-outcome-unit-0001"
+CONFIG = unit_config(KEY)
 WALL = 1795737600.0 + 30  # 2026-11-27T00:00:30Z
 DAY = "2026-11-27"
 MINUTE = f"tpm:acme-key:{int(WALL // 60)}"

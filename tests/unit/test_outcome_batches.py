@@ -218,6 +218,10 @@ def state(provider="oa", status=200, retried=(), same_api=True, charge=True, est
                  id="no-answer-and-refused"),
 ])
 def test_metrics_of_a_batch_are_those_of_one_outcome_at_a_time(finished):
+    assert_batched_as_one_at_a_time(finished)
+
+
+def assert_batched_as_one_at_a_time(finished) -> None:
     one_by_one, batched = WorkerMetrics(), WorkerMetrics()
     for st, first_byte, end in finished:
         if first_byte is not None:
@@ -414,13 +418,7 @@ def test_metrics_of_requests_that_finished_alike_are_folded_to_the_same_samples(
                 (state(retried=("an", "oa")), 1.2, 1.3), (unpriced, None, 1.9), (state(), 1.2, 1.5),
                 (_refused_on(state(provider="an"), "safe"), None, 1.6), (state(status=503, charge=False), None, 1.1),
                 (state(estimated=True, same_api=False), 1.05, 1.06), (state(outcome="budget_exceeded", routed_at=0.0), None, 1.0)]
-    one_by_one, batched = WorkerMetrics(), WorkerMetrics()
-    for st, first_byte, end in finished:
-        if first_byte is not None:
-            one_by_one.on_first_byte(st, first_byte)
-        one_by_one.on_finish(st, end)
-    batched.on_outcomes(finished)
-    assert samples(batched) == samples(one_by_one)
+    assert_batched_as_one_at_a_time(finished)
 
 
 # -- failover and refusals, from the outcome --------------------------------------------------------

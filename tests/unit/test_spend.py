@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from edge_ext.auth import Caller, hash_key
+from edge_ext.auth import Caller
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
 from edge_ext.cost.admission import BudgetStep
@@ -26,6 +26,7 @@ from edge_ext.policy.engine import Policy
 from edge_ext.usage import Usage
 from edge_ext.wiring import model_prices
 from tests.fakes import MemoryLedger
+from tests.outcome_world import unit_config
 
 D = Decimal
 PRICES = load_pricing()
@@ -34,17 +35,9 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 
 KEY = "sk-spend-unit-0001"
-CONFIG = f"""\
-providers:
-  - {{name: oa, kind: openai, base_url: "http://127.0.0.1:18080", models: [gpt-4o-mini]}}
-  - {{name: an, kind: anthropic, base_url: "http://127.0.0.1:18081", models: [claude-haiku-4-5]}}
-auth:
-  keys: [{{id: acme-key, sha256: "{hash_key(KEY)}", tenant: acme, tokens_per_minute: 100000}}]
-  pii: block
 # The response phases' own accounting: a plain answer read by the processor (on the default
 # 2-message path its outcome does the same, tests/unit/test_outcome.py).
-accounting: {{fast_path: false}}
-"""
+CONFIG = unit_config(KEY, auth="  pii: block\n", rest="accounting: {fast_path: false}\n")
 WALL = 1795737600.0 + 30  # 2026-11-27T00:00:30Z
 DAY = "2026-11-27"
 MINUTE = f"tpm:acme-key:{int(WALL // 60)}"
