@@ -25,7 +25,7 @@ pick and the provider's shape. The response phases are edge_ext.policy.answer's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS
@@ -46,7 +46,7 @@ from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.needs import Admit, FetchKey, Need, ScanPrompt
-from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over
+from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over, plan_speaks
 from edge_ext.policy.pii import guard_prompt, scanned_apart
 from edge_ext.policy.response import codec_for
 from edge_ext.policy.semantic import TIER as SEMANTIC_TIER
@@ -98,6 +98,9 @@ class Policy:
         # Envoy's max_message_timeout is 30 s: the scan, then perhaps a single-flight wait.
         self._scan_extend_s = min(29.0, 10.0 + config.cache.single_flight_wait_s)
         # Plain answers skip the response phases unless the client must get its cost in a header.
+        # Asked for every routed request; few plans and APIs. Kept per policy, so a reload's new
+        # router starts a new cache and the old one goes with the old policy.
+        self._plan_speaks = lru_cache(maxsize=256)(partial(plan_speaks, self._router))
         self._fast_path = config.accounting.fast_path and not (config.accounting.enabled and config.accounting.cost_header)
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
@@ -308,7 +311,7 @@ class Policy:
         if request.operation != "chat":
             # A failover attempt parses the body by it (edge_ext.policy.attempt).
             metadata += (("operation", request.operation),)
-        last = self._fast_path and answer_unseen(self._router, st, target.plan)
+        last = self._fast_path and answer_unseen(st, target.plan, self._plan_speaks)
         if last:
             metadata += hand_over(st, request, self._accounting is not None)
         st.enter(Phase.ROUTED)

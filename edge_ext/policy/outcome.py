@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -87,19 +86,18 @@ def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
     return reader.extracted(extracted)
 
 
-def answer_unseen(router: Router, st: StreamState, plan: tuple[str, ...]) -> bool:
+def answer_unseen(st: StreamState, plan: tuple[str, ...], speaks: Callable[[tuple[str, ...], str], bool]) -> bool:
     """Whether a routed request's answer needs no response phase: passed through as it comes
-    (every provider of its plan speaks the client's API, not streamed, not stored)."""
+    (every provider of its plan speaks the client's API, not streamed, not stored). ``speaks``
+    is ``plan_speaks`` for the policy's router, which the policy keeps a cache of."""
     if (st.flight is not None and st.flight.recorder is not None) or not isinstance(st.routed.codec, Passthrough):
         return False
-    return _plan_speaks(router, plan, st.api.name)
+    return speaks(plan, st.api.name)
 
 
-# A function of the router's providers (fixed for its life), the plan and the API: few of each,
-# and asked on every request.
-@lru_cache(maxsize=256)
-def _plan_speaks(router: Router, plan: tuple[str, ...], api: str) -> bool:
-    """Whether every provider of ``plan`` the router knows (at least one) answers in ``api``."""
+def plan_speaks(router: Router, plan: tuple[str, ...], api: str) -> bool:
+    """Whether every provider of ``plan`` the router knows (at least one) answers in ``api``: a
+    function of the router's providers (fixed for its life), the plan and the API."""
     providers = [p for name in plan if (p := router.provider(name)) is not None]
     return bool(providers) and all(api in adapter_for(p.kind).wire_apis for p in providers)
 
