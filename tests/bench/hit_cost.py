@@ -17,11 +17,8 @@ import argparse
 import asyncio
 import gc
 import json
-import os
-import tempfile
-from pathlib import Path
 
-from tests.bench.pass_cost import REQUEST, config, control, run_on_uvloop
+from tests.bench.pass_cost import REQUEST, control, run_on_uvloop, started_worker
 
 BODY = json.dumps({**REQUEST, "temperature": 0}).encode()
 ANSWER = json.dumps({
@@ -82,15 +79,8 @@ def hits(replies: list[bytes]) -> bool:
 
 
 async def main_async(args) -> None:
-    from edge_ext.extproc.servicer import ExternalProcessor
-    from edge_ext.wiring import build_worker
 
-    tmp = Path(tempfile.mkdtemp(prefix="edge-hit-cost-"))
-    os.environ.setdefault("BENCH_PROVIDER_KEY", "sk-bench-provider")
-    deps = build_worker(config(tmp))
-    for service in deps.services:
-        await service.start()
-    servicer = ExternalProcessor(deps.driver, deps.metrics, deps.clock)
+    deps, servicer = await started_worker("edge-hit-cost-")
     stored = await drive(servicer, [request(0) + answer()])
     assert len(stored) == 4, "the first request was not routed and answered"
     await asyncio.sleep(0.2)  # the store is an effect run off the request

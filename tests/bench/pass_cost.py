@@ -175,17 +175,23 @@ def batches(replies: list[bytes], batch: int) -> list[bytes]:
     return out
 
 
-async def main_async(args) -> None:
-    from edge_ext.extproc.access_log import AccessLogService
+async def started_worker(prefix: str):
+    """The worker ``edge-ext up`` builds for the benchmark's config, its services started, and
+    its ext_proc servicer."""
     from edge_ext.extproc.servicer import ExternalProcessor
     from edge_ext.wiring import build_worker
 
-    tmp = Path(tempfile.mkdtemp(prefix="edge-pass-cost-"))
     os.environ.setdefault("BENCH_PROVIDER_KEY", "sk-bench-provider")
-    deps = build_worker(config(tmp))
+    deps = build_worker(config(Path(tempfile.mkdtemp(prefix=prefix))))
     for service in deps.services:
         await service.start()
-    servicer = ExternalProcessor(deps.driver, deps.metrics, deps.clock)
+    return deps, ExternalProcessor(deps.driver, deps.metrics, deps.clock)
+
+
+async def main_async(args) -> None:
+    from edge_ext.extproc.access_log import AccessLogService
+
+    deps, servicer = await started_worker("edge-pass-cost-")
     batched = hasattr(deps.driver, "outcomes")  # else a build from before outcomes came in batches
     outcomes = AccessLogService(deps.driver.outcomes if batched else deps.driver.outcome, deps.metrics)
     # Warm-up: every code path taken once and the label children made, as in a warm worker.
