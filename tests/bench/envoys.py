@@ -70,12 +70,15 @@ def bare_bootstrap(edge_bootstrap: dict, port: int, admin: int, cluster: str) ->
     return bare
 
 
-def floor_bootstrap(edge_bootstrap: dict, port: int, admin: int, sock: Path) -> dict:
+def floor_bootstrap(edge_bootstrap: dict, port: int, admin: int, sock: Path, outcomes: bool = False) -> dict:
+    """edge-ext's bootstrap with the floor processor behind it; ``outcomes`` keeps the outcome
+    access log (a floor replaying edge-ext's replies gets their entries)."""
     floor = copy.deepcopy(edge_bootstrap)
     floor["admin"]["address"]["socket_address"]["port_value"] = admin
     listener = floor["static_resources"]["listeners"][0]
     listener["address"]["socket_address"]["port_value"] = port
-    listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"] = []
+    if not outcomes:
+        listener["filter_chains"][0]["filters"][0]["typed_config"]["access_log"] = []
     processor = floor["static_resources"]["clusters"][0]
     processor["load_assignment"]["endpoints"][0]["lb_endpoints"] = [{"endpoint": {"address": {"pipe": {"path": str(sock)}}}}]
     return floor

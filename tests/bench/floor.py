@@ -17,6 +17,14 @@ read.
 `--handler raw` serves the same replies as prebuilt bytes through a generic handler whose
 (de)serializers are the identity: no protobuf work at all, the kind of each message read from
 its first tag.
+
+`--edge-replies` (2 messages) replays edge-ext's own replies to a pass request instead of the
+constants: made once at start by edge-ext's policy in process (tests/bench/pass_cost.py), so
+they carry everything a routed request's do (credentials and header rewrites, the request's
+metadata, the mark that has Envoy send its outcome). Behind a bootstrap that keeps the outcome
+access log, Envoy then does all it does for a pass request (usage extraction, the outcome entry)
+while the processor does no policy: the case tells Envoy's share of a pass's cost from the
+policy's. The access log entries are read and dropped.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import asyncio
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from edge_ext.extproc.pb import als_service_pb2_grpc
+from edge_ext.extproc.pb import accesslog_pb2
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc.server import TRANSPORT_OPTIONS
@@ -55,9 +65,35 @@ def replies(cluster: str, messages: int = 2) -> dict[str, pb.ProcessingResponse]
             "response_body": pb.ProcessingResponse(response_body=pb.BodyResponse())}
 
 
+def edge_replies() -> dict[str, pb.ProcessingResponse]:
+    """edge-ext's replies to the request headers and body of the benchmark's pass request."""
+    from tests.bench.pass_cost import drive, messages, started_worker
+
+    async def made() -> list[bytes]:
+        deps, servicer = await started_worker("edge-floor-replies-")
+        try:
+            return await drive(servicer, messages(1))
+        finally:
+            for service in reversed(deps.services):
+                await service.aclose()
+
+    first, second = (pb.ProcessingResponse.FromString(raw) for raw in asyncio.run(made()))
+    assert first.HasField("request_headers") and second.HasField("request_body"), "not a pass request's replies"
+    return {"request_headers": first, "request_body": second}
+
+
+class Sink(als_service_pb2_grpc.AccessLogServiceServicer):
+    """Reads the outcome entries Envoy sends (parsed, as edge-ext's workers parse them) and drops them."""
+
+    async def StreamAccessLogs(self, request_iterator, context):
+        async for _ in request_iterator:
+            pass
+        return accesslog_pb2.StreamAccessLogsResponse()
+
+
 class Floor(service_pb2_grpc.ExternalProcessorServicer):
-    def __init__(self, cluster: str, messages: int = 2):
-        self.replies, self.messages = replies(cluster, messages), messages
+    def __init__(self, cluster: str, messages: int = 2, replayed: dict[str, pb.ProcessingResponse] | None = None):
+        self.replies, self.messages = {**replies(cluster, messages), **(replayed or {})}, messages
 
     async def Process(self, request_iterator, context):
         replies = self.replies
@@ -98,14 +134,15 @@ def parse_option(text: str) -> tuple[str, int | str]:
 
 
 async def serve(address: str, cluster: str, messages: int = 2, options: list[tuple[str, int | str]] = (),
-                handler: str = "proto") -> None:
+                handler: str = "proto", replayed: dict[str, pb.ProcessingResponse] | None = None) -> None:
     merged = dict(TRANSPORT_OPTIONS)
     merged.update(options)
     server = grpc.aio.server(options=list(merged.items()))
     if handler == "raw":
         server.add_generic_rpc_handlers([raw_handler(cluster, messages)])
     else:
-        service_pb2_grpc.add_ExternalProcessorServicer_to_server(Floor(cluster, messages), server)
+        service_pb2_grpc.add_ExternalProcessorServicer_to_server(Floor(cluster, messages, replayed), server)
+    als_service_pb2_grpc.add_AccessLogServiceServicer_to_server(Sink(), server)
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     await servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -122,12 +159,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--option", action="append", default=[], type=parse_option, help="a grpc server option KEY=VALUE")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--handler", choices=("proto", "raw"), default="proto")
+    parser.add_argument("--edge-replies", action="store_true", help="replay edge-ext's replies to a pass request (2 messages)")
     args = parser.parse_args(argv)
+    if args.edge_replies and (args.messages != 2 or args.handler != "proto"):
+        parser.error("--edge-replies replays the 2 replies of a pass request, through the proto handler")
+    replayed = edge_replies() if args.edge_replies else None
     if args.loop == "uvloop":
         import uvloop  # as edge-ext's workers do: it measured 15-20% faster here
 
         uvloop.install()
-    asyncio.run(serve(args.address, args.cluster, args.messages, args.option, args.handler))
+    asyncio.run(serve(args.address, args.cluster, args.messages, args.option, args.handler, replayed))
 
 
 if __name__ == "__main__":

@@ -143,13 +143,15 @@ def measure(target: Target, connections: int, duration: int, tmp: Path, kind: st
             "envoy_us": envoy_cpu / requests * 1e6}
 
 
-def start_floor(edge_bootstrap: dict, tmp: Path, messages: int, procs: list) -> Target:
-    port, admin, sock = free_port(), free_port(), tmp / f"floor{messages}.sock"
-    floor = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", f"unix:{sock}", "provider_bench", str(messages)])
+def start_floor(edge_bootstrap: dict, tmp: Path, messages: int, procs: list, edge_replies: bool = False) -> Target:
+    name = f"floor{messages}{'-edge-replies' if edge_replies else ''}"
+    port, admin, sock = free_port(), free_port(), tmp / f"{name}.sock"
+    floor = subprocess.Popen([sys.executable, "-m", "tests.bench.floor", f"unix:{sock}", "provider_bench", str(messages),
+                              *(["--edge-replies"] if edge_replies else [])])
     procs.append(floor)
-    envoy = start_envoy(floor_bootstrap(edge_bootstrap, port, admin, sock), tmp, f"floor{messages}")
+    envoy = start_envoy(floor_bootstrap(edge_bootstrap, port, admin, sock, outcomes=edge_replies), tmp, name)
     procs.append(envoy)
-    wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/health/ready", timeout=1)[0] == 200, what=f"floor processor ({messages})")
+    wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/health/ready", timeout=1)[0] == 200, what=f"floor processor ({name})")
     return Target(f"http://127.0.0.1:{port}/v1/chat/completions", f"http://127.0.0.1:{admin}", lambda: [envoy.pid], lambda: [floor.pid])
 
 
@@ -203,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         bare_sse_t = Target(f"http://127.0.0.1:{bare_port}/sse/v1/chat/completions", f"http://127.0.0.1:{bare_admin}",
                             lambda: [bare_envoy.pid])
         floor2_t, floor4_t = start_floor(edge_bootstrap, tmp, 2, procs), start_floor(edge_bootstrap, tmp, 4, procs)
+        replay_t = start_floor(edge_bootstrap, tmp, 2, procs, edge_replies=True)
         edge_t = Target(f"{edge.url}/v1/chat/completions", f"http://127.0.0.1:{config['envoy']['admin']['port']}",
                         lambda: envoy_pids(edge), lambda: worker_pids(edge))
-        for target in (bare_t, floor2_t, floor4_t, edge_t):  # warm-up, and a sanity check that all answer 200
+        for target in (bare_t, floor2_t, floor4_t, replay_t, edge_t):  # warm-up, and a sanity check that all answer 200
             status, _, body = http("POST", target.url, json.dumps(REQUEST).encode(), {"content-type": "application/json"})
             assert status == 200, (target.url, status, body)
             wrk(target.url, args.connections, 2, tmp)
@@ -213,12 +216,14 @@ def main(argv: list[str] | None = None) -> int:
 
         c = args.connections
         cases = (("bare", bare_t, c, "plain"), ("floor 2msg", floor2_t, c, "plain"), ("floor 4msg", floor4_t, c, "plain"),
+                 ("floor 2msg edge replies", replay_t, c, "plain"),
                  ("edge-ext pass", edge_t, c, "plain"), ("edge-ext miss+store", edge_t, c, "unique"),
                  ("edge-ext hit", edge_t, c, "hit"), ("edge-ext miss+routing", edge_t, c, "routed"),
                  ("edge-ext semantic hit", edge_t, c, "semantic-hit"), ("edge-ext semantic miss", edge_t, c, "semantic-miss"),
                  ("bare stream", bare_sse_t, c, "stream"), ("edge-ext stream", edge_t, c, "stream"),
                  ("bare 1conn", bare_t, 1, "plain"), ("floor 2msg 1conn", floor2_t, 1, "plain"),
-                 ("floor 4msg 1conn", floor4_t, 1, "plain"), ("edge-ext pass 1conn", edge_t, 1, "plain"),
+                 ("floor 4msg 1conn", floor4_t, 1, "plain"), ("floor 2msg edge replies 1conn", replay_t, 1, "plain"),
+                 ("edge-ext pass 1conn", edge_t, 1, "plain"),
                  ("edge-ext miss+store 1conn", edge_t, 1, "unique"), ("edge-ext miss+routing 1conn", edge_t, 1, "routed"),
                  ("edge-ext hit 1conn", edge_t, 1, "hit"), ("edge-ext semantic hit 1conn", edge_t, 1, "semantic-hit"),
                  ("edge-ext semantic miss 1conn", edge_t, 1, "semantic-miss"))
@@ -258,6 +263,9 @@ RATIOS = (
     ("floor 2msg / bare (req/s)", "floor 2msg", "bare", "rps"),
     ("floor 4msg / bare (req/s)", "floor 4msg", "bare", "rps"),
     ("pass / floor 2msg (req/s)", "edge-ext pass", "floor 2msg", "rps"),
+    # Envoy's share of a pass (the floor replaying edge-ext's replies), then the policy's.
+    ("floor edge replies / floor 2msg (req/s)", "floor 2msg edge replies", "floor 2msg", "rps"),
+    ("pass / floor edge replies (req/s)", "edge-ext pass", "floor 2msg edge replies", "rps"),
     ("hit / floor 2msg (req/s)", "edge-ext hit", "floor 2msg", "rps"),
     ("semantic hit / hit (req/s)", "edge-ext semantic hit", "edge-ext hit", "rps"),
     ("semantic miss / miss+store (req/s)", "edge-ext semantic miss", "edge-ext miss+store", "rps"),
@@ -267,6 +275,7 @@ RATIOS = (
     ("pass p50 / floor 2msg p50, 1 connection", "edge-ext pass 1conn", "floor 2msg 1conn", "p50_ms"),
     ("hit p50 / floor 2msg p50, 1 connection", "edge-ext hit 1conn", "floor 2msg 1conn", "p50_ms"),
     ("floor 2msg p50 / bare p50, 1 connection", "floor 2msg 1conn", "bare 1conn", "p50_ms"),
+    ("pass p50 / floor edge replies p50, 1 connection", "edge-ext pass 1conn", "floor 2msg edge replies 1conn", "p50_ms"),
 )
 
 
@@ -274,16 +283,16 @@ def report(results: dict[str, list[dict]], args) -> None:
     fields = ("rps", "p50_ms", "p99_ms", "errors", "msgs", "cpu_us", "envoy_us")
     med = {name: {k: statistics.median(r[k] for r in runs) for k in fields} for name, runs in results.items()}
     print(f"\nedge-ext benchmark: {args.rounds} rounds x {args.duration}s, wrk -c{args.connections}; medians")
-    print(f"{'case':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'msgs':>6}{'cpu us':>8}{'envoy us':>9}{'/bare':>7}")
+    print(f"{'case':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'msgs':>6}{'cpu us':>8}{'envoy us':>9}{'/bare':>7}")
     for name, m in med.items():
         base = med["bare 1conn" if "1conn" in name else "bare stream" if "stream" in name else "bare"]
         msgs, cpu = (f"{m['msgs']:.1f}", f"{m['cpu_us']:.0f}") if m["msgs"] else ("-", "-")
-        print(f"{name:<28}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['errors']:>9.0f}{msgs:>6}{cpu:>8}"
+        print(f"{name:<32}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['errors']:>9.0f}{msgs:>6}{cpu:>8}"
               f"{m['envoy_us']:>9.0f}{m['rps'] / base['rps']:>7.2f}")
     print("\nratios (same run):")
     for label, top, bottom, key in RATIOS:
         if top in med and bottom in med:
-            print(f"  {label:<42}{med[top][key] / med[bottom][key]:>6.2f}")
+            print(f"  {label:<48}{med[top][key] / med[bottom][key]:>6.2f}")
     for case in ("pass", "miss+store", "miss+routing", "hit", "semantic hit", "semantic miss"):
         if f"edge-ext {case} 1conn" not in med:
             continue
