@@ -24,6 +24,10 @@ messages of ``--batch`` entries. Two ways to count:
   (outcomes - requests) / N from each run's ``summary`` line.
 
 The CPU time it prints is for a quick look only: on a loaded machine, count instructions.
+
+``--gap-ms G`` (with ``--mode requests``) sends the requests one at a time, the process asleep
+G ms before each, and prints the request path's own time per request: what one costs when it
+finds the CPU's caches and predictors cold, as a worker at low load does (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -160,6 +164,18 @@ async def drive(servicer, wire) -> list:
     return replies
 
 
+async def drive_apart(servicer, wire, gap_ms: float) -> list:
+    """One request at a time, each after ``gap_ms`` of sleep; prints their mean time."""
+    replies, spent = [], 0.0
+    for pair in wire:
+        time.sleep(gap_ms / 1000)
+        started = time.perf_counter()
+        replies += await drive(servicer, [pair])
+        spent += time.perf_counter() - started
+    print(f"request path after {gap_ms:g} ms asleep: {spent / len(wire) * 1e6:.0f} us per request (wall)")
+    return replies
+
+
 def batches(replies: list[bytes], batch: int) -> list[bytes]:
     from edge_ext.extproc.pb import accesslog_pb2 as alpb
     from edge_ext.extproc.pb import ext_proc_pb2 as pb
@@ -214,7 +230,7 @@ async def main_async(args) -> None:
     control(args, "-i", "on")
     if args.mode in ("requests", "outcomes"):
         started = time.process_time()
-        replies = await drive(servicer, wire)
+        replies = await (drive_apart(servicer, wire, args.gap_ms) if args.gap_ms else drive(servicer, wire))
         spent["request path"] = time.process_time() - started
         control(args, "--dump=requests")
         assert len(replies) == 2 * args.requests, len(replies)
@@ -251,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                         "count the measured parts only, dumped as parts 'requests' and 'outcomes'")
     parser.add_argument("--parts", action="store_true", help="with --callgrind: the outcomes' parsing, conversion, "
                         "policy and metrics dumped apart")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="with --mode requests: each request after this "
+                        "long asleep, the request path's wall time printed (caches cold, as at low load)")
     parser.add_argument("--vgdb-prefix", default="", help="valgrind's --vgdb-prefix, if given (a private one keeps "
                         "other callgrind_control calls on the machine, which act on every run, from zeroing this one)")
     run_on_uvloop(main_async(parser.parse_args(argv)))
