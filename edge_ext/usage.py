@@ -24,8 +24,9 @@ already excludes cache reads and writes.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .frozen import slot_init
@@ -65,12 +66,34 @@ class Usage:
         )
 
 
+# A count no model comes near (context windows hold millions of tokens, not hundreds of millions).
+# A report past it is broken or hostile: taken at its word it would price one answer past every
+# budget (10**45 tokens cost about 1.5e38 USD). It counts as no report at all, so the answer is
+# charged by estimate and marked so, as one whose report never came (edge_ext.cost.estimate).
+MAX_REPORTED_TOKENS = 100_000_000
+
+
+class _Implausible(Exception):
+    """A usage report holding a count past MAX_REPORTED_TOKENS."""
+
+
 def _count(value: Any) -> int:
     # Providers send null for "not applicable"; anything that is not a
     # non-negative integer is treated as absent rather than trusted.
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if value > MAX_REPORTED_TOKENS:
+            raise _Implausible
         return value
     return 0
+
+
+def plausible(extracted: Mapping[str, float], keys: Iterable[str]) -> bool:
+    """Whether none of ``keys`` in Envoy's extraction of a usage report is a count past
+    MAX_REPORTED_TOKENS (an infinity, like NaN, is no count at all: read as absent, as in JSON)."""
+    if not extracted or max(extracted.values()) <= MAX_REPORTED_TOKENS:  # the usual case: one comparison (NaN fails it)
+        return True
+    get = extracted.get
+    return not any(MAX_REPORTED_TOKENS < get(key, 0) < math.inf for key in keys)
 
 
 def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
@@ -139,10 +162,17 @@ def _responses_extracted(x: Mapping[str, float]) -> Usage:
                       int(o) if o > 0 and o % 1 == 0 else 0, int(r) if r > 0 and r % 1 == 0 else 0)
 
 
+def _reported(read: Callable[[dict[str, Any]], Usage], usage: dict[str, Any]) -> Usage | None:
+    try:
+        return read(usage)
+    except _Implausible:
+        return None
+
+
 def from_responses(body: dict[str, Any]) -> Usage | None:
     """Usage of a Responses API ``response`` object, or None (an error, or no usage yet)."""
     usage = body.get("usage") if isinstance(body, dict) else None
-    return _responses_usage(usage) if isinstance(usage, dict) else None
+    return _reported(_responses_usage, usage) if isinstance(usage, dict) else None
 
 
 # The stream events of the Responses API whose ``response`` holds the final usage.
@@ -152,13 +182,13 @@ RESPONSES_FINAL = frozenset({"response.completed", "response.incomplete", "respo
 def from_openai(body: dict[str, Any]) -> Usage | None:
     """Usage of a chat.completion body (or of one stream chunk), or None."""
     usage = body.get("usage") if isinstance(body, dict) else None
-    return _openai_usage(usage) if isinstance(usage, dict) else None
+    return _reported(_openai_usage, usage) if isinstance(usage, dict) else None
 
 
 def from_anthropic(body: dict[str, Any]) -> Usage | None:
     """Usage of a Messages API message body, or None (e.g. an error body)."""
     usage = body.get("usage") if isinstance(body, dict) else None
-    return _anthropic_usage(usage) if isinstance(usage, dict) else None
+    return _reported(_anthropic_usage, usage) if isinstance(usage, dict) else None
 
 
 class StreamUsage:
@@ -214,7 +244,10 @@ class StreamUsage:
 
     def observe_payload(self, payload: dict[str, Any]) -> None:
         """Same as :meth:`observe` for a caller that already parsed the JSON."""
-        self._observe(self, payload)
+        try:
+            self._observe(self, payload)
+        except _Implausible:
+            pass  # counted before anything is kept: the figures so far stand, the report is not final
 
     def _observe_openai(self, payload: dict[str, Any]) -> None:
         usage = payload.get("usage")
@@ -255,26 +288,25 @@ class StreamUsage:
         }
 
     def _merge_anthropic_delta(self, usage: dict[str, Any]) -> None:
-        self._seen = True
-        fields = self._fields
         # Absent or null means "unchanged since message_start"; a present
         # figure is the cumulative total and replaces the earlier one.
-        for source, target in (
-            ("output_tokens", "output_tokens"),
-            ("input_tokens", "input_tokens"),
-            ("cache_read_input_tokens", "cached_input_tokens"),
-            ("cache_creation_input_tokens", "cache_write_tokens"),
-        ):
-            if usage.get(source) is not None:
-                fields[target] = _count(usage.get(source))
-            else:
-                fields.setdefault(target, 0)
+        # Every figure is counted before any is kept (an implausible one drops the whole delta).
+        reported = {target: _count(usage.get(source)) for source, target in _ANTHROPIC_DELTA
+                    if usage.get(source) is not None}
         thinking = _details(usage, "output_tokens_details").get("thinking_tokens")
         if thinking is not None:
-            fields["reasoning_tokens"] = _count(thinking)
-        else:
-            fields.setdefault("reasoning_tokens", 0)
+            reported["reasoning_tokens"] = _count(thinking)
+        self._seen = True
+        fields = self._fields
+        for _, target in _ANTHROPIC_DELTA:
+            fields.setdefault(target, 0)
+        fields.setdefault("reasoning_tokens", 0)
+        fields.update(reported)
         fields["reasoning_tokens"] = min(fields["reasoning_tokens"], fields["output_tokens"])
+
+
+_ANTHROPIC_DELTA = (("output_tokens", "output_tokens"), ("input_tokens", "input_tokens"),
+                    ("cache_read_input_tokens", "cached_input_tokens"), ("cache_creation_input_tokens", "cache_write_tokens"))
 
 
 @dataclass(frozen=True, slots=True)

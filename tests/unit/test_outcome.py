@@ -69,6 +69,8 @@ def test_a_cost_header_keeps_the_response_phase(ledger):
     pytest.param({"status": 200, "usage": {"prompt_tokens": 45.0, "completion_tokens": 7.0}, "upstream_ttfb_s": 0.2},
                  Usage(input_tokens=45, output_tokens=7), id="reported-usage"),
     pytest.param({"status": 200, "response_bytes": 400}, "estimated", id="answer-without-usage"),
+    pytest.param({"status": 200, "response_bytes": 400, "usage": {"prompt_tokens": 45.0, "completion_tokens": 1e45}},
+                 "estimated", id="implausible-usage-is-no-report"),
     pytest.param({"status": 500}, None, id="provider-error-not-billed"),
     pytest.param({"status": 503, "details": "upstream_reset_before_response_started{remote_reset}"}, "estimated",
                  id="provider-reset"),
@@ -151,6 +153,11 @@ async def test_an_entry_that_is_not_a_handed_over_request_is_ignored(ledger):
                  Usage(input_tokens=10, output_tokens=5, cached_input_tokens=3, cache_write_tokens=1), id="anthropic"),
     pytest.param("openai", {"input_tokens": 10.0}, None, id="other-api-keys-only"),
     pytest.param("openai", {"prompt_tokens": 1.5, "completion_tokens": -3.0}, Usage(), id="not-counts"),
+    pytest.param("openai", {"prompt_tokens": 10.0, "completion_tokens": 1e45}, None, id="past-any-plausible-count"),
+    pytest.param("anthropic", {"input_tokens": float("inf"), "output_tokens": 5.0}, Usage(output_tokens=5),
+                 id="infinite-is-no-count"),
+    pytest.param("anthropic", {"input_tokens": 3.0, "output_tokens": 5.0, "prompt_tokens": 1e45}, Usage(3, 5),
+                 id="another-apis-figure-is-not-read"),
 ])
 def test_usage_extracted_by_envoy_is_read_like_the_answer_itself(api, extracted, usage):
     assert usage_of(api, extracted) == usage

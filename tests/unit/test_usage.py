@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge_ext.sse import Event, SSEParser, encode
-from edge_ext.usage import StreamUsage, Usage, from_anthropic, from_openai
+from edge_ext.usage import MAX_REPORTED_TOKENS, StreamUsage, Usage, from_anthropic, from_openai, from_responses
 
 
 def oai_chunk(choices: list, usage: dict | None = None, with_usage_key: bool = True) -> Event:
@@ -168,6 +168,19 @@ STREAM_CASES = {
         [ant("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})],
         None,
     ),
+    "openai implausible final usage is no report": (
+        "openai",
+        [oai_chunk([delta("Hi", "stop")]), oai_chunk([], {"prompt_tokens": 7, "completion_tokens": 10**45})],
+        None,
+    ),
+    "anthropic implausible message_delta leaves message_start's figures whole": (
+        "anthropic",
+        [
+            ant("message_start", {"message": {"usage": {"input_tokens": 25, "output_tokens": 1}}}),
+            ant("message_delta", {"delta": {}, "usage": {"input_tokens": 40, "output_tokens": 10**45}}),
+        ],
+        Usage(input_tokens=25, output_tokens=1),
+    ),
 }
 
 
@@ -198,3 +211,34 @@ def test_usage_arithmetic() -> None:
 def test_unknown_api_is_rejected() -> None:
     with pytest.raises(ValueError):
         StreamUsage("gemini")  # type: ignore[arg-type]
+
+
+HUGE = MAX_REPORTED_TOKENS + 1
+
+IMPLAUSIBLE_REPORTS = {
+    "openai prompt": (from_openai, {"usage": {"prompt_tokens": HUGE, "completion_tokens": 3}}),
+    "openai completion": (from_openai, {"usage": {"prompt_tokens": 3, "completion_tokens": 10**45}}),
+    "openai cached detail": (from_openai, {"usage": {"prompt_tokens": 3, "completion_tokens": 3,
+                                                     "prompt_tokens_details": {"cached_tokens": HUGE}}}),
+    "anthropic output": (from_anthropic, {"usage": {"input_tokens": 3, "output_tokens": HUGE}}),
+    "anthropic cache read": (from_anthropic, {"usage": {"input_tokens": 3, "output_tokens": 3,
+                                                        "cache_read_input_tokens": HUGE}}),
+    "responses input": (from_responses, {"usage": {"input_tokens": HUGE, "output_tokens": 3}}),
+}
+
+
+@pytest.mark.parametrize(("read", "body"), IMPLAUSIBLE_REPORTS.values(), ids=IMPLAUSIBLE_REPORTS.keys())
+def test_a_report_past_any_plausible_count_is_no_report(read, body: dict) -> None:
+    # None: the answer is charged by estimate, marked estimated, never at the reported figure.
+    assert read(body) is None
+
+
+def test_a_count_at_the_bound_is_taken() -> None:
+    body = {"usage": {"prompt_tokens": MAX_REPORTED_TOKENS, "completion_tokens": 1}}
+    assert from_openai(body) == Usage(MAX_REPORTED_TOKENS, 1)
+
+
+def test_an_implausible_stream_report_is_not_final() -> None:
+    tracker = StreamUsage("openai")
+    tracker.observe(oai_chunk([], {"prompt_tokens": 7, "completion_tokens": HUGE}))
+    assert (tracker.usage, tracker.final) == (None, False)
