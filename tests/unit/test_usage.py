@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edge_ext.sse import Event, SSEParser, encode
-from edge_ext.usage import MAX_REPORTED_TOKENS, StreamUsage, Usage, from_anthropic, from_openai, from_responses
+from edge_ext.usage import MAX_REPORTED_TOKENS, READERS, StreamUsage, Usage, from_anthropic, from_openai, from_responses
 
 
 def oai_chunk(choices: list, usage: dict | None = None, with_usage_key: bool = True) -> Event:
@@ -242,3 +242,8 @@ def test_an_implausible_stream_report_is_not_final() -> None:
     tracker = StreamUsage("openai")
     tracker.observe(oai_chunk([], {"prompt_tokens": 7, "completion_tokens": HUGE}))
     assert (tracker.usage, tracker.final) == (None, False)
+
+
+@pytest.mark.parametrize("api", sorted(READERS))
+def test_every_api_with_a_reader_has_a_stream_reader(api: str) -> None:
+    assert StreamUsage(api).usage is None
