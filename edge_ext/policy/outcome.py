@@ -42,7 +42,7 @@ from edge_ext.providers.registry import adapter_for
 from edge_ext.routing.failures import FailureKind, classify
 from edge_ext.routing.latency import LatencySink
 from edge_ext.routing.router import Router
-from edge_ext.usage import READERS, Usage, plausible
+from edge_ext.usage import READERS, Usage
 
 log = logging.getLogger("edge_ext.outcomes")
 
@@ -82,7 +82,7 @@ def usage_of(api: str, extracted: Mapping[str, float]) -> Usage | None:
     """The answer's usage in ``api``'s terms from Envoy's extraction; None when it had none, or
     a figure past any plausible count (edge_ext.usage.MAX_REPORTED_TOKENS): estimated instead."""
     reader = READERS[api]
-    if not extracted or extracted.keys().isdisjoint(reader.paths) or not plausible(extracted, reader.paths):
+    if not extracted or extracted.keys().isdisjoint(reader.paths):
         return None
     return reader.extracted(extracted)
 

@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge_ext.usage.extracted import _anthropic_extracted, _openai_extracted, _responses_extracted, plausible
+from edge_ext.usage.extracted import _anthropic_extracted, _openai_extracted, _responses_extracted
 from edge_ext.usage.figures import MAX_REPORTED_TOKENS, Usage, from_anthropic, from_openai, from_responses
 from edge_ext.usage.stream import StreamUsage
 
 __all__ = ["MAX_REPORTED_TOKENS", "READERS", "Reader", "StreamUsage", "Usage", "from_anthropic", "from_openai",
-           "from_responses", "plausible"]
+           "from_responses"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Reader:
 
     body: Callable[[dict[str, Any]], Usage | None]
     paths: dict[str, tuple[str, ...]]
-    extracted: Callable[[Mapping[str, float]], Usage]
+    extracted: Callable[[Mapping[str, float]], Usage | None]  # None: a count past any plausible one
 
 
 # One entry per API (keyed like edge_ext.apis.by_name.CLIENT_APIS): every reader of usage looks here.
