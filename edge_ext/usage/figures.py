@@ -61,7 +61,6 @@ class Usage:
         )
 
 
-
 # A count no model comes near (context windows hold millions of tokens, not hundreds of millions).
 # A report past it is broken or hostile: taken at its word it would price one answer past every
 # budget (10**45 tokens cost about 1.5e38 USD). It counts as no report at all, so the answer is
@@ -81,7 +80,6 @@ def _count(value: Any) -> int:
             raise _Implausible
         return value
     return 0
-
 
 
 def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
@@ -123,7 +121,6 @@ def _anthropic_usage(usage: dict[str, Any]) -> Usage:
 def _responses_usage(usage: dict[str, Any]) -> Usage:
     return _responses(_count(usage.get("input_tokens")), _count(_details(usage, "input_tokens_details").get("cached_tokens")),
                       _count(usage.get("output_tokens")), _count(_details(usage, "output_tokens_details").get("reasoning_tokens")))
-
 
 
 def _reported(read: Callable[[dict[str, Any]], Usage], usage: dict[str, Any]) -> Usage | None:
