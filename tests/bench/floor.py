@@ -35,8 +35,7 @@ import asyncio
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from edge_ext.extproc.pb import als_service_pb2_grpc
-from edge_ext.extproc.pb import accesslog_pb2
+from edge_ext.extproc.pb import accesslog_pb2, als_service_pb2_grpc
 from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.extproc.pb import service_pb2_grpc
 from edge_ext.extproc.server import TRANSPORT_OPTIONS
