@@ -86,7 +86,9 @@ def test_a_client_header_never_reaches_the_provider(edge, mocks, route, header, 
     (sent,) = mocks[provider].requests()
     expected = seen if header != "anthropic-version" or provider == "anthropic" else None
     assert sent["headers"].get(header) == expected
-    assert value not in json.dumps(sent["headers"])
+    # Under no other name either. Envoy's own x-request-id is a random UUID: a short value such
+    # as "204" turns up in one now and then by chance.
+    assert [k for k, v in sent["headers"].items() if value in v and k != "x-request-id"] == []
 
 
 def test_a_failed_over_attempt_gets_the_same_allow_list(edge, mocks):
