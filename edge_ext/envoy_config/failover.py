@@ -28,7 +28,7 @@ _ATTEMPT_COUNT = "x-envoy-attempt-count"
 STREAM_START_RETRY = {
     "retry_on": "connect-failure,refused-stream,reset",
     "num_retries": 2,
-    # The back-off before retry n is drawn from [0, (2^n - 1) x 1 ms]: 1-3 ms for these two.
+    # The back-off before retry n is drawn from [0, (2^n - 1) x 1 ms): under 1 and 3 ms for these two.
     # Envoy also makes the longest back-off the stream's per-try timeout, which starts when Envoy
     # half-closes the stream: after the last reply it needs (an immediate response included), or
     # when the client leaves. A worker ends the stream when it reads that, after the work in hand:
