@@ -58,16 +58,6 @@ def test_a_client_leaving_a_waiting_stream_replays_nothing_and_ejects_no_worker(
     assert len([r for r in mock.requests() if r["path"].startswith("/v1/")]) == 1
 
 
-@pytest.fixture(scope="module")
-def one_worker(tmp_path_factory, mock):
-    tmp = tmp_path_factory.mktemp("busy")
-    providers = [{"name": "p", "kind": "openai", "base_url": mock.url, "api_key_env": "E2E_KEY", "models": ["gpt-4o-mini"]}]
-    running = start_edge(tmp, edge_config(tmp, providers, auth={"enabled": False}, processor={"workers": 1}),
-                         env={"E2E_KEY": PROVIDER_KEY})
-    yield running
-    assert stop(running.proc) == 0, running.log()
-
-
 def test_clients_leaving_together_get_no_stream_replayed_or_worker_ejected(edge, mock):
     """Sixteen clients in the middle of their requests drop their connections at once, again and
     again (as a load generator's clients do when it stops): the workers see a burst of cancelled
