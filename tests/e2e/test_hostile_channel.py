@@ -57,8 +57,24 @@ def forged_attempt(provider: str, route: dict[str, str]) -> list[pb.ProcessingRe
 
 
 async def exchange(address: str, messages: list[pb.ProcessingRequest]) -> list[pb.ProcessingResponse]:
+    """As Envoy sends them: each message after the reply to the one before, none after an
+    immediate response (the worker has ended the stream: a message written then fails on the
+    client's side)."""
     async with grpc.aio.insecure_channel(address) as channel:
-        return [r async for r in service_pb2_grpc.ExternalProcessorStub(channel).Process(iter(messages), timeout=5)]
+        call = service_pb2_grpc.ExternalProcessorStub(channel).Process(timeout=5)
+        replies = []
+        for message in messages:
+            await call.write(message)
+            reply = await call.read()
+            if reply is grpc.aio.EOF:
+                break
+            replies.append(reply)
+            if reply.HasField("immediate_response"):
+                break
+        await call.done_writing()
+        while (reply := await call.read()) is not grpc.aio.EOF:
+            replies.append(reply)
+        return replies
 
 
 @pytest.mark.parametrize("route", [
