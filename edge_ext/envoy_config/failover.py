@@ -23,10 +23,11 @@ _ATTEMPT_COUNT = "x-envoy-attempt-count"
 
 # A processor stream that no worker has answered yet is started again on another worker: a
 # worker that is gone (killed, restarting) refuses the connection or resets the stream before
-# its first reply, and nothing was decided on it. A stream a worker already answered is never
-# replayed (Envoy retries only before the response starts), so no decision is taken twice.
+# its first reply, and one stopping (a reload's predecessor) ends a stream it has not begun with
+# CANCELLED or UNAVAILABLE; nothing was decided on it. A stream a worker already answered is
+# never replayed (Envoy retries only before the response starts), so no decision is taken twice.
 STREAM_START_RETRY = {
-    "retry_on": "connect-failure,refused-stream,reset",
+    "retry_on": "connect-failure,refused-stream,reset,cancelled,unavailable",
     "num_retries": 2,
     # The back-off before retry n is drawn from [0, (2^n - 1) x 20 ms): under 20 and 60 ms for
     # these two. Not shorter: the processor cluster picks by least requests, and a worker just

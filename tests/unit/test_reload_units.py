@@ -67,7 +67,7 @@ def test_clusters_a_reload_drops_stay_until_the_workers_switched():
 def test_every_ext_proc_filter_retries_a_stream_no_worker_answered():
     bootstrap = render(config("  - {name: b, kind: openai, base_url: 'http://127.0.0.1:9002', models: [m]}\n"))
     text = yaml.safe_dump(bootstrap)
-    assert text.count("connect-failure,refused-stream,reset") == 1 + text.count("SkipFilter")
+    assert text.count("connect-failure,refused-stream,reset,cancelled,unavailable") == 1 + text.count("SkipFilter")
 
 
 def test_the_version_is_the_start_of_the_files_sha256():
