@@ -17,7 +17,7 @@ from edge_ext.config import ConfigInvalid, parse_config
 from edge_ext.config.hosts import is_loopback
 from edge_ext.config.loader import Problem
 from edge_ext.config.models import Config
-from edge_ext.envoy_config.render import render
+from edge_ext.envoy_config.render import envoy_args, render
 from edge_ext.envoy_files import EnvoyFiles
 from edge_ext.metric_files import METRICS_DIR_ENV, WorkerFilesCollector, fold_exited
 from edge_ext.reload import LiveConfig, version_of
@@ -149,10 +149,7 @@ def build(plan: Plan, runtime: Path, *, with_envoy: bool, metrics_dir: Path) -> 
     files = EnvoyFiles(runtime / "envoy", sup.envoy_admin)
     bootstrap = runtime / "envoy.yaml"
     bootstrap.write_text(yaml.safe_dump(files.bootstrap(render(config), plan.version), sort_keys=False))
-    argv = [envoy_binary(), "-c", str(bootstrap), "--disable-hot-restart", "--drain-time-s", str(envoy_drain_s(config)),
-            "--log-level", "warn"]
-    if config.envoy.concurrency:
-        argv += ["--concurrency", str(config.envoy.concurrency)]
+    argv = [envoy_binary(), *envoy_args(str(bootstrap), envoy_drain_s(config), config.envoy.concurrency)]
     # After the workers listen: Envoy's first health check then passes, so it never starts
     # in panic routing (which would send streams to workers that are not there).
     sup.add(Child("envoy", argv, env, critical=True, after_ready=True))

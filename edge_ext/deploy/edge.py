@@ -16,7 +16,7 @@ from edge_ext.deploy.common import (
     documents, dump, is_loopback, kustomization, labels, meta,
 )
 from edge_ext.deploy.k8s import container_security, rolling_deployment
-from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, render
+from edge_ext.envoy_config.render import PROCESSOR_CLUSTER, envoy_args, render
 
 BOOTSTRAP_DIR = "/etc/envoy"
 DRAIN_S = 30
@@ -74,8 +74,7 @@ def edge_deployment(dep: Deployment, text: str, mock: bool) -> dict[str, Any]:
         "name": "envoy",
         "image": IMAGE,
         "command": ["envoy"],
-        "args": ["-c", f"{BOOTSTRAP_DIR}/envoy.yaml", "--disable-hot-restart", "--drain-time-s", str(DRAIN_S),
-                 "--log-level", "warn", "--concurrency", str(concurrency)],
+        "args": envoy_args(f"{BOOTSTRAP_DIR}/envoy.yaml", DRAIN_S, concurrency),
         "ports": [{"name": "http", "containerPort": c.listen.port}],
         # /health/live skips ext_proc: a processor outage answers 503 JSON (fail closed) instead of
         # emptying the Service, which would turn every request into a connection error.

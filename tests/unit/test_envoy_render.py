@@ -213,3 +213,14 @@ def test_every_ext_proc_stream_skips_envoys_headers_and_retries_its_start(tmp_pa
         assert service["envoy_grpc"] == {"cluster_name": "edge_ext_processor", "skip_envoy_headers": True}
         assert "refused-stream" in service["retry_policy"]["retry_on"]
     validate(tmp_path, text)
+
+
+@pytest.mark.parametrize(("concurrency", "tail"), [(0, []), (4, ["--concurrency", "4"])],
+                         ids=["envoy-picks-its-threads", "threads-set"])
+def test_envoy_command_line_flushes_the_access_log_every_second(concurrency, tail):
+    from edge_ext.envoy_config.render import envoy_args
+
+    argv = envoy_args("/etc/envoy/envoy.yaml", 30, concurrency)
+    assert argv[argv.index("--file-flush-interval-msec") + 1] == "1000"  # Envoy's default is 10 s
+    assert argv[argv.index("--drain-time-s") + 1] == "30"
+    assert argv[len(argv) - len(tail):] == tail
