@@ -133,8 +133,33 @@ def _cluster_class() -> type:
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
             self.commands_parser = KnownCommands()
+            # RedisCluster picks its connection class itself (plain or TLS); nodes found later
+            # are built from the manager's kwargs, the startup nodes already exist.
+            manager = self.nodes_manager
+            guarded = _closed_is_unavailable(manager.connection_kwargs["connection_class"])
+            manager.connection_kwargs["connection_class"] = guarded
+            for node in manager.startup_nodes.values():
+                node.connection_class = guarded
 
         async def initialize(self, *args: Any, **kwargs: Any) -> Any:
             return await asyncio.shield(super().initialize(*args, **kwargs))
 
     return Cluster
+
+
+def _closed_is_unavailable(base: type) -> type:
+    """``base`` whose write on a connection another task has just closed raises ConnectionError.
+
+    The cluster client closes every connection of a node that failed; a command already holding
+    one of them then writes to ``None`` and redis-py raises AttributeError, which no degraded
+    path catches (UNAVAILABLE keeps AttributeError out: it would hide our own bugs).
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    class ClosedIsUnavailable(base):  # type: ignore[misc, valid-type]
+        async def _send_packed_command(self, command: Any) -> None:
+            if self._writer is None:
+                raise RedisConnectionError(f"{self.host}:{self.port}: connection closed by another task")
+            await super()._send_packed_command(command)
+
+    return ClosedIsUnavailable

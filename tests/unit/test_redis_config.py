@@ -126,6 +126,24 @@ def test_cluster_client_starts_from_the_listed_nodes():
     assert client.connection_kwargs["ssl_check_hostname"] is False
 
 
+
+@pytest.mark.parametrize("tls", [None, {"check_hostname": False}], ids=["plain", "tls"])
+def test_a_cluster_command_on_a_connection_another_task_closed_is_unavailable(tls):
+    import asyncio
+
+    from redis.asyncio.connection import SSLConnection
+
+    from edge_ext.redis_clients import UNAVAILABLE
+
+    client = connect(conn(cluster={"nodes": ["10.0.0.1:7000"]}, tls=tls))
+    node = client.nodes_manager.startup_nodes["10.0.0.1:7000"]
+    later = client.nodes_manager.connection_kwargs["connection_class"]  # nodes the slot map finds
+    assert node.connection_class is later and issubclass(later, SSLConnection) is (tls is not None)
+    # The cluster client closed it (its node failed) while this command held it: writer gone.
+    connection = node.connection_class(**node.connection_kwargs)
+    with pytest.raises(UNAVAILABLE, match="closed by another task"):
+        asyncio.run(connection._send_packed_command([b"PING"]))
+
 @pytest.mark.parametrize("section, source", [
     pytest.param({"url": "redis://a", "password_env": "EDGE_TEST_UNSET_PW"}, "$EDGE_TEST_UNSET_PW", id="env-unset"),
     pytest.param({"url": "redis://a", "password_file": "/nonexistent/pw"}, "/nonexistent/pw", id="file-missing"),
