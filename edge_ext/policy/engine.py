@@ -19,13 +19,13 @@ Accounting's ``on_charge``): in-memory increments.
 
 The request body goes: validation -> budgets (Admit) -> prompt PII (inline, or ScanPrompt) ->
 cache (edge_ext.policy.caching: LookUp, then JoinFlight, Claim or AwaitEntry) -> the router's
-pick and the provider's shape. The response phases are edge_ext.policy.answer's.
+pick and the provider's shape (edge_ext.policy.route_step). The response phases are edge_ext.policy.answer's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache, partial
+from functools import partial
 
 from edge_ext.apis.anthropic import ANTHROPIC
 from edge_ext.apis.base import JSON_HEADERS
@@ -37,32 +37,25 @@ from edge_ext.auth import ANONYMOUS, Caller, KeyRing
 from edge_ext.config.models import Config
 from edge_ext.cost.admitted import Admission
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InternalError, InvalidRequest, Unauthorized
-from edge_ext.message import ChatRequest, Headers
+from edge_ext.message import ChatRequest
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.answer import AnswerStep
 from edge_ext.policy.caching import CacheStep, Hit
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond
 from edge_ext.policy.endpoints import dispatch
-from edge_ext.policy.failover import retry_headers
 from edge_ext.policy.grant import AttemptGrants
 from edge_ext.policy.needs import Admit, FetchKey, Need, ScanPrompt
-from edge_ext.policy.outcome import OutcomeStep, answer_unseen, hand_over, handed_over, plan_speaks
+from edge_ext.policy.outcome import OutcomeStep, handed_over
 from edge_ext.policy.pii import guard_prompt, scanned_apart
-from edge_ext.policy.response import codec_for
+from edge_ext.policy.route_step import RouteStep
 from edge_ext.policy.semantic import TIER as SEMANTIC_TIER
 from edge_ext.policy.semantic import SemanticLookUp, SemanticStep, with_similarity
-from edge_ext.policy.shaping import serving_filter, shape
-from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, Routed, StreamState
-from edge_ext.policy.validation import ACCEPTS, RequestCheck, authenticated, requested_output
+from edge_ext.policy.state import TRANSITIONS, Endpoint, Phase, StreamState
+from edge_ext.policy.validation import RequestCheck, authenticated
 from edge_ext.routing.latency import LatencySink
-from edge_ext.policy.refusal import REFUSAL_WATCH, refusal_watch
 from edge_ext.routing.ratelimits import MemoryLimits
-from edge_ext.routing.router import Chosen, Router
+from edge_ext.routing.router import Router
 from edge_ext.routing.breaker_store import MemoryBreakerStore
-
-# The header Envoy's route reads to pick the provider cluster (route.cluster_header).
-CLUSTER_HEADER = "x-edge-cluster"
-
 
 # Names the client's API for Envoy's local replies (error bodies in the caller's shape), and
 # asks for the response headers: the status decides how much of the body the codec needs, and
@@ -98,10 +91,8 @@ class Policy:
         # Envoy's max_message_timeout is 30 s: the scan, then perhaps a single-flight wait.
         self._scan_extend_s = min(29.0, 10.0 + config.cache.single_flight_wait_s)
         # Plain answers skip the response phases unless the client must get its cost in a header.
-        # Asked for every routed request; few plans and APIs. Kept per policy, so a reload's new
-        # router starts a new cache and the old one goes with the old policy.
-        self._plan_speaks = lru_cache(maxsize=256)(partial(plan_speaks, self._router))
-        self._fast_path = config.accounting.fast_path and not (config.accounting.enabled and config.accounting.cost_header)
+        self.fast_path = config.accounting.fast_path and not (config.accounting.enabled and config.accounting.cost_header)
+        self._route_chat = RouteStep(self._router, self.grants, clock, self._wall, self.fast_path, accounting is not None).chat
         auth = config.auth
         self._keyring = KeyRing({k.sha256: Caller(k.id, k.tenant, frozenset(k.models), k.pii) for k in auth.keys}) if auth.on else None
         self._default_pii = auth.pii
@@ -115,7 +106,6 @@ class Policy:
         # The response phases of 2-message requests, from their outcomes (any worker's).
         outcomes = OutcomeStep(self._router, latency, accounting, self._wall)
         self.on_outcome, self.on_outcomes = outcomes.apply, outcomes.apply_all
-        self._retries: dict[tuple[str, int], Headers] = {}  # bounded: providers x plan lengths
         # What each need's result continues with.
         self._resume = {FetchKey: self._keyed, Admit: self._admitted, ScanPrompt: self._scanned,
                         SemanticLookUp: self._semantic_found}
@@ -284,53 +274,6 @@ class Policy:
     @property
     def router(self) -> Router:
         return self._router
-
-    def _route_chat(self, st: StreamState, request: ChatRequest) -> Continue:
-        caller = authenticated(st)
-        wanted = requested_output(request.body, request.api)
-        target = self._router.pick(request.model, request.body, wanted[1] if wanted else None,
-                                   ACCEPTS.get(request.operation) or serving_filter(request.api))
-        provider = target.provider
-        # From here the router awaits this request's verdict: whatever follows, a refusal
-        # included, on_stream_end gives a half-open probe slot back.
-        st.provider = provider.name
-        st.routed = routed = Routed(target.plan, None)
-        shaped = shape(request, provider, target.api_key, target.upstream_model, st.headers)
-        body = shaped.body
-        st.outcome, st.routed_at = "routed", self._clock()
-        routed.codec = codec_for(request, body.wire_api, body.strip_usage, int(self._wall()))
-        st.same_api = request.api == body.wire_api
-        st.upstream_api, st.upstream_model = body.wire_api, target.upstream_model
-        grant = self.grants.metadata(provider.name, request.model, target.plan) if len(target.plan) > 1 else ()
-        watch = refusal_watch(target.refusal_fallback, request.stream)
-        set_headers = ((CLUSTER_HEADER, target.cluster), *self._retry_headers(target), *shaped.set_headers, *watch)
-        # A client's own watch header is on no allow-list: removed, unless ours replaces it.
-        remove = tuple(h for h in shaped.remove_headers if h != REFUSAL_WATCH) if watch else shaped.remove_headers
-        metadata = (("provider", st.provider), ("model", st.model), ("cache", st.cache_status or "off"),
-                    ("tenant", caller.tenant), ("key_id", caller.key_id), *grant)
-        if request.operation != "chat":
-            # A failover attempt parses the body by it (edge_ext.policy.attempt).
-            metadata += (("operation", request.operation),)
-        last = self._fast_path and answer_unseen(st, target.plan, self._plan_speaks)
-        if last:
-            metadata += hand_over(st, request, self._accounting is not None)
-        st.enter(Phase.ROUTED)
-        return Continue(
-            set_headers=set_headers,
-            remove_headers=remove,
-            body=body.body,
-            clear_route_cache=True,
-            metadata=metadata,
-            last=last,
-        )
-
-    def _retry_headers(self, target: Chosen) -> Headers:
-        """failover.retry_headers, a function of the provider and the plan's length: kept."""
-        key = (target.provider.name, len(target.plan))
-        headers = self._retries.get(key)
-        if headers is None:
-            headers = self._retries[key] = retry_headers(target)
-        return headers
 
     def internal_error(self, st: StreamState, error_id: str) -> Respond:
         """The answer to something unexpected: a 500 in the caller's shape naming ``error_id``."""

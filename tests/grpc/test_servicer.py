@@ -153,7 +153,7 @@ async def test_an_unexpected_error_is_a_500_with_an_id_logged_once_without_its_t
         assert error["error"]["code"] == "internal_error"
     error_id = re.search(r"internal error ([0-9a-f]{16})", error["error"]["message"]).group(1)
     (record,) = [r for r in caplog.records if error_id in r.getMessage()]
-    assert "RuntimeError" in record.getMessage() and "_route_chat" in record.getMessage()
+    assert "RuntimeError" in record.getMessage() and "route_step.py" in record.getMessage()
     assert record.exc_info is None  # one line: the exception's text may quote a prompt or a key
     assert "secret-0001" not in caplog.text and "secret-0001" not in final.body.decode()
 

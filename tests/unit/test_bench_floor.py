@@ -2,7 +2,7 @@
 otherwise the case it feeds would stop measuring Envoy's share of a pass."""
 
 from edge_ext.extproc.convert import METADATA_NAMESPACE
-from edge_ext.policy.engine import CLUSTER_HEADER
+from edge_ext.policy.route_step import CLUSTER_HEADER
 from tests.bench.floor import edge_replies
 
 

@@ -12,7 +12,8 @@ from edge_ext.extproc.pb import ext_proc_pb2 as pb
 from edge_ext.policy.attempt import AttemptState, AttemptStep
 from edge_ext.policy.decisions import Continue, Mode, Respond
 from edge_ext.policy.grant import AttemptGrants
-from edge_ext.policy.engine import CLUSTER_HEADER, Policy
+from edge_ext.policy.engine import Policy
+from edge_ext.policy.route_step import CLUSTER_HEADER
 from edge_ext.routing.breaker import BreakerState
 from edge_ext.routing.plan import all_plans, cluster_for
 from edge_ext.routing.router import Router

@@ -14,7 +14,8 @@ from edge_ext.config import parse_config
 from edge_ext.errors import BudgetExceeded
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.decisions import Continue, Respond, ResponseMode
-from edge_ext.policy.engine import CLUSTER_HEADER, Policy
+from edge_ext.policy.engine import Policy
+from edge_ext.policy.route_step import CLUSTER_HEADER
 from edge_ext.policy.needs import (AwaitEntry, Claim, FetchKey, JoinFlight, LookUp, ScanPrompt)
 from edge_ext.policy.state import ARRIVES_IN, TRANSITIONS, IllegalTransition, Phase, StreamState
 from edge_ext.cost.pricing import load_pricing

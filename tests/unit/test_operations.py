@@ -18,7 +18,8 @@ from edge_ext.errors import InvalidRequest
 from edge_ext.policy.accounting import Accounting
 from edge_ext.policy.decisions import Continue, Respond
 from edge_ext.policy.endpoints import TABLE, dispatch
-from edge_ext.policy.engine import CLUSTER_HEADER, Policy
+from edge_ext.policy.engine import Policy
+from edge_ext.policy.route_step import CLUSTER_HEADER
 from edge_ext.policy.outcome import Outcome
 from edge_ext.policy.state import Endpoint, Phase
 from edge_ext.providers.base import UnsupportedOperation, upstream_request

@@ -62,7 +62,7 @@ async def test_a_last_reply_that_never_left_settles_at_stream_end(ledger):
 def test_a_cost_header_keeps_the_response_phase(ledger):
     driver, _ = make_policy(ledger, CONFIG + "accounting: {cost_header: true}\n")
     policy = driver.policy
-    assert not policy._fast_path
+    assert not policy.fast_path
 
 
 @pytest.mark.parametrize("fields, charge", [

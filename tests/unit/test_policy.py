@@ -5,7 +5,8 @@ import pytest
 from edge_ext.clock import FakeClock
 from edge_ext.config import parse_config
 from edge_ext.policy.decisions import Continue, Mode, Respond, ResponseMode
-from edge_ext.policy.engine import CLUSTER_HEADER, Policy
+from edge_ext.policy.engine import Policy
+from edge_ext.policy.route_step import CLUSTER_HEADER
 
 CONFIG = """\
 processor: {max_body_bytes: 2048}
