@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -232,13 +233,26 @@ def test_adversarial_inputs_stay_linear(text):
 DENSE = " ".join(f"mail jane{i}@example.com call +1 415 555 {i % 10000:04d} ssn 123-45-6789" for i in range(20_000))
 
 
+def linear_pass_s(text: str) -> float:
+    """One regex pass over ``text`` with its matches sorted, best of three: what a linear scan
+    costs on this machine now (a slow or busy CI box scales both sides of the bound)."""
+    pattern = re.compile(r"[\w.]+@[\w.]+|\d{3}-\d{2}-\d{4}|\+?\d[\d ]{7,}\d")
+    spent = []
+    for _ in range(3):
+        started = time.process_time()
+        sorted((m.start(), m.group()) for m in pattern.finditer(text))
+        spent.append(time.process_time() - started)
+    return min(spent)
+
+
 @pytest.mark.parametrize("find", [detect, redact], ids=["detect", "redact"])
 def test_text_dense_with_findings_stays_linear(find):
     # 60,000 findings in 1.2 MB. Resolving overlaps one finding at a time (a sorted insert
-    # each) and searching the text again for each distinct email grew quadratically: 4.7 s.
+    # each) and searching the text again for each distinct email grew quadratically: 4.7 s,
+    # about 100 linear passes. Linear, it takes 7-14 passes (measured on a loaded 2-core box).
     started = time.process_time()
     result = find(DENSE)
-    assert time.process_time() - started < 2.0
+    assert time.process_time() - started < 30 * linear_pass_s(DENSE)
     clean = result[0] if isinstance(result, tuple) else None
     assert clean is None or ("jane17@example.com" not in clean and clean.count("[SSN]") == 20_000)
 
