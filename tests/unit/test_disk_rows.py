@@ -47,6 +47,26 @@ async def test_bytes_round_trip_and_the_lock_is_a_claim(store):
     assert await store.lock("k", 5) is True
 
 
+async def test_a_lock_queued_behind_another_writer_is_a_store_error_and_its_late_claim_is_dropped(store, tmp_path):
+    import asyncio
+
+    # Another process's write transaction holds SQLite's one writer slot: the claim waits in
+    # SQLite's busy handler. The request must not (Envoy's message deadline): it fetches alone.
+    writer = sqlite3.connect(tmp_path / "l2" / "cache.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        async with asyncio.timeout(10):  # unbounded, the claim would wait out SQLite's 60 s
+            with pytest.raises(StoreError, match="slower than 50 ms"):
+                await store.lock("k", 30)
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    # The claim's thread takes the lock once the writer is gone; nobody holds it: dropped.
+    async with asyncio.timeout(10):
+        while store._late:  # the claim, then its unlock
+            await asyncio.sleep(0.01)
+    assert await store.get("lock:k") is None and await store.lock("k", 30) is True
+
 async def test_large_values_stay_inline_never_in_a_file(store, tmp_path):
     await store.set("big", b"x" * 200_000, ttl=60)
     assert await store.get("big") == b"x" * 200_000
