@@ -46,7 +46,7 @@ class DiskStore:
 
     name = "disk"
 
-    def __init__(self, directory: str, size_limit: int, lock_budget_s: float = 0.05):
+    def __init__(self, directory: str, size_limit: int, lock_budget_s: float = 0.1):
         import diskcache
 
         from edge_ext.cache.disk import PlainDisk

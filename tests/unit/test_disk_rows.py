@@ -56,7 +56,7 @@ async def test_a_lock_queued_behind_another_writer_is_a_store_error_and_its_late
     writer.execute("BEGIN IMMEDIATE")
     try:
         async with asyncio.timeout(10):  # unbounded, the claim would wait out SQLite's 60 s
-            with pytest.raises(StoreError, match="slower than 50 ms"):
+            with pytest.raises(StoreError, match="lock slower than 100 ms"):
                 await store.lock("k", 30)
     finally:
         writer.execute("COMMIT")
