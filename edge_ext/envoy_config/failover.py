@@ -30,11 +30,11 @@ STREAM_START_RETRY = {
     "retry_on": "connect-failure,refused-stream,reset,cancelled,unavailable",
     "num_retries": 2,
     # The back-off before retry n is drawn from [0, (2^n - 1) x 20 ms): under 20 and 60 ms for
-    # these two. The retry reaches another worker because the processor cluster balances round
-    # robin: previous_hosts rejects the worker already tried and the re-pick is the next one.
-    # (Under least-request a worker just killed, with none in flight, won every re-pick until
-    # outlier detection's ejection of it reached Envoy's worker thread: a request started right
-    # after a kill failed in 7 of 60 loaded runs of the kill test with 1 ms, ~1 in 72 with 20 ms.)
+    # these two. Not shorter: the processor cluster picks by least requests, and a worker just
+    # killed has none in flight, so every pick (previous_hosts re-picks from the same samples)
+    # lands on it until outlier detection's ejection of it reaches Envoy's worker threads, a few
+    # milliseconds under load. With 1 ms, a request started right after a kill failed in 7 of 60
+    # runs of the kill test four at a time on 2 cores; with 20 ms, in 1 of 60.
     # Envoy also makes the longest back-off the stream's per-try timeout, which starts when Envoy
     # half-closes the stream: after the last reply it needs (an immediate response included), or
     # when the client leaves. A worker ends the stream when it reads that, after the work in hand:
