@@ -28,13 +28,17 @@ _ATTEMPT_COUNT = "x-envoy-attempt-count"
 # never replayed (Envoy retries only before the response starts), so no decision is taken twice.
 STREAM_START_RETRY = {
     "retry_on": "connect-failure,refused-stream,reset,cancelled,unavailable",
-    "num_retries": 2,
-    # The back-off before retry n is drawn from [0, (2^n - 1) x 20 ms): under 20 and 60 ms for
-    # these two. Not shorter: the processor cluster picks by least requests, and a worker just
-    # killed has none in flight, so every pick (previous_hosts re-picks from the same samples)
-    # lands on it until outlier detection's ejection of it reaches Envoy's worker threads, a few
-    # milliseconds under load. With 1 ms, a request started right after a kill failed in 7 of 60
-    # runs of the kill test four at a time on 2 cores; with 20 ms, in 1 of 60.
+    "num_retries": 4,
+    # The back-off before retry n is drawn from [0, (2^n - 1) x 25 ms): under 25, 75, 175 and
+    # 375 ms for these four. The processor cluster picks by least requests, and a worker just
+    # killed has none in flight, so every pick (previous_hosts re-picks by the same rule) lands on
+    # it until outlier detection's ejection of it reaches Envoy's worker thread (worker -> main
+    # thread -> every worker thread: tens of milliseconds on a busy box). The retries outwait
+    # that: with 2 retries from 1 ms, a request started right after a kill failed in 7 of 60
+    # loaded runs of the kill test; from 20 ms, in about 1 of 72, and 4 passing runs in 100 needed
+    # their last retry. (Round robin's re-pick is the next worker, but it cost a pass request
+    # 25% more processor CPU and a third more p50 at one connection: docs/envoy.md.) A retry waits
+    # only after a failure, so healthy traffic pays nothing for the longer wait.
     # Envoy also makes the longest back-off the stream's per-try timeout, which starts when Envoy
     # half-closes the stream: after the last reply it needs (an immediate response included), or
     # when the client leaves. A worker ends the stream when it reads that, after the work in hand:
@@ -43,7 +47,7 @@ STREAM_START_RETRY = {
     # 5 ejections in 8 s of cache hits at 16 connections, with 2 ms), and, if no reply had come
     # yet, replayed on another worker for a client already gone. Nothing is gained by a retry
     # after the half-close, so the timeout is past any phase (max_message_timeout included).
-    "retry_back_off": {"base_interval": "0.02s", "max_interval": "300s"},
+    "retry_back_off": {"base_interval": "0.025s", "max_interval": "300s"},
     "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
     "host_selection_retry_max_attempts": 5,

@@ -69,6 +69,14 @@ def test_one_processor_endpoint_per_worker():
     assert ports == [50051, 50052, 50053]
 
 
+def test_every_stream_a_killed_worker_leaves_may_retry_at_once():
+    processor = render(parse_config(HTTPS))["static_resources"]["clusters"][0]
+    (limits,) = processor["circuit_breakers"]["thresholds"]
+    # Envoy's default is 3 retries in flight per cluster: a worker dying with 16 unanswered
+    # streams would fail 13 of them (upstream_rq_retry_overflow).
+    assert limits["max_retries"] >= limits["max_requests"]
+
+
 def test_ext_proc_filter_fails_closed_with_configured_status():
     bootstrap = render(parse_config(HTTPS))
     hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
