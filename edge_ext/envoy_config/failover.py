@@ -30,14 +30,15 @@ STREAM_START_RETRY = {
     "retry_on": "connect-failure,refused-stream,reset,cancelled,unavailable",
     "num_retries": 4,
     # The back-off before retry n is drawn from [0, (2^n - 1) x 25 ms): under 25, 75, 175 and
-    # 375 ms for these four. The retry reaches another worker because the processor cluster
-    # balances round robin: previous_hosts rejects the worker already tried and the re-pick is
-    # the next one. (Under least-request a worker just killed, with none in flight, won every
-    # re-pick until outlier detection's ejection of it reached Envoy's worker thread: a request
-    # started right after a kill failed in 7 of 60 loaded runs of the kill test with 2 retries
-    # from 1 ms, about 1 in 72 from 20 ms.) The longer waits and the two more retries also cover
-    # a stopping worker's CANCELLED streams while a reload's successor starts; a retry waits only
-    # after a failure, so healthy traffic pays nothing for them.
+    # 375 ms for these four. The processor cluster picks by least requests, and a worker just
+    # killed has none in flight, so every pick (previous_hosts re-picks by the same rule) lands on
+    # it until outlier detection's ejection of it reaches Envoy's worker thread (worker -> main
+    # thread -> every worker thread: tens of milliseconds on a busy box). The retries outwait
+    # that: with 2 retries from 1 ms, a request started right after a kill failed in 7 of 60
+    # loaded runs of the kill test; from 20 ms, in about 1 of 72, and 4 passing runs in 100 needed
+    # their last retry. (Round robin's re-pick is the next worker, but it cost a pass request
+    # 25% more processor CPU and a third more p50 at one connection: docs/envoy.md.) A retry waits
+    # only after a failure, so healthy traffic pays nothing for the longer wait.
     # Envoy also makes the longest back-off the stream's per-try timeout, which starts when Envoy
     # half-closes the stream: after the last reply it needs (an immediate response included), or
     # when the client leaves. A worker ends the stream when it reads that, after the work in hand:
