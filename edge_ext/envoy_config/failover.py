@@ -36,9 +36,9 @@ STREAM_START_RETRY = {
     # thread -> every worker thread: tens of milliseconds on a busy box). The retries outwait
     # that: with 2 retries from 1 ms, a request started right after a kill failed in 7 of 60
     # loaded runs of the kill test; from 20 ms, in about 1 of 72, and 4 passing runs in 100 needed
-    # their last retry. (Round robin's re-pick is the next worker, but it cost a pass request
-    # 25% more processor CPU and a third more p50 at one connection: docs/envoy.md.) A retry waits
-    # only after a failure, so healthy traffic pays nothing for the longer wait.
+    # their last retry. (Round robin's re-pick would be the next worker, but round robin gives a
+    # worker held up by a large body its turn of new streams: docs/envoy.md.) A retry waits only
+    # after a failure, so healthy traffic pays nothing for the longer wait.
     # Envoy also makes the longest back-off the stream's per-try timeout, which starts when Envoy
     # half-closes the stream: after the last reply it needs (an immediate response included), or
     # when the client leaves. A worker ends the stream when it reads that, after the work in hand:

@@ -59,6 +59,7 @@ def envoy_args(bootstrap: str, drain_s: int, concurrency: int | None) -> list[st
             "--file-flush-interval-msec", str(ACCESS_LOG_FLUSH_MS)]
     return argv + ["--concurrency", str(concurrency)] if concurrency else argv
 
+
 # Envoy's own local replies (413, processor down, no upstream) get an error body in the caller's
 # API shape. Replies the processor sends carry edge_ext.reply metadata and keep their own body.
 def _metadata_is(key: str, value: str, if_absent: bool) -> dict[str, Any]:
