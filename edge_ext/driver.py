@@ -30,7 +30,7 @@ from edge_ext.errors import EdgeError
 from edge_ext.message import ChatRequest
 from edge_ext.policy.decisions import Continue, Decision, Respond
 from edge_ext.policy.engine import Policy, Step
-from edge_ext.policy.needs import (Admit, AwaitEntry, Claim, FetchKey, JoinFlight, LookUp, Need, Release,
+from edge_ext.policy.needs import (Admit, AwaitEntry, Claim, FetchKey, JoinFlight, LookUp, Need, ParseBody, Release,
                                    Resolve, ScanPrompt, Settle, Store)
 from edge_ext.policy.outcome import Outcome, Settled
 from edge_ext.policy.pii import INLINE_BYTES, guard_prompt, scanned_apart
@@ -54,10 +54,13 @@ class PromptGuard:
     async def check(self, request: ChatRequest, policy: str) -> ChatRequest:
         if not scanned_apart(request, policy, self._inline_bytes):
             return guard_prompt(request, policy, self._max_chars)
+        return await self.apart(guard_prompt, request, policy, self._max_chars)
+
+    async def apart(self, work: Callable[..., ChatRequest], *args: Any) -> ChatRequest:
+        """``work(*args)`` in the thread, off the event loop (a large body's scan or parse)."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-ext-pii")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, guard_prompt, request, policy, self._max_chars)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
 
 
 class Driver:
@@ -69,7 +72,7 @@ class Driver:
         self._flights = SingleFlight(config.cache.single_flight_wait_s)
         self._guard = PromptGuard(config.processor.max_scanned_chars)
         self._needs: dict[type, Callable[[Any], Awaitable[object]]] = {
-            FetchKey: self._fetch_key, Admit: self._admit, ScanPrompt: self._scan, LookUp: self._look_up,
+            FetchKey: self._fetch_key, Admit: self._admit, ScanPrompt: self._scan, ParseBody: self._parse, LookUp: self._look_up,
             JoinFlight: self._join, Claim: self._claim, AwaitEntry: self._await_entry,
             SemanticLookUp: self._semantic_look_up,
         }
@@ -132,6 +135,9 @@ class Driver:
 
     async def _scan(self, need: ScanPrompt) -> ChatRequest:
         return await self._guard.check(need.request, need.pii)
+
+    async def _parse(self, need: ParseBody) -> ChatRequest:
+        return await self._guard.apart(need.parse, need.body, need.limits)
 
     async def _look_up(self, need: LookUp) -> tuple[Entry | None, str]:
         return await self._cache.get(need.key)

@@ -44,7 +44,7 @@ from edge_ext.policy.caching import CacheStep, Hit
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond
 from edge_ext.policy.endpoints import dispatch
 from edge_ext.policy.grant import AttemptGrants
-from edge_ext.policy.needs import Admit, FetchKey, Need, ScanPrompt
+from edge_ext.policy.needs import Admit, FetchKey, Need, ParseBody, ScanPrompt
 from edge_ext.policy.outcome import OutcomeStep, handed_over
 from edge_ext.policy.pii import guard_prompt, scanned_apart
 from edge_ext.policy.route_step import RouteStep
@@ -108,7 +108,7 @@ class Policy:
         self.on_outcome, self.on_outcomes = outcomes.apply, outcomes.apply_all
         # What each need's result continues with.
         self._resume = {FetchKey: self._keyed, Admit: self._admitted, ScanPrompt: self._scanned,
-                        SemanticLookUp: self._semantic_found}
+                        SemanticLookUp: self._semantic_found, ParseBody: self._parsed}
 
     def new_stream(self) -> StreamState:
         return StreamState(started=self._clock())
@@ -187,9 +187,19 @@ class Policy:
         caller = authenticated(st)
         if st.phase is not Phase.BODY:
             raise InvalidRequest("the request body was already received")
-        st.request = self._check.validate(st, caller, body)
-        if self._budgets and billed(st.request):
-            return self._ask(st, Admit(caller, st.request))
+        request = self._check.validate(st, caller, body, self._scan_extend_s)
+        if isinstance(request, ParseBody):
+            return self._ask(st, request)
+        return self._validated(st, caller, request)
+
+    def _parsed(self, st: StreamState, need: ParseBody, request: ChatRequest) -> Step:
+        caller = authenticated(st)
+        return self._validated(st, caller, self._check.checked(st, caller, request))
+
+    def _validated(self, st: StreamState, caller: Caller, request: ChatRequest) -> Step:
+        st.request = request
+        if self._budgets and billed(request):
+            return self._ask(st, Admit(caller, request))
         return self._guard(st)
 
     def _admitted(self, st: StreamState, need: Admit, admission: Admission | None) -> Step:

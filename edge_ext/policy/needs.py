@@ -17,8 +17,9 @@ asks Envoy to extend it (once per message) by that many seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge_ext.auth import Caller
@@ -54,6 +55,16 @@ class Admit(NeedBase):
 
     caller: Caller
     request: ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ParseBody(NeedBase):
+    """Decode and shape-check a body too large to decode on the event loop -> ChatRequest, or
+    the refusal: ``parse(body, limits)``, an API's or operation's parse."""
+
+    parse: Callable[[bytes, Any], "ChatRequest"]
+    body: bytes
+    limits: Any  # edge_ext.apis.limits.RequestLimits
 
 
 @dataclass(frozen=True, slots=True)

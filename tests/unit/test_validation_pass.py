@@ -176,3 +176,30 @@ def test_a_refused_request_gives_its_probe_slot_back(provider, model, refused):
     # The one probe slot is free: this request is the probe.
     decision = answer(policy, json.dumps({"model": model, "messages": HI}).encode())
     assert isinstance(decision, Continue), decision
+
+
+# -- a large body is parsed apart, off the event loop --------------------------------------------
+
+@pytest.mark.parametrize("messages, status", [
+    pytest.param([{"role": "user", "content": "x" * (2 << 20)}], None, id="one-large-message-routed"),
+    pytest.param([{"role": "user", "content": "hi"}] * 200_000, 413, id="too-many-messages-refused"),
+])
+def test_a_body_over_a_mebibyte_is_parsed_as_a_need_then_checked_as_inline(messages, status):
+    from edge_ext.policy.needs import ParseBody
+
+    keys = {"oa": None, "an": None}
+    policy = Policy(CONFIG, FakeClock(), keys)
+    st = policy.new_stream()
+    policy.on_request_headers(st, {":method": "POST", ":path": "/v1/chat/completions"}, False)
+    need = policy.on_request_body(st, json.dumps({"model": "gpt-4o-mini", "messages": messages}).encode())
+    assert isinstance(need, ParseBody) and need.extend_s > 0  # Envoy's deadline extended meanwhile
+    try:  # what the driver does in its thread
+        result = need.parse(need.body, need.limits)
+    except Exception as exc:  # noqa: BLE001 - the refusal goes back as the result
+        result = exc
+    decision = policy.resume(st, result)
+    policy.on_stream_end(st)
+    if status is None:
+        assert isinstance(decision, Continue) and dict(decision.set_headers)["x-edge-cluster"] == "provider_oa"
+    else:
+        assert isinstance(decision, Respond) and decision.status == status
