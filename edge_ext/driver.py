@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # numpy and usearch load only where the semantic cache is con
 
 
 class PromptGuard:
-    """``guard_prompt`` with the configured cap, in a thread for a body scanned apart."""
+    """``guard_prompt`` with the configured cap, in a thread for a body scanned apart; the same
+    thread decodes a body parsed apart (edge_ext.policy.validation.PARSE_APART_BYTES)."""
 
     def __init__(self, max_chars: int, inline_bytes: int = INLINE_BYTES):
         self._max_chars = max_chars
