@@ -41,6 +41,11 @@ if TYPE_CHECKING:  # numpy and usearch load only where the semantic cache is con
     from edge_ext.semantic.cache import Lookup, SemanticCache
 
 
+# How long a refusal waits for the release of its reservations (a ledger write: a millisecond
+# or two on a healthy store; a store that is slower than this finishes after the answer).
+RELEASE_WAIT_S = 0.1
+
+
 class PromptGuard:
     """``guard_prompt`` with the configured cap, in a thread for a body scanned apart; the same
     thread decodes a body parsed apart (edge_ext.policy.validation.PARSE_APART_BYTES)."""
@@ -77,7 +82,7 @@ class Driver:
             JoinFlight: self._join, Claim: self._claim, AwaitEntry: self._await_entry,
             SemanticLookUp: self._semantic_look_up,
         }
-        self._effects: dict[type, Callable[[Any], None]] = {
+        self._effects: dict[type, Callable[[Any], asyncio.Task | None]] = {
             Store: self._store, Resolve: self._resolve, Release: self._release, Settle: self._settle,
             StoreSemantic: self._store_semantic,
         }
@@ -90,16 +95,29 @@ class Driver:
             result = exc
         return self.policy.resume(st, result)
 
-    def run_effects(self, st: StreamState) -> None:
+    def run_effects(self, st: StreamState) -> list[asyncio.Task]:
+        """Starts the work ``st`` left behind; returns what its answer must wait for (a refusal's
+        release of its reservations: ``answer_after``)."""
+        waits: list[asyncio.Task] = []
         if st.effects:  # most messages leave none
             for effect in st.take_effects():
-                self._effects[type(effect)](effect)
+                task = self._effects[type(effect)](effect)
+                if task is not None:
+                    waits.append(task)
+        return waits
+
+    @staticmethod
+    async def answer_after(waits: list[asyncio.Task]) -> None:
+        """Waits for ``waits``, at most RELEASE_WAIT_S: a slower ledger finishes after the answer."""
+        await asyncio.wait(waits, timeout=RELEASE_WAIT_S)
 
     async def run(self, st: StreamState, step: Step) -> Decision:
         """Performs needs until the policy decides; then runs the effects it left."""
         while not isinstance(step, (Continue, Respond)):
             step = await self.perform(st, step)
-        self.run_effects(st)
+        waits = self.run_effects(st)
+        if waits:
+            await self.answer_after(waits)
         return step
 
     def end(self, st: StreamState) -> None:
@@ -171,5 +189,6 @@ class Driver:
         p = effect.pending
         self._semantic.store(p.prompt, p.vector, effect.entry, p.namespace, p.model, effect.ttl)
 
-    def _settle(self, effect: Settle) -> None:
-        self._budgets.settle(effect.admission, effect.charge)
+    def _settle(self, effect: Settle) -> asyncio.Task | None:
+        task = self._budgets.settle(effect.admission, effect.charge)
+        return task if effect.before_answer else None

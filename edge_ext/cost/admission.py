@@ -122,14 +122,15 @@ class BudgetStep:
             raise
         return taken
 
-    def settle(self, admission: Admission, charge: Charged | None) -> None:
+    def settle(self, admission: Admission, charge: Charged | None) -> asyncio.Task | None:
         """Replaces the reservations with ``charge``, or releases them when it is None; the writes
-        run in the background."""
+        run in the background (the task returned, None when there is nothing to write)."""
         if not admission.holds and admission.window is None:
-            return
+            return None
         task = asyncio.get_running_loop().create_task(self._settle(admission, charge))
         self._writes.add(task)
         task.add_done_callback(self._written)
+        return task
 
     def settle_all(self, settlements: Sequence[tuple[Admission, Charged | None]]) -> None:
         """``settle`` for the outcomes of one batch: one background task writes them in order,

@@ -109,7 +109,9 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                     if extended:
                         started = clock()
                     if st.effects:  # most messages leave none
-                        driver.run_effects(st)
+                        waits = driver.run_effects(st)
+                        if waits:
+                            await driver.answer_after(waits)
                 except Exception as exc:  # noqa: BLE001 - the one place an unexpected error ends
                     decision = self._internal_error(st, phase, exc)
                 response = to_response(phase, decision)

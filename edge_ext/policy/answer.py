@@ -150,6 +150,14 @@ class AnswerStep:
             st.effects.append(Settle(admission, with_embedding(st.charge, st.embedding_charge)))
 
 
+def release_before_answer(st: StreamState) -> None:
+    """A request refused before any provider was called gives back what it reserved before the
+    refusal is sent: a 413 followed at once by a smaller retry must not meet a 429."""
+    admission = st.take_admission()
+    if admission is not None:
+        st.effects.append(Settle(admission, None, before_answer=True))
+
+
 def _cut_short(st: StreamState) -> bool:
     """Whether a routed request that got no usage may have cost something at the provider."""
     if st.answering is not None and st.answering.meter is not None:

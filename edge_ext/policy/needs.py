@@ -135,10 +135,12 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class Settle:
-    """Replace the reservations with the charge, or release them (charge None)."""
+    """Replace the reservations with the charge, or release them (charge None). A refusal's
+    release is ``before_answer``: the client's next request must not find them still held."""
 
     admission: Admission
     charge: Charge | None
+    before_answer: bool = False
 
 
 Effect = Store | Resolve | Release | Settle

@@ -165,13 +165,17 @@ async def test_an_answer_that_never_came_is_charged_its_prompt_when_the_provider
     pytest.param(chat(content="my SSN is 123-45-6789"), "pii_detected", id="pii-blocked"),
     pytest.param(chat("gpt-9"), "model_not_found", id="refused-by-the-router"),
 ])
-async def test_a_refused_request_releases_its_reservation(ledger, body, code):
+async def test_a_refused_request_has_released_its_reservation_when_it_is_answered(ledger, body, code):
     driver, budgets = make_policy(ledger)
     st, decision = await start(driver, body)
     assert isinstance(decision, Respond) and json.loads(decision.body)["error"]["code"] == code
-    await finish(driver, budgets, st)
+    # Before the stream ends or any background write is awaited: the client's next request
+    # (a smaller body after a 413) must not find the refused one's tokens still counted.
     totals, tokens = await figures(ledger)
     assert (totals.spent, totals.held, tokens) == (0, 0, 0)
+    await finish(driver, budgets, st)
+    totals, tokens = await figures(ledger)
+    assert (totals.spent, totals.held, tokens) == (0, 0, 0)  # released once
 
 
 async def test_concurrent_requests_overrun_by_at_most_one_reservation(ledger):
