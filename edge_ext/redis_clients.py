@@ -32,6 +32,9 @@ log = logging.getLogger("edge_ext.redis")
 # connections) raises RuntimeError from the transport.
 UNAVAILABLE: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError, RuntimeError)
 
+# A Redis Cluster client starts a refresh of its slot map at most this often (_cluster_class).
+MIN_REFRESH_INTERVAL_S = 0.25
+
 
 class ClientService:
     """A client as a worker service: connected (a cluster's slot map read) before the worker
@@ -112,12 +115,14 @@ def connect(conn: RedisConnection, what: str = "redis") -> Any:
 
 
 def _cluster_class() -> type:
-    """RedisCluster whose topology refresh after a failover is quick and outlives its caller.
+    """RedisCluster whose topology refresh after a failover is quick, rare and outlives its caller.
 
     redis-py refreshes the slot map after any connection error, and each refresh also reloads
-    the command table (COMMAND: half a second and more to parse on a busy machine). Callers
+    the command table (COMMAND: measured 40 ms of the event loop with redis-py's own parser, 6
+    with hiredis, on an idle machine; ten times that on a busy one): it is read once. Callers
     bound their commands (a cache read by its budget, breaker sharing by 50 ms): a refresh
-    cancelled with them would start over for the next command, and could never finish.
+    cancelled with them would start over for the next command, and could never finish. And a
+    refresh starts at most once every MIN_REFRESH_INTERVAL_S.
     """
     from redis._parsers import AsyncCommandsParser
     from redis.asyncio.cluster import RedisCluster
@@ -133,6 +138,7 @@ def _cluster_class() -> type:
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
             self.commands_parser = KnownCommands()
+            self._refreshed_at = float("-inf")
             # RedisCluster picks its connection class itself (plain or TLS); nodes found later
             # are built from the manager's kwargs, the startup nodes already exist.
             manager = self.nodes_manager
@@ -142,9 +148,27 @@ def _cluster_class() -> type:
                 node.connection_class = guarded
 
         async def initialize(self, *args: Any, **kwargs: Any) -> Any:
-            return await asyncio.shield(super().initialize(*args, **kwargs))
+            loop = asyncio.get_running_loop()
+            if self._initialize and self.nodes_manager.slots_cache and loop.time() - self._refreshed_at < MIN_REFRESH_INTERVAL_S:
+                # A refresh is due after every failed command, and costs the event loop about
+                # 10 ms (16,384 slots re-mapped; ten times that on a busy machine). While a dead
+                # primary waits for its replica's promotion every command to its slots fails:
+                # they fail on the last map instead, and fast, until the interval has passed.
+                self._initialize = False
+                return self
+            self._refreshed_at = loop.time()
+            refresh = loop.create_task(super().initialize(*args, **kwargs))
+            refresh.add_done_callback(_retrieved)
+            return await asyncio.shield(refresh)
 
     return Cluster
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """A shielded refresh whose callers all left: its failure was already theirs to see (the
+    command that needed it failed), so it is not reported again as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _closed_is_unavailable(base: type) -> type:

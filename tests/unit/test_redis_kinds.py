@@ -9,6 +9,8 @@ the test instead of taking the degraded path.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 from decimal import Decimal
 
@@ -18,7 +20,7 @@ from edge_ext.auth_redis import RedisKeyStore
 from edge_ext.cache.shared import RedisStore
 from edge_ext.cost.ledger_api import Hold
 from edge_ext.cost.ledgers import DiskLedger, RedisLedger
-from edge_ext.redis_clients import UNAVAILABLE
+from edge_ext.redis_clients import MIN_REFRESH_INTERVAL_S, UNAVAILABLE
 from edge_ext.routing.breaker import BreakerEvent, BreakerSettings, BreakerState, FailureKind
 from edge_ext.routing.shared_state import MemoryBreakerStore, RedisBreakerStore
 from tests.redis_ha import RedisClusterHA, RedisSentinelHA
@@ -128,3 +130,56 @@ async def test_tls_needs_the_configured_ca(tls):
     section = {**tls, "tls": {k: v for k, v in tls["tls"].items() if k != "ca_file"}, "timeout_ms": 2000}
     with pytest.raises(UNAVAILABLE):
         await connect_to(section).ping()
+
+
+async def test_a_cluster_client_refreshes_its_slot_map_at_most_once_an_interval(cluster, monkeypatch):
+    client = connect_to({**cluster, "timeout_ms": 2000})
+    await client.ping()  # the first map
+    refreshes = []
+    manager = type(client.nodes_manager)
+    refresh = manager.initialize
+
+    async def counted(self, *args, **kwargs):
+        refreshes.append(asyncio.get_running_loop().time())
+        return await refresh(self, *args, **kwargs)
+
+    monkeypatch.setattr(manager, "initialize", counted)
+    try:
+        # Each failed command asks for a refresh; within the interval they run on the last map.
+        for _ in range(20):
+            client._initialize = True
+            assert await client.get("refresh-probe") is None
+        assert refreshes == []
+        await asyncio.sleep(MIN_REFRESH_INTERVAL_S)
+        client._initialize = True
+        assert await client.get("refresh-probe") is None
+        assert len(refreshes) == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_cluster_refresh_its_caller_left_is_not_reported_as_never_retrieved(cluster, monkeypatch):
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    client = connect_to({**cluster, "timeout_ms": 2000})
+    await client.ping()
+    await asyncio.sleep(MIN_REFRESH_INTERVAL_S)
+
+    async def failing(self, *args, **kwargs):
+        await asyncio.sleep(0.05)
+        raise ConnectionError("cluster unreachable")
+
+    manager = type(client.nodes_manager)
+    refresh = manager.initialize
+    monkeypatch.setattr(manager, "initialize", failing)
+    client._initialize = True
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):  # as a cache read's budget leaves a refresh behind
+            await client.get("refresh-probe")
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert reported == []
+    loop.set_exception_handler(None)
+    monkeypatch.setattr(manager, "initialize", refresh)
+    await client.aclose()
