@@ -13,9 +13,11 @@ kept under untagged names is not read). Every other script touches one key.
 With Redis unreachable: failing closed refuses (LedgerUnavailable); failing open admits against
 the last known figures plus what this replica spent and holds meanwhile, keeps its spend and
 writes it when Redis is back (``flush``). A hold admitted during the outage lives only here: its
-settlement is plain spend (a due one expiring unsettled is charged as estimated, as in Redis). A
-settlement of a hold that is in Redis but could not reach it is queued and replayed through the
-same script, so the hold is removed and charged once, never again at its expiry.
+settlement is plain spend (a due one expiring unsettled is charged as estimated, as in Redis),
+written once under the hold's id however often it is sent (a write whose reply was lost is sent
+again); and the hold the admission's script may have left in Redis before its reply was cut short
+is released. A settlement of a hold that is in Redis but could not reach it is queued and replayed
+through the same script, so the hold is removed and charged once, never again at its expiry.
 
 What a replica keeps for Redis lives in the worker's memory, not on disk: a worker that stops
 while Redis is still away tries once more and then logs each amount it could not write (an
@@ -36,69 +38,13 @@ from decimal import Decimal
 from typing import Any
 
 from edge_ext.cost.ledger_api import Hold, LedgerUnavailable, Totals, from_micros, to_micros
+from edge_ext.cost.ledger_scripts import ADJUST, CHARGE_ONCE, RESERVE, SETTLE, TAKE, TOTALS, WRITTEN_TTL_S
 from edge_ext.health import StoreHealth
 
 log = logging.getLogger("edge_ext.budget")
 
 # How often kept spend is written back when no request comes to write it first.
 FLUSH_INTERVAL_S = 1.0
-
-# A due hold's member ends in ':due': expired unsettled, it becomes estimated spend.
-_SWEEP = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
-for _, member in ipairs(expired) do
-  local micros = tonumber(string.match(member, ':(%d+)$') or string.match(member, ':(%d+):due$'))
-  redis.call('DECRBY', KEYS[2], micros)
-  if string.sub(member, -4) == ':due' then
-    redis.call('INCRBY', KEYS[1], micros)
-    redis.call('INCRBY', KEYS[4], micros)
-  end
-end
-if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1]) end
-local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
-local held = tonumber(redis.call('GET', KEYS[2]) or '0')
-local estimated = tonumber(redis.call('GET', KEYS[4]) or '0')
-"""
-# KEYS: spend, held, holds, estimated. ARGV: now.
-_TOTALS = _SWEEP + "return {spent, held, estimated}"
-# ARGV: now, limit, micros, member, expires, ttl.
-_RESERVE = _SWEEP + """
-if spent + held >= tonumber(ARGV[2]) then return {0, spent, held, estimated} end
-redis.call('INCRBY', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
-return {1, spent, held, estimated}
-"""
-# KEYS: spend, held, holds, estimated. ARGV: member, held micros, spent micros, estimated (0/1),
-# due (0/1): a due hold no longer held was charged at its expiry.
-_SETTLE = """
-local held = redis.call('ZREM', KEYS[3], ARGV[1]) == 1
-if held then redis.call('DECRBY', KEYS[2], ARGV[2]) end
-local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
-if ARGV[5] == '1' and not held then return spent end
-if tonumber(ARGV[3]) > 0 then
-  spent = redis.call('INCRBY', KEYS[1], ARGV[3])
-  if ARGV[4] == '1' then redis.call('INCRBY', KEYS[4], ARGV[3]) end
-end
-return spent
-"""
-# KEYS: counter. ARGV: n, limit, ttl.
-_TAKE = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used >= tonumber(ARGV[2]) then return {0, used} end
-redis.call('INCRBY', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {1, used}
-"""
-# KEYS: counter. ARGV: n (negative gives back part of a reservation), ttl. Never below zero.
-_ADJUST = """
-local total = redis.call('INCRBY', KEYS[1], ARGV[1])
-if total < 0 then redis.call('SET', KEYS[1], 0); total = 0 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return total
-"""
-
 
 def _member(hold: Hold) -> str:
     return f"{hold.id}:{hold.micros}:due" if hold.due else f"{hold.id}:{hold.micros}"
@@ -116,9 +62,11 @@ class RedisLedger:
         self._down = UNAVAILABLE
         self._fallback, self.fail_open, self._prefix = fallback, fail_open, prefix
         self._scripts = {name: self._redis.register_script(text) for name, text in
-                         (("totals", _TOTALS), ("reserve", _RESERVE), ("settle", _SETTLE), ("take", _TAKE), ("adjust", _ADJUST))}
-        # By Redis key: micro-dollars spent while Redis was away, and the last figure read.
-        self._pending: dict[str, int] = {}
+                         (("totals", TOTALS), ("reserve", RESERVE), ("settle", SETTLE), ("take", TAKE), ("adjust", ADJUST),
+                          ("charge_once", CHARGE_ONCE))}
+        # Spend while Redis was away, in order: (keys, hold id, micro-dollars, estimated); and by
+        # Redis key, the last figure read.
+        self._kept: list[tuple[list[str], str, int, bool]] = []
         self._last: dict[str, int] = {}
         # Holds admitted while Redis was away: {spend key: {hold id: (micros, expires, due)}}.
         self._local: dict[str, dict[str, tuple[int, float, bool]]] = {}
@@ -141,22 +89,22 @@ class RedisLedger:
             raise LedgerUnavailable(str(exc)) from exc
 
     def _known(self, key: str) -> int:
-        # Queued settlements count too: args [member, held, spent, estimated, due] (_SETTLE).
+        # Queued settlements count too: args [member, held, spent, estimated, due] (SETTLE).
         queued = sum(args[2] for keys, args in self._unsettled if keys[0] == key or (keys[3] == key and args[3]))
-        return self._last.get(key, 0) + self._pending.get(key, 0) + queued
+        kept = sum(micros for keys, _, micros, estimated in self._kept if keys[0] == key or (keys[3] == key and estimated))
+        return self._last.get(key, 0) + kept + queued
 
-    def _keep(self, keys: list[str], micros: int, estimated: bool) -> None:
-        """Spend to write when Redis is back."""
-        for key in (keys[0], keys[3]) if estimated else (keys[0],):
-            if micros:
-                self._pending[key] = self._pending.get(key, 0) + micros
+    def _keep(self, keys: list[str], hold_id: str, micros: int, estimated: bool) -> None:
+        """Spend to write when Redis is back: once, under the hold's id, however often it is sent."""
+        if micros:
+            self._kept.append((keys, hold_id, micros, estimated))
 
     def _local_held(self, keys: list[str], now: float) -> int:
         holds = self._local.get(keys[0], {})
         for hold_id in [h for h, (_, expires, _) in holds.items() if expires <= now]:
             micros, _, due = holds.pop(hold_id)
             if due:  # expired unsettled: charged as estimated, as the Redis sweep does
-                self._keep(keys, micros, estimated=True)
+                self._keep(keys, hold_id, micros, estimated=True)
         return sum(micros for micros, _, _ in holds.values())
 
     async def totals(self, scope_id: str, period_key: str, now: float) -> Totals:
@@ -199,8 +147,11 @@ class RedisLedger:
         keys = self._keys(hold.scope_id, hold.period_key)
         micros = to_micros(usd)
         if self._local.get(keys[0], {}).pop(hold.id, None) is not None:
-            # Admitted during an outage: Redis never saw the hold, only the charge goes there.
-            self._keep(keys, micros, estimated)
+            # Admitted during an outage: only the charge goes to Redis. The admission's script may
+            # have run there all the same, its reply cut short by the time limit: that hold is
+            # released too, or it would be charged again when it expires.
+            self._keep(keys, hold.id, micros, estimated)
+            self._unsettled.append((keys, [_member(hold), hold.micros, 0, 0, 1 if hold.due else 0]))
             try:
                 await self.flush()
             except self._down as exc:
@@ -238,7 +189,7 @@ class RedisLedger:
 
     async def flush(self) -> None:
         """Writes what was kept while Redis was away (raises what an unreachable Redis raises)."""
-        if not (self._unsettled or self._pending):
+        if not (self._unsettled or self._kept):
             return
         async with self._flushing:
             await self._write_kept()
@@ -248,14 +199,15 @@ class RedisLedger:
             keys, args = self._unsettled[0]
             self._last[keys[0]] = int(await self._scripts["settle"](keys=keys, args=args))
             self._unsettled.pop(0)
-        for key in list(self._pending):
-            micros = self._pending[key]
-            total = await self._redis.incrby(key, micros)
-            self._last[key] = int(total)
-            if self._pending.get(key) == micros:
-                del self._pending[key]
-            else:
-                self._pending[key] -= micros
+        while self._kept:
+            keys, hold_id, micros, estimated = self._kept[0]
+            # A write cut short (a timeout, a primary lost before its reply) is sent again: the
+            # script adds it only the first time it sees the hold's id.
+            written = self._prefix + "written:" + keys[0][len(self._prefix):]
+            spent, estimated_total = await self._scripts["charge_once"](
+                keys=[keys[0], keys[3], written], args=[hold_id, micros, 1 if estimated else 0, WRITTEN_TTL_S])
+            self._last[keys[0]], self._last[keys[3]] = int(spent), int(estimated_total)
+            self._kept.pop(0)
 
     # A worker service: kept spend is written within FLUSH_INTERVAL_S of Redis's return even when
     # no request comes, and once more when the worker stops.
@@ -274,7 +226,10 @@ class RedisLedger:
         except self._down as exc:
             self._health.failed(exc)
         # What could not be written is lost with this worker: say so, per key, for the operator.
-        lost: dict[str, int] = dict(self._pending)
+        lost: dict[str, int] = {}
+        for keys, _, micros, estimated in self._kept:
+            for key in (keys[0], keys[3]) if estimated else (keys[0],):
+                lost[key] = lost.get(key, 0) + micros
         for keys, args in self._unsettled:
             for key in (keys[0], keys[3]) if args[3] else (keys[0],):
                 lost[key] = lost.get(key, 0) + args[2]

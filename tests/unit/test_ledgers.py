@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from edge_ext.cost.ledger_api import Hold, Totals
+from edge_ext.cost.ledger_scripts import CHARGE_ONCE, RESERVE
 from edge_ext.cost.ledgers import DiskLedger, LedgerUnavailable, RedisLedger, from_micros, to_micros
 from tests.fakes import MemoryLedger
 
@@ -220,3 +221,56 @@ async def test_holds_admitted_during_an_outage_are_charged_when_settled_or_due(t
     await ledger.settle(settled, Decimal("0.20"), estimated=False)
     totals = await ledger.totals("tenant:t", "p", NOW + 5)
     assert (totals.spent, totals.estimated, totals.held) == (Decimal("0.30"), Decimal("0.10"), Decimal("0"))
+
+
+class LosesOneReply:
+    """A real client whose first run of ``script`` reaches Redis and loses its reply: a primary
+    killed after running it, or an admission's time limit cutting the wait short."""
+
+    def __init__(self, client, script: str):
+        self._client, self._script, self.lost = client, script, 0
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def register_script(self, text):
+        script = self._client.register_script(text)
+        if text != self._script:
+            return script
+
+        async def call(keys, args):
+            result = await script(keys=keys, args=args)
+            if not self.lost:
+                self.lost += 1
+                raise ConnectionError("connection lost before the reply")
+            return result
+
+        return call
+
+
+async def test_kept_spend_whose_write_lost_its_reply_is_added_once(tmp_path, redis_server):
+    client = LosesOneReply(redis_server.client(200), CHARGE_ONCE)
+    ledger = RedisLedger(client, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    redis_server.pause()
+    try:
+        due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
+        assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]  # kept by this replica
+        await ledger.settle(due, Decimal("0.10"), estimated=False)  # its spend, kept for Redis
+    finally:
+        redis_server.resume()
+    await ledger.totals("tenant:t", "p", NOW)  # written; the reply lost: kept, to send again
+    assert client.lost == 1
+    assert (await ledger.totals("tenant:t", "p", NOW)).spent == Decimal("0.10")  # sent again, added once
+    other = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path / "other")), fail_open=False)
+    assert (await other.totals("tenant:t", "p", NOW)).spent == Decimal("0.10")
+
+
+async def test_an_admission_whose_reply_was_lost_is_charged_once_not_again_at_expiry(tmp_path, redis_server):
+    client = LosesOneReply(redis_server.client(200), RESERVE)
+    ledger = RedisLedger(client, DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    due = Hold("tenant:t", "p", "h", Decimal("0.30"), NOW + 600, due=True)
+    assert (await ledger.reserve(due, Decimal("1.00"), NOW))[0]  # held in Redis; admitted as kept here
+    assert client.lost == 1
+    await ledger.settle(due, Decimal("0.10"), estimated=False)
+    later = await ledger.totals("tenant:t", "p", NOW + 700)  # past the hold's expiry
+    assert (later.spent, later.held, later.estimated) == (Decimal("0.10"), 0, 0)
