@@ -20,11 +20,11 @@ is released. A settlement of a hold that is in Redis but could not reach it is q
 through the same script, so the hold is removed and charged once, never again at its expiry.
 
 What a replica keeps for Redis lives in the worker's memory, not on disk: a worker that stops
-while Redis is still away tries once more and then logs each amount it could not write (an
-error line per budget period, for the operator to add by hand); one that crashes loses it. A
-durable journal would have to be shared by the instance's workers and replayed at least once
-(so sometimes twice), and be read before each admission; outages are expected to be short and
-rare next to worker stops, so the memory, the final attempt and the loud line are the trade.
+while Redis is still away tries 3 more times, 0.3 s apart, then logs each amount it could not
+write (an error line per budget period, for the operator to add by hand); one that crashes loses
+it. A durable journal would have to be shared by the instance's workers, and be read before each
+admission; outages are expected to be short and rare next to worker stops, so the memory, the
+final attempts and the loud line are the trade.
 Every failure to reach Redis is counted and logged through the ledger's ``StoreHealth``
 (edge_ext.health).
 """
@@ -45,6 +45,8 @@ log = logging.getLogger("edge_ext.budget")
 
 # How often kept spend is written back when no request comes to write it first.
 FLUSH_INTERVAL_S = 1.0
+# A stopping worker's last tries at writing what it kept (each bounded by the client's timeouts).
+FINAL_ATTEMPTS, FINAL_RETRY_S = 4, 0.3
 
 def _member(hold: Hold) -> str:
     return f"{hold.id}:{hold.micros}:due" if hold.due else f"{hold.id}:{hold.micros}"
@@ -220,11 +222,17 @@ class RedisLedger:
         if task is not None:
             self._stopping.set()
             await task  # not cancelled: a write cut short might be written again
-        try:
-            await self.flush()
-            self._health.ok()
-        except self._down as exc:
-            self._health.failed(exc)
+        for attempt in range(FINAL_ATTEMPTS):
+            try:
+                await self.flush()
+                self._health.ok()
+                break
+            except self._down as exc:
+                self._health.failed(exc)
+            if attempt + 1 < FINAL_ATTEMPTS:
+                # A cluster client that has just lost a primary learns the new one from its next
+                # refresh of the slot map (edge_ext.redis_clients.MIN_REFRESH_INTERVAL_S).
+                await asyncio.sleep(FINAL_RETRY_S)
         # What could not be written is lost with this worker: say so, per key, for the operator.
         lost: dict[str, int] = {}
         for keys, _, micros, estimated in self._kept:

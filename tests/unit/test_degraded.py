@@ -131,3 +131,25 @@ async def test_redis_ledger_writes_what_it_kept_when_its_worker_stops_after_the_
     assert "budgets: redis store answers again" in health_lines(caplog)[-1]
     other = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path / "other")), fail_open=False)
     assert (await other.totals("tenant:t", "p", now)).spent == Decimal("0.10")
+
+
+async def test_a_stopping_worker_writes_what_it_kept_when_redis_answers_a_second_later(redis_server, tmp_path, caplog):
+    import asyncio
+    from decimal import Decimal
+
+    from edge_ext.cost.ledger_api import Hold
+    from edge_ext.cost.ledgers import DiskLedger, RedisLedger
+
+    caplog.set_level(logging.INFO)
+    ledger = RedisLedger(redis_server.client(200), DiskLedger(str(tmp_path)), fail_open=True, timeout_s=0.2)
+    now = 1795737600.0
+    redis_server.pause()
+    hold = Hold("tenant:t", "p", "h", Decimal("0.30"), now + 600, due=True)
+    assert (await ledger.reserve(hold, Decimal("1"), now))[0]
+    await ledger.settle(hold, Decimal("0.10"), estimated=False)  # kept for Redis
+    # Redis answers again while the worker stops (a cluster's new primary found a moment later).
+    asyncio.get_running_loop().call_later(1.0, redis_server.resume)
+    await ledger.aclose()
+    assert not [r for r in caplog.records if r.levelno == logging.ERROR]
+    other = RedisLedger(redis_server.client(), DiskLedger(str(tmp_path / "other")), fail_open=False)
+    assert (await other.totals("tenant:t", "p", now)).spent == Decimal("0.10")
