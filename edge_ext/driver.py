@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # numpy and usearch load only where the semantic cache is con
 # How long a refusal waits for the release of its reservations (a ledger write: a millisecond
 # or two on a healthy store; a store that is slower than this finishes after the answer).
 RELEASE_WAIT_S = 0.1
+# A need marked slow asks Envoy for more time once it has run this long before the message's
+# deadline (Envoy must receive the extension before the deadline passes).
+SOFT_MARGIN_S = 0.15
 
 
 class PromptGuard:
@@ -74,6 +77,7 @@ class Driver:
                  key_store: RedisKeyStore | None = None, budgets: BudgetStep | None = None,
                  semantic: SemanticCache | None = None):
         self.policy = policy
+        self.soft_deadline_s = max(0.0, config.processor.message_timeout_ms / 1000 - SOFT_MARGIN_S)
         self._cache, self._key_store, self._budgets, self._semantic = cache, key_store, budgets, semantic
         self._flights = SingleFlight(config.cache.single_flight_wait_s)
         self._guard = PromptGuard(config.processor.max_scanned_chars)

@@ -31,7 +31,7 @@ class Embedding(Strict):
     # OpenAI text-embedding-3 models can shorten their vectors; None: the model's own size.
     dimensions: Annotated[int, Field(ge=8, le=8192)] | None = None
     # A slower embedding is a miss (the request goes on to the provider), never an error. Up to
-    # processor.message_timeout_ms - 150 it costs no extra ext_proc message.
+    # processor.message_timeout_ms - 150 it costs no extra ext_proc message (unless it runs late).
     timeout_ms: Annotated[int, Field(ge=10, le=10_000)] = 300
 
 

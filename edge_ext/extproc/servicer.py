@@ -3,6 +3,7 @@ I/O a decision needs first is performed by the driver (edge_ext.driver)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 import uuid
@@ -101,10 +102,22 @@ class ExternalProcessor(service_pb2_grpc.ExternalProcessorServicer):
                         span = start_request_span(self._tracer, st.headers)
                     while not isinstance(decision, (Continue, Respond)):
                         # I/O the policy needs first.
-                        if decision.extend_s and not extended and phase == "request_body":
-                            # Envoy would fail the request at message_timeout while we wait.
-                            yield extend_timeout(decision.extend_s)
-                            extended = True
+                        if not extended and phase == "request_body":
+                            if decision.extend_s:
+                                # Envoy would fail the request at message_timeout while we wait.
+                                yield extend_timeout(decision.extend_s)
+                                extended = True
+                            elif decision.slow_s:
+                                performing = asyncio.ensure_future(driver.perform(st, decision))
+                                try:
+                                    late = clock() - started
+                                    if not (await asyncio.wait((performing,), timeout=driver.soft_deadline_s - late))[0]:
+                                        yield extend_timeout(decision.slow_s)
+                                        extended = True
+                                    decision = await performing
+                                finally:
+                                    performing.cancel()  # when the stream was cancelled meanwhile
+                                continue
                         decision = await driver.perform(st, decision)
                     if extended:
                         started = clock()

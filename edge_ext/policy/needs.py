@@ -12,7 +12,9 @@ the followers of a cache miss): the policy appends them to ``StreamState.effects
 driver runs them after the message, off the request path.
 
 A need with ``extend_s`` may take longer than Envoy's per-message deadline: the driver first
-asks Envoy to extend it (once per message) by that many seconds.
+asks Envoy to extend it (once per message) by that many seconds. One with ``slow_s`` usually ends
+well within the deadline and may not: Envoy is asked for ``slow_s`` more only once the need has
+run past most of it (``Driver.soft_deadline_s``), so the common case costs no extra message.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ if TYPE_CHECKING:
 # -- needs: the policy waits for their result ------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class NeedBase:
-    """What every need carries: how much longer than Envoy's per-message deadline it may take
-    (module docstring), keyword only."""
+    """What every need carries: how much longer than Envoy's per-message deadline it may take,
+    asked for at once or only when it runs late (module docstring), keyword only."""
 
     extend_s: float = field(default=0.0, kw_only=True)
+    slow_s: float = field(default=0.0, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
