@@ -4,7 +4,7 @@ same figures as the answer's own ``usage`` object, read the same way (edge_ext.p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from edge_ext.usage.figures import MAX_REPORTED_TOKENS, Usage, _anthropic, _openai, _responses
 
@@ -16,34 +16,31 @@ def _implausible(a: float, b: float, c: float, d: float) -> bool:
             and any(MAX_REPORTED_TOKENS < n < math.inf for n in (a, b, c, d)))
 
 
-# Envoy's extraction gives JSON numbers as doubles: a count is a whole, positive one, as ``_count``
-# reads the JSON itself (NaN and infinities fail both tests). Inline: once per outcome and figure.
-# A report with a count past MAX_REPORTED_TOKENS is no report (None), as in the JSON readers.
-def _openai_extracted(x: Mapping[str, float]) -> Usage | None:
-    get = x.get
-    p, c, o, r = get("prompt_tokens", 0), get("cached_tokens", 0), get("completion_tokens", 0), get("reasoning_tokens", 0)
-    if _implausible(p, c, o, r):
-        return None
-    return _openai(int(p) if p > 0 and p % 1 == 0 else 0, int(c) if c > 0 and c % 1 == 0 else 0, 0,
-                   int(o) if o > 0 and o % 1 == 0 else 0, int(r) if r > 0 and r % 1 == 0 else 0)
+def _whole(n: float) -> int:
+    # Envoy's extraction gives JSON numbers as doubles: a count is a whole, positive one, as
+    # ``_count`` reads the JSON itself (NaN and infinities fail both tests).
+    return int(n) if n > 0 and n % 1 == 0 else 0
 
 
-def _anthropic_extracted(x: Mapping[str, float]) -> Usage | None:
-    get = x.get
-    i, o = get("input_tokens", 0), get("output_tokens", 0)
-    r, w = get("cache_read_input_tokens", 0), get("cache_creation_input_tokens", 0)
-    if _implausible(i, o, r, w):
-        return None
-    return _anthropic(int(i) if i > 0 and i % 1 == 0 else 0, int(o) if o > 0 and o % 1 == 0 else 0,
-                      int(r) if r > 0 and r % 1 == 0 else 0, int(w) if w > 0 and w % 1 == 0 else 0, 0)
+def extracted(names: tuple[str, str, str, str], build: Callable[[int, int, int, int], Usage]
+              ) -> Callable[[Mapping[str, float]], Usage | None]:
+    """The reader of one API's four extracted figures ``names``, handed to ``build`` in that
+    order. A report with a count past MAX_REPORTED_TOKENS is no report (None), as in the JSON
+    readers."""
+    first, second, third, fourth = names
+
+    def read(x: Mapping[str, float]) -> Usage | None:
+        get = x.get
+        a, b, c, d = get(first, 0), get(second, 0), get(third, 0), get(fourth, 0)
+        if _implausible(a, b, c, d):
+            return None
+        return build(_whole(a), _whole(b), _whole(c), _whole(d))
+
+    return read
 
 
-def _responses_extracted(x: Mapping[str, float]) -> Usage | None:
-    get = x.get
-    i, c = get("input_tokens", 0), get("input_cached_tokens", 0)
-    o, r = get("output_tokens", 0), get("output_reasoning_tokens", 0)
-    if _implausible(i, c, o, r):
-        return None
-    return _responses(int(i) if i > 0 and i % 1 == 0 else 0, int(c) if c > 0 and c % 1 == 0 else 0,
-                      int(o) if o > 0 and o % 1 == 0 else 0, int(r) if r > 0 and r % 1 == 0 else 0)
-
+_openai_extracted = extracted(("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"),
+                              lambda prompt, cached, output, reasoning: _openai(prompt, cached, 0, output, reasoning))
+_anthropic_extracted = extracted(("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"),
+                                 lambda input_, output, read, written: _anthropic(input_, output, read, written, 0))
+_responses_extracted = extracted(("input_tokens", "input_cached_tokens", "output_tokens", "output_reasoning_tokens"), _responses)
