@@ -16,17 +16,13 @@ def _implausible(a: float, b: float, c: float, d: float) -> bool:
             and any(MAX_REPORTED_TOKENS < n < math.inf for n in (a, b, c, d)))
 
 
-def _whole(n: float) -> int:
-    # Envoy's extraction gives JSON numbers as doubles: a count is a whole, positive one, as
-    # ``_count`` reads the JSON itself (NaN and infinities fail both tests).
-    return int(n) if n > 0 and n % 1 == 0 else 0
-
-
 def extracted(names: tuple[str, str, str, str], build: Callable[[int, int, int, int], Usage]
               ) -> Callable[[Mapping[str, float]], Usage | None]:
     """The reader of one API's four extracted figures ``names``, handed to ``build`` in that
     order. A report with a count past MAX_REPORTED_TOKENS is no report (None), as in the JSON
-    readers."""
+    readers. Envoy's extraction gives JSON numbers as doubles: a count is a whole, positive one,
+    as ``_count`` reads the JSON itself (NaN and infinities fail both tests); tested inline, once
+    per outcome and figure."""
     first, second, third, fourth = names
 
     def read(x: Mapping[str, float]) -> Usage | None:
@@ -34,7 +30,8 @@ def extracted(names: tuple[str, str, str, str], build: Callable[[int, int, int, 
         a, b, c, d = get(first, 0), get(second, 0), get(third, 0), get(fourth, 0)
         if _implausible(a, b, c, d):
             return None
-        return build(_whole(a), _whole(b), _whole(c), _whole(d))
+        return build(int(a) if a > 0 and a % 1 == 0 else 0, int(b) if b > 0 and b % 1 == 0 else 0,
+                     int(c) if c > 0 and c % 1 == 0 else 0, int(d) if d > 0 and d % 1 == 0 else 0)
 
     return read
 
