@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,16 +24,33 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def free_ports(n: int) -> list[int]:
-    """n distinct free ports: every socket stays bound until all are chosen, so the kernel cannot
-    hand out the same port twice (separate free_port() calls can)."""
-    sockets = [socket.socket() for _ in range(n)]
+def _ephemeral_start() -> int:
     try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports, each bound until all are chosen. Drawn at random below the
+    kernel's ephemeral range: a port the kernel hands out for bind(0) is also the source port of
+    any outgoing connection, and one did become a client's before an edge under test could bind
+    it ("metrics.port is already in use", four kill tests running side by side)."""
+    top = _ephemeral_start()
+    chosen: list[socket.socket] = []
+    try:
+        while len(chosen) < n:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", random.randrange(max(1024, top - 12_000), top)))
+            except OSError:
+                s.close()
+                continue
+            chosen.append(s)
+        return [s.getsockname()[1] for s in chosen]
     finally:
-        for s in sockets:
+        for s in chosen:
             s.close()
 
 
@@ -198,8 +216,12 @@ def start_edge(tmp: Path, config: dict, env: dict | None = None, wait_ready: boo
                 log_path, Path(config["processor"]["address"][5:]) if "address" in config.get("processor", {}) else None)
     if wait_ready:
         try:
-            wait_until(lambda: http("GET", f"{edge.url}/health/ready", timeout=1)[0] == 200, timeout=30, what="edge ready")
+            # An edge that refused to start (a port taken, a bad config) has exited: no 30 s wait.
+            wait_until(lambda: proc.poll() is not None or http("GET", f"{edge.url}/health/ready", timeout=1)[0] == 200,
+                       timeout=30, what="edge ready")
         except TimeoutError:
+            pass
+        if proc.poll() is not None or http("GET", f"{edge.url}/health/ready", timeout=1)[0] != 200:
             stop(proc)
             raise AssertionError("edge did not become ready:\n" + edge.log()) from None
     return edge
