@@ -48,6 +48,7 @@ FLUSH_INTERVAL_S = 1.0
 # A stopping worker's last tries at writing what it kept (each bounded by the client's timeouts).
 FINAL_ATTEMPTS, FINAL_RETRY_S = 4, 0.3
 
+
 def _member(hold: Hold) -> str:
     return f"{hold.id}:{hold.micros}:due" if hold.due else f"{hold.id}:{hold.micros}"
 
@@ -221,7 +222,7 @@ class RedisLedger:
         task, self._task = self._task, None
         if task is not None:
             self._stopping.set()
-            await task  # not cancelled: a write cut short might be written again
+            await task  # not cancelled: a write it has started is let finish
         for attempt in range(FINAL_ATTEMPTS):
             try:
                 await self.flush()

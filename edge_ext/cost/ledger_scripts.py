@@ -5,8 +5,8 @@ uses share a ``{scope:period}`` hash tag, so they live in one Redis Cluster slot
 
 from __future__ import annotations
 
-# How long the ids of kept spend already written are remembered: longer than a worker keeps
-# retrying a write (its lifetime), so a write sent twice is added once.
+# How long the ids of kept spend already written are remembered: a write whose reply was lost is
+# sent again within seconds of Redis answering (the next flush), far inside this.
 WRITTEN_TTL_S = 3 * 86400
 
 # A due hold's member ends in ':due': expired unsettled, it becomes estimated spend.
