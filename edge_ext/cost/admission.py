@@ -94,7 +94,7 @@ class BudgetStep:
             return None
         now = self._wall()
         estimate = reservation(body, self._prices(model))
-        taken = Admission()
+        taken = Admission(input_tokens=estimate.input_tokens)
         try:
             if limit is not None:
                 window = self._minute(caller.key_id, now)
@@ -103,7 +103,7 @@ class BudgetStep:
                     retry = str(max(1, 60 - int(now % 60)))
                     raise TokenRateExceeded(f"tokens-per-minute limit of key '{caller.key_id}' reached: {used} of {limit}",
                                             headers=(("retry-after", retry),))
-                taken = Admission(window=window, tokens=estimate.tokens)
+                taken = Admission(window=window, tokens=estimate.tokens, input_tokens=estimate.input_tokens)
             hold_id = uuid.uuid4().hex
             for spec in specs:
                 # Due: charged as estimated if it expires unsettled (the request's outcome lost).
@@ -112,7 +112,7 @@ class BudgetStep:
                 if not admitted:
                     verdict = check(spec, before.spent, held=before.held, now_epoch=now)
                     raise BudgetExceeded(verdict.message, headers=(("retry-after", "60"),))
-                taken = Admission((*taken.holds, hold), taken.window, taken.tokens)
+                taken = Admission((*taken.holds, hold), taken.window, taken.tokens, taken.input_tokens)
         except LedgerUnavailable as exc:
             self.settle(taken, None)
             raise BudgetStoreUnavailable("the budget store is unreachable and budgets fail closed; retry later") from exc

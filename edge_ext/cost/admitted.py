@@ -25,6 +25,8 @@ class Admission:
     holds: tuple[Hold, ...] = ()
     window: str | None = None  # its tokens-per-minute counter
     tokens: int = 0  # tokens reserved in that window
+    # The request's estimated input tokens, as reserved: its hand-over reuses them (not metadata).
+    input_tokens: int | None = None
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """The admission as request metadata: a request answered in 2 messages is settled by

@@ -111,7 +111,9 @@ def hand_over(st: StreamState, request: ChatRequest, accounting: bool) -> tuple[
     if not billed(request):
         handed.append(("billed", "0"))  # a token count: never charged, even as estimated
     elif accounting:
-        handed.append(("est_in", str(estimate_input_tokens(request.body))))
+        # Worked out when admitted, unless the body changed since (personal data redacted).
+        known = st.admission.input_tokens if st.admission is not None and not request.rewritten else None
+        handed.append(("est_in", str(known if known is not None else estimate_input_tokens(request.body))))
     return (*handed, *(st.admission.metadata() if st.admission is not None else ()))
 
 

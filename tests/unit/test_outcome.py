@@ -42,6 +42,27 @@ async def test_only_answers_passed_through_end_the_stream_after_the_body(ledger,
         assert Admission.from_metadata(metadata).holds[0].due
 
 
+async def test_the_hand_over_reuses_the_input_estimate_worked_out_at_admission(ledger, monkeypatch):
+    import json
+
+    from edge_ext.cost import calc, reserve
+    from edge_ext.policy import outcome
+
+    estimates = []
+
+    def counted(body):
+        estimates.append(calc.estimate_input_tokens(body))
+        return estimates[-1]
+
+    monkeypatch.setattr(reserve, "estimate_input_tokens", counted)
+    monkeypatch.setattr(outcome, "estimate_input_tokens", counted)
+    driver, _ = make_policy(ledger)
+    body = chat()
+    _, decision = await routed(driver, body)
+    assert decision.last and estimates == [calc.estimate_input_tokens(json.loads(body))]  # once, at admission
+    assert dict(decision.metadata)["est_in"] == str(estimates[0])
+
+
 async def test_a_last_reply_that_never_left_settles_at_stream_end(ledger):
     """A stream cancelled before the body reply went out: no outcome will come, so it settles at
     stream end like any routed request left without an answer (its prompt, estimated), nothing is
