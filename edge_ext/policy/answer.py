@@ -118,7 +118,7 @@ class AnswerStep:
                 metadata = charge.metadata()
                 # Now, not when Envoy closes the stream: the client may send its next request
                 # as soon as it has this answer.
-                self._settle(st)
+                settle_budgets(st)
                 if buffered:
                     set_headers.extend(charge.headers())
         if out is not None and buffered:
@@ -140,22 +140,16 @@ class AnswerStep:
             meter = (st.answering and st.answering.meter) or Meter(st.upstream_api or "openai", st.stream)
             usage = meter.estimate(st.request.body if st.request is not None else None)
             st.charge = self._accounting.charge(st.provider, st.upstream_model, usage, estimated=True)
-        self._settle(st)
-
-    @staticmethod
-    def _settle(st: StreamState) -> None:
-        """Once per request: its reservations become its charge, or are released without one."""
-        admission = st.take_admission()
-        if admission is not None:
-            st.effects.append(Settle(admission, with_embedding(st.charge, st.embedding_charge)))
+        settle_budgets(st)
 
 
-def release_before_answer(st: StreamState) -> None:
-    """A request refused before any provider was called gives back what it reserved before the
-    refusal is sent: a 413 followed at once by a smaller retry must not meet a 429."""
+def settle_budgets(st: StreamState, before_answer: bool = False) -> None:
+    """Once per request: its reservations become its charge (a semantic lookup's embedding call
+    included), or are released without one. A request refused before any provider was called
+    settles ``before_answer``: a 413 followed at once by a smaller retry must not meet a 429."""
     admission = st.take_admission()
     if admission is not None:
-        st.effects.append(Settle(admission, None, before_answer=True))
+        st.effects.append(Settle(admission, with_embedding(st.charge, st.embedding_charge), before_answer))
 
 
 def _cut_short(st: StreamState) -> bool:

@@ -39,7 +39,7 @@ from edge_ext.cost.admitted import Admission
 from edge_ext.errors import BodyNotAllowed, BodyTooLarge, EdgeError, InternalError, InvalidRequest, Unauthorized
 from edge_ext.message import ChatRequest
 from edge_ext.policy.accounting import Accounting
-from edge_ext.policy.answer import AnswerStep, release_before_answer
+from edge_ext.policy.answer import AnswerStep, settle_budgets
 from edge_ext.policy.caching import CacheStep, Hit
 from edge_ext.policy.decisions import CONTINUE, Continue, Decision, Mode, Respond
 from edge_ext.policy.endpoints import dispatch
@@ -292,7 +292,7 @@ class Policy:
     def _fail(self, st: StreamState, err: EdgeError) -> Respond:
         st.outcome = err.code
         if not st.routed_at:
-            release_before_answer(st)
+            settle_budgets(st, before_answer=True)
         if Phase.DONE in TRANSITIONS[st.phase]:  # not after the stream was handed over or ended
             st.enter(Phase.DONE)
         # x-edge-cache on every answer, errors included (Envoy adds it from this metadata).

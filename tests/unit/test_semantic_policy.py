@@ -189,3 +189,23 @@ budgets:
     (_, _, after, _), = await budgets.status("tenant", "acme")
     # The ledger counts whole micro-dollars, each amount rounded up.
     assert charged[-1][4] > 0 and after - before == from_micros(to_micros(Decimal(str(charged[-1][4]))))
+
+
+async def test_a_request_refused_after_its_lookup_is_charged_its_embedding(tmp_path):
+    from edge_ext.metrics import WorkerMetrics
+    from edge_ext.routing.breaker import BreakerState
+    from edge_ext.wiring import build_budgets
+
+    config = parse_config(CONFIG + f"""\
+budgets:
+  local_dir: {tmp_path}
+  limits: [{{scope: tenant, id: acme, period: total, limit_usd: 10}}]
+""")
+    budgets, _ = build_budgets(config, WorkerMetrics())
+    driver, _, charged = build(config, budgets)
+    driver.policy.router.force("oa", BreakerState.OPEN)  # no provider may serve it after the miss
+    refused = await ask(driver, "key-alice", body("What is the capital of France?"))
+    assert isinstance(refused, Respond) and refused.status == 503 and len(charged) == 1
+    # Released before the refusal was sent, with the embedding call charged, not dropped.
+    (_, _, spent, _), = await budgets.status("tenant", "acme")
+    assert spent > 0
