@@ -167,10 +167,9 @@ def test_budgets_settle_the_answer_plus_the_embedding():
     assert with_embedding(answer, unpriced).cost.usd == Decimal("0.001")
 
 
-async def test_a_semantic_hit_charges_its_embedding_to_the_tenant_budget(tmp_path):
-    from decimal import Decimal
-
-    from edge_ext.cost.ledger_api import from_micros, to_micros
+def with_budget(tmp_path):
+    """The driver (which performs admissions and settlements), its budgets and the embedding
+    charges, with a budget for tenant acme in a disk ledger."""
     from edge_ext.metrics import WorkerMetrics
     from edge_ext.wiring import build_budgets
 
@@ -180,7 +179,16 @@ budgets:
   limits: [{{scope: tenant, id: acme, period: total, limit_usd: 10}}]
 """)
     budgets, _ = build_budgets(config, WorkerMetrics())
-    policy, _, charged = build(config, budgets)  # the driver, which performs the admissions and settlements
+    driver, _, charged = build(config, budgets)
+    return driver, budgets, charged
+
+
+async def test_a_semantic_hit_charges_its_embedding_to_the_tenant_budget(tmp_path):
+    from decimal import Decimal
+
+    from edge_ext.cost.ledger_api import from_micros, to_micros
+
+    policy, budgets, charged = with_budget(tmp_path)
     await ask(policy, "key-alice", body("What is the capital of France?"), ANSWER)
     await budgets.flush()
     (_, _, before, _), = await budgets.status("tenant", "acme")
@@ -192,17 +200,9 @@ budgets:
 
 
 async def test_a_request_refused_after_its_lookup_is_charged_its_embedding(tmp_path):
-    from edge_ext.metrics import WorkerMetrics
     from edge_ext.routing.breaker import BreakerState
-    from edge_ext.wiring import build_budgets
 
-    config = parse_config(CONFIG + f"""\
-budgets:
-  local_dir: {tmp_path}
-  limits: [{{scope: tenant, id: acme, period: total, limit_usd: 10}}]
-""")
-    budgets, _ = build_budgets(config, WorkerMetrics())
-    driver, _, charged = build(config, budgets)
+    driver, budgets, charged = with_budget(tmp_path)
     driver.policy.router.force("oa", BreakerState.OPEN)  # no provider may serve it after the miss
     refused = await ask(driver, "key-alice", body("What is the capital of France?"))
     assert isinstance(refused, Respond) and refused.status == 503 and len(charged) == 1
